@@ -1,0 +1,356 @@
+//! Operator commands (`gatehouse user …`, `gatehouse sessions …`) and the local admin
+//! socket that lets them work while `serve` runs.
+//!
+//! sled allows one process per data directory. The server therefore listens on
+//! `DATA_DIR/admin.sock` (mode 0600: only the owner of the data directory may use it);
+//! the CLI first tries that socket and, when no server answers, opens the store
+//! itself. Either way the same [`execute`] runs the command. Passwords are hashed by
+//! the CLI before anything is sent.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit;
+use crate::auth::now;
+use crate::error::{Error, Result};
+use crate::store::{Store, User};
+
+/// One operator command.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    UserAdd {
+        username: String,
+        email: String,
+        display_name: String,
+        groups: Vec<String>,
+        password_hash: String,
+    },
+    UserPasswd {
+        username: String,
+        password_hash: String,
+    },
+    UserList,
+    UserSetDisabled {
+        username: String,
+        disabled: bool,
+    },
+    UserDelete {
+        username: String,
+    },
+    SessionsList {
+        username: Option<String>,
+    },
+    SessionsRevoke {
+        id: Option<String>,
+        username: Option<String>,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Reply {
+    ok: bool,
+    output: String,
+}
+
+/// The admin socket's path for a data directory.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("admin.sock")
+}
+
+/// Checks a user name: lower case letters, digits, `.`, `_`, `-`, `@`; 1–64 chars.
+pub fn valid_username(name: &str) -> Result<String> {
+    let lower = name.trim().to_lowercase();
+    let ok = !lower.is_empty()
+        && lower.len() <= 64
+        && lower
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if ok {
+        Ok(lower)
+    } else {
+        Err(Error::Invalid(format!(
+            "invalid user name {name:?}: use 1-64 letters, digits, '.', '_', '-', '@'"
+        )))
+    }
+}
+
+/// Refuses text that could break an HTTP header (control characters) or a list (`,`).
+fn header_safe(what: &str, value: &str, allow_comma: bool) -> Result<()> {
+    if value.chars().any(|c| c.is_control()) || (!allow_comma && value.contains(',')) {
+        return Err(Error::Invalid(format!(
+            "invalid {what} {value:?}: no control characters{}",
+            if allow_comma { "" } else { " or commas" }
+        )));
+    }
+    Ok(())
+}
+
+fn format_time(ts: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts))
+        .to_string()
+}
+
+/// Runs a command against the store; the text is what the CLI prints.
+pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
+    match command {
+        Command::UserAdd {
+            username,
+            email,
+            display_name,
+            groups,
+            password_hash,
+        } => {
+            let username = valid_username(&username)?;
+            header_safe("email", &email, false)?;
+            header_safe("name", &display_name, true)?;
+            for g in &groups {
+                header_safe("group", g, false)?;
+            }
+            if store.get_user(&username)?.is_some() {
+                return Err(Error::Invalid(format!("user {username} already exists")));
+            }
+            store.put_user(&User {
+                username: username.clone(),
+                display_name,
+                email,
+                groups,
+                password_hash,
+                disabled: false,
+                created_at: now(),
+            })?;
+            audit!("user_added", user = username, by = "cli");
+            Ok(format!("user {username} added"))
+        }
+        Command::UserPasswd {
+            username,
+            password_hash,
+        } => {
+            let mut user = store
+                .get_user(&username.to_lowercase())?
+                .ok_or_else(|| Error::NotFound(format!("user {username}")))?;
+            user.password_hash = password_hash;
+            store.put_user(&user)?;
+            let ended = store.delete_sessions_of(&user.username, None)?;
+            audit!(
+                "password_changed",
+                user = user.username,
+                by = "cli",
+                sessions_ended = ended
+            );
+            Ok(format!(
+                "password of {} changed; {ended} session(s) ended",
+                user.username
+            ))
+        }
+        Command::UserList => {
+            let mut out = String::from("USERNAME\tSTATUS\tNAME\tEMAIL\tGROUPS\n");
+            for u in store.list_users()? {
+                let status = if u.disabled { "disabled" } else { "active" };
+                out.push_str(&format!(
+                    "{}\t{status}\t{}\t{}\t{}\n",
+                    u.username,
+                    u.display_name,
+                    u.email,
+                    u.groups.join(",")
+                ));
+            }
+            Ok(out.trim_end().to_string())
+        }
+        Command::UserSetDisabled { username, disabled } => {
+            let mut user = store
+                .get_user(&username.to_lowercase())?
+                .ok_or_else(|| Error::NotFound(format!("user {username}")))?;
+            user.disabled = disabled;
+            store.put_user(&user)?;
+            let ended = if disabled {
+                store.delete_sessions_of(&user.username, None)?
+            } else {
+                0
+            };
+            let word = if disabled { "disabled" } else { "enabled" };
+            audit!(format!("user_{word}"), user = user.username, by = "cli");
+            Ok(format!(
+                "user {} {word}{}",
+                user.username,
+                if disabled {
+                    format!("; {ended} session(s) ended")
+                } else {
+                    String::new()
+                }
+            ))
+        }
+        Command::UserDelete { username } => {
+            let username = username.to_lowercase();
+            if !store.delete_user(&username)? {
+                return Err(Error::NotFound(format!("user {username}")));
+            }
+            audit!("user_deleted", user = username, by = "cli");
+            Ok(format!("user {username} deleted"))
+        }
+        Command::SessionsList { username } => {
+            let sessions = match username {
+                Some(u) => store.sessions_of(&u.to_lowercase())?,
+                None => store.all_sessions()?,
+            };
+            let mut out = String::from("ID\tUSER\tIP\tCREATED\tLAST SEEN\tUSER AGENT\n");
+            for s in sessions {
+                out.push_str(&format!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\n",
+                    s.id,
+                    s.username,
+                    s.ip,
+                    format_time(s.created_at),
+                    format_time(s.last_seen),
+                    s.user_agent
+                ));
+            }
+            Ok(out.trim_end().to_string())
+        }
+        Command::SessionsRevoke { id, username } => match (id, username) {
+            (Some(id), None) => {
+                if !store.delete_session(&id)? {
+                    return Err(Error::NotFound(format!("session {id}")));
+                }
+                audit!("session_revoked", session = id, by = "cli");
+                Ok(format!("session {id} revoked"))
+            }
+            (None, Some(username)) => {
+                let username = username.to_lowercase();
+                let n = store.delete_sessions_of(&username, None)?;
+                audit!("sessions_revoked", user = username, count = n, by = "cli");
+                Ok(format!("{n} session(s) of {username} revoked"))
+            }
+            _ => Err(Error::Invalid("give a session id or --user NAME".into())),
+        },
+    }
+}
+
+/// Sends a command to a running server; `None` when no server listens.
+pub fn send(data_dir: &Path, command: &Command) -> Option<Result<String>> {
+    let mut stream = std::os::unix::net::UnixStream::connect(socket_path(data_dir)).ok()?;
+    let result = (|| {
+        let mut line = serde_json::to_string(command)?;
+        line.push('\n');
+        stream.write_all(line.as_bytes())?;
+        let mut reply = String::new();
+        BufReader::new(&stream).read_line(&mut reply)?;
+        let reply: Reply = serde_json::from_str(&reply)?;
+        if reply.ok {
+            Ok(reply.output)
+        } else {
+            Err(Error::Invalid(reply.output))
+        }
+    })();
+    Some(result)
+}
+
+/// Serves the admin socket until `shutdown` fires.
+pub async fn serve(
+    store: std::sync::Arc<dyn Store>,
+    data_dir: PathBuf,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let path = socket_path(&data_dir);
+    let _ = std::fs::remove_file(&path);
+    let listener = match tokio::net::UnixListener::bind(&path) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, path = %path.display(), "cannot open the admin socket; CLI commands need the server stopped");
+            return;
+        }
+    };
+    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut line = String::new();
+                    if tokio::io::BufReader::new(read).read_line(&mut line).await.is_err() {
+                        return;
+                    }
+                    let reply = match serde_json::from_str::<Command>(&line) {
+                        Ok(command) => match tokio::task::spawn_blocking(move || execute(store.as_ref(), command)).await {
+                            Ok(Ok(output)) => Reply { ok: true, output },
+                            Ok(Err(e)) => Reply { ok: false, output: e.to_string() },
+                            Err(e) => Reply { ok: false, output: e.to_string() },
+                        },
+                        Err(e) => Reply { ok: false, output: format!("bad admin request: {e}") },
+                    };
+                    let mut text = serde_json::to_string(&reply).unwrap_or_default();
+                    text.push('\n');
+                    let _ = write.write_all(text.as_bytes()).await;
+                });
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SledStore;
+
+    fn add(store: &dyn Store, name: &str) -> Result<String> {
+        execute(
+            store,
+            Command::UserAdd {
+                username: name.into(),
+                email: "a@example.com".into(),
+                display_name: "A".into(),
+                groups: vec!["g".into()],
+                password_hash: "x".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn user_names_are_normalised_and_checked() {
+        assert_eq!(valid_username(" Ann ").unwrap(), "ann");
+        assert!(valid_username("a b").is_err());
+        assert!(valid_username("").is_err());
+        assert!(valid_username("ann\r\nRemote-User: admin").is_err());
+    }
+
+    #[test]
+    fn duplicate_user_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        add(&store, "ann").unwrap();
+        assert!(add(&store, "ANN")
+            .unwrap_err()
+            .to_string()
+            .contains("already exists"));
+    }
+
+    #[test]
+    fn header_breaking_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let bad = Command::UserAdd {
+            username: "bob".into(),
+            email: "x\r\nX: y".into(),
+            display_name: String::new(),
+            groups: vec![],
+            password_hash: "x".into(),
+        };
+        assert!(execute(&store, bad).is_err());
+        let bad = Command::UserAdd {
+            username: "bob".into(),
+            email: String::new(),
+            display_name: String::new(),
+            groups: vec!["a,b".into()],
+            password_hash: "x".into(),
+        };
+        assert!(execute(&store, bad).is_err());
+    }
+}

@@ -1,0 +1,455 @@
+//! Sessions: a random id in a signed cookie (`<id>.<HMAC-SHA256>`), pointing at a
+//! server-side [`SessionRecord`]. Revoking the record ends the session on the very next
+//! request. The signature lets us refuse forged cookies before touching the store.
+//!
+//! Keys: one secret (configured, or generated once into the data directory) from which
+//! separate HMAC keys for cookies and CSRF tokens are derived.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::auth::random_token;
+use crate::config::{SameSite, SessionConfig};
+use crate::error::Result;
+use crate::store::{AuthLevel, SessionRecord, Store, Timestamp, User};
+
+type HmacSha256 = Hmac<Sha256>;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// How often (seconds) `last_seen` is written back; the inactivity clock has this grain.
+pub const TOUCH_EVERY: u64 = 30;
+
+/// Loads the secret from config, or from `data_dir/session.key`, creating it once.
+pub fn load_or_create_secret(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u8>> {
+    if let Some(s) = configured {
+        return Ok(s.as_bytes().to_vec());
+    }
+    let path = data_dir.join("session.key");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 32 => return Ok(s.trim().as_bytes().to_vec()),
+        Ok(_) | Err(_) if path.exists() => {
+            return Err(crate::error::Error::config(
+                "session.secret",
+                path.display().to_string(),
+                "the generated key file is unreadable or too short",
+            ));
+        }
+        _ => {}
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let secret = random_token(48);
+    write_private(&path, secret.as_bytes())?;
+    tracing::info!(path = %path.display(), "generated a new session secret");
+    Ok(secret.into_bytes())
+}
+
+/// Writes a file readable by its owner only.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn derive(secret: &[u8], purpose: &str) -> [u8; 32] {
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(purpose.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// The user behind a valid session.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub session: SessionRecord,
+    pub user: User,
+}
+
+/// Creates, checks and ends sessions.
+#[derive(Clone)]
+pub struct Sessions {
+    cookie_key: [u8; 32],
+    csrf_key: [u8; 32],
+    config: Arc<SessionConfig>,
+    store: Arc<dyn Store>,
+}
+
+impl Sessions {
+    pub fn new(secret: &[u8], config: SessionConfig, store: Arc<dyn Store>) -> Self {
+        Sessions {
+            cookie_key: derive(secret, "gatehouse session cookie v1"),
+            csrf_key: derive(secret, "gatehouse csrf v1"),
+            config: Arc::new(config),
+            store,
+        }
+    }
+
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    fn mac(&self, key: &[u8; 32], data: &[u8]) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+        mac.update(data);
+        mac
+    }
+
+    /// The cookie value for a session id.
+    pub fn sign(&self, id: &str) -> String {
+        let tag = self
+            .mac(&self.cookie_key, id.as_bytes())
+            .finalize()
+            .into_bytes();
+        format!("{id}.{}", B64.encode(tag))
+    }
+
+    /// The session id inside a cookie value, if the signature is ours (constant time).
+    pub fn verify<'a>(&self, value: &'a str) -> Option<&'a str> {
+        let (id, tag) = value.rsplit_once('.')?;
+        let tag = B64.decode(tag).ok()?;
+        self.mac(&self.cookie_key, id.as_bytes())
+            .verify_slice(&tag)
+            .ok()?;
+        Some(id)
+    }
+
+    /// The CSRF form token bound to a browser's CSRF cookie value.
+    pub fn csrf_token(&self, cookie_value: &str) -> String {
+        B64.encode(
+            self.mac(&self.csrf_key, cookie_value.as_bytes())
+                .finalize()
+                .into_bytes(),
+        )
+    }
+
+    /// Whether a submitted CSRF token matches the browser's CSRF cookie (constant time).
+    pub fn csrf_valid(&self, cookie_value: &str, token: &str) -> bool {
+        match B64.decode(token) {
+            Ok(tag) => self
+                .mac(&self.csrf_key, cookie_value.as_bytes())
+                .verify_slice(&tag)
+                .is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Starts a session and stores it durably.
+    pub fn create(
+        &self,
+        user: &User,
+        level: AuthLevel,
+        remember_me: bool,
+        ip: &str,
+        user_agent: &str,
+        now: Timestamp,
+    ) -> Result<SessionRecord> {
+        let remember = remember_me && self.config.remember_me.is_some();
+        let lifetime = if remember {
+            self.config.remember_me.unwrap_or(self.config.expiration)
+        } else {
+            self.config.expiration
+        };
+        let record = SessionRecord {
+            id: random_token(32),
+            username: user.username.clone(),
+            level,
+            created_at: now,
+            last_seen: now,
+            expires_at: now + lifetime.as_secs(),
+            remember_me: remember,
+            ip: ip.to_string(),
+            user_agent: user_agent.chars().take(256).collect(),
+        };
+        self.store.put_session(&record)?;
+        Ok(record)
+    }
+
+    /// The identity behind a cookie value, if the session is valid now. Expired
+    /// sessions are deleted; `last_seen` is refreshed at most every [`TOUCH_EVERY`] s.
+    pub fn resolve(&self, cookie_value: &str, now: Timestamp) -> Result<Option<Identity>> {
+        let Some(id) = self.verify(cookie_value) else {
+            return Ok(None);
+        };
+        let Some(mut session) = self.store.get_session(id)? else {
+            return Ok(None);
+        };
+        let idle_limit = if session.remember_me {
+            u64::MAX
+        } else {
+            self.config.inactivity.as_secs()
+        };
+        if now >= session.expires_at || now.saturating_sub(session.last_seen) >= idle_limit {
+            self.store.delete_session(id)?;
+            return Ok(None);
+        }
+        let user = match self.store.get_user(&session.username)? {
+            Some(user) if !user.disabled => user,
+            _ => return Ok(None),
+        };
+        if now.saturating_sub(session.last_seen) >= TOUCH_EVERY {
+            session.last_seen = now;
+            self.store.touch_session(&session)?;
+        }
+        Ok(Some(Identity { session, user }))
+    }
+
+    /// `Set-Cookie` for a session (persistent only when remembered).
+    pub fn set_cookie(&self, record: &SessionRecord) -> String {
+        let max_age = record
+            .remember_me
+            .then(|| record.expires_at.saturating_sub(record.created_at));
+        self.cookie(
+            &self.config.cookie_name,
+            &self.sign(&record.id),
+            max_age,
+            self.config.same_site,
+        )
+    }
+
+    /// `Set-Cookie` that removes the session cookie.
+    pub fn clear_cookie(&self) -> String {
+        self.cookie(&self.config.cookie_name, "", Some(0), self.config.same_site)
+    }
+
+    /// Name of the CSRF cookie (host-only, SameSite=Strict).
+    pub fn csrf_cookie_name(&self) -> String {
+        format!("{}_csrf", self.config.cookie_name)
+    }
+
+    /// `Set-Cookie` for a new CSRF cookie value.
+    pub fn csrf_cookie(&self, value: &str) -> String {
+        let mut c = cookie::Cookie::build((self.csrf_cookie_name(), value.to_string()))
+            .path("/")
+            .http_only(true)
+            .secure(self.config.secure)
+            .same_site(cookie::SameSite::Strict)
+            .build();
+        c.set_max_age(None);
+        c.to_string()
+    }
+
+    fn cookie(&self, name: &str, value: &str, max_age: Option<u64>, same_site: SameSite) -> String {
+        let mut builder = cookie::Cookie::build((name.to_string(), value.to_string()))
+            .path("/")
+            .http_only(true)
+            .secure(self.config.secure)
+            .same_site(match same_site {
+                SameSite::Strict => cookie::SameSite::Strict,
+                SameSite::Lax => cookie::SameSite::Lax,
+                SameSite::None => cookie::SameSite::None,
+            });
+        if let Some(domain) = &self.config.domain {
+            builder = builder.domain(domain.clone());
+        }
+        if let Some(secs) = max_age {
+            builder = builder.max_age(cookie::time::Duration::seconds(
+                secs.min(i64::MAX as u64) as i64
+            ));
+        }
+        builder.build().to_string()
+    }
+}
+
+/// The value of cookie `name` in a `Cookie` request header, if present.
+pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header.split(';').find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        (k == name).then_some(v.trim_matches('"'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SledStore;
+    use std::time::Duration;
+
+    fn sessions(dir: &Path) -> (Sessions, Arc<SledStore>) {
+        let store = Arc::new(SledStore::open(dir).unwrap());
+        let config = SessionConfig {
+            cookie_name: "gh".into(),
+            domain: Some("example.com".into()),
+            secure: true,
+            same_site: SameSite::Lax,
+            inactivity: Duration::from_secs(600),
+            expiration: Duration::from_secs(3600),
+            remember_me: Some(Duration::from_secs(86400)),
+            secret: None,
+        };
+        (
+            Sessions::new(b"0123456789abcdef0123456789abcdef", config, store.clone()),
+            store,
+        )
+    }
+
+    fn user() -> User {
+        User {
+            username: "ann".into(),
+            display_name: "Ann".into(),
+            email: String::new(),
+            groups: vec![],
+            password_hash: String::new(),
+            disabled: false,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn signed_cookie_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = sessions(dir.path());
+        assert_eq!(s.verify(&s.sign("abc")), Some("abc"));
+    }
+
+    #[test]
+    fn tampered_cookie_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = sessions(dir.path());
+        let good = s.sign("abc");
+        let (_, tag) = good.rsplit_once('.').unwrap();
+        assert_eq!(s.verify(&format!("abd.{tag}")), None, "other id, same tag");
+        assert_eq!(s.verify("abc"), None, "no tag");
+        assert_eq!(s.verify("abc.AAAA"), None, "wrong tag");
+        let mut flipped = good.clone().into_bytes();
+        let last = flipped.len() - 1;
+        flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(
+            s.verify(std::str::from_utf8(&flipped).unwrap()),
+            None,
+            "flipped bit"
+        );
+    }
+
+    #[test]
+    fn cookie_signed_with_another_secret_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, store) = sessions(dir.path());
+        let other = Sessions::new(
+            b"another secret that is long enough!!",
+            s.config().clone(),
+            store,
+        );
+        assert_eq!(s.verify(&other.sign("abc")), None);
+    }
+
+    #[test]
+    fn session_expires_after_inactivity_and_absolute_lifetime() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, store) = sessions(dir.path());
+        store.put_user(&user()).unwrap();
+        let rec = s
+            .create(
+                &user(),
+                AuthLevel::OneFactor,
+                false,
+                "127.0.0.1",
+                "ua",
+                1000,
+            )
+            .unwrap();
+        let cookie = s.sign(&rec.id);
+        assert!(s.resolve(&cookie, 1500).unwrap().is_some());
+        assert!(
+            s.resolve(&cookie, 2099).unwrap().is_some(),
+            "touched at 1500, idle 599 s"
+        );
+        assert!(s.resolve(&cookie, 2699).unwrap().is_none(), "idle 600 s");
+        let rec = s
+            .create(
+                &user(),
+                AuthLevel::OneFactor,
+                false,
+                "127.0.0.1",
+                "ua",
+                1000,
+            )
+            .unwrap();
+        let cookie = s.sign(&rec.id);
+        for t in (1000..4600).step_by(300) {
+            assert!(s.resolve(&cookie, t).unwrap().is_some());
+        }
+        assert!(
+            s.resolve(&cookie, 4600).unwrap().is_none(),
+            "absolute expiry"
+        );
+    }
+
+    #[test]
+    fn revoked_session_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, store) = sessions(dir.path());
+        store.put_user(&user()).unwrap();
+        let rec = s
+            .create(
+                &user(),
+                AuthLevel::OneFactor,
+                false,
+                "127.0.0.1",
+                "ua",
+                1000,
+            )
+            .unwrap();
+        store.delete_session(&rec.id).unwrap();
+        assert!(s.resolve(&s.sign(&rec.id), 1001).unwrap().is_none());
+    }
+
+    #[test]
+    fn csrf_token_is_bound_to_its_cookie() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = sessions(dir.path());
+        let token = s.csrf_token("cookie-a");
+        assert!(s.csrf_valid("cookie-a", &token));
+        assert!(!s.csrf_valid("cookie-b", &token));
+        assert!(!s.csrf_valid("cookie-a", ""));
+    }
+
+    #[test]
+    fn session_cookie_has_safe_attributes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, store) = sessions(dir.path());
+        store.put_user(&user()).unwrap();
+        let rec = s
+            .create(
+                &user(),
+                AuthLevel::OneFactor,
+                false,
+                "127.0.0.1",
+                "ua",
+                1000,
+            )
+            .unwrap();
+        let c = s.set_cookie(&rec);
+        for part in [
+            "HttpOnly",
+            "Secure",
+            "SameSite=Lax",
+            "Domain=example.com",
+            "Path=/",
+        ] {
+            assert!(c.contains(part), "{c} lacks {part}");
+        }
+        assert!(
+            !c.contains("Max-Age"),
+            "not remembered: a browser-session cookie"
+        );
+    }
+
+    #[test]
+    fn cookie_value_finds_the_named_cookie() {
+        assert_eq!(cookie_value("a=1; gh=xyz; b=2", "gh"), Some("xyz"));
+        assert_eq!(cookie_value("agh=1", "gh"), None);
+    }
+}

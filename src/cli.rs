@@ -1,0 +1,233 @@
+//! The command line (clap): `serve`, `demo`, `config check`, `user …`, `sessions …`.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::admin::{self, Command};
+use crate::auth::password::Passwords;
+use crate::config::{self, Config, LogFormat};
+use crate::error::{Error, Result};
+use crate::state::AppState;
+use crate::store::SledStore;
+
+#[derive(Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "A password and second-factor login in front of any web panel"
+)]
+struct Cli {
+    /// Configuration file (default: config/gatehouse.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Subcommand)]
+enum Top {
+    /// Run gatehouse with the configuration.
+    Serve,
+    /// Run a demo: proxy mode in front of a built-in stand-in panel, fresh data, user `demo`.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCmd,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCmd,
+    },
+    /// Manage sessions.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Validate the configuration and print it, secrets masked.
+    Check,
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a user; the password is read from standard input.
+    Add {
+        name: String,
+        #[arg(long, default_value = "")]
+        email: String,
+        #[arg(long = "name", default_value = "")]
+        display_name: String,
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's password (read from standard input); ends their sessions.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Disable a user and end their sessions.
+    Disable { name: String },
+    /// Enable a disabled user.
+    Enable { name: String },
+    /// Delete a user and their sessions.
+    Delete { name: String },
+}
+
+#[derive(Subcommand)]
+enum SessionsCmd {
+    /// List active sessions.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke one session by id, or all of a user's.
+    Revoke {
+        id: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+/// Minimum length of a password set from the command line.
+pub const MIN_PASSWORD_LEN: usize = 8;
+
+fn read_password(password_stdin: bool) -> Result<String> {
+    if !password_stdin {
+        return Err(Error::Invalid(
+            "pass the password on standard input with --password-stdin".into(),
+        ));
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\n', '\r']).to_string();
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(Error::Invalid(format!(
+            "the password must be at least {MIN_PASSWORD_LEN} characters long"
+        )));
+    }
+    Ok(password)
+}
+
+/// Initialises logging: text or JSON, level from config unless `RUST_LOG` is set.
+pub fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Runs an admin command through the server's socket, or on the store directly.
+fn admin(config: &Config, command: Command) -> Result<String> {
+    if let Some(result) = admin::send(&config.data_dir, &command) {
+        return result;
+    }
+    let store = SledStore::open(&config.data_dir)?;
+    admin::execute(&store, command)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let path = cli.config.as_deref();
+    match cli.command {
+        Top::Demo { listen } => {
+            init_logging(LogFormat::Text, "warn,audit=info");
+            crate::demo::run(path, &listen)
+        }
+        Top::Config {
+            command: ConfigCmd::Check,
+        } => {
+            let raw = config::extract(&config::figment(path))?;
+            raw.clone().validate()?;
+            println!("# configuration is valid\n{}", config::render_masked(&raw));
+            Ok(())
+        }
+        Top::Serve => {
+            let config = config::load(path)?;
+            init_logging(config.log_format, &config.log_level);
+            let state = AppState::open(config)?;
+            crate::server::run(state, None);
+            Ok(())
+        }
+        Top::User { command } => {
+            let config = config::load(path)?;
+            let hash = |password: String| Passwords::new(&config.password)?.hash_now(&password);
+            let command = match command {
+                UserCmd::Add {
+                    name,
+                    email,
+                    display_name,
+                    groups,
+                    password_stdin,
+                } => Command::UserAdd {
+                    username: admin::valid_username(&name)?,
+                    email,
+                    display_name,
+                    groups: groups
+                        .into_iter()
+                        .map(|g| g.trim().to_string())
+                        .filter(|g| !g.is_empty())
+                        .collect(),
+                    password_hash: hash(read_password(password_stdin)?)?,
+                },
+                UserCmd::Passwd {
+                    name,
+                    password_stdin,
+                } => Command::UserPasswd {
+                    username: name,
+                    password_hash: hash(read_password(password_stdin)?)?,
+                },
+                UserCmd::List => Command::UserList,
+                UserCmd::Disable { name } => Command::UserSetDisabled {
+                    username: name,
+                    disabled: true,
+                },
+                UserCmd::Enable { name } => Command::UserSetDisabled {
+                    username: name,
+                    disabled: false,
+                },
+                UserCmd::Delete { name } => Command::UserDelete { username: name },
+            };
+            println!("{}", admin(&config, command)?);
+            Ok(())
+        }
+        Top::Sessions { command } => {
+            let config = config::load(path)?;
+            let command = match command {
+                SessionsCmd::List { user } => Command::SessionsList { username: user },
+                SessionsCmd::Revoke { id, user } => Command::SessionsRevoke { id, username: user },
+            };
+            println!("{}", admin(&config, command)?);
+            Ok(())
+        }
+    }
+}
+
+/// The program: parse, run, print errors; returns the exit code.
+pub fn main() -> i32 {
+    match run(Cli::parse()) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("gatehouse: {e}");
+            1
+        }
+    }
+}

@@ -1,0 +1,833 @@
+//! Configuration: figment layers (embedded defaults < TOML file < `GATEHOUSE_*` environment,
+//! `__` for nesting) are read into [`RawConfig`], then checked once into [`Config`].
+//!
+//! Every check happens here, at start-up; a bad value stops the program with the key,
+//! the value and the reason. Secrets may be given inline (`secret`) or as a file
+//! (`secret_file`); the rest of the program only sees the resolved value.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::policy::{AccessRules, Policy, RawRule};
+
+/// Where `gatehouse` looks for its configuration when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "config/gatehouse.toml";
+
+/// The configuration as written by the operator, before validation.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    pub server: RawServer,
+    pub portal: RawPortal,
+    pub session: RawSession,
+    pub password: PasswordParams,
+    pub regulation: Regulation,
+    pub access_control: RawAccessControl,
+    pub proxy: RawProxy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawServer {
+    /// The portal and forward-auth listener; empty to run only the proxy.
+    pub listen: Option<String>,
+    pub data_dir: PathBuf,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    /// Worker threads per listener (0 = one per core).
+    pub threads: usize,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: Some("127.0.0.1:9091".into()),
+            data_dir: PathBuf::from("data"),
+            trusted_proxies: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            threads: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawPortal {
+    /// The portal's external URL, e.g. `https://auth.example.com`.
+    pub url: Option<String>,
+    /// Where to go after a login that had no (valid) `rd`.
+    pub default_redirect: Option<String>,
+    /// Extra domains `rd` may point into (the cookie domain, proxy hosts and rule
+    /// domains are always allowed).
+    pub protected_domains: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawSession {
+    pub cookie_name: String,
+    pub domain: Option<String>,
+    pub secure: bool,
+    pub same_site: SameSite,
+    #[serde(with = "humantime_serde")]
+    pub inactivity: Duration,
+    #[serde(with = "humantime_serde")]
+    pub expiration: Duration,
+    /// Lifetime of a "remember me" session; absent = the checkbox is not offered.
+    #[serde(with = "humantime_serde")]
+    pub remember_me: Option<Duration>,
+    pub secret: Option<String>,
+    pub secret_file: Option<PathBuf>,
+}
+
+impl Default for RawSession {
+    fn default() -> Self {
+        RawSession {
+            cookie_name: "gatehouse_session".into(),
+            domain: None,
+            secure: true,
+            same_site: SameSite::Lax,
+            inactivity: Duration::from_secs(60 * 60),
+            expiration: Duration::from_secs(12 * 60 * 60),
+            remember_me: Some(Duration::from_secs(30 * 24 * 60 * 60)),
+            secret: None,
+            secret_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SameSite {
+    Strict,
+    Lax,
+    None,
+}
+
+/// argon2id parameters; the defaults are OWASP's (19 MiB, 2 passes, 1 lane).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordParams {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for PasswordParams {
+    fn default() -> Self {
+        PasswordParams {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+/// Brute-force regulation, per user and per client IP (Authelia's defaults).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Regulation {
+    pub max_retries: u32,
+    #[serde(with = "humantime_serde")]
+    pub find_time: Duration,
+    #[serde(with = "humantime_serde")]
+    pub ban_time: Duration,
+}
+
+impl Default for Regulation {
+    fn default() -> Self {
+        Regulation {
+            max_retries: 3,
+            find_time: Duration::from_secs(120),
+            ban_time: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawAccessControl {
+    pub default_policy: Policy,
+    pub rules: Vec<RawRule>,
+}
+
+impl Default for RawAccessControl {
+    fn default() -> Self {
+        RawAccessControl {
+            default_policy: Policy::OneFactor,
+            rules: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawProxy {
+    /// The proxy-mode listener; absent = no proxy mode.
+    pub listen: Option<String>,
+    pub upstreams: Vec<RawUpstream>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    /// Host names served by this panel (`panel.example.com`, `*.example.com`, or `*`).
+    pub hosts: Vec<String>,
+    /// `host:port` of the panel.
+    pub address: String,
+    #[serde(default)]
+    pub tls: bool,
+    /// SNI and certificate name when `tls` is on (default: the host part of `address`).
+    #[serde(default)]
+    pub sni: Option<String>,
+}
+
+/// The validated configuration the program runs on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub portal_listen: Option<SocketAddr>,
+    pub data_dir: PathBuf,
+    pub trusted_proxies: Vec<IpNet>,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub threads: usize,
+    pub portal_url: Option<url::Url>,
+    pub default_redirect: Option<url::Url>,
+    pub protected_domains: Vec<String>,
+    pub session: SessionConfig,
+    pub password: PasswordParams,
+    pub regulation: Regulation,
+    pub access: AccessRules,
+    pub proxy_listen: Option<SocketAddr>,
+    pub upstreams: Vec<Upstream>,
+}
+
+/// Session cookie and lifetime settings.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub cookie_name: String,
+    pub domain: Option<String>,
+    pub secure: bool,
+    pub same_site: SameSite,
+    pub inactivity: Duration,
+    pub expiration: Duration,
+    pub remember_me: Option<Duration>,
+    /// Inline or file secret; `None` = use (or create) the one in the data directory.
+    pub secret: Option<String>,
+}
+
+/// One panel behind the proxy.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub hosts: Vec<String>,
+    pub address: SocketAddr,
+    pub tls: bool,
+    pub sni: String,
+}
+
+impl Upstream {
+    /// Whether this panel serves `host` (no port, lower case).
+    pub fn serves(&self, host: &str) -> bool {
+        self.hosts.iter().any(|pattern| host_matches(pattern, host))
+    }
+}
+
+/// `pattern` is `*`, `*.example.com` (any subdomain) or an exact host name.
+pub fn host_matches(pattern: &str, host: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => {
+            host.len() > suffix.len() + 1
+                && host.ends_with(suffix)
+                && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+        }
+        None => pattern.eq_ignore_ascii_case(host),
+    }
+}
+
+/// Reads the layers: embedded defaults, then the TOML file (if it exists or was named),
+/// then `GATEHOUSE_*` variables.
+pub fn figment(path: Option<&Path>) -> Figment {
+    let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
+    match path {
+        Some(path) => figment = figment.merge(Toml::file_exact(path)),
+        None => figment = figment.merge(Toml::file(DEFAULT_CONFIG_PATH)),
+    }
+    figment.merge(Env::prefixed("GATEHOUSE_").split("__"))
+}
+
+/// Extracts the raw configuration, turning figment's error into one with the key.
+pub fn extract(figment: &Figment) -> Result<RawConfig> {
+    figment.extract::<RawConfig>().map_err(|e| {
+        let key = e.path.join(".");
+        Error::Config {
+            key: if key.is_empty() { "(file)".into() } else { key },
+            value: e
+                .metadata
+                .as_ref()
+                .map(|m| m.name.to_string())
+                .unwrap_or_default(),
+            reason: e.kind.to_string(),
+        }
+    })
+}
+
+/// Loads and validates in one go.
+pub fn load(path: Option<&Path>) -> Result<Config> {
+    if let Some(path) = path {
+        if !path.exists() {
+            return Err(Error::config(
+                "--config",
+                path.display().to_string(),
+                "no such file",
+            ));
+        }
+    }
+    extract(&figment(path))?.validate()
+}
+
+fn parse_addr(key: &str, value: &str) -> Result<SocketAddr> {
+    value
+        .parse()
+        .map_err(|_| Error::config(key, value, "expected an address such as 127.0.0.1:9091"))
+}
+
+fn parse_url(key: &str, value: &str) -> Result<url::Url> {
+    let parsed =
+        url::Url::parse(value).map_err(|e| Error::config(key, value, format!("not a URL: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(Error::config(
+            key,
+            value,
+            "expected an absolute http:// or https:// URL",
+        ));
+    }
+    Ok(parsed)
+}
+
+fn check_host_pattern(key: &str, value: &str) -> Result<String> {
+    let lower = value.to_ascii_lowercase();
+    let body = lower.strip_prefix("*.").unwrap_or(&lower);
+    let valid = lower == "*"
+        || (!body.is_empty()
+            && body
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_'));
+    if valid {
+        Ok(lower)
+    } else {
+        Err(Error::config(
+            key,
+            value,
+            "expected a host name, `*.domain` or `*`",
+        ))
+    }
+}
+
+/// Reads a secret given inline or as a file; both at once is an error.
+pub fn resolve_secret(
+    key: &str,
+    inline: Option<String>,
+    file: Option<&Path>,
+) -> Result<Option<String>> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(Error::config(
+            key,
+            "(secret)",
+            format!("give either `{key}` or `{key}_file`, not both"),
+        )),
+        (Some(value), None) => Ok(Some(value)),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
+            .map_err(|e| {
+                Error::config(
+                    format!("{key}_file"),
+                    path.display().to_string(),
+                    e.to_string(),
+                )
+            }),
+        (None, None) => Ok(None),
+    }
+}
+
+impl RawConfig {
+    /// Checks every value and builds the runtime [`Config`].
+    pub fn validate(self) -> Result<Config> {
+        let portal_listen = self
+            .server
+            .listen
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_addr("server.listen", s))
+            .transpose()?;
+        let proxy_listen = self
+            .proxy
+            .listen
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_addr("proxy.listen", s))
+            .transpose()?;
+        if portal_listen.is_none() && proxy_listen.is_none() {
+            return Err(Error::config(
+                "server.listen",
+                "",
+                "set server.listen, proxy.listen or both",
+            ));
+        }
+        if proxy_listen.is_some() && self.proxy.upstreams.is_empty() {
+            return Err(Error::config(
+                "proxy.upstreams",
+                "[]",
+                "proxy.listen is set but no upstream panel is configured",
+            ));
+        }
+        let trusted_proxies = self
+            .server
+            .trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        Error::config(
+                            format!("server.trusted_proxies[{i}]"),
+                            s,
+                            "expected a CIDR such as 10.0.0.0/8",
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if self
+            .server
+            .log_level
+            .parse::<tracing_subscriber::filter::EnvFilter>()
+            .is_err()
+        {
+            return Err(Error::config(
+                "server.log_level",
+                &self.server.log_level,
+                "expected a level such as info or debug",
+            ));
+        }
+        let threads = if self.server.threads == 0 {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        } else {
+            self.server.threads
+        };
+
+        let portal_url = match self.portal.url.as_deref() {
+            Some(url) => Some(parse_url("portal.url", url)?),
+            None => portal_listen.map(|addr| {
+                url::Url::parse(&format!("http://{addr}/")).expect("a socket address makes a URL")
+            }),
+        };
+        let default_redirect = self
+            .portal
+            .default_redirect
+            .as_deref()
+            .map(|u| parse_url("portal.default_redirect", u))
+            .transpose()?;
+
+        let session = self.session;
+        if session.cookie_name.is_empty()
+            || !session
+                .cookie_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(Error::config(
+                "session.cookie_name",
+                &session.cookie_name,
+                "use letters, digits, `_` and `-` only",
+            ));
+        }
+        let domain = session
+            .domain
+            .as_deref()
+            .filter(|d| !d.is_empty())
+            .map(|d| check_host_pattern("session.domain", d.trim_start_matches('.')))
+            .transpose()?;
+        if let Some(d) = &domain {
+            if d.contains('*') {
+                return Err(Error::config(
+                    "session.domain",
+                    d,
+                    "a cookie domain cannot contain `*`",
+                ));
+            }
+        }
+        if session.same_site == SameSite::None && !session.secure {
+            return Err(Error::config(
+                "session.same_site",
+                "none",
+                "SameSite=None needs session.secure = true",
+            ));
+        }
+        if session.inactivity.is_zero() {
+            return Err(Error::config(
+                "session.inactivity",
+                "0s",
+                "must be longer than zero",
+            ));
+        }
+        if session.expiration < session.inactivity {
+            return Err(Error::config(
+                "session.expiration",
+                humantime::format_duration(session.expiration).to_string(),
+                "must not be shorter than session.inactivity",
+            ));
+        }
+        let secret = resolve_secret(
+            "session.secret",
+            session.secret,
+            session.secret_file.as_deref(),
+        )?;
+        if let Some(s) = &secret {
+            if s.len() < 32 {
+                return Err(Error::config(
+                    "session.secret",
+                    "(secret)",
+                    "must be at least 32 characters long",
+                ));
+            }
+        }
+
+        let p = &self.password;
+        argon2::Params::new(p.memory_kib, p.iterations, p.parallelism, None).map_err(|e| {
+            Error::config(
+                "password",
+                format!("{p:?}"),
+                format!("invalid argon2 parameters: {e}"),
+            )
+        })?;
+        if p.memory_kib < 8 * 1024 || p.iterations < 1 {
+            return Err(Error::config(
+                "password.memory_kib",
+                p.memory_kib,
+                "at least 8192 KiB (OWASP's minimum is 19456 with 2 iterations)",
+            ));
+        }
+        if self.regulation.max_retries == 0 {
+            return Err(Error::config(
+                "regulation.max_retries",
+                0,
+                "must be at least 1",
+            ));
+        }
+
+        let access = AccessRules::compile(
+            self.access_control.default_policy,
+            &self.access_control.rules,
+        )?;
+
+        let upstreams = self
+            .proxy
+            .upstreams
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                let key = format!("proxy.upstreams[{i}]");
+                if u.hosts.is_empty() {
+                    return Err(Error::config(
+                        format!("{key}.hosts"),
+                        "[]",
+                        "name at least one host (or `*`)",
+                    ));
+                }
+                let hosts = u
+                    .hosts
+                    .iter()
+                    .enumerate()
+                    .map(|(j, h)| check_host_pattern(&format!("{key}.hosts[{j}]"), h))
+                    .collect::<Result<Vec<_>>>()?;
+                let address = std::net::ToSocketAddrs::to_socket_addrs(&u.address)
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or_else(|| {
+                        Error::config(
+                            format!("{key}.address"),
+                            &u.address,
+                            "expected host:port of the panel",
+                        )
+                    })?;
+                let sni = u.sni.clone().unwrap_or_else(|| {
+                    u.address
+                        .rsplit_once(':')
+                        .map(|(h, _)| h.to_string())
+                        .unwrap_or_default()
+                });
+                Ok(Upstream {
+                    hosts,
+                    address,
+                    tls: u.tls,
+                    sni,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        let mut protected_domains = Vec::new();
+        for (i, d) in self.portal.protected_domains.iter().enumerate() {
+            protected_domains.push(check_host_pattern(
+                &format!("portal.protected_domains[{i}]"),
+                d,
+            )?);
+        }
+        if let Some(d) = &domain {
+            protected_domains.push(d.clone());
+            protected_domains.push(format!("*.{d}"));
+        }
+        for u in &upstreams {
+            protected_domains.extend(u.hosts.iter().filter(|h| *h != "*").cloned());
+        }
+        protected_domains.extend(access.domains().filter(|h| *h != "*").map(str::to_string));
+        if let Some(host) = portal_url.as_ref().and_then(|u| u.host_str()) {
+            protected_domains.push(host.to_ascii_lowercase());
+        }
+        protected_domains.sort();
+        protected_domains.dedup();
+
+        Ok(Config {
+            portal_listen,
+            data_dir: self.server.data_dir,
+            trusted_proxies,
+            log_format: self.server.log_format,
+            log_level: self.server.log_level,
+            threads,
+            portal_url,
+            default_redirect,
+            protected_domains,
+            session: SessionConfig {
+                cookie_name: session.cookie_name,
+                domain,
+                secure: session.secure,
+                same_site: session.same_site,
+                inactivity: session.inactivity,
+                expiration: session.expiration,
+                remember_me: session.remember_me.filter(|d| !d.is_zero()),
+                secret,
+            },
+            password: self.password,
+            regulation: self.regulation,
+            access,
+            proxy_listen,
+            upstreams,
+        })
+    }
+}
+
+/// The effective configuration as TOML, secrets masked (for `gatehouse config check`).
+pub fn render_masked(raw: &RawConfig) -> String {
+    let mut shown = raw.clone();
+    if shown.session.secret.is_some() {
+        shown.session.secret = Some("********".into());
+    }
+    toml_string(&shown)
+}
+
+fn toml_string(raw: &RawConfig) -> String {
+    // figment re-serialises through its own value type; TOML output is via serde_json's
+    // structure printed as dotted keys, which keeps us free of a second TOML crate.
+    let value = serde_json::to_value(raw).unwrap_or_default();
+    let mut out = String::new();
+    print_toml_table(&mut out, "", &value);
+    out
+}
+
+fn print_toml_table(out: &mut String, prefix: &str, value: &serde_json::Value) {
+    use serde_json::Value;
+    let Value::Object(map) = value else { return };
+    let mut tables = Vec::new();
+    if !prefix.is_empty() {
+        out.push_str(&format!("\n[{prefix}]\n"));
+    }
+    for (key, v) in map {
+        match v {
+            Value::Null => {}
+            Value::Object(_) => tables.push((key, v)),
+            Value::Array(items) if items.iter().any(Value::is_object) => {
+                for item in items {
+                    let name = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    out.push_str(&format!("\n[[{name}]]\n"));
+                    if let Value::Object(fields) = item {
+                        for (k, fv) in fields {
+                            if !fv.is_null() {
+                                out.push_str(&format!("{k} = {fv}\n"));
+                            }
+                        }
+                    }
+                }
+            }
+            other => out.push_str(&format!("{key} = {other}\n")),
+        }
+    }
+    for (key, v) in tables {
+        let name = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        print_toml_table(out, &name, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_toml(text: &str) -> Result<Config> {
+        let figment =
+            Figment::from(Serialized::defaults(RawConfig::default())).merge(Toml::string(text));
+        extract(&figment)?.validate()
+    }
+
+    fn error_text(text: &str) -> String {
+        from_toml(text)
+            .expect_err("config should be refused")
+            .to_string()
+    }
+
+    #[test]
+    fn embedded_defaults_are_valid() {
+        let config = from_toml("").unwrap();
+        assert_eq!(config.portal_listen.unwrap().port(), 9091);
+        assert_eq!(config.regulation.max_retries, 3);
+        assert!(config.session.secure);
+    }
+
+    #[test]
+    fn bad_listen_address_names_the_key_and_value() {
+        let text = error_text("[server]\nlisten = \"not-an-address\"");
+        assert!(
+            text.contains("server.listen") && text.contains("not-an-address"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_its_name() {
+        let text = error_text("[session]\ncookie_nmae = \"x\"");
+        assert!(text.contains("cookie_nmae"), "{text}");
+    }
+
+    #[test]
+    fn bad_duration_names_the_key() {
+        let text = error_text("[session]\ninactivity = \"soon\"");
+        assert!(text.contains("session.inactivity"), "{text}");
+    }
+
+    #[test]
+    fn bad_rule_regex_names_the_rule() {
+        let text = error_text("[[access_control.rules]]\ndomain = [\"a.example.com\"]\nresources = [\"([\"]\npolicy = \"bypass\"");
+        assert!(
+            text.contains("access_control.rules[0].resources[0]"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn bad_network_names_the_rule() {
+        let text =
+            error_text("[[access_control.rules]]\nnetworks = [\"10.0.0.0/99\"]\npolicy = \"deny\"");
+        assert!(
+            text.contains("access_control.rules[0].networks[0]"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn short_session_secret_is_refused() {
+        let text = error_text("[session]\nsecret = \"short\"");
+        assert!(
+            text.contains("session.secret") && text.contains("32"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("short\""),
+            "the secret itself must not be printed: {text}"
+        );
+    }
+
+    #[test]
+    fn secret_inline_and_file_together_is_refused() {
+        let text = error_text("[session]\nsecret = \"0123456789012345678901234567890123\"\nsecret_file = \"/nonexistent\"");
+        assert!(text.contains("not both"), "{text}");
+    }
+
+    #[test]
+    fn secret_is_read_from_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "abcdefghijabcdefghijabcdefghij1234\n").unwrap();
+        let config = from_toml(&format!(
+            "[session]\nsecret_file = {:?}",
+            path.display().to_string()
+        ))
+        .unwrap();
+        assert_eq!(
+            config.session.secret.as_deref(),
+            Some("abcdefghijabcdefghijabcdefghij1234")
+        );
+    }
+
+    #[test]
+    fn proxy_without_upstream_is_refused() {
+        let text = error_text("[proxy]\nlisten = \"127.0.0.1:8080\"");
+        assert!(text.contains("proxy.upstreams"), "{text}");
+    }
+
+    #[test]
+    fn samesite_none_requires_secure() {
+        let text = error_text("[session]\nsame_site = \"none\"\nsecure = false");
+        assert!(text.contains("session.same_site"), "{text}");
+    }
+
+    #[test]
+    fn protected_domains_include_cookie_domain_and_upstreams() {
+        let config = from_toml(
+            "[session]\ndomain = \"example.com\"\n[proxy]\nlisten = \"127.0.0.1:0\"\n[[proxy.upstreams]]\nhosts = [\"panel.other.org\"]\naddress = \"127.0.0.1:1\"",
+        )
+        .unwrap();
+        assert!(config
+            .protected_domains
+            .contains(&"*.example.com".to_string()));
+        assert!(config
+            .protected_domains
+            .contains(&"panel.other.org".to_string()));
+    }
+
+    #[test]
+    fn host_pattern_matching() {
+        assert!(host_matches("*.example.com", "a.example.com"));
+        assert!(host_matches("*.example.com", "a.b.example.com"));
+        assert!(!host_matches("*.example.com", "example.com"));
+        assert!(!host_matches("*.example.com", "evilexample.com"));
+        assert!(host_matches("Panel.example.com", "panel.example.com"));
+        assert!(host_matches("*", "anything"));
+    }
+}

@@ -1,0 +1,32 @@
+//! gatehouse: a password and second-factor login in front of any web panel, as a pingora
+//! reverse proxy or as the forward-auth service of nginx, Traefik and Caddy.
+//!
+//! # Layout
+//! - [`cli`]: the command line; [`server`]: builds the pingora `Server` and its services;
+//!   [`demo`]: `gatehouse demo`.
+//! - [`config`]: figment layers → one validated [`config::Config`]; [`error`]: the one
+//!   error type and its HTTP status; [`state`]: the shared [`state::AppState`].
+//! - [`http`]: request/response types, security headers, client IP, `rd` validation.
+//! - [`portal`]: login, logout, health, assets (framework-free `Portal::handle`).
+//! - [`forward_auth`]: `/api/authz/*` for nginx, Traefik, Caddy.
+//! - [`proxy`]: the `ProxyHttp` of proxy mode, identity headers.
+//! - [`policy`]: access rules, first match wins.
+//! - [`auth`]: passwords, sessions, brute-force limiter, and the per-request [`auth::gate`].
+//! - [`store`]: the `Store` trait and its sled implementation.
+//! - [`admin`]: operator commands and the admin socket; [`audit`]: the audit log.
+
+pub mod admin;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod forward_auth;
+pub mod http;
+pub mod policy;
+pub mod portal;
+pub mod proxy;
+pub mod server;
+pub mod state;
+pub mod store;

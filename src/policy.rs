@@ -1,0 +1,445 @@
+//! Access rules: an ordered list, first match wins, then the default policy.
+//!
+//! A rule matches on host (exact or `*.` wildcard), path regex (against path and
+//! query), methods, client networks, and subjects (`user:NAME`, `group:NAME`). A rule
+//! whose other criteria match but that names subjects cannot be decided for an anonymous
+//! request: the answer is then "log in first", as Authelia does.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::config::host_matches;
+use crate::error::{Error, Result};
+
+/// What a rule asks of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Let through without a login.
+    Bypass,
+    /// Refuse whoever asks.
+    Deny,
+    /// A password (or passwordless passkey) login.
+    OneFactor,
+    /// A password and a second factor.
+    TwoFactor,
+}
+
+/// A rule as written in the configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    #[serde(default)]
+    pub domain: Vec<String>,
+    #[serde(default)]
+    pub resources: Vec<String>,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    #[serde(default)]
+    pub networks: Vec<String>,
+    #[serde(default)]
+    pub subject: Vec<String>,
+    pub policy: Policy,
+}
+
+#[derive(Debug, Clone)]
+enum Subject {
+    User(String),
+    Group(String),
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    domains: Vec<String>,
+    resources: Vec<Regex>,
+    methods: Vec<String>,
+    networks: Vec<IpNet>,
+    subjects: Vec<Subject>,
+    policy: Policy,
+}
+
+/// The compiled rule list.
+#[derive(Debug, Clone)]
+pub struct AccessRules {
+    rules: Vec<Rule>,
+    default_policy: Policy,
+}
+
+/// What is known of a request when rules are matched.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    /// Host without port, lower case.
+    pub host: &'a str,
+    /// Path and query, e.g. `/admin?x=1`.
+    pub path: &'a str,
+    pub method: &'a str,
+    pub client_ip: Option<IpAddr>,
+}
+
+/// Who is asking, when known.
+#[derive(Debug, Clone, Copy)]
+pub struct SubjectFacts<'a> {
+    pub username: &'a str,
+    pub groups: &'a [String],
+}
+
+/// The outcome of matching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// This policy applies.
+    Apply(Policy),
+    /// A rule naming subjects matched everything else: the user must log in to decide.
+    NeedsIdentity,
+}
+
+const METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+];
+
+impl AccessRules {
+    /// Compiles and checks the rules; errors name `access_control.rules[i].field[j]`.
+    pub fn compile(default_policy: Policy, raw: &[RawRule]) -> Result<Self> {
+        let mut rules = Vec::with_capacity(raw.len());
+        for (i, r) in raw.iter().enumerate() {
+            let key = |field: &str, j: usize| format!("access_control.rules[{i}].{field}[{j}]");
+            let domains = r
+                .domain
+                .iter()
+                .enumerate()
+                .map(|(j, d)| {
+                    let d = d.to_ascii_lowercase();
+                    let body = d.strip_prefix("*.").unwrap_or(&d);
+                    if d == "*" || (!body.is_empty() && !body.contains(['/', ':', '*', ' '])) {
+                        Ok(d)
+                    } else {
+                        Err(Error::config(
+                            key("domain", j),
+                            &r.domain[j],
+                            "expected a host name or `*.domain`",
+                        ))
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let resources = r
+                .resources
+                .iter()
+                .enumerate()
+                .map(|(j, s)| {
+                    Regex::new(s).map_err(|e| {
+                        Error::config(key("resources", j), s, format!("invalid regex: {e}"))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let methods = r
+                .methods
+                .iter()
+                .enumerate()
+                .map(|(j, m)| {
+                    let upper = m.to_ascii_uppercase();
+                    if METHODS.contains(&upper.as_str()) {
+                        Ok(upper)
+                    } else {
+                        Err(Error::config(
+                            key("methods", j),
+                            m,
+                            "expected an HTTP method such as GET or POST",
+                        ))
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let networks = r
+                .networks
+                .iter()
+                .enumerate()
+                .map(|(j, n)| {
+                    n.parse::<IpNet>()
+                        .or_else(|_| n.parse::<IpAddr>().map(IpNet::from))
+                        .map_err(|_| {
+                            Error::config(
+                                key("networks", j),
+                                n,
+                                "expected a CIDR such as 192.168.0.0/16",
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let subjects = r
+                .subject
+                .iter()
+                .enumerate()
+                .map(|(j, s)| match s.split_once(':') {
+                    Some(("user", name)) if !name.is_empty() => Ok(Subject::User(name.to_string())),
+                    Some(("group", name)) if !name.is_empty() => {
+                        Ok(Subject::Group(name.to_string()))
+                    }
+                    _ => Err(Error::config(
+                        key("subject", j),
+                        s,
+                        "expected `user:NAME` or `group:NAME`",
+                    )),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if r.policy == Policy::Bypass && !subjects.is_empty() {
+                return Err(Error::config(
+                    format!("access_control.rules[{i}].policy"),
+                    "bypass",
+                    "a bypass rule cannot name subjects (nobody is logged in to compare)",
+                ));
+            }
+            rules.push(Rule {
+                domains,
+                resources,
+                methods,
+                networks,
+                subjects,
+                policy: r.policy,
+            });
+        }
+        Ok(AccessRules {
+            rules,
+            default_policy,
+        })
+    }
+
+    /// Every domain pattern the rules name (these count as protected for `rd`).
+    pub fn domains(&self) -> impl Iterator<Item = &str> {
+        self.rules
+            .iter()
+            .flat_map(|r| r.domains.iter().map(String::as_str))
+    }
+
+    /// Whether any rule or the default asks for two factors.
+    pub fn mentions_two_factor(&self) -> bool {
+        self.default_policy == Policy::TwoFactor
+            || self.rules.iter().any(|r| r.policy == Policy::TwoFactor)
+    }
+
+    /// First matching rule's policy, else the default.
+    pub fn evaluate(
+        &self,
+        request: &RequestFacts<'_>,
+        subject: Option<SubjectFacts<'_>>,
+    ) -> Verdict {
+        for rule in &self.rules {
+            if !rule.matches_request(request) {
+                continue;
+            }
+            if rule.subjects.is_empty() {
+                return Verdict::Apply(rule.policy);
+            }
+            match subject {
+                None => return Verdict::NeedsIdentity,
+                Some(who) if rule.matches_subject(who) => return Verdict::Apply(rule.policy),
+                Some(_) => continue,
+            }
+        }
+        Verdict::Apply(self.default_policy)
+    }
+}
+
+impl Rule {
+    fn matches_request(&self, request: &RequestFacts<'_>) -> bool {
+        (self.domains.is_empty() || self.domains.iter().any(|d| host_matches(d, request.host)))
+            && (self.resources.is_empty()
+                || self.resources.iter().any(|r| r.is_match(request.path)))
+            && (self.methods.is_empty()
+                || self
+                    .methods
+                    .iter()
+                    .any(|m| m.eq_ignore_ascii_case(request.method)))
+            && (self.networks.is_empty()
+                || request
+                    .client_ip
+                    .is_some_and(|ip| self.networks.iter().any(|n| n.contains(&ip))))
+    }
+
+    fn matches_subject(&self, who: SubjectFacts<'_>) -> bool {
+        self.subjects.iter().any(|s| match s {
+            Subject::User(name) => name == who.username,
+            Subject::Group(group) => who.groups.iter().any(|g| g == group),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(policy: Policy) -> RawRule {
+        RawRule {
+            domain: vec![],
+            resources: vec![],
+            methods: vec![],
+            networks: vec![],
+            subject: vec![],
+            policy,
+        }
+    }
+
+    fn facts<'a>(host: &'a str, path: &'a str, method: &'a str, ip: &str) -> RequestFacts<'a> {
+        RequestFacts {
+            host,
+            path,
+            method,
+            client_ip: Some(ip.parse().unwrap()),
+        }
+    }
+
+    fn rules() -> AccessRules {
+        let mut public = rule(Policy::Bypass);
+        public.domain = vec!["panel.example.com".into()];
+        public.resources = vec!["^/public/".into()];
+        let mut lan_deny = rule(Policy::Deny);
+        lan_deny.networks = vec!["10.0.0.0/8".into()];
+        lan_deny.methods = vec!["delete".into()];
+        let mut admins = rule(Policy::TwoFactor);
+        admins.domain = vec!["*.example.com".into()];
+        admins.resources = vec!["^/admin".into()];
+        admins.subject = vec!["group:admins".into(), "user:root".into()];
+        let mut admin_others = rule(Policy::Deny);
+        admin_others.resources = vec!["^/admin".into()];
+        AccessRules::compile(Policy::OneFactor, &[public, lan_deny, admins, admin_others]).unwrap()
+    }
+
+    #[test]
+    fn first_matching_rule_wins() {
+        let r = rules();
+        assert_eq!(
+            r.evaluate(
+                &facts("panel.example.com", "/public/x", "DELETE", "10.1.1.1"),
+                None
+            ),
+            Verdict::Apply(Policy::Bypass)
+        );
+        assert_eq!(
+            r.evaluate(
+                &facts("panel.example.com", "/x", "DELETE", "10.1.1.1"),
+                None
+            ),
+            Verdict::Apply(Policy::Deny)
+        );
+    }
+
+    #[test]
+    fn unmatched_request_gets_default_policy() {
+        assert_eq!(
+            rules().evaluate(&facts("other.org", "/", "GET", "192.0.2.1"), None),
+            Verdict::Apply(Policy::OneFactor)
+        );
+    }
+
+    #[test]
+    fn path_regex_anchors_on_path() {
+        let r = rules();
+        assert_eq!(
+            r.evaluate(
+                &facts("panel.example.com", "/x/public/", "GET", "192.0.2.1"),
+                None
+            ),
+            Verdict::Apply(Policy::OneFactor)
+        );
+    }
+
+    #[test]
+    fn network_rule_needs_client_inside() {
+        let r = rules();
+        assert_eq!(
+            r.evaluate(&facts("a.org", "/", "DELETE", "192.0.2.1"), None),
+            Verdict::Apply(Policy::OneFactor)
+        );
+    }
+
+    #[test]
+    fn subject_rule_needs_identity_when_anonymous() {
+        assert_eq!(
+            rules().evaluate(
+                &facts("panel.example.com", "/admin", "GET", "192.0.2.1"),
+                None
+            ),
+            Verdict::NeedsIdentity
+        );
+    }
+
+    #[test]
+    fn subject_rule_matches_group_or_user_and_falls_through_otherwise() {
+        let r = rules();
+        let admins = ["admins".to_string()];
+        let f = facts("panel.example.com", "/admin", "GET", "192.0.2.1");
+        assert_eq!(
+            r.evaluate(
+                &f,
+                Some(SubjectFacts {
+                    username: "ann",
+                    groups: &admins
+                })
+            ),
+            Verdict::Apply(Policy::TwoFactor)
+        );
+        assert_eq!(
+            r.evaluate(
+                &f,
+                Some(SubjectFacts {
+                    username: "root",
+                    groups: &[]
+                })
+            ),
+            Verdict::Apply(Policy::TwoFactor)
+        );
+        assert_eq!(
+            r.evaluate(
+                &f,
+                Some(SubjectFacts {
+                    username: "bob",
+                    groups: &[]
+                })
+            ),
+            Verdict::Apply(Policy::Deny)
+        );
+    }
+
+    #[test]
+    fn wildcard_domain_does_not_match_lookalike() {
+        let r = rules();
+        let admins = ["admins".to_string()];
+        let f = facts("evilexample.com", "/admin", "GET", "192.0.2.1");
+        assert_eq!(
+            r.evaluate(
+                &f,
+                Some(SubjectFacts {
+                    username: "ann",
+                    groups: &admins
+                })
+            ),
+            Verdict::Apply(Policy::Deny)
+        );
+    }
+
+    #[test]
+    fn bypass_with_subject_is_refused() {
+        let mut bad = rule(Policy::Bypass);
+        bad.subject = vec!["user:x".into()];
+        let err = AccessRules::compile(Policy::Deny, &[bad])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("access_control.rules[0].policy"), "{err}");
+    }
+
+    #[test]
+    fn bad_method_and_subject_are_refused_with_key() {
+        let mut bad = rule(Policy::Deny);
+        bad.methods = vec!["FETCH".into()];
+        assert!(AccessRules::compile(Policy::Deny, &[bad])
+            .unwrap_err()
+            .to_string()
+            .contains("methods[0]"));
+        let mut bad = rule(Policy::Deny);
+        bad.subject = vec!["team:x".into()];
+        assert!(AccessRules::compile(Policy::Deny, &[bad])
+            .unwrap_err()
+            .to_string()
+            .contains("subject[0]"));
+    }
+}

@@ -1,0 +1,272 @@
+//! The password login, the signed-in page and logout, with CSRF protection and
+//! brute-force regulation.
+
+use http::StatusCode;
+
+use crate::audit;
+use crate::auth::limiter::login_keys;
+use crate::auth::now;
+use crate::auth::random_token;
+use crate::auth::session::{cookie_value, Identity};
+use crate::error::{Error, Result};
+use crate::http::redirect::safe_redirect;
+use crate::http::{add_cookie, html, redirect, Request, Response};
+use crate::portal::i18n::{banned_message, Texts};
+use crate::portal::pages::{render, LoginPage, SignedInPage};
+use crate::state::AppState;
+use crate::store::AuthLevel;
+
+/// The browser's CSRF cookie, or a new one to set.
+struct Csrf {
+    token: String,
+    set_cookie: Option<String>,
+}
+
+fn csrf_for(state: &AppState, req: &Request) -> Csrf {
+    let name = state.sessions.csrf_cookie_name();
+    match req
+        .header("cookie")
+        .and_then(|h| cookie_value(h, &name))
+        .filter(|v| v.len() >= 32)
+    {
+        Some(value) => Csrf {
+            token: state.sessions.csrf_token(value),
+            set_cookie: None,
+        },
+        None => {
+            let value = random_token(32);
+            Csrf {
+                token: state.sessions.csrf_token(&value),
+                set_cookie: Some(state.sessions.csrf_cookie(&value)),
+            }
+        }
+    }
+}
+
+/// Refuses a form whose CSRF token does not match the browser's CSRF cookie.
+fn check_csrf(state: &AppState, req: &Request) -> Result<()> {
+    let name = state.sessions.csrf_cookie_name();
+    let cookie = req
+        .header("cookie")
+        .and_then(|h| cookie_value(h, &name))
+        .ok_or(Error::Csrf)?;
+    let form = req.form();
+    let token = form.get("csrf").ok_or(Error::Csrf)?;
+    if state.sessions.csrf_valid(cookie, token) {
+        Ok(())
+    } else {
+        Err(Error::Csrf)
+    }
+}
+
+fn current_identity(state: &AppState, req: &Request) -> Result<Option<Identity>> {
+    match req
+        .header("cookie")
+        .and_then(|h| cookie_value(h, &state.sessions.config().cookie_name))
+    {
+        Some(value) => state.sessions.resolve(value, now()),
+        None => Ok(None),
+    }
+}
+
+/// Where to go after login when `rd` is absent or refused.
+fn default_target(state: &AppState, req: &Request) -> String {
+    state
+        .config
+        .default_redirect
+        .as_ref()
+        .map(|u| u.to_string())
+        .unwrap_or_else(|| format!("{}/", req.mount))
+}
+
+struct LoginView<'a> {
+    rd: &'a str,
+    username: &'a str,
+    error: Option<String>,
+    info: Option<&'a str>,
+}
+
+fn login_page(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    status: StatusCode,
+    view: LoginView<'_>,
+) -> Response {
+    let csrf = csrf_for(state, req);
+    let page = LoginPage {
+        t,
+        title: t.sign_in_title,
+        mount: req.mount,
+        csrf: &csrf.token,
+        rd: view.rd,
+        username: view.username,
+        remember_me: state.config.session.remember_me.is_some(),
+        error: view.error,
+        info: view.info,
+    };
+    let mut response = html(status, render(&page));
+    if let Some(c) = csrf.set_cookie {
+        add_cookie(&mut response, &c);
+    }
+    response
+}
+
+/// `GET /`: the login form, or for a signed-in user the way onwards.
+pub fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let rd = req.query_param("rd").unwrap_or_default();
+    let target = safe_redirect(&rd, &state.config.protected_domains);
+    if let Some(identity) = current_identity(state, req)? {
+        if let Some(target) = &target {
+            return Ok(redirect(StatusCode::FOUND, target));
+        }
+        let csrf = csrf_for(state, req);
+        let user = &identity.user;
+        let name = if user.display_name.is_empty() {
+            &user.username
+        } else {
+            &user.display_name
+        };
+        let default = state
+            .config
+            .default_redirect
+            .as_ref()
+            .map(|u| u.to_string());
+        let mut response = html(
+            StatusCode::OK,
+            render(&SignedInPage {
+                t,
+                title: t.signed_in_title,
+                mount: req.mount,
+                csrf: &csrf.token,
+                name,
+                username: &user.username,
+                continue_to: default.as_deref(),
+            }),
+        );
+        if let Some(c) = csrf.set_cookie {
+            add_cookie(&mut response, &c);
+        }
+        return Ok(response);
+    }
+    let info = req.query_param("signed_out").map(|_| t.signed_out);
+    Ok(login_page(
+        state,
+        req,
+        t,
+        StatusCode::OK,
+        LoginView {
+            rd: target.as_deref().unwrap_or(""),
+            username: "",
+            error: None,
+            info,
+        },
+    ))
+}
+
+/// `POST /login`: checks the password and starts a session.
+pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let form = req.form();
+    let rd = form.get("rd").unwrap_or("");
+    let username = form.get("username").unwrap_or("").trim().to_lowercase();
+    let password = form.get("password").unwrap_or("");
+    let again = |status, error: String| {
+        login_page(
+            state,
+            req,
+            t,
+            status,
+            LoginView {
+                rd,
+                username: &username,
+                error: Some(error),
+                info: None,
+            },
+        )
+    };
+    if check_csrf(state, req).is_err() {
+        return Ok(again(StatusCode::FORBIDDEN, t.csrf_failed.into()));
+    }
+    if username.is_empty() || password.is_empty() {
+        return Ok(again(StatusCode::BAD_REQUEST, t.missing_fields.into()));
+    }
+    let ip = req.ip_text();
+    let keys = login_keys(&username, req.client_ip);
+    if let Some(left) = state.limiter.banned_for(&keys, now()) {
+        audit!("login_refused_banned", user = username, ip = ip);
+        return Ok(again(
+            StatusCode::TOO_MANY_REQUESTS,
+            banned_message(t, left),
+        ));
+    }
+    let user = state.store.get_user(&username)?.filter(|u| !u.disabled);
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    if !state.passwords.verify(password.to_string(), hash).await {
+        let newly_banned = state.limiter.record_failure(&keys, now());
+        audit!("login_failed", user = username, ip = ip);
+        for key in &newly_banned {
+            audit!(
+                "ban",
+                key = key,
+                ip = ip,
+                seconds = state.config.regulation.ban_time.as_secs()
+            );
+        }
+        if let Some(left) = state.limiter.banned_for(&keys, now()) {
+            return Ok(again(
+                StatusCode::TOO_MANY_REQUESTS,
+                banned_message(t, left),
+            ));
+        }
+        return Ok(again(StatusCode::UNAUTHORIZED, t.bad_credentials.into()));
+    }
+    let user = user.ok_or_else(|| Error::Internal("verified a password without a user".into()))?;
+    state.limiter.record_success(&keys);
+    let remember = form.get("remember").is_some();
+    let session = state.sessions.create(
+        &user,
+        AuthLevel::OneFactor,
+        remember,
+        &ip,
+        req.header("user-agent").unwrap_or(""),
+        now(),
+    )?;
+    audit!(
+        "login",
+        user = user.username,
+        ip = ip,
+        session = &session.id[..8]
+    );
+    let target = safe_redirect(rd, &state.config.protected_domains)
+        .unwrap_or_else(|| default_target(state, req));
+    let mut response = redirect(StatusCode::SEE_OTHER, &target);
+    add_cookie(&mut response, &state.sessions.set_cookie(&session));
+    Ok(response)
+}
+
+/// `GET /logout`: the signed-in page carries the (POST) sign-out button.
+pub fn logout_page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    page(
+        state,
+        &Request {
+            query: None,
+            ..req.clone()
+        },
+        t,
+    )
+}
+
+/// `POST /logout`: ends the session and clears the cookie.
+pub fn logout(state: &AppState, req: &Request, _t: &'static Texts) -> Result<Response> {
+    check_csrf(state, req)?;
+    if let Some(identity) = current_identity(state, req)? {
+        state.store.delete_session(&identity.session.id)?;
+        audit!("logout", user = identity.user.username, ip = req.ip_text());
+    }
+    let mut response = redirect(
+        StatusCode::SEE_OTHER,
+        &format!("{}/?signed_out=1", req.mount),
+    );
+    add_cookie(&mut response, &state.sessions.clear_cookie());
+    Ok(response)
+}

@@ -1,0 +1,140 @@
+//! Building and running the one pingora `Server`: the portal listener (portal and
+//! forward-auth), the proxy listener, and housekeeping in the background (expired
+//! session sweeper, admin socket).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
+
+use crate::auth::now;
+use crate::http::pingora_io::read_request;
+use crate::portal::Portal;
+use crate::proxy::Gateway;
+use crate::state::AppState;
+
+/// The portal on its own listener, mounted at `/`.
+pub struct PortalApp {
+    portal: Portal,
+}
+
+#[async_trait]
+impl ServeHttp for PortalApp {
+    async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
+        match read_request(session, "", &self.portal.state().config.trusted_proxies).await {
+            Ok(request) => self.portal.handle(request).await,
+            Err(response) => response,
+        }
+    }
+}
+
+/// Background chores: sweeping expired sessions and serving the admin socket.
+pub struct Housekeeping {
+    state: Arc<AppState>,
+}
+
+/// How often expired sessions are removed from the store.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+impl Housekeeping {
+    fn sweep(&self) {
+        let config = &self.state.config.session;
+        let now = now();
+        let Ok(sessions) = self.state.store.all_sessions() else {
+            return;
+        };
+        for s in sessions {
+            let idle = if s.remember_me {
+                u64::MAX
+            } else {
+                config.inactivity.as_secs()
+            };
+            if now >= s.expires_at || now.saturating_sub(s.last_seen) >= idle {
+                let _ = self.state.store.delete_session(&s.id);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Housekeeping {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let admin = tokio::spawn(crate::admin::serve(
+            self.state.store.clone(),
+            self.state.config.data_dir.clone(),
+            shutdown.clone(),
+        ));
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tick.tick() => self.sweep(),
+            }
+        }
+        let _ = admin.await;
+    }
+}
+
+/// Extra listening services (the demo panel).
+pub type ExtraService = Box<dyn FnOnce(&mut Server)>;
+
+/// Builds the pingora server with every configured listener.
+pub fn build(state: Arc<AppState>, extra: Option<ExtraService>) -> Server {
+    let config = &state.config;
+    let conf = ServerConf {
+        threads: config.threads,
+        pid_file: config.data_dir.join("gatehouse.pid").display().to_string(),
+        upgrade_sock: config.data_dir.join("upgrade.sock").display().to_string(),
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(2),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    if let Some(addr) = config.portal_listen {
+        let mut portal = Service::new(
+            "gatehouse portal".to_string(),
+            PortalApp {
+                portal: Portal::new(state.clone()),
+            },
+        );
+        portal.add_tcp(&addr.to_string());
+        server.add_service(portal);
+        tracing::info!(%addr, url = ?config.portal_url.as_ref().map(|u| u.to_string()), "portal and forward-auth listening");
+    }
+    if let Some(addr) = config.proxy_listen {
+        let mut proxy = pingora::proxy::http_proxy_service_with_name(
+            &server.configuration,
+            Gateway::new(state.clone()),
+            "gatehouse proxy",
+        );
+        proxy.add_tcp(&addr.to_string());
+        server.add_service(proxy);
+        tracing::info!(%addr, upstreams = config.upstreams.len(), "proxy listening");
+    }
+    if config.access.mentions_two_factor() {
+        tracing::warn!("access rules ask for two_factor, but no second factor exists yet: two_factor is enforced as one_factor");
+    }
+    server.add_service(background_service(
+        "housekeeping",
+        Housekeeping {
+            state: state.clone(),
+        },
+    ));
+    if let Some(extra) = extra {
+        extra(&mut server);
+    }
+    server
+}
+
+/// Runs until SIGINT/SIGTERM.
+pub fn run(state: Arc<AppState>, extra: Option<ExtraService>) {
+    build(state, extra).run(RunArgs::default());
+}

@@ -1,0 +1,47 @@
+//! [`AppState`]: everything a request handler needs, built once at start-up and shared.
+
+use std::sync::Arc;
+
+use crate::auth::limiter::Limiter;
+use crate::auth::password::Passwords;
+use crate::auth::session::{load_or_create_secret, Sessions};
+use crate::config::Config;
+use crate::error::Result;
+use crate::store::{SledStore, Store};
+
+/// Shared state of a running gatehouse.
+pub struct AppState {
+    /// The validated configuration.
+    pub config: Config,
+    /// Persistent state (users, sessions).
+    pub store: Arc<dyn Store>,
+    /// Session cookies, records and CSRF tokens.
+    pub sessions: Sessions,
+    /// argon2id hashing on the blocking pool.
+    pub passwords: Passwords,
+    /// Brute-force regulation of logins.
+    pub limiter: Limiter,
+}
+
+impl AppState {
+    /// Opens the sled store in the configured data directory.
+    pub fn open(config: Config) -> Result<Arc<Self>> {
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.data_dir)?);
+        Self::with_store(config, store)
+    }
+
+    /// Builds the state around an already open store.
+    pub fn with_store(config: Config, store: Arc<dyn Store>) -> Result<Arc<Self>> {
+        let secret = load_or_create_secret(config.session.secret.as_deref(), &config.data_dir)?;
+        let sessions = Sessions::new(&secret, config.session.clone(), store.clone());
+        let passwords = Passwords::new(&config.password)?;
+        let limiter = Limiter::new(config.regulation.clone());
+        Ok(Arc::new(AppState {
+            config,
+            store,
+            sessions,
+            passwords,
+            limiter,
+        }))
+    }
+}

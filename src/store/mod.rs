@@ -1,0 +1,82 @@
+//! Persistent state behind a [`Store`] trait, with sled as the default implementation.
+//!
+//! Records are plain serde structs stored as JSON. Every write that a user would call
+//! "done" (a new account, a login, a revocation) is flushed to disk before the call
+//! returns, so a crash or `kill -9` loses nothing committed. The one exception is the
+//! `last_seen` touch of a session, which is advisory and throttled.
+
+mod sled_store;
+
+use serde::{Deserialize, Serialize};
+
+pub use sled_store::SledStore;
+
+use crate::error::Result;
+
+/// Seconds since the Unix epoch.
+pub type Timestamp = u64;
+
+/// An account.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct User {
+    pub username: String,
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    #[serde(default)]
+    pub disabled: bool,
+    pub created_at: Timestamp,
+}
+
+/// How far a session got through the login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthLevel {
+    /// Password checked.
+    OneFactor,
+    /// Password and a second factor checked.
+    TwoFactor,
+}
+
+/// A server-side session; the cookie only carries its signed id.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: String,
+    pub username: String,
+    pub level: AuthLevel,
+    pub created_at: Timestamp,
+    pub last_seen: Timestamp,
+    /// Absolute end of the session.
+    pub expires_at: Timestamp,
+    pub remember_me: bool,
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// What gatehouse keeps. Implementations must be cheap to call from async code: no
+/// call may block for long (sled's are in-memory with background flushing).
+pub trait Store: Send + Sync {
+    fn get_user(&self, username: &str) -> Result<Option<User>>;
+    /// Inserts or replaces, durably.
+    fn put_user(&self, user: &User) -> Result<()>;
+    /// Removes the user and all their sessions, durably. Returns whether it existed.
+    fn delete_user(&self, username: &str) -> Result<bool>;
+    fn list_users(&self) -> Result<Vec<User>>;
+
+    fn get_session(&self, id: &str) -> Result<Option<SessionRecord>>;
+    /// Inserts or replaces, durably.
+    fn put_session(&self, session: &SessionRecord) -> Result<()>;
+    /// Updates `last_seen` without waiting for the disk.
+    fn touch_session(&self, session: &SessionRecord) -> Result<()>;
+    /// Removes one session, durably. Returns whether it existed.
+    fn delete_session(&self, id: &str) -> Result<bool>;
+    fn sessions_of(&self, username: &str) -> Result<Vec<SessionRecord>>;
+    fn all_sessions(&self) -> Result<Vec<SessionRecord>>;
+    /// Removes every session of the user except `keep`, durably; returns how many.
+    fn delete_sessions_of(&self, username: &str, keep: Option<&str>) -> Result<usize>;
+}

@@ -1,0 +1,221 @@
+//! The sled implementation of [`Store`].
+//!
+//! Key layout (one sled tree each):
+//! - `users`:         `username` → JSON [`User`]
+//! - `sessions`:      `session id` → JSON [`SessionRecord`]
+//! - `user_sessions`: `username \0 session id` → empty (index for "all sessions of a user")
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{SessionRecord, Store, User};
+use crate::error::{Error, Result};
+
+/// sled-backed store; cloning shares the same database.
+#[derive(Clone)]
+pub struct SledStore {
+    db: sled::Db,
+    users: sled::Tree,
+    sessions: sled::Tree,
+    user_sessions: sled::Tree,
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    Ok(serde_json::to_vec(value)?)
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+fn index_key(username: &str, session_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(username.len() + 1 + session_id.len());
+    key.extend_from_slice(username.as_bytes());
+    key.push(0);
+    key.extend_from_slice(session_id.as_bytes());
+    key
+}
+
+fn user_prefix(username: &str) -> Vec<u8> {
+    let mut key = username.as_bytes().to_vec();
+    key.push(0);
+    key
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`. Fails clearly when another process has it.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let db = sled::Config::new().path(dir.join("store")).open().map_err(|e| match e {
+            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => Error::Invalid(format!(
+                "the store in {} is in use by another process (is `gatehouse serve` running? its admin socket did not answer)",
+                dir.display()
+            )),
+            other => Error::Store(other),
+        })?;
+        Ok(SledStore {
+            users: db.open_tree("users")?,
+            sessions: db.open_tree("sessions")?,
+            user_sessions: db.open_tree("user_sessions")?,
+            db,
+        })
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+impl Store for SledStore {
+    fn get_user(&self, username: &str) -> Result<Option<User>> {
+        self.users.get(username)?.map(|v| decode(&v)).transpose()
+    }
+
+    fn put_user(&self, user: &User) -> Result<()> {
+        self.users.insert(user.username.as_bytes(), encode(user)?)?;
+        self.flush()
+    }
+
+    fn delete_user(&self, username: &str) -> Result<bool> {
+        self.delete_sessions_of(username, None)?;
+        let existed = self.users.remove(username)?.is_some();
+        self.flush()?;
+        Ok(existed)
+    }
+
+    fn list_users(&self) -> Result<Vec<User>> {
+        self.users.iter().values().map(|v| decode(&v?)).collect()
+    }
+
+    fn get_session(&self, id: &str) -> Result<Option<SessionRecord>> {
+        self.sessions.get(id)?.map(|v| decode(&v)).transpose()
+    }
+
+    fn put_session(&self, session: &SessionRecord) -> Result<()> {
+        self.sessions
+            .insert(session.id.as_bytes(), encode(session)?)?;
+        self.user_sessions
+            .insert(index_key(&session.username, &session.id), &[])?;
+        self.flush()
+    }
+
+    fn touch_session(&self, session: &SessionRecord) -> Result<()> {
+        // Only rewrite a session that still exists, so a touch racing a revocation
+        // cannot bring it back.
+        let new = encode(session)?;
+        let _ = self
+            .sessions
+            .fetch_and_update(session.id.as_bytes(), |old| old.map(|_| new.clone()))?;
+        Ok(())
+    }
+
+    fn delete_session(&self, id: &str) -> Result<bool> {
+        let Some(old) = self.sessions.remove(id)? else {
+            return Ok(false);
+        };
+        let record: SessionRecord = decode(&old)?;
+        self.user_sessions.remove(index_key(&record.username, id))?;
+        self.flush()?;
+        Ok(true)
+    }
+
+    fn sessions_of(&self, username: &str) -> Result<Vec<SessionRecord>> {
+        let mut out = Vec::new();
+        for key in self.user_sessions.scan_prefix(user_prefix(username)).keys() {
+            let key = key?;
+            let id = &key[username.len() + 1..];
+            if let Some(v) = self.sessions.get(id)? {
+                out.push(decode(&v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn all_sessions(&self) -> Result<Vec<SessionRecord>> {
+        self.sessions.iter().values().map(|v| decode(&v?)).collect()
+    }
+
+    fn delete_sessions_of(&self, username: &str, keep: Option<&str>) -> Result<usize> {
+        let mut removed = 0;
+        for key in self.user_sessions.scan_prefix(user_prefix(username)).keys() {
+            let key = key?;
+            let id = &key[username.len() + 1..];
+            if keep.is_some_and(|k| k.as_bytes() == id) {
+                continue;
+            }
+            self.sessions.remove(id)?;
+            self.user_sessions.remove(&key)?;
+            removed += 1;
+        }
+        self.flush()?;
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::AuthLevel;
+
+    fn session(id: &str, user: &str) -> SessionRecord {
+        SessionRecord {
+            id: id.into(),
+            username: user.into(),
+            level: AuthLevel::OneFactor,
+            created_at: 1,
+            last_seen: 1,
+            expires_at: 100,
+            remember_me: false,
+            ip: "127.0.0.1".into(),
+            user_agent: "test".into(),
+        }
+    }
+
+    #[test]
+    fn revoking_all_but_one_session_keeps_only_that_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        for id in ["a", "b", "c"] {
+            store.put_session(&session(id, "ann")).unwrap();
+        }
+        store.put_session(&session("d", "ann2")).unwrap();
+        assert_eq!(store.delete_sessions_of("ann", Some("b")).unwrap(), 2);
+        let left: Vec<_> = store
+            .sessions_of("ann")
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(left, vec!["b".to_string()]);
+        assert_eq!(
+            store.sessions_of("ann2").unwrap().len(),
+            1,
+            "a user whose name extends another's is untouched"
+        );
+    }
+
+    #[test]
+    fn touch_does_not_resurrect_a_deleted_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let s = session("x", "ann");
+        store.put_session(&s).unwrap();
+        store.delete_session("x").unwrap();
+        store.touch_session(&s).unwrap();
+        assert!(store.get_session("x").unwrap().is_none());
+    }
+
+    #[test]
+    fn committed_state_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            store.put_session(&session("x", "ann")).unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert!(store.get_session("x").unwrap().is_some());
+    }
+}
