@@ -13,7 +13,7 @@ use crate::store::{AuthLevel, Timestamp};
 #[derive(Debug)]
 pub enum Decision {
     /// Let it through; with the identity to announce when someone is logged in.
-    Allow(Option<Identity>),
+    Allow(Option<Box<Identity>>),
     /// Send the browser to log in (no session, or not enough factors).
     Login,
     /// Refuse it.
@@ -53,9 +53,9 @@ pub fn decide(
     };
     Ok(match (policy, required_level(policy)) {
         (Policy::Deny, _) => Decision::Deny,
-        (_, None) => Decision::Allow(identity),
+        (_, None) => Decision::Allow(identity.map(Box::new)),
         (_, Some(level)) => match identity {
-            Some(i) if i.session.level >= level => Decision::Allow(Some(i)),
+            Some(i) if i.session.level >= level => Decision::Allow(Some(Box::new(i))),
             _ => Decision::Login,
         },
     })

@@ -34,7 +34,7 @@ pub struct Gateway {
 #[derive(Default)]
 pub struct RequestCtx {
     upstream: Option<usize>,
-    identity: Option<Identity>,
+    identity: Option<Box<Identity>>,
     client_ip: Option<std::net::IpAddr>,
 }
 
@@ -99,16 +99,11 @@ impl ProxyHttp for Gateway {
     ) -> pingora::Result<bool> {
         let state = self.state();
         if is_portal_path(session.req_header().uri.path()) {
-            let response = match read_request(
-                &mut **session,
-                PROXY_MOUNT,
-                &state.config.trusted_proxies,
-            )
-            .await
-            {
-                Ok(request) => self.portal.handle(request).await,
-                Err(response) => response,
-            };
+            let response =
+                match read_request(session, PROXY_MOUNT, &state.config.trusted_proxies).await {
+                    Ok(request) => self.portal.handle(request).await,
+                    Err(response) => response,
+                };
             return respond(session, response).await;
         }
         let header = session.req_header();

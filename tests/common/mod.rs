@@ -1,0 +1,392 @@
+//! Test harness: starts the real `gatehouse` binary on free loopback ports with a
+//! temporary data directory, a recording upstream panel, and a cookie-keeping client.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A free loopback port (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Where a test may leave files for a reviewer (screenshots, logs).
+pub fn output_dir(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("test-output")
+        .join(test);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A running gatehouse.
+pub struct Gatehouse {
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub portal: u16,
+    pub proxy: u16,
+    child: Option<Child>,
+}
+
+/// What an upstream panel received.
+#[derive(Clone, Default)]
+pub struct Recorded(pub Arc<Mutex<Vec<String>>>);
+
+impl Recorded {
+    pub fn last(&self) -> String {
+        self.0.lock().unwrap().last().cloned().unwrap_or_default()
+    }
+    pub fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+/// A panel stand-in: answers every request with 200 and the raw request head as body,
+/// and echoes bytes after a WebSocket upgrade. Returns its address.
+pub async fn start_upstream() -> (SocketAddr, Recorded) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let recorded = Recorded::default();
+    let rec = recorded.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let rec = rec.clone();
+            tokio::spawn(async move {
+                loop {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match stream.read(&mut byte).await {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head).to_string();
+                    let lower = text.to_ascii_lowercase();
+                    if let Some(len) = lower
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                    {
+                        let mut body = vec![0u8; len];
+                        let _ = stream.read_exact(&mut body).await;
+                    }
+                    rec.0.lock().unwrap().push(text.clone());
+                    if lower.contains("upgrade: websocket") {
+                        let _ = stream
+                            .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+                            .await;
+                        let mut buf = [0u8; 1024];
+                        while let Ok(n) = stream.read(&mut buf).await {
+                            if n == 0 || stream.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                        return;
+                    }
+                    let response = format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{}", text.len(), text);
+                    if stream.write_all(response.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, recorded)
+}
+
+/// Runs the CLI against a config; returns (success, stdout, stderr).
+pub fn cli(config: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+            input.write_all(b"\n").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+impl Gatehouse {
+    /// Writes a config (fast argon2, free ports, `extra` TOML appended) without starting.
+    pub fn configure(extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let portal = free_port();
+        let proxy = free_port();
+        let config_path = dir.path().join("gatehouse.toml");
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:{portal}\"\ndata_dir = {:?}\nlog_level = \"info\"\nthreads = 2\n\n[password]\nmemory_kib = 8192\niterations = 1\nparallelism = 1\n\n{}\n",
+            dir.path().join("data").display().to_string(),
+            extra.replace("{proxy}", &proxy.to_string()).replace("{portal}", &portal.to_string())
+        );
+        std::fs::write(&config_path, text).unwrap();
+        Gatehouse {
+            dir,
+            config_path,
+            portal,
+            proxy,
+            child: None,
+        }
+    }
+
+    /// Configures, adds the standard users, starts and waits until healthy.
+    pub fn start(extra: &str) -> Self {
+        let mut g = Self::configure(extra);
+        g.add_user(
+            "ann",
+            &[
+                "--email",
+                "ann@example.test",
+                "--name",
+                "Ann Admin",
+                "--groups",
+                "admins,staff",
+            ],
+        );
+        g.add_user("bob", &["--email", "bob@example.test", "--name", "Bob"]);
+        g.spawn();
+        g
+    }
+
+    pub fn add_user(&self, name: &str, extra: &[&str]) {
+        let mut args = vec!["user", "add", name, "--password-stdin"];
+        args.extend_from_slice(extra);
+        let (ok, out, err) = cli(&self.config_path, &args, Some(PASSWORD));
+        assert!(ok, "user add failed: {out} {err}");
+    }
+
+    pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        cli(&self.config_path, args, None)
+    }
+
+    /// Starts `gatehouse serve` and waits for the health endpoint.
+    pub fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("gatehouse.log")).unwrap();
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("serve")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.portal)) {
+                use std::io::{Read, Write};
+                let _ = s
+                    .write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                let mut text = String::new();
+                let _ = s.read_to_string(&mut text);
+                if text.starts_with("HTTP/1.1 200") {
+                    break;
+                }
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("gatehouse exited early ({status}): {}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gatehouse did not become healthy: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // The proxy listener starts with the portal; make sure it accepts too.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.proxy));
+    }
+
+    /// Kills the server with SIGKILL (no chance to flush anything).
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gatehouse.log")).unwrap_or_default()
+    }
+
+    pub fn portal_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.portal)
+    }
+}
+
+impl Drop for Gatehouse {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A minimal browser: keeps cookies by name, never follows redirects.
+pub struct Browser {
+    pub client: reqwest::Client,
+    pub cookies: HashMap<String, String>,
+    pub accept: &'static str,
+}
+
+pub struct Page {
+    pub status: u16,
+    pub location: Option<String>,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Browser {
+    /// A browser where `hosts` resolve to 127.0.0.1.
+    pub fn new(hosts: &[&str]) -> Self {
+        let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        for h in hosts {
+            builder = builder.resolve(h, SocketAddr::from(([127, 0, 0, 1], 0)));
+        }
+        Browser {
+            client: builder.build().unwrap(),
+            cookies: HashMap::new(),
+            accept: "text/html,application/xhtml+xml,*/*;q=0.8",
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn finish(&mut self, response: reqwest::Response) -> Page {
+        for value in response.headers().get_all("set-cookie") {
+            let text = value.to_str().unwrap();
+            let pair = text.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if text.contains("Max-Age=0") || value.is_empty() {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_string(), value.to_string());
+            }
+        }
+        Page {
+            status: response.status().as_u16(),
+            location: response
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_string()),
+            headers: response.headers().clone(),
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    pub async fn get(&mut self, url: &str) -> Page {
+        self.get_with(url, &[]).await
+    }
+
+    pub async fn get_with(&mut self, url: &str, headers: &[(&str, &str)]) -> Page {
+        let mut request = self
+            .client
+            .get(url)
+            .header("accept", self.accept)
+            .header("cookie", self.cookie_header());
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let response = request.send().await.unwrap();
+        self.finish(response).await
+    }
+
+    pub async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
+        let response = self
+            .client
+            .post(url)
+            .header("accept", self.accept)
+            .header("cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.finish(response).await
+    }
+
+    /// Opens the login page at `login_url`, submits the form with the given password.
+    pub async fn log_in(&mut self, login_url: &str, username: &str, password: &str) -> Page {
+        let page = self.get(login_url).await;
+        assert_eq!(page.status, 200, "login page: {}", page.body);
+        let csrf = field(&page.body, "csrf");
+        let rd = field(&page.body, "rd");
+        let action = page
+            .body
+            .split("action=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        let base = login_url.split('/').take(3).collect::<Vec<_>>().join("/");
+        self.post(
+            &format!("{base}{action}"),
+            &[
+                ("csrf", &csrf),
+                ("rd", &rd),
+                ("username", username),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+}
+
+/// The value of a named input in an HTML page.
+pub fn field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    html.split(&marker)
+        .nth(1)
+        .map(|rest| unescape(rest.split('"').next().unwrap()))
+        .unwrap_or_default()
+}
+
+/// Undoes HTML escaping of attribute values.
+pub fn unescape(text: &str) -> String {
+    text.replace("&#x2f;", "/")
+        .replace("&#47;", "/")
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#61;", "=")
+        .replace("&amp;", "&")
+}
