@@ -281,11 +281,13 @@ pub fn extract(figment: &Figment) -> Result<RawConfig> {
         let key = e.path.join(".");
         Error::Config {
             key: if key.is_empty() { "(file)".into() } else { key },
-            value: e
-                .metadata
-                .as_ref()
-                .map(|m| m.name.to_string())
-                .unwrap_or_default(),
+            value: match e.metadata.as_ref() {
+                Some(m) => match &m.source {
+                    Some(source) => format!(" (from {} {source})", m.name),
+                    None => format!(" (from {})", m.name),
+                },
+                None => String::new(),
+            },
             reason: e.kind.to_string(),
         }
     })

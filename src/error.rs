@@ -6,10 +6,12 @@ use http::StatusCode;
 /// Everything that can go wrong inside gatehouse.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A configuration value is unusable; names the key, the value and why.
-    #[error("invalid configuration: `{key}` = {value}: {reason}")]
+    /// A configuration value is unusable; names the key, the value (or where it came
+    /// from, when the value itself is in the reason) and why.
+    #[error("invalid configuration: `{key}`{value}: {reason}")]
     Config {
         key: String,
+        /// Pre-formatted: ` = "value"` or ` (from …)`.
         value: String,
         reason: String,
     },
@@ -71,7 +73,7 @@ impl Error {
     ) -> Self {
         Error::Config {
             key: key.into(),
-            value: format!("{value:?}"),
+            value: format!(" = {value:?}"),
             reason: reason.into(),
         }
     }

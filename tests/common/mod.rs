@@ -390,3 +390,100 @@ pub fn unescape(text: &str) -> String {
         .replace("&#61;", "=")
         .replace("&amp;", "&")
 }
+
+/// Kills a helper process (nginx, Caddy) when the test ends.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until something accepts HTTP on `port`.
+pub fn wait_for_port(port: u16, what: &str, log: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start: {}", log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The gatehouse side of a forward-auth deployment: portal published as
+/// `auth.example.test:FRONT`, cookie on `example.test`, rules for `panel.example.test`.
+pub fn forward_auth_config(front_port: u16) -> String {
+    format!(
+        r#"
+[portal]
+url = "http://auth.example.test:{front_port}/"
+[session]
+domain = "example.test"
+secure = false
+[[access_control.rules]]
+domain = ["panel.example.test"]
+resources = ["^/static/"]
+policy = "bypass"
+[[access_control.rules]]
+domain = ["panel.example.test"]
+resources = ["^/forbidden"]
+policy = "deny"
+"#
+    )
+}
+
+/// The whole browser journey through a real front proxy on `front_port` that asks
+/// gatehouse: redirect to login, login, back to the panel with the right identity,
+/// deny, bypass, and no spoofed identity on the way.
+pub async fn browser_journey_through_front_proxy(front_port: u16, upstream: &Recorded) {
+    let panel = |path: &str| format!("http://panel.example.test:{front_port}{path}");
+    let mut browser = Browser::new(&["panel.example.test", "auth.example.test"]);
+
+    let first = browser.get(&panel("/dashboard?tab=2")).await;
+    assert_eq!(first.status, 302, "{}", first.body);
+    let login = first.location.expect("redirect to the portal");
+    let expected = format!("http://auth.example.test:{front_port}/?rd=http%3A%2F%2Fpanel.example.test%3A{front_port}%2Fdashboard%3Ftab%3D2");
+    assert_eq!(login, expected);
+    assert_eq!(
+        upstream.count(),
+        0,
+        "nothing reached the panel before login"
+    );
+
+    let done = browser.log_in(&login, "ann", PASSWORD).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(
+        done.location.as_deref(),
+        Some(panel("/dashboard?tab=2").as_str())
+    );
+
+    let page = browser
+        .get_with(&panel("/dashboard?tab=2"), &[("Remote-User", "mallory")])
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let seen = upstream.last().to_ascii_lowercase();
+    assert!(seen.starts_with("get /dashboard?tab=2 "), "{seen}");
+    assert!(seen.contains("remote-user: ann\r\n"), "{seen}");
+    assert!(seen.contains("remote-groups: admins,staff\r\n"), "{seen}");
+    assert!(
+        seen.contains("remote-email: ann@example.test\r\n"),
+        "{seen}"
+    );
+    assert!(!seen.contains("mallory"), "{seen}");
+
+    assert_eq!(browser.get(&panel("/forbidden")).await.status, 403);
+
+    let mut anonymous = Browser::new(&["panel.example.test"]);
+    let page = anonymous
+        .get_with(
+            &panel("/static/app.css"),
+            &[("Remote-User", "mallory"), ("remote-name", "Mallory")],
+        )
+        .await;
+    assert_eq!(page.status, 200, "bypass needs no login");
+    let seen = upstream.last().to_ascii_lowercase();
+    assert!(
+        !seen.contains("mallory"),
+        "a spoofed identity never reaches the panel: {seen}"
+    );
+}

@@ -1,0 +1,173 @@
+//! The command line: configuration checks and user management, as an operator runs them.
+
+mod common;
+
+use std::process::Command;
+
+use common::{cli, Gatehouse, BIN, PASSWORD};
+
+#[test]
+fn config_check_names_the_bad_key_value_and_reason() {
+    let g = Gatehouse::configure("[regulation]\nban_time = \"forever\"");
+    let (ok, _, err) = g.cli(&["config", "check"]);
+    assert!(!ok);
+    assert!(err.contains("regulation.ban_time"), "{err}");
+    assert!(err.contains("forever"), "{err}");
+}
+
+#[test]
+fn config_check_prints_the_effective_config_with_secrets_masked() {
+    let g = Gatehouse::configure("[session]\nsecret = \"a-very-long-session-secret-0123456789\"");
+    let (ok, out, err) = g.cli(&["config", "check"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("configuration is valid"), "{out}");
+    assert!(out.contains("max_retries = 3"), "{out}");
+    assert!(
+        !out.contains("a-very-long-session-secret"),
+        "secret leaked: {out}"
+    );
+    assert!(out.contains("********"), "{out}");
+}
+
+#[test]
+fn environment_overrides_the_file_with_double_underscore_nesting() {
+    let g = Gatehouse::configure("");
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&g.config_path)
+        .args(["config", "check"])
+        .env("GATEHOUSE_SERVER__LISTEN", "nowhere")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("server.listen") && err.contains("nowhere"),
+        "{err}"
+    );
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&g.config_path)
+        .args(["config", "check"])
+        .env("GATEHOUSE_REGULATION__MAX_RETRIES", "7")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("max_retries = 7"));
+}
+
+#[test]
+fn serve_refuses_to_start_on_a_bad_config() {
+    let g = Gatehouse::configure(
+        "[[access_control.rules]]\nresources = [\"(unclosed\"]\npolicy = \"deny\"",
+    );
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&g.config_path)
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("access_control.rules[0].resources[0]") && err.contains("regex"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_config_file_is_reported() {
+    let out = Command::new(BIN)
+        .args(["--config", "/nonexistent/gatehouse.toml", "serve"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such file"));
+}
+
+#[test]
+fn user_management_round_trip() {
+    let g = Gatehouse::configure("");
+    let config = &g.config_path;
+    let (ok, out, err) = cli(
+        config,
+        &[
+            "user",
+            "add",
+            "Carol",
+            "--email",
+            "carol@example.test",
+            "--name",
+            "Carol C",
+            "--groups",
+            "ops,dev",
+            "--password-stdin",
+        ],
+        Some(PASSWORD),
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = cli(
+        config,
+        &["user", "add", "carol", "--password-stdin"],
+        Some(PASSWORD),
+    );
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, out, _) = cli(config, &["user", "list"], None);
+    assert!(
+        ok && out.contains("carol\tactive\tCarol C\tcarol@example.test\tops,dev"),
+        "{out}"
+    );
+    let (ok, _, _) = cli(config, &["user", "disable", "carol"], None);
+    assert!(ok);
+    assert!(cli(config, &["user", "list"], None)
+        .1
+        .contains("carol\tdisabled"));
+    assert!(cli(config, &["user", "enable", "carol"], None).0);
+    let (ok, out, err) = cli(
+        config,
+        &["user", "passwd", "carol", "--password-stdin"],
+        Some("another long password"),
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, _, _) = cli(config, &["user", "delete", "carol"], None);
+    assert!(ok);
+    let (ok, _, err) = cli(config, &["user", "delete", "carol"], None);
+    assert!(!ok && err.contains("not found"), "{err}");
+}
+
+#[test]
+fn passwords_come_only_from_stdin_and_must_be_long_enough() {
+    let g = Gatehouse::configure("");
+    let (ok, _, err) = g.cli(&["user", "add", "dave"]);
+    assert!(!ok && err.contains("--password-stdin"), "{err}");
+    let (ok, _, err) = cli(
+        &g.config_path,
+        &["user", "add", "dave", "--password-stdin"],
+        Some("short"),
+    );
+    assert!(!ok && err.contains("at least 8"), "{err}");
+    let (ok, _, err) = cli(
+        &g.config_path,
+        &["user", "add", "bad name", "--password-stdin"],
+        Some(PASSWORD),
+    );
+    assert!(!ok && err.contains("invalid user name"), "{err}");
+}
+
+#[test]
+fn user_commands_work_while_the_server_runs() {
+    let g = Gatehouse::start("");
+    let (ok, out, err) = g.cli(&["user", "list"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("ann") && out.contains("bob"), "{out}");
+    let (ok, out, err) = cli(
+        &g.config_path,
+        &["user", "add", "erin", "--password-stdin"],
+        Some(PASSWORD),
+    );
+    assert!(ok, "{out}{err}");
+    assert!(
+        g.log().contains("user_added"),
+        "the running server did the work: {}",
+        g.log()
+    );
+}

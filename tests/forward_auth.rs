@@ -1,0 +1,224 @@
+//! The forward-auth endpoints, asked directly the way nginx, Traefik and Caddy ask.
+
+mod common;
+
+use common::{forward_auth_config, Browser, Gatehouse, PASSWORD};
+
+const FRONT: u16 = 8443;
+
+struct Setup {
+    gate: Gatehouse,
+    browser: Browser,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        Setup {
+            gate: Gatehouse::start(&forward_auth_config(FRONT)),
+            browser: Browser::new(&[]),
+        }
+    }
+
+    async fn logged_in() -> Self {
+        let mut s = Self::new().await;
+        let done = s
+            .browser
+            .log_in(&s.gate.portal_url("/"), "ann", PASSWORD)
+            .await;
+        assert_eq!(done.status, 303, "{}", done.body);
+        s
+    }
+
+    async fn auth_request(&mut self, url: &str, method: &str) -> common::Page {
+        let endpoint = self.gate.portal_url("/api/authz/auth-request");
+        self.browser
+            .get_with(
+                &endpoint,
+                &[("X-Original-URL", url), ("X-Original-Method", method)],
+            )
+            .await
+    }
+
+    async fn forward_auth(&mut self, path: &str, method: &str) -> common::Page {
+        let endpoint = self.gate.portal_url("/api/authz/forward-auth");
+        let headers = [
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "panel.example.test"),
+            ("X-Forwarded-Uri", path),
+            ("X-Forwarded-Method", method),
+        ];
+        self.browser.get_with(&endpoint, &headers).await
+    }
+}
+
+fn login_location(target: &str) -> String {
+    let encoded: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+    format!("http://auth.example.test:{FRONT}/?rd={encoded}")
+}
+
+#[tokio::test]
+async fn auth_request_without_session_answers_401_with_the_portal_login() {
+    let mut s = Setup::new().await;
+    let page = s
+        .auth_request("https://panel.example.test/a?b=1", "GET")
+        .await;
+    assert_eq!(page.status, 401);
+    assert_eq!(
+        page.location.as_deref(),
+        Some(login_location("https://panel.example.test/a?b=1").as_str())
+    );
+}
+
+#[tokio::test]
+async fn auth_request_with_session_answers_200_with_identity_headers() {
+    let mut s = Setup::logged_in().await;
+    let page = s.auth_request("https://panel.example.test/a", "POST").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.headers["remote-user"], "ann");
+    assert_eq!(page.headers["remote-groups"], "admins,staff");
+    assert_eq!(page.headers["remote-email"], "ann@example.test");
+    assert_eq!(page.headers["remote-name"], "Ann Admin");
+}
+
+#[tokio::test]
+async fn auth_request_reads_forwarded_headers_without_original_url() {
+    let mut s = Setup::new().await;
+    let endpoint = s.gate.portal_url("/api/authz/auth-request");
+    let headers = [
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "panel.example.test"),
+        ("X-Forwarded-Uri", "/static/x.js"),
+    ];
+    assert_eq!(
+        s.browser.get_with(&endpoint, &headers).await.status,
+        200,
+        "bypass rule matched on the forwarded target"
+    );
+}
+
+#[tokio::test]
+async fn deny_rule_answers_403_and_bypass_answers_200_without_identity() {
+    let mut s = Setup::logged_in().await;
+    assert_eq!(
+        s.auth_request("https://panel.example.test/forbidden", "GET")
+            .await
+            .status,
+        403
+    );
+    let mut anonymous = Setup::new().await;
+    let page = anonymous
+        .auth_request("https://panel.example.test/static/a.css", "GET")
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(page.headers.get("remote-user").is_none());
+}
+
+#[tokio::test]
+async fn forward_auth_redirects_get_with_302_and_post_with_303() {
+    let mut s = Setup::new().await;
+    let get = s.forward_auth("/x", "GET").await;
+    assert_eq!(get.status, 302);
+    assert_eq!(
+        get.location.as_deref(),
+        Some(login_location("https://panel.example.test/x").as_str())
+    );
+    assert_eq!(s.forward_auth("/x", "HEAD").await.status, 302);
+    assert_eq!(s.forward_auth("/x", "POST").await.status, 303);
+}
+
+#[tokio::test]
+async fn forward_auth_answers_401_to_clients_that_do_not_accept_html() {
+    let mut s = Setup::new().await;
+    s.browser.accept = "application/json";
+    assert_eq!(s.forward_auth("/api", "GET").await.status, 401);
+}
+
+#[tokio::test]
+async fn forward_auth_with_session_answers_200_with_identity() {
+    let mut s = Setup::logged_in().await;
+    let page = s.forward_auth("/x", "GET").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.headers["remote-user"], "ann");
+}
+
+#[tokio::test]
+async fn target_outside_protected_domains_gets_login_without_rd() {
+    let mut s = Setup::new().await;
+    let page = s.auth_request("https://evil.example.org/", "GET").await;
+    assert_eq!(page.status, 401);
+    assert_eq!(
+        page.location.as_deref(),
+        Some(format!("http://auth.example.test:{FRONT}/").as_str())
+    );
+}
+
+#[tokio::test]
+async fn request_without_target_is_a_bad_request() {
+    let mut s = Setup::new().await;
+    let page = s
+        .browser
+        .get(&s.gate.portal_url("/api/authz/forward-auth"))
+        .await;
+    assert_eq!(page.status, 400);
+}
+
+#[tokio::test]
+async fn portal_login_returns_to_protected_rd_and_ignores_hostile_rd() {
+    let mut s = Setup::new().await;
+    let rd = "https://panel.example.test/after";
+    let url = s.gate.portal_url(&format!(
+        "/?rd={}",
+        url::form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>()
+    ));
+    let done = s.browser.log_in(&url, "ann", PASSWORD).await;
+    assert_eq!(done.location.as_deref(), Some(rd));
+
+    let signed_in = s
+        .browser
+        .get(&s.gate.portal_url("/?rd=https%3A%2F%2Fevil.example.org%2F"))
+        .await;
+    assert_eq!(
+        signed_in.status, 200,
+        "a hostile rd shows the signed-in page instead of redirecting"
+    );
+    assert!(signed_in.body.contains("Ann Admin"));
+    let again = s
+        .browser
+        .get(
+            &s.gate
+                .portal_url("/?rd=https%3A%2F%2Fpanel.example.test%2Fnext"),
+        )
+        .await;
+    assert_eq!(
+        again.location.as_deref(),
+        Some("https://panel.example.test/next"),
+        "already signed in: straight back"
+    );
+}
+
+#[tokio::test]
+async fn session_cookie_is_set_on_the_parent_domain() {
+    let mut s = Setup::new().await;
+    let done = s
+        .browser
+        .log_in(&s.gate.portal_url("/"), "ann", PASSWORD)
+        .await;
+    let cookie = done
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|c| c.starts_with("gatehouse_session="))
+        .unwrap()
+        .to_string();
+    assert!(cookie.contains("Domain=example.test"), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+}
+
+#[tokio::test]
+async fn health_endpoint_answers_ok() {
+    let mut s = Setup::new().await;
+    let page = s.browser.get(&s.gate.portal_url("/api/health")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("\"ok\""));
+}
