@@ -20,7 +20,7 @@ use crate::store::SledStore;
 )]
 struct Cli {
     /// Configuration file (default: config/gatehouse.toml when present).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "GATEHOUSE_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Top,

@@ -272,7 +272,8 @@ pub fn figment(path: Option<&Path>) -> Figment {
         Some(path) => figment = figment.merge(Toml::file_exact(path)),
         None => figment = figment.merge(Toml::file(DEFAULT_CONFIG_PATH)),
     }
-    figment.merge(Env::prefixed("GATEHOUSE_").split("__"))
+    // GATEHOUSE_CONFIG names the file (see the CLI); it is not a key.
+    figment.merge(Env::prefixed("GATEHOUSE_").ignore(&["config"]).split("__"))
 }
 
 /// Extracts the raw configuration, turning figment's error into one with the key.

@@ -171,3 +171,11 @@ fn user_commands_work_while_the_server_runs() {
         g.log()
     );
 }
+
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/gatehouse.example.toml");
+    let (ok, out, err) = cli(std::path::Path::new(example), &["config", "check"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("default_policy = \"one_factor\""), "{out}");
+}
