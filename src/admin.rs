@@ -40,6 +40,12 @@ pub enum Command {
     UserDelete {
         username: String,
     },
+    UserShow {
+        username: String,
+    },
+    UserReset2fa {
+        username: String,
+    },
     SessionsList {
         username: Option<String>,
     },
@@ -119,6 +125,7 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
                 groups,
                 password_hash,
                 disabled: false,
+                last_method: None,
                 created_at: now(),
             })?;
             audit!("user_added", user = username, by = "cli");
@@ -189,6 +196,35 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
             }
             audit!("user_deleted", user = username, by = "cli");
             Ok(format!("user {username} deleted"))
+        }
+        Command::UserShow { username } => {
+            let user = store
+                .get_user(&username.to_lowercase())?
+                .ok_or_else(|| Error::NotFound(format!("user {username}")))?;
+            let factors: Vec<&str> = crate::mfa::enabled_factors(store, &user.username)?
+                .iter()
+                .map(|f| f.id())
+                .collect();
+            let sessions = store.sessions_of(&user.username)?.len();
+            Ok(format!(
+                "username: {}\nname: {}\nemail: {}\ngroups: {}\nstatus: {}\ncreated: {}\nsecond factors: {}\nbackup codes left: {}\nsessions: {sessions}",
+                user.username,
+                user.display_name,
+                user.email,
+                user.groups.join(","),
+                if user.disabled { "disabled" } else { "active" },
+                format_time(user.created_at),
+                if factors.is_empty() { "none".to_string() } else { factors.join(", ") },
+                crate::mfa::backup::remaining(store, &user.username)?,
+            ))
+        }
+        Command::UserReset2fa { username } => {
+            let username = username.to_lowercase();
+            if store.get_user(&username)?.is_none() {
+                return Err(Error::NotFound(format!("user {username}")));
+            }
+            crate::mfa::reset(store, &username, "cli")?;
+            Ok(format!("every second factor of {username} is off and the backup codes are deleted; they sign in with the password alone until they turn 2FA on again"))
         }
         Command::SessionsList { username } => {
             let sessions = match username {

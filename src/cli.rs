@@ -86,6 +86,11 @@ enum UserCmd {
     Enable { name: String },
     /// Delete a user and their sessions.
     Delete { name: String },
+    /// Show a user, their second factors and sessions.
+    Show { name: String },
+    /// Switch off every second factor of a user and delete their backup codes (support desk).
+    #[command(name = "reset-2fa")]
+    Reset2fa { name: String },
 }
 
 #[derive(Subcommand)]
@@ -206,6 +211,8 @@ fn run(cli: Cli) -> Result<()> {
                     disabled: false,
                 },
                 UserCmd::Delete { name } => Command::UserDelete { username: name },
+                UserCmd::Show { name } => Command::UserShow { username: name },
+                UserCmd::Reset2fa { name } => Command::UserReset2fa { username: name },
             };
             println!("{}", admin(&config, command)?);
             Ok(())

@@ -31,6 +31,8 @@ pub struct RawConfig {
     pub regulation: Regulation,
     pub access_control: RawAccessControl,
     pub proxy: RawProxy,
+    pub second_factor: SecondFactor,
+    pub storage: RawStorage,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +130,8 @@ pub struct PasswordParams {
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
+    /// Shortest password a user may choose.
+    pub min_length: usize,
 }
 
 impl Default for PasswordParams {
@@ -136,8 +140,49 @@ impl Default for PasswordParams {
             memory_kib: 19 * 1024,
             iterations: 2,
             parallelism: 1,
+            min_length: 8,
         }
     }
+}
+
+/// Second-factor settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecondFactor {
+    /// The issuer shown in authenticator apps.
+    pub totp_issuer: String,
+    /// TOTP steps accepted either side of now (clock drift); 1 = ±30 s.
+    pub totp_skew: u64,
+    /// How many backup codes a set has.
+    pub backup_codes: usize,
+    /// Send a user without 2FA who opens a two_factor resource to the settings page to
+    /// turn one on (otherwise: 403).
+    pub enrollment_redirect: bool,
+    /// Changes on the settings page ask for the password again when it was last entered
+    /// longer ago than this.
+    #[serde(with = "humantime_serde")]
+    pub reauthentication_window: Duration,
+}
+
+impl Default for SecondFactor {
+    fn default() -> Self {
+        SecondFactor {
+            totp_issuer: "gatehouse".into(),
+            totp_skew: 1,
+            backup_codes: 5,
+            enrollment_redirect: true,
+            reauthentication_window: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+/// The store's encryption key for secrets at rest.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawStorage {
+    /// Key material (at least 32 characters); absent = generated once in data_dir.
+    pub encryption_key: Option<String>,
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 /// Brute-force regulation, per user and per client IP (Authelia's defaults).
@@ -217,6 +262,9 @@ pub struct Config {
     pub access: AccessRules,
     pub proxy_listen: Option<SocketAddr>,
     pub upstreams: Vec<Upstream>,
+    pub second_factor: SecondFactor,
+    /// Inline or file key for secrets at rest; `None` = generated in the data directory.
+    pub encryption_key: Option<String>,
 }
 
 /// Session cookie and lifetime settings.
@@ -540,6 +588,48 @@ impl RawConfig {
             ));
         }
 
+        let sf = &self.second_factor;
+        if sf.totp_skew > 2 {
+            return Err(Error::config(
+                "second_factor.totp_skew",
+                sf.totp_skew,
+                "at most 2 steps (±60 s); fix clocks instead",
+            ));
+        }
+        if !(1..=20).contains(&sf.backup_codes) {
+            return Err(Error::config(
+                "second_factor.backup_codes",
+                sf.backup_codes,
+                "between 1 and 20",
+            ));
+        }
+        if sf.totp_issuer.is_empty() || sf.totp_issuer.contains(':') {
+            return Err(Error::config(
+                "second_factor.totp_issuer",
+                &sf.totp_issuer,
+                "must be non-empty and contain no `:`",
+            ));
+        }
+        if self.password.min_length < 8 {
+            return Err(Error::config(
+                "password.min_length",
+                self.password.min_length,
+                "at least 8 (NIST SP 800-63B)",
+            ));
+        }
+        let encryption_key = resolve_secret(
+            "storage.encryption_key",
+            self.storage.encryption_key.clone(),
+            self.storage.encryption_key_file.as_deref(),
+        )?;
+        if encryption_key.as_ref().is_some_and(|k| k.len() < 32) {
+            return Err(Error::config(
+                "storage.encryption_key",
+                "(secret)",
+                "must be at least 32 characters long",
+            ));
+        }
+
         let access = AccessRules::compile(
             self.access_control.default_policy,
             &self.access_control.rules,
@@ -636,6 +726,8 @@ impl RawConfig {
             access,
             proxy_listen,
             upstreams,
+            second_factor: self.second_factor,
+            encryption_key,
         })
     }
 }
@@ -645,6 +737,9 @@ pub fn render_masked(raw: &RawConfig) -> String {
     let mut shown = raw.clone();
     if shown.session.secret.is_some() {
         shown.session.secret = Some("********".into());
+    }
+    if shown.storage.encryption_key.is_some() {
+        shown.storage.encryption_key = Some("********".into());
     }
     toml_string(&shown)
 }

@@ -105,13 +105,16 @@ fn with_identity(mut r: Response, identity: &Identity) -> Response {
     r
 }
 
-/// The portal's login URL with `rd` when the target is one we protect.
-fn login_url(state: &AppState, target: &str) -> String {
+/// A portal page (`""` = login, `"settings"`) with `rd` when the target is one we protect.
+fn portal_url(state: &AppState, page: &str, target: &str) -> String {
     let mut url = state
         .config
         .portal_url
         .clone()
         .expect("the portal listener always has a URL");
+    if !page.is_empty() {
+        url = url.join(page).unwrap_or(url);
+    }
     if let Some(rd) = safe_redirect(target, &state.config.protected_domains) {
         url.query_pairs_mut().append_pair("rd", &rd);
     }
@@ -135,6 +138,7 @@ pub fn answer(state: &AppState, req: &Request, kind: Kind) -> Response {
         &state.config.access,
         &facts,
         req.header("cookie"),
+        state.config.second_factor.enrollment_redirect,
         now(),
     ) {
         Ok(d) => d,
@@ -147,8 +151,13 @@ pub fn answer(state: &AppState, req: &Request, kind: Kind) -> Response {
         Decision::Allow(Some(identity)) => with_identity(empty(StatusCode::OK), &identity),
         Decision::Allow(None) => empty(StatusCode::OK),
         Decision::Deny => empty(StatusCode::FORBIDDEN),
-        Decision::Login => {
-            let location = login_url(state, &target.url);
+        Decision::Login | Decision::Enroll => {
+            let page = if matches!(decision, Decision::Enroll) {
+                "settings"
+            } else {
+                ""
+            };
+            let location = portal_url(state, page, &target.url);
             let status = match kind {
                 Kind::AuthRequest => StatusCode::UNAUTHORIZED,
                 Kind::ForwardAuth if !accepts_html(&req.headers) => StatusCode::UNAUTHORIZED,

@@ -12,6 +12,8 @@
 //! - [`proxy`]: the `ProxyHttp` of proxy mode, identity headers.
 //! - [`policy`]: access rules, first match wins.
 //! - [`auth`]: passwords, sessions, brute-force limiter, and the per-request [`auth::gate`].
+//! - [`mfa`]: second factors (one module per factor, same shape) and their shared rules.
+//! - [`crypto`]: secrets at rest (AES-GCM) and keyed hashes of one-time codes.
 //! - [`store`]: the `Store` trait and its sled implementation.
 //! - [`admin`]: operator commands and the admin socket; [`audit`]: the audit log.
 
@@ -20,10 +22,12 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod demo;
 pub mod error;
 pub mod forward_auth;
 pub mod http;
+pub mod mfa;
 pub mod policy;
 pub mod portal;
 pub mod proxy;

@@ -211,12 +211,6 @@ impl AccessRules {
             .flat_map(|r| r.domains.iter().map(String::as_str))
     }
 
-    /// Whether any rule or the default asks for two factors.
-    pub fn mentions_two_factor(&self) -> bool {
-        self.default_policy == Policy::TwoFactor
-            || self.rules.iter().any(|r| r.policy == Policy::TwoFactor)
-    }
-
     /// First matching rule's policy, else the default.
     pub fn evaluate(
         &self,

@@ -119,9 +119,6 @@ pub fn build(state: Arc<AppState>, extra: Option<ExtraService>) -> Server {
         server.add_service(proxy);
         tracing::info!(%addr, upstreams = config.upstreams.len(), "proxy listening");
     }
-    if config.access.mentions_two_factor() {
-        tracing::warn!("access rules ask for two_factor, but no second factor exists yet: two_factor is enforced as one_factor");
-    }
     server.add_service(background_service(
         "housekeeping",
         Housekeeping {

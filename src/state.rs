@@ -6,6 +6,7 @@ use crate::auth::limiter::Limiter;
 use crate::auth::password::Passwords;
 use crate::auth::session::{load_or_create_secret, Sessions};
 use crate::config::Config;
+use crate::crypto::{load_or_create_key, CodeHasher, Sealer};
 use crate::error::Result;
 use crate::store::{SledStore, Store};
 
@@ -19,8 +20,12 @@ pub struct AppState {
     pub sessions: Sessions,
     /// argon2id hashing on the blocking pool.
     pub passwords: Passwords,
-    /// Brute-force regulation of logins.
+    /// Brute-force regulation of logins and second-step codes.
     pub limiter: Limiter,
+    /// Encrypts secrets at rest (TOTP seeds).
+    pub sealer: Sealer,
+    /// Hashes one-time codes (backup codes).
+    pub code_hasher: CodeHasher,
 }
 
 impl AppState {
@@ -36,7 +41,10 @@ impl AppState {
         let sessions = Sessions::new(&secret, config.session.clone(), store.clone());
         let passwords = Passwords::new(&config.password)?;
         let limiter = Limiter::new(config.regulation.clone());
+        let key = load_or_create_key(config.encryption_key.as_deref(), &config.data_dir)?;
         Ok(Arc::new(AppState {
+            sealer: Sealer::new(&key),
+            code_hasher: CodeHasher::new(&key),
             config,
             store,
             sessions,

@@ -323,7 +323,11 @@ async fn hostile_rd_after_login_falls_back_to_a_safe_page() {
         )
         .await;
     assert_eq!(done.status, 303);
-    assert_eq!(done.location.as_deref(), Some("/.gatehouse/"));
+    assert_eq!(
+        done.location.as_deref(),
+        Some("/"),
+        "the panel's front page, on this host"
+    );
 }
 
 #[tokio::test]

@@ -14,8 +14,11 @@ use crate::store::{AuthLevel, Timestamp};
 pub enum Decision {
     /// Let it through; with the identity to announce when someone is logged in.
     Allow(Option<Box<Identity>>),
-    /// Send the browser to log in (no session, or not enough factors).
+    /// Send the browser to log in (no session, or the second step still owed).
     Login,
+    /// The user has no second factor but the resource asks for two: send them to the
+    /// settings page to turn one on.
+    Enroll,
     /// Refuse it.
     Deny,
 }
@@ -25,24 +28,28 @@ fn required_level(policy: Policy) -> Option<AuthLevel> {
     match policy {
         Policy::Bypass | Policy::Deny => None,
         Policy::OneFactor => Some(AuthLevel::OneFactor),
-        // No second factor exists yet: two_factor behaves as one_factor (logged at start-up).
-        Policy::TwoFactor => Some(AuthLevel::OneFactor),
+        Policy::TwoFactor => Some(AuthLevel::TwoFactor),
     }
 }
 
-/// Decides for one request. `cookie_header` is the raw `Cookie` header.
+/// Decides for one request. `cookie_header` is the raw `Cookie` header;
+/// `enrollment_redirect` picks [`Decision::Enroll`] over [`Decision::Deny`] for a user
+/// without 2FA on a two_factor resource.
 pub fn decide(
     sessions: &Sessions,
     rules: &AccessRules,
     request: &RequestFacts<'_>,
     cookie_header: Option<&str>,
+    enrollment_redirect: bool,
     now: Timestamp,
 ) -> Result<Decision> {
-    let identity = match cookie_header.and_then(|h| cookie_value(h, &sessions.config().cookie_name))
+    let session = match cookie_header.and_then(|h| cookie_value(h, &sessions.config().cookie_name))
     {
         Some(value) => sessions.resolve(value, now)?,
         None => None,
     };
+    // A session still owing its second step is nobody yet: it grants nothing.
+    let identity = session.filter(|i| i.session.level >= AuthLevel::OneFactor);
     let subject = identity.as_ref().map(|i| SubjectFacts {
         username: &i.user.username,
         groups: &i.user.groups,
@@ -56,7 +63,11 @@ pub fn decide(
         (_, None) => Decision::Allow(identity.map(Box::new)),
         (_, Some(level)) => match identity {
             Some(i) if i.session.level >= level => Decision::Allow(Some(Box::new(i))),
-            _ => Decision::Login,
+            // One factor reached by a user who has no second factor at all (turning one
+            // on ends every other session, so a user with 2FA has no such session).
+            Some(_) if enrollment_redirect => Decision::Enroll,
+            Some(_) => Decision::Deny,
+            None => Decision::Login,
         },
     })
 }

@@ -106,6 +106,7 @@ mod tests {
             memory_kib: 8192,
             iterations: 1,
             parallelism: 1,
+            min_length: 8,
         })
         .unwrap()
     }

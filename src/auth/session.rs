@@ -172,9 +172,52 @@ impl Sessions {
             remember_me: remember,
             ip: ip.to_string(),
             user_agent: user_agent.chars().take(256).collect(),
+            password_at: now,
         };
         self.store.put_session(&record)?;
         Ok(record)
+    }
+
+    /// Raises a session's level under a new id (the old id stops working), keeping its
+    /// lifetime; returns the new record, whose cookie must replace the old one.
+    pub fn upgrade(
+        &self,
+        old: &SessionRecord,
+        level: AuthLevel,
+        now: Timestamp,
+    ) -> Result<SessionRecord> {
+        let record = SessionRecord {
+            id: random_token(32),
+            level,
+            last_seen: now,
+            ..old.clone()
+        };
+        self.store.put_session(&record)?;
+        self.store.delete_session(&old.id)?;
+        Ok(record)
+    }
+
+    /// Records that the password was just entered again in this session.
+    pub fn password_confirmed(&self, session: &SessionRecord, now: Timestamp) -> Result<()> {
+        self.store.put_session(&SessionRecord {
+            password_at: now,
+            last_seen: now,
+            ..session.clone()
+        })
+    }
+
+    /// Whether the password was entered within `window` in this session.
+    pub fn password_is_fresh(
+        session: &SessionRecord,
+        window: std::time::Duration,
+        now: Timestamp,
+    ) -> bool {
+        let at = if session.password_at == 0 {
+            session.created_at
+        } else {
+            session.password_at
+        };
+        now.saturating_sub(at) < window.as_secs()
     }
 
     /// The identity behind a cookie value, if the session is valid now. Expired
@@ -304,6 +347,7 @@ mod tests {
             password_hash: String::new(),
             disabled: false,
             created_at: 0,
+            last_method: None,
         }
     }
 

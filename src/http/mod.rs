@@ -89,6 +89,11 @@ pub fn accepts_html(headers: &HeaderMap) -> bool {
 pub struct Form(Vec<(String, String)>);
 
 impl Form {
+    /// Every field in order.
+    pub fn fields(&self) -> impl Iterator<Item = &(String, String)> {
+        self.0.iter()
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()

@@ -1,83 +1,21 @@
 //! The password login, the signed-in page and logout, with CSRF protection and
-//! brute-force regulation.
+//! brute-force regulation. A user with a second factor leaves the password step with a
+//! session that grants nothing yet and is sent to the second step.
 
 use http::StatusCode;
 
 use crate::audit;
 use crate::auth::limiter::login_keys;
 use crate::auth::now;
-use crate::auth::random_token;
-use crate::auth::session::{cookie_value, Identity};
 use crate::error::{Error, Result};
 use crate::http::redirect::safe_redirect;
 use crate::http::{add_cookie, html, redirect, Request, Response};
+use crate::mfa;
+use crate::portal::common::{check_csrf, csrf_for, current_session, onwards, rd_query};
 use crate::portal::i18n::{banned_message, Texts};
 use crate::portal::pages::{render, LoginPage, SignedInPage};
 use crate::state::AppState;
 use crate::store::AuthLevel;
-
-/// The browser's CSRF cookie, or a new one to set.
-struct Csrf {
-    token: String,
-    set_cookie: Option<String>,
-}
-
-fn csrf_for(state: &AppState, req: &Request) -> Csrf {
-    let name = state.sessions.csrf_cookie_name();
-    match req
-        .header("cookie")
-        .and_then(|h| cookie_value(h, &name))
-        .filter(|v| v.len() >= 32)
-    {
-        Some(value) => Csrf {
-            token: state.sessions.csrf_token(value),
-            set_cookie: None,
-        },
-        None => {
-            let value = random_token(32);
-            Csrf {
-                token: state.sessions.csrf_token(&value),
-                set_cookie: Some(state.sessions.csrf_cookie(&value)),
-            }
-        }
-    }
-}
-
-/// Refuses a form whose CSRF token does not match the browser's CSRF cookie.
-fn check_csrf(state: &AppState, req: &Request) -> Result<()> {
-    let name = state.sessions.csrf_cookie_name();
-    let cookie = req
-        .header("cookie")
-        .and_then(|h| cookie_value(h, &name))
-        .ok_or(Error::Csrf)?;
-    let form = req.form();
-    let token = form.get("csrf").ok_or(Error::Csrf)?;
-    if state.sessions.csrf_valid(cookie, token) {
-        Ok(())
-    } else {
-        Err(Error::Csrf)
-    }
-}
-
-fn current_identity(state: &AppState, req: &Request) -> Result<Option<Identity>> {
-    match req
-        .header("cookie")
-        .and_then(|h| cookie_value(h, &state.sessions.config().cookie_name))
-    {
-        Some(value) => state.sessions.resolve(value, now()),
-        None => Ok(None),
-    }
-}
-
-/// Where to go after login when `rd` is absent or refused.
-fn default_target(state: &AppState, req: &Request) -> String {
-    state
-        .config
-        .default_redirect
-        .as_ref()
-        .map(|u| u.to_string())
-        .unwrap_or_else(|| format!("{}/", req.mount))
-}
 
 struct LoginView<'a> {
     rd: &'a str,
@@ -105,63 +43,70 @@ fn login_page(
         error: view.error,
         info: view.info,
     };
-    let mut response = html(status, render(&page));
-    if let Some(c) = csrf.set_cookie {
-        add_cookie(&mut response, &c);
-    }
-    response
+    let response = html(status, render(&page));
+    csrf.attach(response)
 }
 
-/// `GET /`: the login form, or for a signed-in user the way onwards.
+/// `GET /`: the login form; for a pending session the second step; for a signed-in
+/// user the way onwards.
 pub fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let rd = req.query_param("rd").unwrap_or_default();
     let target = safe_redirect(&rd, &state.config.protected_domains);
-    if let Some(identity) = current_identity(state, req)? {
-        if let Some(target) = &target {
-            return Ok(redirect(StatusCode::FOUND, target));
+    match current_session(state, req)? {
+        Some(identity) if identity.session.level == AuthLevel::SecondFactorPending => Ok(redirect(
+            StatusCode::FOUND,
+            &format!(
+                "{}/2fa{}",
+                req.mount,
+                rd_query(target.as_deref().unwrap_or(""))
+            ),
+        )),
+        Some(identity) => {
+            if let Some(target) = &target {
+                return Ok(redirect(StatusCode::FOUND, target));
+            }
+            let csrf = csrf_for(state, req);
+            let user = &identity.user;
+            let name = if user.display_name.is_empty() {
+                &user.username
+            } else {
+                &user.display_name
+            };
+            let default = state
+                .config
+                .default_redirect
+                .as_ref()
+                .map(|u| u.to_string());
+            let response = html(
+                StatusCode::OK,
+                render(&SignedInPage {
+                    t,
+                    title: t.signed_in_title,
+                    mount: req.mount,
+                    csrf: &csrf.token,
+                    name,
+                    username: &user.username,
+                    continue_to: default.as_deref(),
+                }),
+            );
+            Ok(csrf.attach(response))
         }
-        let csrf = csrf_for(state, req);
-        let user = &identity.user;
-        let name = if user.display_name.is_empty() {
-            &user.username
-        } else {
-            &user.display_name
-        };
-        let default = state
-            .config
-            .default_redirect
-            .as_ref()
-            .map(|u| u.to_string());
-        let mut response = html(
-            StatusCode::OK,
-            render(&SignedInPage {
+        None => {
+            let info = req.query_param("signed_out").map(|_| t.signed_out);
+            Ok(login_page(
+                state,
+                req,
                 t,
-                title: t.signed_in_title,
-                mount: req.mount,
-                csrf: &csrf.token,
-                name,
-                username: &user.username,
-                continue_to: default.as_deref(),
-            }),
-        );
-        if let Some(c) = csrf.set_cookie {
-            add_cookie(&mut response, &c);
+                StatusCode::OK,
+                LoginView {
+                    rd: target.as_deref().unwrap_or(""),
+                    username: "",
+                    error: None,
+                    info,
+                },
+            ))
         }
-        return Ok(response);
     }
-    let info = req.query_param("signed_out").map(|_| t.signed_out);
-    Ok(login_page(
-        state,
-        req,
-        t,
-        StatusCode::OK,
-        LoginView {
-            rd: target.as_deref().unwrap_or(""),
-            username: "",
-            error: None,
-            info,
-        },
-    ))
 }
 
 /// `POST /login`: checks the password and starts a session.
@@ -223,22 +168,39 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     let user = user.ok_or_else(|| Error::Internal("verified a password without a user".into()))?;
     state.limiter.record_success(&keys);
     let remember = form.get("remember").is_some();
+    let second_step = mfa::has_second_factor(state.store.as_ref(), &user.username)?;
+    let level = if second_step {
+        AuthLevel::SecondFactorPending
+    } else {
+        AuthLevel::OneFactor
+    };
     let session = state.sessions.create(
         &user,
-        AuthLevel::OneFactor,
+        level,
         remember,
         &ip,
         req.header("user-agent").unwrap_or(""),
         now(),
     )?;
-    audit!(
-        "login",
-        user = user.username,
-        ip = ip,
-        session = &session.id[..8]
-    );
-    let target = safe_redirect(rd, &state.config.protected_domains)
-        .unwrap_or_else(|| default_target(state, req));
+    let target = if second_step {
+        audit!(
+            "login_password_ok",
+            user = user.username,
+            ip = ip,
+            session = &session.id[..8]
+        );
+        let rd = safe_redirect(rd, &state.config.protected_domains).unwrap_or_default();
+        format!("{}/2fa{}", req.mount, rd_query(&rd))
+    } else {
+        audit!(
+            "login",
+            user = user.username,
+            ip = ip,
+            level = "one_factor",
+            session = &session.id[..8]
+        );
+        onwards(state, rd)
+    };
     let mut response = redirect(StatusCode::SEE_OTHER, &target);
     add_cookie(&mut response, &state.sessions.set_cookie(&session));
     Ok(response)
@@ -259,7 +221,7 @@ pub fn logout_page(state: &AppState, req: &Request, t: &'static Texts) -> Result
 /// `POST /logout`: ends the session and clears the cookie.
 pub fn logout(state: &AppState, req: &Request, _t: &'static Texts) -> Result<Response> {
     check_csrf(state, req)?;
-    if let Some(identity) = current_identity(state, req)? {
+    if let Some(identity) = current_session(state, req)? {
         state.store.delete_session(&identity.session.id)?;
         audit!("logout", user = identity.user.username, ip = req.ip_text());
     }

@@ -3,9 +3,12 @@
 //! pingora's `ServeHttp` on the portal listener (mounted at `/`, with forward-auth), and
 //! the proxy's `request_filter` under the reserved prefix `/.gatehouse/`.
 
+pub mod common;
 pub mod i18n;
 mod login;
 pub mod pages;
+mod second_step;
+mod settings;
 
 use std::sync::Arc;
 
@@ -38,30 +41,51 @@ impl Portal {
     /// Answers one request.
     pub async fn handle(&self, req: Request) -> Response {
         let t = texts_for(req.header("accept-language"));
+        let state = &self.state;
         let result = match (&req.method, req.path.as_str()) {
-            (&Method::GET | &Method::HEAD, "/") => login::page(&self.state, &req, t),
-            (&Method::POST, "/login") => login::submit(&self.state, &req, t).await,
-            (&Method::GET, "/logout") => login::logout_page(&self.state, &req, t),
-            (&Method::POST, "/logout") => login::logout(&self.state, &req, t),
+            (&Method::GET | &Method::HEAD, "/") => login::page(state, &req, t),
+            (&Method::POST, "/login") => login::submit(state, &req, t).await,
+            (&Method::GET, "/logout") => login::logout_page(state, &req, t),
+            (&Method::POST, "/logout") => login::logout(state, &req, t),
+            (&Method::GET | &Method::HEAD, "/2fa") => second_step::page(state, &req, t),
+            (&Method::POST, "/2fa") => second_step::submit(state, &req, t),
+            (&Method::GET | &Method::HEAD, "/settings") => settings::page(state, &req, t),
+            (&Method::POST, "/settings/confirm") => settings::confirm(state, &req, t).await,
+            (&Method::POST, "/settings/totp/start") => settings::totp_start(state, &req, t),
+            (&Method::GET, "/settings/totp") => settings::totp_page(state, &req, t),
+            (&Method::POST, "/settings/totp/confirm") => settings::totp_confirm(state, &req, t),
+            (&Method::POST, "/settings/totp/disable") => {
+                settings::totp_disable(state, &req, t).await
+            }
+            (&Method::POST, "/settings/backup/regenerate") => {
+                settings::backup_regenerate(state, &req, t)
+            }
+            (&Method::POST, "/settings/sessions/end") => settings::session_end(state, &req, t),
+            (&Method::POST, "/settings/sessions/end-others") => {
+                settings::sessions_end_others(state, &req, t)
+            }
+            (&Method::POST, "/settings/password") => {
+                settings::password_change(state, &req, t).await
+            }
             (&Method::GET | &Method::HEAD, "/assets/style.css") => Ok(asset(
                 "text/css; charset=utf-8",
                 include_bytes!("../../assets/style.css"),
             )),
+            (&Method::GET | &Method::HEAD, "/assets/settings.js") => Ok(asset(
+                "text/javascript; charset=utf-8",
+                include_bytes!("../../assets/settings.js"),
+            )),
             (&Method::GET | &Method::HEAD, "/api/health") => Ok(self.health()),
             (&Method::GET | &Method::HEAD, "/api/authz/auth-request") if req.mount.is_empty() => {
                 Ok(crate::forward_auth::answer(
-                    &self.state,
+                    state,
                     &req,
                     crate::forward_auth::Kind::AuthRequest,
                 ))
             }
-            (_, "/api/authz/forward-auth") if req.mount.is_empty() => {
-                Ok(crate::forward_auth::answer(
-                    &self.state,
-                    &req,
-                    crate::forward_auth::Kind::ForwardAuth,
-                ))
-            }
+            (_, "/api/authz/forward-auth") if req.mount.is_empty() => Ok(
+                crate::forward_auth::answer(state, &req, crate::forward_auth::Kind::ForwardAuth),
+            ),
             _ => Ok(message(
                 StatusCode::NOT_FOUND,
                 t,

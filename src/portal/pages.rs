@@ -46,3 +46,99 @@ pub fn render(template: &impl Template) -> String {
         "Something went wrong on our side.".to_string()
     })
 }
+
+/// A method choice on the second-step page.
+pub struct MethodLink {
+    pub id: &'static str,
+    pub label: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "second_step.html")]
+pub struct SecondStepPage<'a> {
+    pub t: &'static Texts,
+    pub title: &'a str,
+    pub mount: &'a str,
+    pub csrf: &'a str,
+    pub rd: &'a str,
+    /// `&rd=...` to append to method links, or empty.
+    pub rd_link: &'a str,
+    pub methods: Vec<MethodLink>,
+    pub current: &'static str,
+    pub code_label: &'static str,
+    pub numeric: bool,
+    pub error: Option<String>,
+    pub hint: Option<&'static str>,
+}
+
+/// One line of the sessions list.
+pub struct SessionRow {
+    pub id: String,
+    pub device: String,
+    pub ip: String,
+    pub created: String,
+    pub last_seen: String,
+    pub current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+pub struct SettingsPage<'a> {
+    pub t: &'static Texts,
+    pub title: &'a str,
+    pub mount: &'a str,
+    pub csrf: &'a str,
+    pub rd: &'a str,
+    pub username: &'a str,
+    pub notice: Option<&'static str>,
+    pub error: Option<String>,
+    pub continue_to: Option<String>,
+    pub totp_on: bool,
+    pub totp_is_last: bool,
+    pub two_factor_on: bool,
+    pub backup_left: usize,
+    pub sessions: Vec<SessionRow>,
+    pub min_length: usize,
+}
+
+#[derive(Template)]
+#[template(path = "totp_enroll.html")]
+pub struct TotpEnrollPage<'a> {
+    pub t: &'static Texts,
+    pub title: &'a str,
+    pub mount: &'a str,
+    pub csrf: &'a str,
+    pub rd: &'a str,
+    pub uri: &'a str,
+    /// `data:image/svg+xml;base64,...` of the QR code.
+    pub qr: String,
+    /// The base32 secret in groups of four.
+    pub secret: String,
+    pub error: Option<String>,
+    pub hint: Option<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "backup_codes.html")]
+pub struct BackupCodesPage<'a> {
+    pub t: &'static Texts,
+    pub title: &'a str,
+    pub mount: &'a str,
+    pub codes: Vec<String>,
+    /// `data:text/plain;...` for the download link.
+    pub download: String,
+    pub next: String,
+    pub notice: Option<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "confirm_password.html")]
+pub struct ConfirmPasswordPage<'a> {
+    pub t: &'static Texts,
+    pub title: &'a str,
+    pub mount: &'a str,
+    pub csrf: &'a str,
+    pub next: &'a str,
+    pub replay: Vec<(String, String)>,
+    pub error: Option<String>,
+}

@@ -161,6 +161,7 @@ impl ProxyHttp for Gateway {
             &state.config.access,
             &facts,
             Some(&cookies),
+            state.config.second_factor.enrollment_redirect,
             now(),
         );
         match decision {
@@ -169,11 +170,16 @@ impl ProxyHttp for Gateway {
                 ctx.identity = identity;
                 Ok(false)
             }
-            Ok(Decision::Login) => {
+            Ok(decision @ (Decision::Login | Decision::Enroll)) => {
                 let response = if accepts_html(&header.headers) {
                     let rd: String =
                         url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
-                    redirect(StatusCode::FOUND, &format!("{PROXY_MOUNT}/?rd={rd}"))
+                    let page = if matches!(decision, Decision::Enroll) {
+                        "settings"
+                    } else {
+                        ""
+                    };
+                    redirect(StatusCode::FOUND, &format!("{PROXY_MOUNT}/{page}?rd={rd}"))
                 } else {
                     text(StatusCode::UNAUTHORIZED, "login required")
                 };

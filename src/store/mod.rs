@@ -31,13 +31,18 @@ pub struct User {
     #[serde(default)]
     pub disabled: bool,
     pub created_at: Timestamp,
+    /// The second-step method used last, preselected next time.
+    #[serde(default)]
+    pub last_method: Option<String>,
 }
 
-/// How far a session got through the login.
+/// How far a session got through the login (ordered: more is stronger).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthLevel {
-    /// Password checked.
+    /// Password checked, second factor still owed: grants nothing but the second step.
+    SecondFactorPending,
+    /// Password checked, and the user has no second factor.
     OneFactor,
     /// Password and a second factor checked.
     TwoFactor,
@@ -56,6 +61,61 @@ pub struct SessionRecord {
     pub remember_me: bool,
     pub ip: String,
     pub user_agent: String,
+    /// When the password was last entered in this session (for "confirm your password").
+    #[serde(default)]
+    pub password_at: Timestamp,
+}
+
+/// A keyspace for records other than users and sessions. Keys inside a space start with
+/// `username \0` so everything of a user can be found and removed together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    /// Second-factor records (`user \0 totp`, `user \0 backup`, ...).
+    Factors,
+}
+
+impl Space {
+    pub fn tree_name(self) -> &'static str {
+        match self {
+            Space::Factors => "factors",
+        }
+    }
+}
+
+/// The key of a user's record in a [`Space`].
+pub fn user_key(username: &str, name: &str) -> String {
+    format!("{username}\0{name}")
+}
+
+/// Reads a JSON record.
+pub fn get_json<T: serde::de::DeserializeOwned>(
+    store: &dyn Store,
+    space: Space,
+    key: &str,
+) -> Result<Option<T>> {
+    store
+        .get_raw(space, key)?
+        .map(|v| Ok(serde_json::from_slice(&v)?))
+        .transpose()
+}
+
+/// Writes a JSON record durably.
+pub fn put_json<T: Serialize>(store: &dyn Store, space: Space, key: &str, value: &T) -> Result<()> {
+    store.put_raw(space, key, &serde_json::to_vec(value)?)
+}
+
+/// Atomically replaces a JSON record if it still equals `old` (its raw bytes);
+/// returns whether it did. Used where a thing may succeed only once (a TOTP step,
+/// a backup code).
+pub fn swap_json<T: Serialize>(
+    store: &dyn Store,
+    space: Space,
+    key: &str,
+    old: &[u8],
+    new: Option<&T>,
+) -> Result<bool> {
+    let new = new.map(serde_json::to_vec).transpose()?;
+    store.compare_and_swap_raw(space, key, Some(old), new.as_deref())
 }
 
 /// What gatehouse keeps. Implementations must be cheap to call from async code: no
@@ -79,4 +139,18 @@ pub trait Store: Send + Sync {
     fn all_sessions(&self) -> Result<Vec<SessionRecord>>;
     /// Removes every session of the user except `keep`, durably; returns how many.
     fn delete_sessions_of(&self, username: &str, keep: Option<&str>) -> Result<usize>;
+
+    fn get_raw(&self, space: Space, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Inserts or replaces, durably.
+    fn put_raw(&self, space: Space, key: &str, value: &[u8]) -> Result<()>;
+    /// Removes, durably; returns whether it existed.
+    fn delete_raw(&self, space: Space, key: &str) -> Result<bool>;
+    /// Atomic compare-and-swap (`None` = absent), durable on success.
+    fn compare_and_swap_raw(
+        &self,
+        space: Space,
+        key: &str,
+        old: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool>;
 }

@@ -4,13 +4,14 @@
 //! - `users`:         `username` → JSON [`User`]
 //! - `sessions`:      `session id` → JSON [`SessionRecord`]
 //! - `user_sessions`: `username \0 session id` → empty (index for "all sessions of a user")
+//! - `factors`:       `username \0 factor` → JSON factor record (see `mfa`)
 
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{SessionRecord, Store, User};
+use super::{SessionRecord, Space, Store, User};
 use crate::error::{Error, Result};
 
 /// sled-backed store; cloning shares the same database.
@@ -20,6 +21,7 @@ pub struct SledStore {
     users: sled::Tree,
     sessions: sled::Tree,
     user_sessions: sled::Tree,
+    factors: sled::Tree,
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
@@ -59,8 +61,15 @@ impl SledStore {
             users: db.open_tree("users")?,
             sessions: db.open_tree("sessions")?,
             user_sessions: db.open_tree("user_sessions")?,
+            factors: db.open_tree(Space::Factors.tree_name())?,
             db,
         })
+    }
+
+    fn tree(&self, space: Space) -> &sled::Tree {
+        match space {
+            Space::Factors => &self.factors,
+        }
     }
 
     fn flush(&self) -> Result<()> {
@@ -81,6 +90,9 @@ impl Store for SledStore {
 
     fn delete_user(&self, username: &str) -> Result<bool> {
         self.delete_sessions_of(username, None)?;
+        for key in self.factors.scan_prefix(user_prefix(username)).keys() {
+            self.factors.remove(key?)?;
+        }
         let existed = self.users.remove(username)?.is_some();
         self.flush()?;
         Ok(existed)
@@ -153,6 +165,35 @@ impl Store for SledStore {
         self.flush()?;
         Ok(removed)
     }
+
+    fn get_raw(&self, space: Space, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.tree(space).get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn put_raw(&self, space: Space, key: &str, value: &[u8]) -> Result<()> {
+        self.tree(space).insert(key, value)?;
+        self.flush()
+    }
+
+    fn delete_raw(&self, space: Space, key: &str) -> Result<bool> {
+        let existed = self.tree(space).remove(key)?.is_some();
+        self.flush()?;
+        Ok(existed)
+    }
+
+    fn compare_and_swap_raw(
+        &self,
+        space: Space,
+        key: &str,
+        old: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool> {
+        let swapped = self.tree(space).compare_and_swap(key, old, new)?.is_ok();
+        if swapped {
+            self.flush()?;
+        }
+        Ok(swapped)
+    }
 }
 
 #[cfg(test)]
@@ -171,6 +212,7 @@ mod tests {
             remember_me: false,
             ip: "127.0.0.1".into(),
             user_agent: "test".into(),
+            password_at: 1,
         }
     }
 

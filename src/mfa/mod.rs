@@ -1,0 +1,213 @@
+//! Second factors.
+//!
+//! Every factor is a module with the same shape (`enroll_start` / `enroll_finish` /
+//! `verify` / `disable`). [`Factor`] is the closed set a user can turn on; [`Method`] is
+//! the closed set of ways through the second login step (the factors plus backup codes).
+//! Both are dispatched by exhaustive `match`, so adding a factor makes the compiler list
+//! every place that must handle it.
+//!
+//! The rules shared by all factors live here: turning on the first factor ends every
+//! other session of the user and creates backup codes; turning off the last one deletes
+//! the backup codes.
+
+pub mod backup;
+pub mod totp;
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit;
+use crate::error::Result;
+use crate::state::AppState;
+use crate::store::{Store, Timestamp};
+
+/// A second factor a user can turn on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Factor {
+    /// An authenticator app.
+    Totp,
+}
+
+impl Factor {
+    /// Every factor, in the order pages list them.
+    pub const ALL: &'static [Factor] = &[Factor::Totp];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            Factor::Totp => "totp",
+        }
+    }
+
+    /// Whether the user has this factor on.
+    pub fn is_enabled(self, store: &dyn Store, username: &str) -> Result<bool> {
+        match self {
+            Factor::Totp => totp::is_enabled(store, username),
+        }
+    }
+
+    /// Turns this factor off for the user (keeping nothing that would turn it back on).
+    pub fn disable(self, store: &dyn Store, username: &str) -> Result<bool> {
+        match self {
+            Factor::Totp => totp::disable(store, username),
+        }
+    }
+
+    /// The login method this factor provides.
+    pub fn method(self) -> Method {
+        match self {
+            Factor::Totp => Method::Totp,
+        }
+    }
+}
+
+/// A way through the second login step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Totp,
+    BackupCode,
+}
+
+impl Method {
+    pub fn id(self) -> &'static str {
+        match self {
+            Method::Totp => "totp",
+            Method::BackupCode => "backup",
+        }
+    }
+
+    pub fn parse(id: &str) -> Option<Method> {
+        match id {
+            "totp" => Some(Method::Totp),
+            "backup" => Some(Method::BackupCode),
+            _ => None,
+        }
+    }
+}
+
+/// Why a second-step code was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    Wrong,
+    Replayed,
+    /// The device's clock is this many seconds ahead (negative: behind).
+    ClockOff {
+        seconds: i64,
+    },
+}
+
+/// The factors the user has on.
+pub fn enabled_factors(store: &dyn Store, username: &str) -> Result<Vec<Factor>> {
+    let mut on = Vec::new();
+    for factor in Factor::ALL {
+        if factor.is_enabled(store, username)? {
+            on.push(*factor);
+        }
+    }
+    Ok(on)
+}
+
+/// Whether the user must pass a second step at login.
+pub fn has_second_factor(store: &dyn Store, username: &str) -> Result<bool> {
+    Ok(!enabled_factors(store, username)?.is_empty())
+}
+
+/// The methods offered at the second step: each enabled factor's, then backup codes
+/// while any are left.
+pub fn methods_for(store: &dyn Store, username: &str) -> Result<Vec<Method>> {
+    let mut methods: Vec<Method> = enabled_factors(store, username)?
+        .into_iter()
+        .map(Factor::method)
+        .collect();
+    if !methods.is_empty() && backup::remaining(store, username)? > 0 {
+        methods.push(Method::BackupCode);
+    }
+    Ok(methods)
+}
+
+/// Checks a code for a method, consuming it (a TOTP step, a backup code) on success.
+pub fn verify(
+    state: &AppState,
+    username: &str,
+    method: Method,
+    code: &str,
+    now: Timestamp,
+) -> Result<Result<(), Rejection>> {
+    match method {
+        Method::Totp => Ok(match totp::verify(state, username, code, now)? {
+            totp::CodeCheck::Valid { .. } => Ok(()),
+            totp::CodeCheck::Replayed => Err(Rejection::Replayed),
+            totp::CodeCheck::ClockOff { steps } => Err(Rejection::ClockOff {
+                seconds: steps * totp::STEP as i64,
+            }),
+            totp::CodeCheck::Invalid => Err(Rejection::Wrong),
+        }),
+        Method::BackupCode => {
+            if backup::verify(state, username, code)? {
+                audit!(
+                    "backup_code_used",
+                    user = username,
+                    remaining = backup::remaining(state.store.as_ref(), username)?
+                );
+                Ok(Ok(()))
+            } else {
+                Ok(Err(Rejection::Wrong))
+            }
+        }
+    }
+}
+
+/// After a factor was turned on. When it is the user's first: ends every other session
+/// (the current one is kept) and returns fresh backup codes to show once.
+pub fn factor_enabled(
+    state: &AppState,
+    username: &str,
+    factor: Factor,
+    keep_session: Option<&str>,
+    was_first: bool,
+    now: Timestamp,
+) -> Result<Option<Vec<String>>> {
+    audit!("factor_enabled", user = username, factor = factor.id());
+    if !was_first {
+        return Ok(None);
+    }
+    let ended = state.store.delete_sessions_of(username, keep_session)?;
+    audit!(
+        "two_factor_on",
+        user = username,
+        other_sessions_ended = ended
+    );
+    let codes = backup::generate(state, username, now)?;
+    audit!(
+        "backup_codes_generated",
+        user = username,
+        count = codes.len()
+    );
+    Ok(Some(codes))
+}
+
+/// Turns a factor off; when it was the last, the backup codes go too.
+pub fn disable_factor(state: &AppState, username: &str, factor: Factor, by: &str) -> Result<()> {
+    let store = state.store.as_ref();
+    factor.disable(store, username)?;
+    audit!(
+        "factor_disabled",
+        user = username,
+        factor = factor.id(),
+        by = by
+    );
+    if !has_second_factor(store, username)? {
+        backup::delete(store, username)?;
+        audit!("two_factor_off", user = username, by = by);
+    }
+    Ok(())
+}
+
+/// Switches every factor off and deletes the backup codes (support desk reset).
+pub fn reset(store: &dyn Store, username: &str, by: &str) -> Result<()> {
+    for factor in Factor::ALL {
+        factor.disable(store, username)?;
+    }
+    backup::delete(store, username)?;
+    audit!("two_factor_reset", user = username, by = by);
+    Ok(())
+}

@@ -1,0 +1,647 @@
+//! The Security settings page, for the signed-in user's own account: authenticator app,
+//! backup codes, sessions, password.
+//!
+//! Every change is a POST behind CSRF protection. Changes also need the password to
+//! have been entered within `second_factor.reauthentication_window`; when it was not,
+//! the user gets a "confirm your password" page that, once answered, replays the same
+//! form (HTTP 307 keeps the method and body). Turning off the last factor always asks
+//! for the password in the form itself.
+
+use base64::Engine;
+use http::StatusCode;
+
+use crate::audit;
+use crate::auth::session::Sessions;
+use crate::auth::{now, session::Identity};
+use crate::error::Result;
+use crate::http::{add_cookie, html, redirect, Request, Response};
+use crate::mfa::{self, backup, totp, Factor};
+use crate::portal::common::{check_csrf, csrf_for, established, onwards, Gate};
+use crate::portal::i18n::{fill, Texts};
+use crate::portal::pages::{
+    render, BackupCodesPage, ConfirmPasswordPage, SessionRow, SettingsPage, TotpEnrollPage,
+};
+use crate::state::AppState;
+use crate::store::{AuthLevel, Timestamp};
+
+/// The setting changes that may be replayed after a password confirmation.
+const REPLAYABLE: &[&str] = &[
+    "/settings/totp/start",
+    "/settings/totp/confirm",
+    "/settings/backup/regenerate",
+    "/settings/sessions/end",
+    "/settings/sessions/end-others",
+    "/settings/totp/disable",
+];
+
+static COMMON_PASSWORDS: &str = include_str!("../../assets/common-passwords.txt");
+
+/// Whether a password is on the built-in list of the most common ones.
+pub fn is_common_password(password: &str) -> bool {
+    let lower = password.to_lowercase();
+    COMMON_PASSWORDS
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .any(|l| l == lower)
+}
+
+fn format_time(ts: Timestamp) -> String {
+    let text = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts),
+    )
+    .to_string();
+    format!(
+        "{} UTC",
+        text.replace('T', " ")
+            .trim_end_matches('Z')
+            .rsplit_once(':')
+            .map_or(text.as_str(), |(hm, _)| hm)
+    )
+}
+
+/// "Firefox 120 on Linux" from a user agent.
+pub fn describe_device(user_agent: &str) -> String {
+    match woothee::parser::Parser::new().parse(user_agent) {
+        Some(r) if r.name != "UNKNOWN" => {
+            let major = r.version.split('.').next().unwrap_or("");
+            let browser = if major.is_empty() || major == "UNKNOWN" {
+                r.name.to_string()
+            } else {
+                format!("{} {major}", r.name)
+            };
+            if r.os == "UNKNOWN" {
+                browser
+            } else {
+                format!("{browser} on {}", r.os)
+            }
+        }
+        _ if user_agent.is_empty() => "Unknown device".into(),
+        _ => user_agent.chars().take(60).collect(),
+    }
+}
+
+fn notice_text(t: &'static Texts, key: &str) -> Option<&'static str> {
+    Some(match key {
+        "password" => t.done_password,
+        "totp_on" => t.done_totp_on,
+        "totp_off" => t.done_totp_off,
+        "2fa_off" => t.done_2fa_off,
+        "session_ended" => t.done_session_ended,
+        "others_ended" => t.done_others_ended,
+        "two_factor_needed" => t.two_factor_needed,
+        _ => return None,
+    })
+}
+
+fn settings_page(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    identity: &Identity,
+    status: StatusCode,
+    error: Option<String>,
+) -> Result<Response> {
+    let username = &identity.user.username;
+    let rd = req.query_param("rd").unwrap_or_default();
+    let factors = mfa::enabled_factors(state.store.as_ref(), username)?;
+    let totp_on = factors.contains(&Factor::Totp);
+    let mut notice = req.query_param("done").and_then(|k| notice_text(t, &k));
+    if notice.is_none() && !rd.is_empty() && factors.is_empty() {
+        notice = Some(t.two_factor_needed);
+    }
+    let mut sessions = state.store.sessions_of(username)?;
+    sessions.sort_by_key(|s| std::cmp::Reverse(s.last_seen));
+    let rows = sessions
+        .iter()
+        .filter(|s| s.level >= AuthLevel::OneFactor || s.id == identity.session.id)
+        .map(|s| SessionRow {
+            id: s.id.clone(),
+            device: describe_device(&s.user_agent),
+            ip: s.ip.clone(),
+            created: format_time(s.created_at),
+            last_seen: format_time(s.last_seen),
+            current: s.id == identity.session.id,
+        })
+        .collect();
+    let continue_to = (!rd.is_empty() && !factors.is_empty()).then(|| onwards(state, &rd));
+    let csrf = csrf_for(state, req);
+    let page = SettingsPage {
+        t,
+        title: t.settings_title,
+        mount: req.mount,
+        csrf: &csrf.token,
+        rd: &rd,
+        username,
+        notice,
+        error,
+        continue_to,
+        totp_on,
+        totp_is_last: totp_on && factors.len() == 1,
+        two_factor_on: !factors.is_empty(),
+        backup_left: backup::remaining(state.store.as_ref(), username)?,
+        sessions: rows,
+        min_length: state.config.password.min_length,
+    };
+    Ok(csrf.attach(html(status, render(&page))))
+}
+
+fn done(req: &Request, key: &str) -> Response {
+    redirect(
+        StatusCode::SEE_OTHER,
+        &format!("{}/settings?done={key}", req.mount),
+    )
+}
+
+/// `GET /settings`.
+pub fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    match established(state, req, "/settings")? {
+        Gate::Elsewhere(response) => Ok(response),
+        Gate::Established(identity) => {
+            settings_page(state, req, t, &identity, StatusCode::OK, None)
+        }
+    }
+}
+
+/// The "confirm your password" page that replays `req`'s form afterwards.
+fn confirm_page(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    error: Option<String>,
+    next: &str,
+) -> Response {
+    let form = req.form();
+    let replay: Vec<(String, String)> = form
+        .fields()
+        .filter(|(k, _)| !matches!(k.as_str(), "csrf" | "next" | "confirm_password"))
+        .cloned()
+        .collect();
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    let csrf = csrf_for(state, req);
+    let page = ConfirmPasswordPage {
+        t,
+        title: t.confirm_title,
+        mount: req.mount,
+        csrf: &csrf.token,
+        next,
+        replay,
+        error,
+    };
+    csrf.attach(html(status, render(&page)))
+}
+
+/// `POST /settings/confirm`: checks the password, then sends the browser back to
+/// re-submit the change it wanted (307 keeps method and body).
+pub async fn confirm(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let identity = match established(state, req, "/settings")? {
+        Gate::Elsewhere(response) => return Ok(response),
+        Gate::Established(identity) => identity,
+    };
+    check_csrf(state, req)?;
+    let form = req.form();
+    let Some(next) = form
+        .get("next")
+        .filter(|n| REPLAYABLE.contains(n))
+        .map(str::to_string)
+    else {
+        return Ok(done(req, ""));
+    };
+    let password = form.get("confirm_password").unwrap_or("").to_string();
+    if !state
+        .passwords
+        .verify(password, Some(identity.user.password_hash.clone()))
+        .await
+    {
+        audit!(
+            "password_confirmation_failed",
+            user = identity.user.username,
+            ip = req.ip_text()
+        );
+        return Ok(confirm_page(
+            state,
+            req,
+            t,
+            Some(t.password_wrong.into()),
+            &next,
+        ));
+    }
+    state
+        .sessions
+        .password_confirmed(&identity.session, now())?;
+    Ok(redirect(
+        StatusCode::TEMPORARY_REDIRECT,
+        &format!("{}{next}", req.mount),
+    ))
+}
+
+/// For a change: the signed-in identity with a valid CSRF token and a fresh password,
+/// or the response to send instead.
+fn authorise_change(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    action: &str,
+) -> Result<Result<Box<Identity>, Response>> {
+    let identity = match established(state, req, "/settings")? {
+        Gate::Elsewhere(response) => return Ok(Err(response)),
+        Gate::Established(identity) => identity,
+    };
+    check_csrf(state, req)?;
+    if !Sessions::password_is_fresh(
+        &identity.session,
+        state.config.second_factor.reauthentication_window,
+        now(),
+    ) {
+        return Ok(Err(confirm_page(state, req, t, None, action)));
+    }
+    Ok(Ok(identity))
+}
+
+macro_rules! change {
+    ($state:expr, $req:expr, $t:expr, $action:expr) => {
+        match authorise_change($state, $req, $t, $action)? {
+            Ok(identity) => identity,
+            Err(response) => return Ok(response),
+        }
+    };
+}
+
+fn qr_data_uri(text: &str) -> String {
+    let svg = qrcode::QrCode::new(text.as_bytes())
+        .map(|code| {
+            code.render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(200, 200)
+                .quiet_zone(true)
+                .build()
+        })
+        .unwrap_or_default();
+    format!(
+        "data:image/svg+xml;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(svg)
+    )
+}
+
+fn enroll_page(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    enrollment: &totp::Enrollment,
+    status: StatusCode,
+    error: Option<String>,
+    hint: Option<&'static str>,
+) -> Response {
+    let rd = req
+        .form()
+        .get("rd")
+        .map(str::to_string)
+        .or_else(|| req.query_param("rd"))
+        .unwrap_or_default();
+    let csrf = csrf_for(state, req);
+    let grouped = enrollment
+        .secret_base32
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let page = TotpEnrollPage {
+        t,
+        title: t.totp_enroll_title,
+        mount: req.mount,
+        csrf: &csrf.token,
+        rd: &rd,
+        uri: &enrollment.uri,
+        qr: qr_data_uri(&enrollment.uri),
+        secret: grouped,
+        error,
+        hint,
+    };
+    csrf.attach(html(status, render(&page)))
+}
+
+/// `POST /settings/totp/start`: a new secret, then the enrolment page.
+pub fn totp_start(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let identity = change!(state, req, t, "/settings/totp/start");
+    if totp::is_enabled(state.store.as_ref(), &identity.user.username)? {
+        return Ok(done(req, "totp_on"));
+    }
+    let enrollment = totp::enroll_start(state, &identity.user.username, now())?;
+    Ok(enroll_page(
+        state,
+        req,
+        t,
+        &enrollment,
+        StatusCode::OK,
+        None,
+        None,
+    ))
+}
+
+/// `GET /settings/totp`: the pending enrolment (same secret), if any.
+pub fn totp_page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let identity = match established(state, req, "/settings")? {
+        Gate::Elsewhere(response) => return Ok(response),
+        Gate::Established(identity) => identity,
+    };
+    match totp::pending_enrollment(state, &identity.user.username)? {
+        Some(enrollment) => Ok(enroll_page(
+            state,
+            req,
+            t,
+            &enrollment,
+            StatusCode::OK,
+            None,
+            None,
+        )),
+        None => Ok(done(req, "")),
+    }
+}
+
+/// Shows freshly made backup codes once.
+fn show_codes(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    codes: &[String],
+    notice: Option<&'static str>,
+    next: String,
+) -> Response {
+    let text = codes.join("\n") + "\n";
+    let download = format!(
+        "data:text/plain;charset=utf-8;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(text)
+    );
+    let page = BackupCodesPage {
+        t,
+        title: t.backup_show_title,
+        mount: req.mount,
+        codes: codes.to_vec(),
+        download,
+        next,
+        notice,
+    };
+    csrf_for(state, req).attach(html(StatusCode::OK, render(&page)))
+}
+
+/// `POST /settings/totp/confirm`: a correct code turns the app on.
+pub fn totp_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let identity = change!(state, req, t, "/settings/totp/confirm");
+    let username = identity.user.username.clone();
+    let was_first = !mfa::has_second_factor(state.store.as_ref(), &username)?;
+    let code = req.form().get("code").unwrap_or("").to_string();
+    let Some(enrollment) = totp::pending_enrollment(state, &username)? else {
+        return Ok(done(req, ""));
+    };
+    let (error, hint) = match totp::enroll_finish(state, &username, &code, now())? {
+        totp::CodeCheck::Valid { .. } => {
+            let session = state
+                .sessions
+                .upgrade(&identity.session, AuthLevel::TwoFactor, now())?;
+            let codes = mfa::factor_enabled(
+                state,
+                &username,
+                Factor::Totp,
+                Some(&session.id),
+                was_first,
+                now(),
+            )?;
+            let rd = req.form().get("rd").unwrap_or("").to_string();
+            let next = if rd.is_empty() {
+                format!("{}/settings?done=totp_on", req.mount)
+            } else {
+                onwards(state, &rd)
+            };
+            let mut response = match codes {
+                Some(codes) => show_codes(state, req, t, &codes, Some(t.done_totp_on), next),
+                None => redirect(StatusCode::SEE_OTHER, &next),
+            };
+            add_cookie(&mut response, &state.sessions.set_cookie(&session));
+            return Ok(response);
+        }
+        totp::CodeCheck::ClockOff { steps } => {
+            let minutes = (steps.unsigned_abs() * totp::STEP).div_ceil(60).max(1);
+            (
+                fill(
+                    if steps > 0 {
+                        t.clock_ahead
+                    } else {
+                        t.clock_behind
+                    },
+                    minutes,
+                ),
+                Some(t.clock_fix),
+            )
+        }
+        totp::CodeCheck::Replayed => (t.replayed_code.to_string(), None),
+        totp::CodeCheck::Invalid => (t.wrong_code.to_string(), None),
+    };
+    audit!(
+        "totp_enrollment_code_wrong",
+        user = username,
+        ip = req.ip_text()
+    );
+    Ok(enroll_page(
+        state,
+        req,
+        t,
+        &enrollment,
+        StatusCode::BAD_REQUEST,
+        Some(error),
+        hint,
+    ))
+}
+
+/// `POST /settings/totp/disable`: when it is the last factor, the password is required.
+pub async fn totp_disable(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let identity = change!(state, req, t, "/settings/totp/disable");
+    let username = identity.user.username.clone();
+    let factors = mfa::enabled_factors(state.store.as_ref(), &username)?;
+    if !factors.contains(&Factor::Totp) {
+        return Ok(done(req, "totp_off"));
+    }
+    let last = factors.len() == 1;
+    if last {
+        let password = req.form().get("password").unwrap_or("").to_string();
+        if !state
+            .passwords
+            .verify(password, Some(identity.user.password_hash.clone()))
+            .await
+        {
+            audit!(
+                "password_confirmation_failed",
+                user = username,
+                ip = req.ip_text()
+            );
+            return settings_page(
+                state,
+                req,
+                t,
+                &identity,
+                StatusCode::UNAUTHORIZED,
+                Some(t.password_wrong.into()),
+            );
+        }
+    }
+    mfa::disable_factor(state, &username, Factor::Totp, "user")?;
+    Ok(done(req, if last { "2fa_off" } else { "totp_off" }))
+}
+
+/// `POST /settings/backup/regenerate`: a new set; the old codes stop working.
+pub fn backup_regenerate(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let identity = change!(state, req, t, "/settings/backup/regenerate");
+    let username = &identity.user.username;
+    if !mfa::has_second_factor(state.store.as_ref(), username)? {
+        return Ok(done(req, ""));
+    }
+    let codes = backup::generate(state, username, now())?;
+    audit!(
+        "backup_codes_generated",
+        user = username,
+        count = codes.len(),
+        by = "user"
+    );
+    Ok(show_codes(
+        state,
+        req,
+        t,
+        &codes,
+        None,
+        format!("{}/settings", req.mount),
+    ))
+}
+
+/// `POST /settings/sessions/end`: ends one of the user's other sessions.
+pub fn session_end(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let identity = change!(state, req, t, "/settings/sessions/end");
+    let id = req.form().get("id").unwrap_or("").to_string();
+    let owned = state
+        .store
+        .sessions_of(&identity.user.username)?
+        .iter()
+        .any(|s| s.id == id);
+    if owned && id != identity.session.id {
+        state.store.delete_session(&id)?;
+        audit!(
+            "session_ended",
+            user = identity.user.username,
+            session = id.get(..8).unwrap_or(""),
+            by = "user"
+        );
+    }
+    Ok(done(req, "session_ended"))
+}
+
+/// `POST /settings/sessions/end-others`.
+pub fn sessions_end_others(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let identity = change!(state, req, t, "/settings/sessions/end-others");
+    let ended = state
+        .store
+        .delete_sessions_of(&identity.user.username, Some(&identity.session.id))?;
+    audit!(
+        "sessions_ended",
+        user = identity.user.username,
+        count = ended,
+        by = "user"
+    );
+    Ok(done(req, "others_ended"))
+}
+
+/// `POST /settings/password`: current password, new one twice.
+pub async fn password_change(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+) -> Result<Response> {
+    let identity = match established(state, req, "/settings")? {
+        Gate::Elsewhere(response) => return Ok(response),
+        Gate::Established(identity) => identity,
+    };
+    check_csrf(state, req)?;
+    let form = req.form();
+    let current = form.get("current_password").unwrap_or("").to_string();
+    let new = form.get("new_password").unwrap_or("").to_string();
+    let repeat = form.get("repeat_password").unwrap_or("");
+    let min = state.config.password.min_length;
+    let problem = if new != repeat {
+        Some(t.password_mismatch.to_string())
+    } else if new.chars().count() < min {
+        Some(fill(t.password_too_short, min))
+    } else if is_common_password(&new) || new.eq_ignore_ascii_case(&identity.user.username) {
+        Some(t.password_common.to_string())
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        return settings_page(
+            state,
+            req,
+            t,
+            &identity,
+            StatusCode::BAD_REQUEST,
+            Some(problem),
+        );
+    }
+    if !state
+        .passwords
+        .verify(current, Some(identity.user.password_hash.clone()))
+        .await
+    {
+        audit!(
+            "password_change_failed",
+            user = identity.user.username,
+            ip = req.ip_text()
+        );
+        return settings_page(
+            state,
+            req,
+            t,
+            &identity,
+            StatusCode::UNAUTHORIZED,
+            Some(t.password_wrong.into()),
+        );
+    }
+    let mut user = identity.user.clone();
+    user.password_hash = state.passwords.hash(new).await?;
+    state.store.put_user(&user)?;
+    let ended = state
+        .store
+        .delete_sessions_of(&user.username, Some(&identity.session.id))?;
+    state
+        .sessions
+        .password_confirmed(&identity.session, now())?;
+    audit!(
+        "password_changed",
+        user = user.username,
+        by = "user",
+        sessions_ended = ended
+    );
+    Ok(done(req, "password"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_passwords_are_recognised_in_any_case() {
+        assert!(is_common_password("Password123"));
+        assert!(is_common_password("qwerty"));
+        assert!(!is_common_password("correct horse battery"));
+    }
+
+    #[test]
+    fn devices_are_described_from_user_agents() {
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
+        assert_eq!(describe_device(firefox), "Firefox 120 on Linux");
+        assert_eq!(describe_device(""), "Unknown device");
+    }
+
+    #[test]
+    fn times_are_shown_to_the_minute_in_utc() {
+        assert_eq!(format_time(1_700_000_000), "2023-11-14 22:13 UTC");
+    }
+}
