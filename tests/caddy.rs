@@ -7,11 +7,12 @@ use std::process::{Command, Stdio};
 
 use common::{
     browser_journey_through_front_proxy, forward_auth_config, free_port, start_upstream,
-    wait_for_port, ChildGuard, Gatehouse,
+    two_factor_journey_through_front_proxy, wait_for_port, ChildGuard, Gatehouse,
 };
 
 #[tokio::test]
-async fn browser_logs_in_through_caddy_forward_auth_and_reaches_the_panel_as_itself() {
+async fn browser_logs_in_through_caddy_forward_auth_and_reaches_the_panel_as_itself_with_one_and_two_factors(
+) {
     assert!(
         std::path::Path::new("/usr/bin/caddy").exists(),
         "caddy is not installed: apt-get install caddy (.ci/run does)"
@@ -58,4 +59,5 @@ async fn browser_logs_in_through_caddy_forward_auth_and_reaches_the_panel_as_its
     });
 
     browser_journey_through_front_proxy(front, &upstream).await;
+    two_factor_journey_through_front_proxy(front, &upstream).await;
 }

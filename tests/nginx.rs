@@ -7,7 +7,7 @@ use std::process::Command;
 
 use common::{
     browser_journey_through_front_proxy, forward_auth_config, free_port, start_upstream,
-    wait_for_port, ChildGuard, Gatehouse,
+    two_factor_journey_through_front_proxy, wait_for_port, ChildGuard, Gatehouse,
 };
 
 fn nginx_binary() -> String {
@@ -20,7 +20,8 @@ fn nginx_binary() -> String {
 }
 
 #[tokio::test]
-async fn browser_logs_in_through_nginx_auth_request_and_reaches_the_panel_as_itself() {
+async fn browser_logs_in_through_nginx_auth_request_and_reaches_the_panel_as_itself_with_one_and_two_factors(
+) {
     let front = free_port();
     let (upstream_addr, upstream) = start_upstream().await;
     let gate = Gatehouse::start(&forward_auth_config(front));
@@ -60,4 +61,5 @@ async fn browser_logs_in_through_nginx_auth_request_and_reaches_the_panel_as_its
     });
 
     browser_journey_through_front_proxy(front, &upstream).await;
+    two_factor_journey_through_front_proxy(front, &upstream).await;
 }

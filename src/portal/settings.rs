@@ -16,7 +16,7 @@ use crate::auth::{now, session::Identity};
 use crate::error::Result;
 use crate::http::{add_cookie, html, redirect, Request, Response};
 use crate::mfa::{self, backup, totp, Factor};
-use crate::portal::common::{check_csrf, csrf_for, established, onwards, Gate};
+use crate::portal::common::{check_csrf, csrf_for, established, onwards, rd_query, Gate};
 use crate::portal::i18n::{fill, Texts};
 use crate::portal::pages::{
     render, BackupCodesPage, ConfirmPasswordPage, SessionRow, SettingsPage, TotpEnrollPage,
@@ -323,21 +323,17 @@ fn enroll_page(
     csrf.attach(html(status, render(&page)))
 }
 
-/// `POST /settings/totp/start`: a new secret, then the enrolment page.
+/// `POST /settings/totp/start`: a new secret, then (by redirect) the enrolment page.
 pub fn totp_start(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let identity = change!(state, req, t, "/settings/totp/start");
     if totp::is_enabled(state.store.as_ref(), &identity.user.username)? {
         return Ok(done(req, "totp_on"));
     }
-    let enrollment = totp::enroll_start(state, &identity.user.username, now())?;
-    Ok(enroll_page(
-        state,
-        req,
-        t,
-        &enrollment,
-        StatusCode::OK,
-        None,
-        None,
+    totp::enroll_start(state, &identity.user.username, now())?;
+    let rd = req.form().get("rd").unwrap_or("").to_string();
+    Ok(redirect(
+        StatusCode::SEE_OTHER,
+        &format!("{}/settings/totp{}", req.mount, rd_query(&rd)),
     ))
 }
 

@@ -50,13 +50,26 @@ impl SledStore {
     /// Opens (or creates) the store in `dir`. Fails clearly when another process has it.
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let db = sled::Config::new().path(dir.join("store")).open().map_err(|e| match e {
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => Error::Invalid(format!(
-                "the store in {} is in use by another process (is `gatehouse serve` running? its admin socket did not answer)",
-                dir.display()
-            )),
-            other => Error::Store(other),
-        })?;
+        let is_lock = |e: &sled::Error| matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock"));
+        // A store closed a moment ago (a restart, a CLI command that just finished) can
+        // hold its lock while sled's background flusher winds down: wait a little.
+        let mut attempts = 0;
+        let db = loop {
+            match sled::Config::new().path(dir.join("store")).open() {
+                Ok(db) => break db,
+                Err(e) if is_lock(&e) && attempts < 40 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) if is_lock(&e) => {
+                    return Err(Error::Invalid(format!(
+                        "the store in {} is in use by another process (is `gatehouse serve` running? its admin socket did not answer)",
+                        dir.display()
+                    )))
+                }
+                Err(e) => return Err(Error::Store(e)),
+            }
+        };
         Ok(SledStore {
             users: db.open_tree("users")?,
             sessions: db.open_tree("sessions")?,

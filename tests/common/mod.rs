@@ -428,6 +428,10 @@ policy = "bypass"
 domain = ["panel.example.test"]
 resources = ["^/forbidden"]
 policy = "deny"
+[[access_control.rules]]
+domain = ["panel.example.test"]
+resources = ["^/admin"]
+policy = "two_factor"
 "#
     )
 }
@@ -486,4 +490,166 @@ pub async fn browser_journey_through_front_proxy(front_port: u16, upstream: &Rec
         !seen.contains("mallory"),
         "a spoofed identity never reaches the panel: {seen}"
     );
+}
+
+/// The TOTP code of a base32 secret, `offset` steps from now (computed with totp-rs,
+/// not with gatehouse's own code).
+pub fn totp_code(secret_base32: &str, offset: i64) -> String {
+    let secret = totp_rs::Secret::try_from_base32(secret_base32).unwrap();
+    let totp = totp_rs::Builder::new().with_secret(secret).build().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    totp.generate((now + offset * 30) as u64).to_string()
+}
+
+/// Text of the first element with this id.
+pub fn element_text(html: &str, id: &str) -> String {
+    let marker = format!("id=\"{id}\">");
+    let rest = html
+        .split(&marker)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no #{id} in {html}"));
+    unescape(rest.split('<').next().unwrap())
+}
+
+/// The backup codes shown on a page.
+pub fn backup_codes(html: &str) -> Vec<String> {
+    html.split("<li><code>")
+        .skip(1)
+        .map(|s| s.split('<').next().unwrap().to_string())
+        .collect()
+}
+
+/// What enabling an authenticator app from the settings page yields.
+pub struct Enrolled {
+    pub secret: String,
+    pub backup_codes: Vec<String>,
+    pub final_page: Page,
+}
+
+impl Browser {
+    /// Posts a settings form: fetches `page_url` for the CSRF token first.
+    pub async fn post_with_csrf(
+        &mut self,
+        page_url: &str,
+        action_url: &str,
+        fields: &[(&str, &str)],
+    ) -> Page {
+        let page = self.get(page_url).await;
+        let csrf = field(&page.body, "csrf");
+        let mut all: Vec<(&str, &str)> = vec![("csrf", &csrf)];
+        all.extend_from_slice(fields);
+        self.post(action_url, &all).await
+    }
+
+    /// Turns on TOTP through the settings pages under `base` (e.g. `http://h:p/.gatehouse`),
+    /// answering with `code_for(secret)`.
+    pub async fn enable_totp_with(
+        &mut self,
+        base: &str,
+        code_for: impl Fn(&str) -> String,
+    ) -> Enrolled {
+        let settings = format!("{base}/settings");
+        let started = self
+            .post_with_csrf(&settings, &format!("{base}/settings/totp/start"), &[])
+            .await;
+        assert_eq!(started.status, 303, "{}", started.body);
+        let enroll = self.get(&format!("{base}/settings/totp")).await;
+        assert_eq!(enroll.status, 200, "{}", enroll.body);
+        let secret = element_text(&enroll.body, "totp-secret").replace(' ', "");
+        let csrf = field(&enroll.body, "csrf");
+        let code = code_for(&secret);
+        let done = self
+            .post(
+                &format!("{base}/settings/totp/confirm"),
+                &[("csrf", &csrf), ("code", &code), ("rd", "")],
+            )
+            .await;
+        assert_eq!(done.status, 200, "{}", done.body);
+        Enrolled {
+            secret,
+            backup_codes: backup_codes(&done.body),
+            final_page: done,
+        }
+    }
+
+    pub async fn enable_totp(&mut self, base: &str) -> Enrolled {
+        self.enable_totp_with(base, |secret| totp_code(secret, 0))
+            .await
+    }
+
+    /// Answers the second step at `step_url` (the `/2fa` URL the login redirected to,
+    /// with its `rd`) with a method and code.
+    pub async fn second_step(&mut self, step_url: &str, method: &str, code: &str) -> Page {
+        let joiner = if step_url.contains('?') { '&' } else { '?' };
+        let page = self
+            .get(&format!("{step_url}{joiner}method={method}"))
+            .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let csrf = field(&page.body, "csrf");
+        let rd = field(&page.body, "rd");
+        let action = step_url.split('?').next().unwrap();
+        self.post(
+            action,
+            &[
+                ("csrf", &csrf),
+                ("rd", &rd),
+                ("method", method),
+                ("code", code),
+            ],
+        )
+        .await
+    }
+}
+
+/// The two-factor part of the journey through a real front proxy: a one-factor user on
+/// a two_factor page is sent to the portal's settings, turns on an authenticator app
+/// there, gets in; a later login goes through the portal's second step.
+pub async fn two_factor_journey_through_front_proxy(front_port: u16, upstream: &Recorded) {
+    let panel = |path: &str| format!("http://panel.example.test:{front_port}{path}");
+    let portal = format!("http://auth.example.test:{front_port}");
+    let hosts = ["panel.example.test", "auth.example.test"];
+    let mut browser = Browser::new(&hosts);
+    let login = browser.get(&panel("/admin/users")).await.location.unwrap();
+    assert_eq!(browser.log_in(&login, "bob", PASSWORD).await.status, 303);
+
+    let sent = browser.get(&panel("/admin/users")).await;
+    assert_eq!(sent.status, 302, "one factor is not enough for /admin");
+    let expected = format!(
+        "{portal}/settings?rd=http%3A%2F%2Fpanel.example.test%3A{front_port}%2Fadmin%2Fusers"
+    );
+    assert_eq!(sent.location.as_deref(), Some(expected.as_str()));
+    let enrolled = browser.enable_totp(&portal).await;
+    assert_eq!(
+        browser.get(&panel("/admin/users")).await.status,
+        200,
+        "two factors now"
+    );
+    assert!(upstream
+        .last()
+        .to_ascii_lowercase()
+        .contains("remote-user: bob\r\n"));
+
+    let mut later = Browser::new(&hosts);
+    let login = later.get(&panel("/admin/users")).await.location.unwrap();
+    let after_password = later.log_in(&login, "bob", PASSWORD).await;
+    let location = after_password.location.expect("to the second step");
+    assert!(location.starts_with("/2fa?rd="), "{location}");
+    let step = format!("{portal}{location}");
+    assert_eq!(
+        later.get(&panel("/admin/users")).await.status,
+        302,
+        "the password alone opens nothing"
+    );
+    let done = later
+        .second_step(&step, "totp", &totp_code(&enrolled.secret, 1))
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(
+        done.location.as_deref(),
+        Some(panel("/admin/users").as_str())
+    );
+    assert_eq!(later.get(&panel("/admin/users")).await.status, 200);
 }
