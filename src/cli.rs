@@ -50,6 +50,16 @@ enum Top {
         #[command(subcommand)]
         command: SessionsCmd,
     },
+    /// Fill the store with users and signed sessions for bench/run.sh (server stopped).
+    #[command(hide = true)]
+    BenchSeed {
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+        #[arg(long, default_value_t = 100_000)]
+        sessions: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -217,6 +227,11 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", admin(&config, command)?);
             Ok(())
         }
+        Top::BenchSeed {
+            users,
+            sessions,
+            out,
+        } => crate::bench_seed::run(config::load(path)?, users, sessions, &out),
         Top::Sessions { command } => {
             let config = config::load(path)?;
             let command = match command {

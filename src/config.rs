@@ -132,6 +132,8 @@ pub struct PasswordParams {
     pub parallelism: u32,
     /// Shortest password a user may choose.
     pub min_length: usize,
+    /// Low-priority threads that hash passwords (0 = one fewer than the cores, at least 1).
+    pub hashing_threads: usize,
 }
 
 impl Default for PasswordParams {
@@ -141,6 +143,7 @@ impl Default for PasswordParams {
             iterations: 2,
             parallelism: 1,
             min_length: 8,
+            hashing_threads: 0,
         }
     }
 }

@@ -36,6 +36,9 @@ pub enum Error {
     /// A value the operator gave is not acceptable (CLI input and the like).
     #[error("{0}")]
     Invalid(String),
+    /// Too much work is waiting (e.g. password checks during a login flood).
+    #[error("too many sign-in attempts are being checked right now; please try again in a moment")]
+    Busy,
     /// Something that should not happen (a panicked worker, a hashing failure).
     #[error("internal error: {0}")]
     Internal(String),
@@ -48,6 +51,7 @@ impl Error {
             Error::BadRequest(_) | Error::Invalid(_) => StatusCode::BAD_REQUEST,
             Error::Csrf => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Error::Config { .. }
             | Error::Store(_)
             | Error::Codec(_)
@@ -58,7 +62,7 @@ impl Error {
 
     /// The text a client may see: its own mistakes verbatim, internals as a generic line.
     pub fn public_message(&self) -> String {
-        if self.status().is_server_error() {
+        if self.status().is_server_error() && !matches!(self, Error::Busy) {
             "Something went wrong on our side. Please try again later.".to_string()
         } else {
             self.to_string()

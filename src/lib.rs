@@ -20,6 +20,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod bench_seed;
 pub mod cli;
 pub mod config;
 pub mod crypto;

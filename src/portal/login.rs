@@ -146,7 +146,7 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     }
     let user = state.store.get_user(&username)?.filter(|u| !u.disabled);
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    if !state.passwords.verify(password.to_string(), hash).await {
+    if !state.passwords.verify(password.to_string(), hash).await? {
         let newly_banned = state.limiter.record_failure(&keys, now());
         audit!("login_failed", user = username, ip = ip);
         for key in &newly_banned {

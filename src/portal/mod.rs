@@ -132,7 +132,7 @@ pub fn message(
 
 /// The page for an error; internals are logged, never shown.
 pub fn error_page(e: &Error, t: &'static Texts, mount: &str) -> Response {
-    if e.status().is_server_error() {
+    if e.status().is_server_error() && !matches!(e, Error::Busy) {
         tracing::error!(error = %e, "request failed");
     }
     let text = match e {

@@ -214,7 +214,7 @@ pub async fn confirm(state: &AppState, req: &Request, t: &'static Texts) -> Resu
     if !state
         .passwords
         .verify(password, Some(identity.user.password_hash.clone()))
-        .await
+        .await?
     {
         audit!(
             "password_confirmation_failed",
@@ -465,7 +465,7 @@ pub async fn totp_disable(state: &AppState, req: &Request, t: &'static Texts) ->
         if !state
             .passwords
             .verify(password, Some(identity.user.password_hash.clone()))
-            .await
+            .await?
         {
             audit!(
                 "password_confirmation_failed",
@@ -584,7 +584,7 @@ pub async fn password_change(
     if !state
         .passwords
         .verify(current, Some(identity.user.password_hash.clone()))
-        .await
+        .await?
     {
         audit!(
             "password_change_failed",

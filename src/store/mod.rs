@@ -131,6 +131,8 @@ pub trait Store: Send + Sync {
     fn get_session(&self, id: &str) -> Result<Option<SessionRecord>>;
     /// Inserts or replaces, durably.
     fn put_session(&self, session: &SessionRecord) -> Result<()>;
+    /// Inserts many sessions with one flush at the end (bulk loading).
+    fn put_sessions(&self, sessions: &[SessionRecord]) -> Result<()>;
     /// Updates `last_seen` without waiting for the disk.
     fn touch_session(&self, session: &SessionRecord) -> Result<()>;
     /// Removes one session, durably. Returns whether it existed.

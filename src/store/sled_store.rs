@@ -14,6 +14,9 @@ use serde::Serialize;
 use super::{SessionRecord, Space, Store, User};
 use crate::error::{Error, Result};
 
+/// The most memory sled's page cache may use.
+const STORE_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
 /// sled-backed store; cloning shares the same database.
 #[derive(Clone)]
 pub struct SledStore {
@@ -55,7 +58,8 @@ impl SledStore {
         // hold its lock while sled's background flusher winds down: wait a little.
         let mut attempts = 0;
         let db = loop {
-            match sled::Config::new().path(dir.join("store")).open() {
+            // sled's default page cache is 1 GiB; records here are small and hot.
+            match sled::Config::new().path(dir.join("store")).cache_capacity(STORE_CACHE_BYTES).open() {
                 Ok(db) => break db,
                 Err(e) if is_lock(&e) && attempts < 40 => {
                     attempts += 1;
@@ -124,6 +128,16 @@ impl Store for SledStore {
             .insert(session.id.as_bytes(), encode(session)?)?;
         self.user_sessions
             .insert(index_key(&session.username, &session.id), &[])?;
+        self.flush()
+    }
+
+    fn put_sessions(&self, sessions: &[SessionRecord]) -> Result<()> {
+        for session in sessions {
+            self.sessions
+                .insert(session.id.as_bytes(), encode(session)?)?;
+            self.user_sessions
+                .insert(index_key(&session.username, &session.id), &[])?;
+        }
         self.flush()
     }
 

@@ -1,0 +1,61 @@
+//! `gatehouse bench-seed` (hidden): fills a store with users and real signed two-factor
+//! sessions for `bench/run.sh`, and writes the cookie values one per line. Runs on the
+//! store directly, so the server must not be running.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::auth::{now, random_token};
+use crate::config::Config;
+use crate::error::Result;
+use crate::state::AppState;
+use crate::store::{AuthLevel, SessionRecord, User};
+
+/// Creates `users` users (`bench-0`, …) and `sessions` sessions spread over them.
+pub fn run(config: Config, users: usize, sessions: usize, out: &Path) -> Result<()> {
+    let state = AppState::open(config)?;
+    let hash = state
+        .passwords
+        .hash_now("bench password, not for real use")?;
+    let t = now();
+    for i in 0..users {
+        state.store.put_user(&User {
+            username: format!("bench-{i}"),
+            display_name: format!("Bench User {i}"),
+            email: format!("bench-{i}@example.test"),
+            groups: vec!["bench".into()],
+            password_hash: hash.clone(),
+            disabled: false,
+            created_at: t,
+            last_method: None,
+        })?;
+    }
+    let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
+    let lifetime = state.config.session.expiration.as_secs();
+    for chunk_start in (0..sessions).step_by(10_000) {
+        let chunk: Vec<SessionRecord> = (chunk_start..(chunk_start + 10_000).min(sessions))
+            .map(|i| SessionRecord {
+                id: random_token(32),
+                username: format!("bench-{}", i % users.max(1)),
+                level: AuthLevel::TwoFactor,
+                created_at: t,
+                last_seen: t,
+                expires_at: t + lifetime,
+                remember_me: true,
+                ip: "127.0.0.1".into(),
+                user_agent: "bench".into(),
+                password_at: t,
+            })
+            .collect();
+        state.store.put_sessions(&chunk)?;
+        for s in &chunk {
+            writeln!(file, "{}", state.sessions.sign(&s.id))?;
+        }
+    }
+    file.flush()?;
+    println!(
+        "{users} users and {sessions} sessions written; cookies in {}",
+        out.display()
+    );
+    Ok(())
+}
