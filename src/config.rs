@@ -33,6 +33,8 @@ pub struct RawConfig {
     pub proxy: RawProxy,
     pub second_factor: SecondFactor,
     pub storage: RawStorage,
+    pub smtp: RawSmtp,
+    pub password_reset: PasswordReset,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -165,6 +167,16 @@ pub struct SecondFactor {
     /// longer ago than this.
     #[serde(with = "humantime_serde")]
     pub reauthentication_window: Duration,
+    /// How long an emailed code is valid.
+    #[serde(with = "humantime_serde")]
+    pub email_code_lifetime: Duration,
+    /// Wrong tries after which an emailed code is dead.
+    pub email_code_tries: u32,
+    /// Wait between two emailed codes.
+    #[serde(with = "humantime_serde")]
+    pub email_resend_cooldown: Duration,
+    /// Emailed codes per user per hour.
+    pub email_codes_per_hour: u32,
 }
 
 impl Default for SecondFactor {
@@ -175,6 +187,88 @@ impl Default for SecondFactor {
             backup_codes: 5,
             enrollment_redirect: true,
             reauthentication_window: Duration::from_secs(10 * 60),
+            email_code_lifetime: Duration::from_secs(10 * 60),
+            email_code_tries: 5,
+            email_resend_cooldown: Duration::from_secs(60),
+            email_codes_per_hour: 6,
+        }
+    }
+}
+
+/// The SMTP server mail goes out through; no `host` = no email.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawSmtp {
+    pub host: Option<String>,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub from: String,
+    pub from_name: String,
+}
+
+impl Default for RawSmtp {
+    fn default() -> Self {
+        RawSmtp {
+            host: None,
+            port: 587,
+            tls: SmtpTls::Starttls,
+            username: None,
+            password: None,
+            password_file: None,
+            from: "gatehouse@localhost".into(),
+            from_name: "gatehouse".into(),
+        }
+    }
+}
+
+/// How to talk TLS to the SMTP server.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain text (a relay on localhost).
+    None,
+    /// STARTTLS, usually port 587.
+    Starttls,
+    /// Implicit TLS, usually port 465.
+    Tls,
+}
+
+/// The validated SMTP settings.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub from: String,
+    pub from_name: String,
+}
+
+/// "Forgot password" by email.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordReset {
+    /// Offer the link on the login page (needs `[smtp]`).
+    pub enabled: bool,
+    /// Switch off every second factor of the account when a reset link is used.
+    pub disables_second_factors: bool,
+    #[serde(with = "humantime_serde")]
+    pub link_lifetime: Duration,
+    /// Reset requests allowed per account and per client IP in an hour.
+    pub requests_per_hour: u32,
+}
+
+impl Default for PasswordReset {
+    fn default() -> Self {
+        PasswordReset {
+            enabled: true,
+            disables_second_factors: true,
+            link_lifetime: Duration::from_secs(30 * 60),
+            requests_per_hour: 5,
         }
     }
 }
@@ -225,12 +319,25 @@ impl Default for RawAccessControl {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawProxy {
     /// The proxy-mode listener; absent = no proxy mode.
     pub listen: Option<String>,
+    /// The scheme browsers use to reach the proxy (`https` behind a TLS terminator);
+    /// used in links sent by email.
+    pub public_scheme: String,
     pub upstreams: Vec<RawUpstream>,
+}
+
+impl Default for RawProxy {
+    fn default() -> Self {
+        RawProxy {
+            listen: None,
+            public_scheme: "http".into(),
+            upstreams: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -268,6 +375,9 @@ pub struct Config {
     pub second_factor: SecondFactor,
     /// Inline or file key for secrets at rest; `None` = generated in the data directory.
     pub encryption_key: Option<String>,
+    pub smtp: Option<SmtpConfig>,
+    pub password_reset: PasswordReset,
+    pub proxy_public_scheme: String,
 }
 
 /// Session cookie and lifetime settings.
@@ -633,6 +743,56 @@ impl RawConfig {
             ));
         }
 
+        let smtp = match self.smtp.host.as_deref().filter(|h| !h.is_empty()) {
+            None => None,
+            Some(host) => {
+                let s = &self.smtp;
+                if s.from.parse::<lettre::Address>().is_err() {
+                    return Err(Error::config(
+                        "smtp.from",
+                        &s.from,
+                        "expected an email address such as gatehouse@example.com",
+                    ));
+                }
+                let password = resolve_secret(
+                    "smtp.password",
+                    s.password.clone(),
+                    s.password_file.as_deref(),
+                )?;
+                if password.is_some() && s.username.is_none() {
+                    return Err(Error::config(
+                        "smtp.username",
+                        "",
+                        "a password is set but no username",
+                    ));
+                }
+                Some(SmtpConfig {
+                    host: host.to_string(),
+                    port: s.port,
+                    tls: s.tls,
+                    username: s.username.clone(),
+                    password,
+                    from: s.from.clone(),
+                    from_name: s.from_name.clone(),
+                })
+            }
+        };
+        if !matches!(self.proxy.public_scheme.as_str(), "http" | "https") {
+            return Err(Error::config(
+                "proxy.public_scheme",
+                &self.proxy.public_scheme,
+                "expected http or https",
+            ));
+        }
+        if self.second_factor.email_code_tries == 0 || self.second_factor.email_codes_per_hour == 0
+        {
+            return Err(Error::config(
+                "second_factor.email_code_tries",
+                self.second_factor.email_code_tries,
+                "tries and codes per hour must be at least 1",
+            ));
+        }
+
         let access = AccessRules::compile(
             self.access_control.default_policy,
             &self.access_control.rules,
@@ -731,6 +891,9 @@ impl RawConfig {
             upstreams,
             second_factor: self.second_factor,
             encryption_key,
+            smtp,
+            password_reset: self.password_reset,
+            proxy_public_scheme: self.proxy.public_scheme,
         })
     }
 }
@@ -740,6 +903,9 @@ pub fn render_masked(raw: &RawConfig) -> String {
     let mut shown = raw.clone();
     if shown.session.secret.is_some() {
         shown.session.secret = Some("********".into());
+    }
+    if shown.smtp.password.is_some() {
+        shown.smtp.password = Some("********".into());
     }
     if shown.storage.encryption_key.is_some() {
         shown.storage.encryption_key = Some("********".into());

@@ -13,6 +13,7 @@
 //! - [`policy`]: access rules, first match wins.
 //! - [`auth`]: passwords, sessions, brute-force limiter, and the per-request [`auth::gate`].
 //! - [`mfa`]: second factors (one module per factor, same shape) and their shared rules.
+//! - [`notify`]: reaching users outside the browser (email from a retrying queue).
 //! - [`crypto`]: secrets at rest (AES-GCM) and keyed hashes of one-time codes.
 //! - [`store`]: the `Store` trait and its sled implementation.
 //! - [`admin`]: operator commands and the admin socket; [`audit`]: the audit log.
@@ -29,6 +30,7 @@ pub mod error;
 pub mod forward_auth;
 pub mod http;
 pub mod mfa;
+pub mod notify;
 pub mod policy;
 pub mod portal;
 pub mod proxy;

@@ -125,6 +125,14 @@ pub fn build(state: Arc<AppState>, extra: Option<ExtraService>) -> Server {
             state: state.clone(),
         },
     ));
+    if state.mailer.enabled() {
+        server.add_service(background_service(
+            "mail queue",
+            crate::notify::email::MailerService {
+                state: state.clone(),
+            },
+        ));
+    }
     if let Some(extra) = extra {
         extra(&mut server);
     }

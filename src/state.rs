@@ -8,6 +8,7 @@ use crate::auth::session::{load_or_create_secret, Sessions};
 use crate::config::Config;
 use crate::crypto::{load_or_create_key, CodeHasher, Sealer};
 use crate::error::Result;
+use crate::notify::email::Mailer;
 use crate::store::{SledStore, Store};
 
 /// Shared state of a running gatehouse.
@@ -24,8 +25,12 @@ pub struct AppState {
     pub limiter: Limiter,
     /// Encrypts secrets at rest (TOTP seeds).
     pub sealer: Sealer,
-    /// Hashes one-time codes (backup codes).
+    /// Hashes one-time codes (backup codes, emailed codes, reset tokens).
     pub code_hasher: CodeHasher,
+    /// The outgoing mail queue.
+    pub mailer: Mailer,
+    /// Limits "forgot password" requests per account and per IP.
+    pub reset_limiter: Limiter,
 }
 
 impl AppState {
@@ -45,6 +50,12 @@ impl AppState {
         Ok(Arc::new(AppState {
             sealer: Sealer::new(&key),
             code_hasher: CodeHasher::new(&key),
+            mailer: Mailer::new(config.smtp.clone()),
+            reset_limiter: Limiter::new(crate::config::Regulation {
+                max_retries: config.password_reset.requests_per_hour,
+                find_time: std::time::Duration::from_secs(3600),
+                ban_time: std::time::Duration::from_secs(3600),
+            }),
             config,
             store,
             sessions,

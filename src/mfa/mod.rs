@@ -11,6 +11,7 @@
 //! the backup codes.
 
 pub mod backup;
+pub mod email;
 pub mod totp;
 
 use serde::{Deserialize, Serialize};
@@ -26,15 +27,18 @@ use crate::store::{Store, Timestamp};
 pub enum Factor {
     /// An authenticator app.
     Totp,
+    /// A code sent to the account's email address.
+    Email,
 }
 
 impl Factor {
     /// Every factor, in the order pages list them.
-    pub const ALL: &'static [Factor] = &[Factor::Totp];
+    pub const ALL: &'static [Factor] = &[Factor::Totp, Factor::Email];
 
     pub fn id(self) -> &'static str {
         match self {
             Factor::Totp => "totp",
+            Factor::Email => "email",
         }
     }
 
@@ -42,6 +46,7 @@ impl Factor {
     pub fn is_enabled(self, store: &dyn Store, username: &str) -> Result<bool> {
         match self {
             Factor::Totp => totp::is_enabled(store, username),
+            Factor::Email => email::is_enabled(store, username),
         }
     }
 
@@ -49,6 +54,7 @@ impl Factor {
     pub fn disable(self, store: &dyn Store, username: &str) -> Result<bool> {
         match self {
             Factor::Totp => totp::disable(store, username),
+            Factor::Email => email::disable(store, username),
         }
     }
 
@@ -56,6 +62,7 @@ impl Factor {
     pub fn method(self) -> Method {
         match self {
             Factor::Totp => Method::Totp,
+            Factor::Email => Method::Email,
         }
     }
 }
@@ -64,6 +71,7 @@ impl Factor {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Totp,
+    Email,
     BackupCode,
 }
 
@@ -71,6 +79,7 @@ impl Method {
     pub fn id(self) -> &'static str {
         match self {
             Method::Totp => "totp",
+            Method::Email => "email",
             Method::BackupCode => "backup",
         }
     }
@@ -78,6 +87,7 @@ impl Method {
     pub fn parse(id: &str) -> Option<Method> {
         match id {
             "totp" => Some(Method::Totp),
+            "email" => Some(Method::Email),
             "backup" => Some(Method::BackupCode),
             _ => None,
         }
@@ -89,6 +99,8 @@ impl Method {
 pub enum Rejection {
     Wrong,
     Replayed,
+    /// The emailed code expired or was tried too often: a new one is needed.
+    Dead,
     /// The device's clock is this many seconds ahead (negative: behind).
     ClockOff {
         seconds: i64,
@@ -141,6 +153,13 @@ pub fn verify(
             }),
             totp::CodeCheck::Invalid => Err(Rejection::Wrong),
         }),
+        Method::Email => Ok(
+            match email::check(state, username, code, email::Purpose::Login, now)? {
+                email::CodeResult::Accepted => Ok(()),
+                email::CodeResult::Wrong => Err(Rejection::Wrong),
+                email::CodeResult::Dead => Err(Rejection::Dead),
+            },
+        ),
         Method::BackupCode => {
             if backup::verify(state, username, code)? {
                 audit!(

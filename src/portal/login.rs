@@ -40,6 +40,7 @@ fn login_page(
         rd: view.rd,
         username: view.username,
         remember_me: state.config.session.remember_me.is_some(),
+        forgot: crate::portal::reset::offered(state),
         error: view.error,
         info: view.info,
     };

@@ -7,6 +7,7 @@ pub mod common;
 pub mod i18n;
 mod login;
 pub mod pages;
+pub(crate) mod reset;
 mod second_step;
 mod settings;
 
@@ -47,15 +48,25 @@ impl Portal {
             (&Method::POST, "/login") => login::submit(state, &req, t).await,
             (&Method::GET, "/logout") => login::logout_page(state, &req, t),
             (&Method::POST, "/logout") => login::logout(state, &req, t),
+            (&Method::GET, "/forgot") => reset::forgot(state, &req, t),
+            (&Method::POST, "/forgot") => reset::request(state, &req, t).await,
+            (&Method::GET, "/reset") => reset::reset_form(state, &req, t),
+            (&Method::POST, "/reset") => reset::reset_submit(state, &req, t).await,
             (&Method::GET | &Method::HEAD, "/2fa") => second_step::page(state, &req, t),
             (&Method::POST, "/2fa") => second_step::submit(state, &req, t),
+            (&Method::POST, "/2fa/email") => second_step::send_email(state, &req, t).await,
             (&Method::GET | &Method::HEAD, "/settings") => settings::page(state, &req, t),
             (&Method::POST, "/settings/confirm") => settings::confirm(state, &req, t).await,
             (&Method::POST, "/settings/totp/start") => settings::totp_start(state, &req, t),
             (&Method::GET, "/settings/totp") => settings::totp_page(state, &req, t),
             (&Method::POST, "/settings/totp/confirm") => settings::totp_confirm(state, &req, t),
             (&Method::POST, "/settings/totp/disable") => {
-                settings::totp_disable(state, &req, t).await
+                settings::factor_disable(state, &req, t, crate::mfa::Factor::Totp).await
+            }
+            (&Method::POST, "/settings/email/start") => settings::email_start(state, &req, t).await,
+            (&Method::POST, "/settings/email/confirm") => settings::email_confirm(state, &req, t),
+            (&Method::POST, "/settings/email/disable") => {
+                settings::factor_disable(state, &req, t, crate::mfa::Factor::Email).await
             }
             (&Method::POST, "/settings/backup/regenerate") => {
                 settings::backup_regenerate(state, &req, t)

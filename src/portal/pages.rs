@@ -14,6 +14,8 @@ pub struct LoginPage<'a> {
     pub rd: &'a str,
     pub username: &'a str,
     pub remember_me: bool,
+    /// Offer "forgot your password?".
+    pub forgot: bool,
     pub error: Option<String>,
     pub info: Option<&'a str>,
 }
@@ -69,6 +71,10 @@ pub struct SecondStepPage<'a> {
     pub numeric: bool,
     pub error: Option<String>,
     pub hint: Option<&'static str>,
+    /// Show the "email me a code" button.
+    pub email_send: bool,
+    pub send_label: &'static str,
+    pub info: Option<String>,
 }
 
 /// One line of the sessions list.
@@ -95,6 +101,10 @@ pub struct SettingsPage<'a> {
     pub continue_to: Option<String>,
     pub totp_on: bool,
     pub totp_is_last: bool,
+    pub email_on: bool,
+    pub email_is_last: bool,
+    pub has_email: bool,
+    pub mail_enabled: bool,
     pub two_factor_on: bool,
     pub backup_left: usize,
     pub sessions: Vec<SessionRow>,
@@ -141,4 +151,40 @@ pub struct ConfirmPasswordPage<'a> {
     pub next: &'a str,
     pub replay: Vec<(String, String)>,
     pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "email_confirm.html")]
+pub struct EmailConfirmPage<'a> {
+    pub t: &'static Texts,
+    pub title: &'a str,
+    pub mount: &'a str,
+    pub csrf: &'a str,
+    pub rd: &'a str,
+    pub info: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "forgot.html")]
+pub struct ForgotPage<'a> {
+    pub t: &'static Texts,
+    pub title: &'a str,
+    pub mount: &'a str,
+    pub csrf: &'a str,
+    pub info: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "reset.html")]
+pub struct ResetPage<'a> {
+    pub t: &'static Texts,
+    pub title: &'a str,
+    pub mount: &'a str,
+    pub csrf: &'a str,
+    pub token: &'a str,
+    pub warn_2fa: bool,
+    pub min_length: usize,
+    pub error: Option<String>,
+    pub done: Option<Vec<&'static str>>,
 }

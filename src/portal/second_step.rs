@@ -9,9 +9,10 @@ use crate::auth::limiter::login_keys;
 use crate::auth::now;
 use crate::error::Result;
 use crate::http::{add_cookie, html, redirect, Request, Response};
-use crate::mfa::{self, Method, Rejection};
+use crate::mfa::{self, email, Method, Rejection};
+use crate::notify::email::Delivery;
 use crate::portal::common::{check_csrf, csrf_for, current_session, onwards, rd_query};
-use crate::portal::i18n::{banned_message, fill, Texts};
+use crate::portal::i18n::{banned_message, fill, texts_for, Texts};
 use crate::portal::pages::{render, MethodLink, SecondStepPage};
 use crate::state::AppState;
 use crate::store::AuthLevel;
@@ -19,6 +20,7 @@ use crate::store::AuthLevel;
 fn label(t: &'static Texts, method: Method) -> &'static str {
     match method {
         Method::Totp => t.method_totp,
+        Method::Email => t.method_email,
         Method::BackupCode => t.method_backup,
     }
 }
@@ -26,6 +28,7 @@ fn label(t: &'static Texts, method: Method) -> &'static str {
 fn code_label(t: &'static Texts, method: Method) -> &'static str {
     match method {
         Method::Totp => t.totp_code_label,
+        Method::Email => t.email_code_label,
         Method::BackupCode => t.backup_code_label,
     }
 }
@@ -34,6 +37,7 @@ fn rejection_text(t: &'static Texts, rejection: Rejection) -> (String, Option<&'
     match rejection {
         Rejection::Wrong => (t.wrong_code.into(), None),
         Rejection::Replayed => (t.replayed_code.into(), None),
+        Rejection::Dead => (t.email_code_dead.into(), None),
         Rejection::ClockOff { seconds } => {
             let minutes = (seconds.unsigned_abs()).div_ceil(60).max(1);
             let text = if seconds > 0 {
@@ -88,11 +92,85 @@ fn show(
         methods: links,
         current: current.id(),
         code_label: code_label(t, current),
-        numeric: current == Method::Totp,
+        numeric: current != Method::BackupCode,
         error: view.error,
         hint: view.hint,
+        email_send: current == Method::Email,
+        send_label: if req.query_param("email").is_some() {
+            t.email_send_again
+        } else {
+            t.email_send_code
+        },
+        info: if current == Method::Email {
+            email_status(state, req, t, username)?
+        } else {
+            None
+        },
     };
     Ok(csrf.attach(html(status, render(&page))))
+}
+
+/// The line about the last emailed code, from `?email=` after a send.
+fn email_status(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    username: &str,
+) -> Result<Option<String>> {
+    let address = state
+        .store
+        .get_user(username)?
+        .map(|u| crate::notify::email::mask(&u.email))
+        .unwrap_or_default();
+    Ok(match req.query_param("email").as_deref() {
+        Some("sent") => Some(fill(t.email_sent_to, address)),
+        Some("failed") => Some(t.email_not_sent.to_string()),
+        Some("cooldown") => Some(fill(
+            t.email_cooldown,
+            email::cooldown_left(state, username, now())?.max(1),
+        )),
+        Some("cap") => Some(t.email_hourly_cap.to_string()),
+        Some("no_address") => Some(t.email_no_address.to_string()),
+        _ => None,
+    })
+}
+
+/// `POST /2fa/email`: emails a login code, then back to the step with what happened.
+pub async fn send_email(state: &AppState, req: &Request, _t: &'static Texts) -> Result<Response> {
+    let form = req.form();
+    let rd = form.get("rd").unwrap_or("");
+    let Some(identity) =
+        current_session(state, req)?.filter(|i| i.session.level == AuthLevel::SecondFactorPending)
+    else {
+        return Ok(redirect(
+            StatusCode::SEE_OTHER,
+            &format!("{}/{}", req.mount, rd_query(rd)),
+        ));
+    };
+    check_csrf(state, req)?;
+    if !email::is_enabled(state.store.as_ref(), &identity.user.username)? {
+        return Ok(redirect(
+            StatusCode::SEE_OTHER,
+            &format!("{}/2fa{}", req.mount, rd_query(rd)),
+        ));
+    }
+    let t = texts_for(req.header("accept-language"));
+    let status =
+        match email::send_code(state, &identity.user, email::Purpose::Login, t, now()).await? {
+            email::SendOutcome::Sent {
+                delivery: Delivery::Failed | Delivery::Disabled,
+                ..
+            } => "failed",
+            email::SendOutcome::Sent { .. } => "sent",
+            email::SendOutcome::Cooldown(_) => "cooldown",
+            email::SendOutcome::HourlyCap => "cap",
+            email::SendOutcome::NoAddress => "no_address",
+        };
+    let rd_part = rd_query(rd).replacen('?', "&", 1);
+    Ok(redirect(
+        StatusCode::SEE_OTHER,
+        &format!("{}/2fa?method=email&email={status}{rd_part}", req.mount),
+    ))
 }
 
 /// `GET /2fa`: the second step for a session that owes it.

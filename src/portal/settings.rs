@@ -15,17 +15,22 @@ use crate::auth::session::Sessions;
 use crate::auth::{now, session::Identity};
 use crate::error::Result;
 use crate::http::{add_cookie, html, redirect, Request, Response};
-use crate::mfa::{self, backup, totp, Factor};
+use crate::mfa::{self, backup, email, totp, Factor};
+use crate::notify::email::{Delivery, Letter};
 use crate::portal::common::{check_csrf, csrf_for, established, onwards, rd_query, Gate};
 use crate::portal::i18n::{fill, Texts};
 use crate::portal::pages::{
-    render, BackupCodesPage, ConfirmPasswordPage, SessionRow, SettingsPage, TotpEnrollPage,
+    render, BackupCodesPage, ConfirmPasswordPage, EmailConfirmPage, SessionRow, SettingsPage,
+    TotpEnrollPage,
 };
 use crate::state::AppState;
 use crate::store::{AuthLevel, Timestamp};
 
 /// The setting changes that may be replayed after a password confirmation.
 const REPLAYABLE: &[&str] = &[
+    "/settings/email/start",
+    "/settings/email/confirm",
+    "/settings/email/disable",
     "/settings/totp/start",
     "/settings/totp/confirm",
     "/settings/backup/regenerate",
@@ -85,6 +90,8 @@ fn notice_text(t: &'static Texts, key: &str) -> Option<&'static str> {
         "password" => t.done_password,
         "totp_on" => t.done_totp_on,
         "totp_off" => t.done_totp_off,
+        "email_on" => t.done_email_on,
+        "email_off" => t.done_email_off,
         "2fa_off" => t.done_2fa_off,
         "session_ended" => t.done_session_ended,
         "others_ended" => t.done_others_ended,
@@ -105,6 +112,7 @@ fn settings_page(
     let rd = req.query_param("rd").unwrap_or_default();
     let factors = mfa::enabled_factors(state.store.as_ref(), username)?;
     let totp_on = factors.contains(&Factor::Totp);
+    let email_on = factors.contains(&Factor::Email);
     let mut notice = req.query_param("done").and_then(|k| notice_text(t, &k));
     if notice.is_none() && !rd.is_empty() && factors.is_empty() {
         notice = Some(t.two_factor_needed);
@@ -137,6 +145,10 @@ fn settings_page(
         continue_to,
         totp_on,
         totp_is_last: totp_on && factors.len() == 1,
+        email_on,
+        email_is_last: email_on && factors.len() == 1,
+        has_email: !identity.user.email.is_empty(),
+        mail_enabled: state.mailer.enabled(),
         two_factor_on: !factors.is_empty(),
         backup_left: backup::remaining(state.store.as_ref(), username)?,
         sessions: rows,
@@ -394,29 +406,7 @@ pub fn totp_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     };
     let (error, hint) = match totp::enroll_finish(state, &username, &code, now())? {
         totp::CodeCheck::Valid { .. } => {
-            let session = state
-                .sessions
-                .upgrade(&identity.session, AuthLevel::TwoFactor, now())?;
-            let codes = mfa::factor_enabled(
-                state,
-                &username,
-                Factor::Totp,
-                Some(&session.id),
-                was_first,
-                now(),
-            )?;
-            let rd = req.form().get("rd").unwrap_or("").to_string();
-            let next = if rd.is_empty() {
-                format!("{}/settings?done=totp_on", req.mount)
-            } else {
-                onwards(state, &rd)
-            };
-            let mut response = match codes {
-                Some(codes) => show_codes(state, req, t, &codes, Some(t.done_totp_on), next),
-                None => redirect(StatusCode::SEE_OTHER, &next),
-            };
-            add_cookie(&mut response, &state.sessions.set_cookie(&session));
-            return Ok(response);
+            return enabled(state, req, t, &identity, Factor::Totp, was_first, "totp_on")
         }
         totp::CodeCheck::ClockOff { steps } => {
             let minutes = (steps.unsigned_abs() * totp::STEP).div_ceil(60).max(1);
@@ -451,13 +441,21 @@ pub fn totp_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     ))
 }
 
-/// `POST /settings/totp/disable`: when it is the last factor, the password is required.
-pub async fn totp_disable(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = change!(state, req, t, "/settings/totp/disable");
+/// `POST /settings/<factor>/disable`: when it is the last factor, the password is
+/// required in the form whatever the reauthentication window.
+pub async fn factor_disable(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    factor: Factor,
+) -> Result<Response> {
+    let action = format!("/settings/{}/disable", factor.id());
+    let identity = change!(state, req, t, &action);
     let username = identity.user.username.clone();
     let factors = mfa::enabled_factors(state.store.as_ref(), &username)?;
-    if !factors.contains(&Factor::Totp) {
-        return Ok(done(req, "totp_off"));
+    let off_key = format!("{}_off", factor.id());
+    if !factors.contains(&factor) {
+        return Ok(done(req, &off_key));
     }
     let last = factors.len() == 1;
     if last {
@@ -482,8 +480,158 @@ pub async fn totp_disable(state: &AppState, req: &Request, t: &'static Texts) ->
             );
         }
     }
-    mfa::disable_factor(state, &username, Factor::Totp, "user")?;
-    Ok(done(req, if last { "2fa_off" } else { "totp_off" }))
+    mfa::disable_factor(state, &username, factor, "user")?;
+    if last {
+        notice(state, &identity.user, t, t.notice_2fa_off);
+    }
+    Ok(done(req, if last { "2fa_off" } else { &off_key }))
+}
+
+/// `POST /settings/email/start`: mails a code to the account's address.
+pub async fn email_start(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let identity = change!(state, req, t, "/settings/email/start");
+    if email::is_enabled(state.store.as_ref(), &identity.user.username)? {
+        return Ok(done(req, "email_on"));
+    }
+    let (info, error) =
+        match email::send_code(state, &identity.user, email::Purpose::Confirm, t, now()).await? {
+            email::SendOutcome::NoAddress => {
+                return settings_page(
+                    state,
+                    req,
+                    t,
+                    &identity,
+                    StatusCode::BAD_REQUEST,
+                    Some(t.email_no_address.into()),
+                )
+            }
+            email::SendOutcome::Sent {
+                delivery: Delivery::Failed | Delivery::Disabled,
+                ..
+            } => (None, Some(t.email_not_sent.to_string())),
+            email::SendOutcome::Sent { to, .. } => (Some(fill(t.email_sent_to, to)), None),
+            email::SendOutcome::Cooldown(secs) => (None, Some(fill(t.email_cooldown, secs))),
+            email::SendOutcome::HourlyCap => (None, Some(t.email_hourly_cap.to_string())),
+        };
+    Ok(email_confirm_page(
+        state,
+        req,
+        t,
+        StatusCode::OK,
+        info,
+        error,
+    ))
+}
+
+fn email_confirm_page(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    status: StatusCode,
+    info: Option<String>,
+    error: Option<String>,
+) -> Response {
+    let rd = req.form().get("rd").unwrap_or("").to_string();
+    let csrf = csrf_for(state, req);
+    let page = EmailConfirmPage {
+        t,
+        title: t.email_confirm_title,
+        mount: req.mount,
+        csrf: &csrf.token,
+        rd: &rd,
+        info,
+        error,
+    };
+    csrf.attach(html(status, render(&page)))
+}
+
+/// `POST /settings/email/confirm`: the right code turns email codes on.
+pub fn email_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let identity = change!(state, req, t, "/settings/email/confirm");
+    let username = identity.user.username.clone();
+    let was_first = !mfa::has_second_factor(state.store.as_ref(), &username)?;
+    let code = req.form().get("code").unwrap_or("").to_string();
+    match email::check(state, &username, &code, email::Purpose::Confirm, now())? {
+        email::CodeResult::Accepted => enabled(
+            state,
+            req,
+            t,
+            &identity,
+            Factor::Email,
+            was_first,
+            "email_on",
+        ),
+        email::CodeResult::Wrong => Ok(email_confirm_page(
+            state,
+            req,
+            t,
+            StatusCode::BAD_REQUEST,
+            None,
+            Some(t.wrong_code.into()),
+        )),
+        email::CodeResult::Dead => Ok(email_confirm_page(
+            state,
+            req,
+            t,
+            StatusCode::BAD_REQUEST,
+            None,
+            Some(t.email_code_dead.into()),
+        )),
+    }
+}
+
+/// After a factor was turned on from this session: raise the session, apply the
+/// first-factor rules, show the backup codes once when they are new.
+fn enabled(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    identity: &Identity,
+    factor: Factor,
+    was_first: bool,
+    done_key: &str,
+) -> Result<Response> {
+    let session = state
+        .sessions
+        .upgrade(&identity.session, AuthLevel::TwoFactor, now())?;
+    let codes = mfa::factor_enabled(
+        state,
+        &identity.user.username,
+        factor,
+        Some(&session.id),
+        was_first,
+        now(),
+    )?;
+    let rd = req.form().get("rd").unwrap_or("").to_string();
+    let next = if rd.is_empty() {
+        format!("{}/settings?done={done_key}", req.mount)
+    } else {
+        onwards(state, &rd)
+    };
+    let done_text = notice_text(t, done_key);
+    let mut response = match codes {
+        Some(codes) => {
+            notice(state, &identity.user, t, t.notice_2fa_on);
+            show_codes(state, req, t, &codes, done_text, next)
+        }
+        None => redirect(StatusCode::SEE_OTHER, &next),
+    };
+    add_cookie(&mut response, &state.sessions.set_cookie(&session));
+    Ok(response)
+}
+
+/// Mails the user a security notice (when they have an address and mail is set up).
+pub fn notice(state: &AppState, user: &crate::store::User, t: &'static Texts, line: &str) {
+    state.mailer.send_later(
+        &user.email,
+        Letter {
+            t,
+            subject: t.notice_subject.into(),
+            lines: vec![line.to_string(), t.notice_not_you.into()],
+            code: None,
+            link: None,
+        },
+    );
 }
 
 /// `POST /settings/backup/regenerate`: a new set; the old codes stop working.
@@ -494,6 +642,7 @@ pub fn backup_regenerate(state: &AppState, req: &Request, t: &'static Texts) -> 
         return Ok(done(req, ""));
     }
     let codes = backup::generate(state, username, now())?;
+    notice(state, &identity.user, t, t.notice_backup);
     audit!(
         "backup_codes_generated",
         user = username,

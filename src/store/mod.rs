@@ -72,12 +72,15 @@ pub struct SessionRecord {
 pub enum Space {
     /// Second-factor records (`user \0 totp`, `user \0 backup`, ...).
     Factors,
+    /// One-time tokens looked up by their hash (`reset \0 hash`); they expire.
+    Tokens,
 }
 
 impl Space {
     pub fn tree_name(self) -> &'static str {
         match self {
             Space::Factors => "factors",
+            Space::Tokens => "tokens",
         }
     }
 }

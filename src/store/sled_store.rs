@@ -5,6 +5,7 @@
 //! - `sessions`:      `session id` → JSON [`SessionRecord`]
 //! - `user_sessions`: `username \0 session id` → empty (index for "all sessions of a user")
 //! - `factors`:       `username \0 factor` → JSON factor record (see `mfa`)
+//! - `tokens`:        `kind \0 keyed hash of the token` → JSON (password reset links)
 
 use std::path::Path;
 
@@ -25,6 +26,7 @@ pub struct SledStore {
     sessions: sled::Tree,
     user_sessions: sled::Tree,
     factors: sled::Tree,
+    tokens: sled::Tree,
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
@@ -79,6 +81,7 @@ impl SledStore {
             sessions: db.open_tree("sessions")?,
             user_sessions: db.open_tree("user_sessions")?,
             factors: db.open_tree(Space::Factors.tree_name())?,
+            tokens: db.open_tree(Space::Tokens.tree_name())?,
             db,
         })
     }
@@ -86,6 +89,7 @@ impl SledStore {
     fn tree(&self, space: Space) -> &sled::Tree {
         match space {
             Space::Factors => &self.factors,
+            Space::Tokens => &self.tokens,
         }
     }
 

@@ -653,3 +653,139 @@ pub async fn two_factor_journey_through_front_proxy(front_port: u16, upstream: &
     );
     assert_eq!(later.get(&panel("/admin/users")).await.status, 200);
 }
+
+/// A real SMTP server (Debian's python3-aiosmtpd) writing every message to a Maildir.
+pub struct SmtpServer {
+    pub port: u16,
+    pub maildir: PathBuf,
+    _child: Option<ChildGuard>,
+    _dir: tempfile::TempDir,
+}
+
+/// One delivered message, decoded.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl SmtpServer {
+    /// A port with no server yet (for "mail server down"); `start` brings it up.
+    pub fn reserve() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        SmtpServer {
+            port: free_port(),
+            maildir: dir.path().join("maildir"),
+            _child: None,
+            _dir: dir,
+        }
+    }
+
+    pub fn start() -> Self {
+        let mut s = Self::reserve();
+        s.run();
+        s
+    }
+
+    /// Starts the server on the reserved port.
+    pub fn run(&mut self) {
+        let child = Command::new("/usr/bin/python3")
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{}", self.port),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(&self.maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3-aiosmtpd is installed (apt-get install python3-aiosmtpd)");
+        self._child = Some(ChildGuard(child));
+        wait_for_port(self.port, "aiosmtpd", String::new);
+    }
+
+    /// Every message delivered so far, oldest first.
+    pub fn messages(&self) -> Vec<Mail> {
+        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
+            return Vec::new();
+        };
+        let mut files: Vec<_> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| (e.metadata().unwrap().modified().unwrap(), e.path()))
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|(_, path)| {
+                let raw = std::fs::read(path).unwrap();
+                let parsed = mailparse::parse_mail(&raw).unwrap();
+                let header = |name: &str| {
+                    parsed
+                        .headers
+                        .iter()
+                        .find(|h| h.get_key().eq_ignore_ascii_case(name))
+                        .map(|h| h.get_value())
+                        .unwrap_or_default()
+                };
+                let mut text = String::new();
+                let mut html = String::new();
+                for part in parsed.subparts.iter().chain(std::iter::once(&parsed)) {
+                    match part.ctype.mimetype.as_str() {
+                        "text/plain" => text = part.get_body().unwrap(),
+                        "text/html" => html = part.get_body().unwrap(),
+                        _ => {}
+                    }
+                }
+                Mail {
+                    to: header("To"),
+                    subject: header("Subject"),
+                    text,
+                    html,
+                }
+            })
+            .collect()
+    }
+
+    /// Waits for the `n`-th message (1-based) to arrive.
+    pub async fn wait_for(&self, n: usize, seconds: u64) -> Mail {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        loop {
+            let all = self.messages();
+            if all.len() >= n {
+                return all[n - 1].clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "message {n} did not arrive; have {}",
+                all.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Mail {
+    /// The 6-digit code in the message.
+    pub fn code(&self) -> String {
+        self.text
+            .split_whitespace()
+            .find(|w| w.len() == 6 && w.chars().all(|c| c.is_ascii_digit()))
+            .unwrap_or_else(|| panic!("no code in {}", self.text))
+            .to_string()
+    }
+
+    /// The first link in the message.
+    pub fn link(&self) -> String {
+        self.text
+            .split_whitespace()
+            .find(|w| w.starts_with("http"))
+            .unwrap_or_else(|| panic!("no link in {}", self.text))
+            .to_string()
+    }
+}

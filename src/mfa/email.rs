@@ -1,0 +1,240 @@
+//! Email codes as a second factor (and to confirm the address before it is used).
+//!
+//! Same shape as the other factors: `enroll_start` (send a confirmation code) /
+//! `enroll_finish` / `send_login_code` + `verify` / `disable`. A code is 6 digits,
+//! valid `email_code_lifetime`, dead after `email_code_tries` wrong tries, stored only
+//! as a keyed hash and compared in constant time; it is consumed atomically. Sending is
+//! limited by a cooldown while a code is outstanding and an hourly cap per user (mail
+//! costs and annoys).
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::notify::email::{mask, Delivery, Letter};
+use crate::portal::i18n::{fill, Texts};
+use crate::state::AppState;
+use crate::store::{get_json, put_json, swap_json, user_key, Space, Store, Timestamp, User};
+
+/// Why a code is being sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// The second login step.
+    Login,
+    /// Proving the address before the method turns on.
+    Confirm,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PendingCode {
+    hash: String,
+    purpose: Purpose,
+    expires_at: Timestamp,
+    tries_left: u32,
+}
+
+/// What is stored for a user's email factor.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct EmailRecord {
+    pub enabled: bool,
+    pending: Option<PendingCode>,
+    /// When codes were sent within the last hour.
+    sends: Vec<Timestamp>,
+}
+
+/// What happened to a request for a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Queued; the address shown masked.
+    Sent { delivery: Delivery, to: String },
+    /// Too soon after the last one; seconds to wait.
+    Cooldown(u64),
+    /// The hourly cap is reached.
+    HourlyCap,
+    /// The account has no email address.
+    NoAddress,
+}
+
+/// How a typed code fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeResult {
+    Accepted,
+    Wrong,
+    /// Expired, used up, or none was sent.
+    Dead,
+}
+
+fn record_key(username: &str) -> String {
+    user_key(username, "email")
+}
+
+fn context(username: &str) -> String {
+    format!("email-code:{username}")
+}
+
+/// Whether the user has email codes on.
+pub fn is_enabled(store: &dyn Store, username: &str) -> Result<bool> {
+    Ok(
+        get_json::<EmailRecord>(store, Space::Factors, &record_key(username))?
+            .is_some_and(|r| r.enabled),
+    )
+}
+
+/// Seconds until the user may ask for another code (0 = now).
+pub fn cooldown_left(state: &AppState, username: &str, now: Timestamp) -> Result<u64> {
+    let record: EmailRecord =
+        get_json(state.store.as_ref(), Space::Factors, &record_key(username))?.unwrap_or_default();
+    let cooldown = state.config.second_factor.email_resend_cooldown.as_secs();
+    Ok(match (&record.pending, record.sends.last()) {
+        (Some(_), Some(last)) => (last + cooldown).saturating_sub(now),
+        _ => 0,
+    })
+}
+
+/// Makes a code, stores its hash and mails it, within the sending limits.
+pub async fn send_code(
+    state: &AppState,
+    user: &User,
+    purpose: Purpose,
+    t: &'static Texts,
+    now: Timestamp,
+) -> Result<SendOutcome> {
+    if user.email.is_empty() {
+        return Ok(SendOutcome::NoAddress);
+    }
+    let sf = &state.config.second_factor;
+    let key = record_key(&user.username);
+    let mut record: EmailRecord =
+        get_json(state.store.as_ref(), Space::Factors, &key)?.unwrap_or_default();
+    record.sends.retain(|t| now.saturating_sub(*t) < 3600);
+    // The cooldown guards an outstanding code; once a code is used it no longer applies.
+    if let (Some(_), Some(last)) = (&record.pending, record.sends.last()) {
+        let wait = (last + sf.email_resend_cooldown.as_secs()).saturating_sub(now);
+        if wait > 0 {
+            return Ok(SendOutcome::Cooldown(wait));
+        }
+    }
+    if record.sends.len() as u32 >= sf.email_codes_per_hour {
+        crate::audit!("email_code_cap_reached", user = user.username);
+        return Ok(SendOutcome::HourlyCap);
+    }
+    let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000));
+    record.sends.push(now);
+    record.pending = Some(PendingCode {
+        hash: state.code_hasher.hash(&code, &context(&user.username)),
+        purpose,
+        expires_at: now + sf.email_code_lifetime.as_secs(),
+        tries_left: sf.email_code_tries,
+    });
+    put_json(state.store.as_ref(), Space::Factors, &key, &record)?;
+    let minutes = sf.email_code_lifetime.as_secs().div_ceil(60);
+    let letter = match purpose {
+        Purpose::Login => Letter {
+            t,
+            subject: t.email_code_subject.into(),
+            lines: vec![
+                fill(t.email_code_line, minutes),
+                t.email_code_not_you.into(),
+            ],
+            code: Some(&code),
+            link: None,
+        },
+        Purpose::Confirm => Letter {
+            t,
+            subject: t.email_confirm_subject.into(),
+            lines: vec![fill(t.email_confirm_line, minutes)],
+            code: Some(&code),
+            link: None,
+        },
+    };
+    let delivery = state
+        .mailer
+        .send(&user.email, letter, std::time::Duration::from_secs(3))
+        .await;
+    crate::audit!(
+        "email_code_sent",
+        user = user.username,
+        purpose = format!("{purpose:?}"),
+        delivery = format!("{delivery:?}")
+    );
+    Ok(SendOutcome::Sent {
+        delivery,
+        to: mask(&user.email),
+    })
+}
+
+/// Checks a code for `purpose`, consuming it on success and a try on failure.
+pub fn check(
+    state: &AppState,
+    username: &str,
+    code: &str,
+    purpose: Purpose,
+    now: Timestamp,
+) -> Result<CodeResult> {
+    let code: String = code.chars().filter(|c| c.is_ascii_digit()).collect();
+    let key = record_key(username);
+    for _ in 0..3 {
+        let Some(raw) = state.store.get_raw(Space::Factors, &key)? else {
+            return Ok(CodeResult::Dead);
+        };
+        let mut record: EmailRecord = serde_json::from_slice(&raw)?;
+        let Some(pending) = record
+            .pending
+            .clone()
+            .filter(|p| p.purpose == purpose && p.expires_at > now && p.tries_left > 0)
+        else {
+            return Ok(CodeResult::Dead);
+        };
+        let right = code.len() == 6
+            && state
+                .code_hasher
+                .matches(&code, &context(username), &pending.hash);
+        if right {
+            record.pending = None;
+            if purpose == Purpose::Confirm {
+                record.enabled = true;
+            }
+        } else {
+            record.pending = Some(PendingCode {
+                tries_left: pending.tries_left - 1,
+                ..pending
+            });
+        }
+        if swap_json(
+            state.store.as_ref(),
+            Space::Factors,
+            &key,
+            &raw,
+            Some(&record),
+        )? {
+            return Ok(if right {
+                CodeResult::Accepted
+            } else {
+                CodeResult::Wrong
+            });
+        }
+    }
+    Ok(CodeResult::Dead)
+}
+
+/// Turns email codes off (the address stays on the account).
+pub fn disable(store: &dyn Store, username: &str) -> Result<bool> {
+    let key = record_key(username);
+    match get_json::<EmailRecord>(store, Space::Factors, &key)? {
+        Some(record) if record.enabled => {
+            put_json(
+                store,
+                Space::Factors,
+                &key,
+                &EmailRecord {
+                    enabled: false,
+                    pending: None,
+                    ..record
+                },
+            )?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}

@@ -1,0 +1,280 @@
+//! Email over SMTP (lettre), from a background queue.
+//!
+//! Requests never talk to the mail server: they put an [`Outgoing`] message on a queue
+//! and may wait a short, bounded time for the first delivery attempt, so the page can
+//! say "sent" or "could not be sent right now". A background service owns the SMTP
+//! transport (lettre's pooled transport must live and die inside a tokio runtime) and
+//! retries each failed message with backoff, logging clearly when it gives up.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use askama::Template;
+use async_trait::async_trait;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::{SmtpConfig, SmtpTls};
+use crate::portal::i18n::Texts;
+
+/// Delays between delivery attempts of one message (then it is given up).
+const RETRY_DELAYS: &[u64] = &[2, 5, 15, 30, 60, 120, 300];
+
+/// A message to send.
+pub struct Outgoing {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    first_attempt: Option<oneshot::Sender<bool>>,
+}
+
+/// What became of a message by the time the request stopped waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Sent,
+    /// The first attempt failed; the queue keeps trying.
+    Failed,
+    /// Not known yet; the queue keeps trying.
+    Pending,
+    /// No SMTP server is configured.
+    Disabled,
+}
+
+#[derive(Template)]
+#[template(path = "email/message.txt")]
+struct TextBody<'a> {
+    t: &'static Texts,
+    lines: &'a [String],
+    code: Option<&'a str>,
+    link: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "email/message.html")]
+struct HtmlBody<'a> {
+    t: &'static Texts,
+    subject: &'a str,
+    lines: &'a [String],
+    code: Option<&'a str>,
+    link: Option<&'a str>,
+}
+
+/// One email's content, in the user's language.
+pub struct Letter<'a> {
+    pub t: &'static Texts,
+    pub subject: String,
+    pub lines: Vec<String>,
+    pub code: Option<&'a str>,
+    pub link: Option<&'a str>,
+}
+
+impl Letter<'_> {
+    fn into_outgoing(self, to: &str) -> Outgoing {
+        let text = TextBody {
+            t: self.t,
+            lines: &self.lines,
+            code: self.code,
+            link: self.link,
+        }
+        .render()
+        .unwrap_or_default();
+        let html = HtmlBody {
+            t: self.t,
+            subject: &self.subject,
+            lines: &self.lines,
+            code: self.code,
+            link: self.link,
+        }
+        .render()
+        .unwrap_or_default();
+        Outgoing {
+            to: to.to_string(),
+            subject: self.subject,
+            text,
+            html,
+            first_attempt: None,
+        }
+    }
+}
+
+/// The sending side, shared by request handlers.
+pub struct Mailer {
+    config: Option<SmtpConfig>,
+    queue: mpsc::Sender<Outgoing>,
+    receiver: Mutex<Option<mpsc::Receiver<Outgoing>>>,
+}
+
+impl Mailer {
+    pub fn new(config: Option<SmtpConfig>) -> Self {
+        let (queue, receiver) = mpsc::channel(1024);
+        Mailer {
+            config,
+            queue,
+            receiver: Mutex::new(Some(receiver)),
+        }
+    }
+
+    /// Whether an SMTP server is configured.
+    pub fn enabled(&self) -> bool {
+        self.config.is_some()
+    }
+
+    /// Queues a letter and waits at most `wait` for the first attempt.
+    pub async fn send(&self, to: &str, letter: Letter<'_>, wait: Duration) -> Delivery {
+        if !self.enabled() {
+            return Delivery::Disabled;
+        }
+        let (tx, rx) = oneshot::channel();
+        let mut outgoing = letter.into_outgoing(to);
+        outgoing.first_attempt = Some(tx);
+        if self.queue.try_send(outgoing).is_err() {
+            tracing::error!(to, "mail queue is full; message dropped");
+            return Delivery::Failed;
+        }
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(true)) => Delivery::Sent,
+            Ok(Ok(false)) => Delivery::Failed,
+            _ => Delivery::Pending,
+        }
+    }
+
+    /// Queues a letter without waiting (notices).
+    pub fn send_later(&self, to: &str, letter: Letter<'_>) {
+        if !self.enabled() || to.is_empty() {
+            return;
+        }
+        if self.queue.try_send(letter.into_outgoing(to)).is_err() {
+            tracing::error!(to, "mail queue is full; notice dropped");
+        }
+    }
+}
+
+fn transport(
+    config: &SmtpConfig,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>, lettre::transport::smtp::Error> {
+    let builder = match config.tls {
+        SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host),
+        SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host)?,
+        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host)?,
+    };
+    let mut builder = builder
+        .port(config.port)
+        .timeout(Some(Duration::from_secs(15)));
+    if let Some(user) = &config.username {
+        builder = builder.credentials(Credentials::new(
+            user.clone(),
+            config.password.clone().unwrap_or_default(),
+        ));
+    }
+    Ok(builder.build())
+}
+
+fn message(config: &SmtpConfig, outgoing: &Outgoing) -> Option<Message> {
+    let from = Mailbox::new(Some(config.from_name.clone()), config.from.parse().ok()?);
+    let to: Mailbox = outgoing.to.parse().ok()?;
+    Message::builder()
+        .from(from)
+        .to(to)
+        .subject(outgoing.subject.clone())
+        .multipart(MultiPart::alternative_plain_html(
+            outgoing.text.clone(),
+            outgoing.html.clone(),
+        ))
+        .ok()
+}
+
+/// Drains the queue; each message is tried, then retried with backoff on its own task.
+pub struct MailerService {
+    pub state: std::sync::Arc<crate::state::AppState>,
+}
+
+#[async_trait]
+impl BackgroundService for MailerService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mailer = &self.state.mailer;
+        let Some(config) = mailer.config.clone() else {
+            return;
+        };
+        let Some(mut receiver) = mailer
+            .receiver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return;
+        };
+        let transport = match transport(&config) {
+            Ok(t) => std::sync::Arc::new(t),
+            Err(e) => {
+                tracing::error!(error = %e, host = %config.host, "cannot set up the SMTP transport; no mail will be sent");
+                return;
+            }
+        };
+        tracing::info!(host = %config.host, port = config.port, "mail queue running");
+        loop {
+            let outgoing = tokio::select! {
+                _ = shutdown.changed() => break,
+                next = receiver.recv() => match next { Some(o) => o, None => break },
+            };
+            let transport = transport.clone();
+            let config = config.clone();
+            tokio::spawn(async move { deliver(&transport, &config, outgoing).await });
+        }
+    }
+}
+
+async fn deliver(
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    config: &SmtpConfig,
+    mut outgoing: Outgoing,
+) {
+    let Some(message) = message(config, &outgoing) else {
+        tracing::error!(to = %outgoing.to, "cannot build an email to this address; dropped");
+        if let Some(tx) = outgoing.first_attempt.take() {
+            let _ = tx.send(false);
+        }
+        return;
+    };
+    let mut attempt = 0;
+    loop {
+        match transport.send(message.clone()).await {
+            Ok(_) => {
+                tracing::info!(to = %outgoing.to, subject = %outgoing.subject, attempt, "mail delivered to the SMTP server");
+                if let Some(tx) = outgoing.first_attempt.take() {
+                    let _ = tx.send(true);
+                }
+                return;
+            }
+            Err(e) => {
+                if let Some(tx) = outgoing.first_attempt.take() {
+                    let _ = tx.send(false);
+                }
+                let Some(delay) = RETRY_DELAYS.get(attempt) else {
+                    tracing::error!(to = %outgoing.to, subject = %outgoing.subject, error = %e, "mail could not be delivered; giving up");
+                    return;
+                };
+                tracing::warn!(to = %outgoing.to, error = %e, retry_in_s = delay, "mail delivery failed; will retry");
+                tokio::time::sleep(Duration::from_secs(*delay)).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// Hides most of an address for display: `a***@example.com`.
+pub fn mask(address: &str) -> String {
+    match address.split_once('@') {
+        Some((local, domain)) => format!("{}***@{domain}", local.chars().next().unwrap_or('*')),
+        None => "***".into(),
+    }
+}
+
+/// Whether text is a plausible email address (what lettre will accept).
+pub fn valid_address(address: &str) -> bool {
+    address.parse::<lettre::Address>().is_ok()
+}

@@ -1,0 +1,331 @@
+//! "Forgot password": a one-time link by email, then a new password.
+//!
+//! The answer to a request is the same whether or not an account matched. The link's
+//! token is random, stored only as a keyed hash, valid `password_reset.link_lifetime`
+//! and consumed atomically. Requests are limited per account and per client IP. Using
+//! a link ends every session and, as the providers we model do, switches every second
+//! factor off (`password_reset.disables_second_factors`); the user is told on the page
+//! and by email.
+
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use crate::audit;
+use crate::auth::{now, random_token};
+use crate::error::Result;
+use crate::http::{add_cookie, html, Request, Response};
+use crate::mfa;
+use crate::notify::email::Letter;
+use crate::portal::common::{check_csrf, csrf_for};
+use crate::portal::i18n::{fill, Texts};
+use crate::portal::pages::{render, ForgotPage, ResetPage};
+use crate::portal::settings::{is_common_password, notice};
+use crate::state::AppState;
+use crate::store::{Space, Timestamp, User};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ResetToken {
+    username: String,
+    expires_at: Timestamp,
+}
+
+fn token_key(state: &AppState, token: &str) -> String {
+    format!("reset\0{}", state.code_hasher.hash(token, "password-reset"))
+}
+
+/// Whether the login page should offer the link.
+pub fn offered(state: &AppState) -> bool {
+    state.config.password_reset.enabled && state.mailer.enabled()
+}
+
+/// The public base of the portal pages for links in emails: the configured portal URL
+/// on the portal host; in proxy mode the panel host the request came to (it must be
+/// one the proxy serves) with `proxy.public_scheme`.
+fn public_base(state: &AppState, req: &Request) -> Option<String> {
+    if req.mount.is_empty() {
+        return state
+            .config
+            .portal_url
+            .as_ref()
+            .map(|u| u.as_str().trim_end_matches('/').to_string());
+    }
+    let host = req.header("host")?;
+    let bare = crate::http::bare_host(host);
+    state
+        .config
+        .upstreams
+        .iter()
+        .any(|u| u.serves(&bare))
+        .then(|| format!("{}://{host}{}", state.config.proxy_public_scheme, req.mount))
+}
+
+fn forgot_page(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    status: StatusCode,
+    info: Option<String>,
+) -> Response {
+    let csrf = csrf_for(state, req);
+    let page = ForgotPage {
+        t,
+        title: t.forgot_title,
+        mount: req.mount,
+        csrf: &csrf.token,
+        info,
+    };
+    csrf.attach(html(status, render(&page)))
+}
+
+/// `GET /forgot`.
+pub fn forgot(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    if !offered(state) {
+        return Ok(crate::portal::message(
+            StatusCode::NOT_FOUND,
+            t,
+            req.mount,
+            t.not_found_title,
+            t.not_found,
+        ));
+    }
+    Ok(forgot_page(state, req, t, StatusCode::OK, None))
+}
+
+fn find_account(state: &AppState, who: &str) -> Result<Option<User>> {
+    let who = who.trim().to_lowercase();
+    if who.is_empty() {
+        return Ok(None);
+    }
+    if let Some(user) = state.store.get_user(&who)? {
+        return Ok(Some(user));
+    }
+    Ok(state
+        .store
+        .list_users()?
+        .into_iter()
+        .find(|u| !u.email.is_empty() && u.email.to_lowercase() == who))
+}
+
+/// `POST /forgot`: mails a link when an account matches; the same answer either way.
+pub async fn request(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    if !offered(state) {
+        return forgot(state, req, t);
+    }
+    check_csrf(state, req)?;
+    let who = req.form().get("who").unwrap_or("").to_string();
+    let minutes = state
+        .config
+        .password_reset
+        .link_lifetime
+        .as_secs()
+        .div_ceil(60);
+    let answer = fill(t.forgot_sent, minutes);
+    let user = find_account(state, &who)?.filter(|u| !u.disabled && !u.email.is_empty());
+    let mut keys = vec![format!("ip:{}", req.ip_text())];
+    if let Some(u) = &user {
+        keys.push(format!("user:{}", u.username));
+    }
+    if let Some(left) = state.reset_limiter.banned_for(&keys, now()) {
+        audit!(
+            "password_reset_refused_rate",
+            ip = req.ip_text(),
+            seconds_left = left
+        );
+        return Ok(forgot_page(state, req, t, StatusCode::OK, Some(answer)));
+    }
+    state.reset_limiter.record_failure(&keys, now());
+    let (Some(user), Some(base)) = (user, public_base(state, req)) else {
+        audit!(
+            "password_reset_requested",
+            matched = false,
+            ip = req.ip_text()
+        );
+        return Ok(forgot_page(state, req, t, StatusCode::OK, Some(answer)));
+    };
+    let token = random_token(32);
+    let record = ResetToken {
+        username: user.username.clone(),
+        expires_at: now() + state.config.password_reset.link_lifetime.as_secs(),
+    };
+    crate::store::put_json(
+        state.store.as_ref(),
+        Space::Tokens,
+        &token_key(state, &token),
+        &record,
+    )?;
+    let link = format!("{base}/reset?token={token}");
+    let mut lines = vec![fill(t.email_reset_line, minutes)];
+    if state.config.password_reset.disables_second_factors
+        && mfa::has_second_factor(state.store.as_ref(), &user.username)?
+    {
+        lines.push(t.email_reset_2fa_line.into());
+    }
+    lines.push(t.email_reset_ignore.into());
+    state.mailer.send_later(
+        &user.email,
+        Letter {
+            t,
+            subject: t.email_reset_subject.into(),
+            lines,
+            code: None,
+            link: Some(&link),
+        },
+    );
+    audit!(
+        "password_reset_requested",
+        matched = true,
+        user = user.username,
+        ip = req.ip_text()
+    );
+    Ok(forgot_page(state, req, t, StatusCode::OK, Some(answer)))
+}
+
+fn valid_token(state: &AppState, token: &str) -> Result<Option<(Vec<u8>, ResetToken)>> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let key = token_key(state, token);
+    let Some(raw) = state.store.get_raw(Space::Tokens, &key)? else {
+        return Ok(None);
+    };
+    let record: ResetToken = serde_json::from_slice(&raw)?;
+    Ok((record.expires_at > now()).then_some((raw, record)))
+}
+
+fn reset_page(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    status: StatusCode,
+    token: &str,
+    error: Option<String>,
+    done: Option<Vec<&'static str>>,
+) -> Response {
+    let csrf = csrf_for(state, req);
+    let page = ResetPage {
+        t,
+        title: t.reset_title,
+        mount: req.mount,
+        csrf: &csrf.token,
+        token,
+        warn_2fa: state.config.password_reset.disables_second_factors,
+        min_length: state.config.password.min_length,
+        error,
+        done,
+    };
+    csrf.attach(html(status, render(&page)))
+}
+
+/// `GET /reset?token=`: the new-password form, if the link is still good.
+pub fn reset_form(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let token = req.query_param("token").unwrap_or_default();
+    if valid_token(state, &token)?.is_none() {
+        return Ok(reset_page(
+            state,
+            req,
+            t,
+            StatusCode::GONE,
+            "",
+            Some(t.reset_invalid.into()),
+            None,
+        ));
+    }
+    Ok(reset_page(
+        state,
+        req,
+        t,
+        StatusCode::OK,
+        &token,
+        None,
+        None,
+    ))
+}
+
+/// `POST /reset`: sets the password, ends every session, switches 2FA off.
+pub async fn reset_submit(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    check_csrf(state, req)?;
+    let form = req.form();
+    let token = form.get("token").unwrap_or("").to_string();
+    let new = form.get("new_password").unwrap_or("").to_string();
+    let repeat = form.get("repeat_password").unwrap_or("");
+    let Some((raw, record)) = valid_token(state, &token)? else {
+        return Ok(reset_page(
+            state,
+            req,
+            t,
+            StatusCode::GONE,
+            "",
+            Some(t.reset_invalid.into()),
+            None,
+        ));
+    };
+    let min = state.config.password.min_length;
+    let problem = if new != repeat {
+        Some(t.password_mismatch.to_string())
+    } else if new.chars().count() < min {
+        Some(fill(t.password_too_short, min))
+    } else if is_common_password(&new) || new.eq_ignore_ascii_case(&record.username) {
+        Some(t.password_common.to_string())
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        return Ok(reset_page(
+            state,
+            req,
+            t,
+            StatusCode::BAD_REQUEST,
+            &token,
+            Some(problem),
+            None,
+        ));
+    }
+    // Consume the token first: a link works once, even if two tabs race.
+    if !state.store.compare_and_swap_raw(
+        Space::Tokens,
+        &token_key(state, &token),
+        Some(&raw),
+        None,
+    )? {
+        return Ok(reset_page(
+            state,
+            req,
+            t,
+            StatusCode::GONE,
+            "",
+            Some(t.reset_invalid.into()),
+            None,
+        ));
+    }
+    let Some(mut user) = state.store.get_user(&record.username)? else {
+        return Ok(reset_page(
+            state,
+            req,
+            t,
+            StatusCode::GONE,
+            "",
+            Some(t.reset_invalid.into()),
+            None,
+        ));
+    };
+    user.password_hash = state.passwords.hash(new).await?;
+    state.store.put_user(&user)?;
+    let ended = state.store.delete_sessions_of(&user.username, None)?;
+    let mut done = vec![t.reset_done];
+    let had_2fa = mfa::has_second_factor(state.store.as_ref(), &user.username)?;
+    if state.config.password_reset.disables_second_factors && had_2fa {
+        mfa::reset(state.store.as_ref(), &user.username, "password_reset")?;
+        done.push(t.reset_done_2fa);
+    }
+    audit!(
+        "password_reset_used",
+        user = user.username,
+        ip = req.ip_text(),
+        sessions_ended = ended,
+        second_factors_off = had_2fa
+    );
+    notice(state, &user, t, t.notice_reset_used);
+    let mut response = reset_page(state, req, t, StatusCode::OK, "", None, Some(done));
+    add_cookie(&mut response, &state.sessions.clear_cookie());
+    Ok(response)
+}

@@ -1,0 +1,363 @@
+//! Email codes and "forgot password", against a real SMTP server on loopback
+//! (Debian's python3-aiosmtpd), driving the real binary in proxy mode.
+
+mod common;
+
+use common::{start_upstream, Browser, Gatehouse, SmtpServer, PASSWORD};
+
+const PANEL: &str = "panel.example.test";
+
+struct Setup {
+    gate: Gatehouse,
+    smtp: SmtpServer,
+    browser: Browser,
+}
+
+impl Setup {
+    async fn with(smtp: SmtpServer, extra: &str) -> Self {
+        let (addr, _) = start_upstream().await;
+        let config = format!(
+            r#"
+[proxy]
+listen = "127.0.0.1:{{proxy}}"
+[[proxy.upstreams]]
+hosts = ["{PANEL}"]
+address = "{addr}"
+[session]
+secure = false
+[smtp]
+host = "127.0.0.1"
+port = {port}
+tls = "none"
+from = "gatehouse@example.test"
+{extra}
+"#,
+            port = smtp.port
+        );
+        Setup {
+            gate: Gatehouse::start(&config),
+            smtp,
+            browser: Browser::new(&[PANEL]),
+        }
+    }
+
+    async fn new() -> Self {
+        Self::with(SmtpServer::start(), "").await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{PANEL}:{}{path}", self.gate.proxy)
+    }
+
+    async fn log_in(&self, browser: &mut Browser, user: &str, password: &str) -> common::Page {
+        browser
+            .log_in(&self.url("/.gatehouse/?rd=%2Fhome"), user, password)
+            .await
+    }
+
+    /// Ann turns on email codes from the settings page; returns the backup codes page.
+    async fn ann_with_email_codes(&mut self) -> common::Page {
+        let mut b = std::mem::replace(&mut self.browser, Browser::new(&[]));
+        self.log_in(&mut b, "ann", PASSWORD).await;
+        let settings = self.url("/.gatehouse/settings");
+        let asked = b
+            .post_with_csrf(
+                &settings,
+                &self.url("/.gatehouse/settings/email/start"),
+                &[("rd", "")],
+            )
+            .await;
+        assert_eq!(asked.status, 200, "{}", asked.body);
+        assert!(
+            asked.body.contains("We sent a code to a***@example.test"),
+            "{}",
+            asked.body
+        );
+        let mail = self.smtp.wait_for(1, 10).await;
+        assert_eq!(mail.subject, "Confirm your email address");
+        assert!(mail.to.contains("ann@example.test"));
+        assert!(mail.html.contains(&mail.code()), "an HTML part too");
+        let csrf = common::field(&asked.body, "csrf");
+        let done = b
+            .post(
+                &self.url("/.gatehouse/settings/email/confirm"),
+                &[("csrf", &csrf), ("code", &mail.code()), ("rd", "")],
+            )
+            .await;
+        assert_eq!(done.status, 200, "{}", done.body);
+        self.browser = b;
+        done
+    }
+}
+
+#[tokio::test]
+async fn email_codes_are_confirmed_then_used_at_login() {
+    let mut s = Setup::new().await;
+    let enabled = s.ann_with_email_codes().await;
+    assert_eq!(
+        common::backup_codes(&enabled.body).len(),
+        5,
+        "first factor: backup codes shown once"
+    );
+    let notice = s.smtp.wait_for(2, 10).await;
+    assert!(
+        notice.text.contains("Two-step verification was turned on"),
+        "{}",
+        notice.text
+    );
+
+    let mut b = Browser::new(&[PANEL]);
+    let step = s.log_in(&mut b, "ann", PASSWORD).await.location.unwrap();
+    let page = b.get(&s.url(&step)).await;
+    assert!(
+        page.body.contains("Email me a code"),
+        "email preselected as the only method: {}",
+        page.body
+    );
+    let csrf = common::field(&page.body, "csrf");
+    let sent = b
+        .post(
+            &s.url("/.gatehouse/2fa/email"),
+            &[("csrf", &csrf), ("rd", "/home")],
+        )
+        .await;
+    assert_eq!(sent.status, 303);
+    let after = b.get(&s.url(sent.location.as_deref().unwrap())).await;
+    assert!(
+        after.body.contains("We sent a code to a***@example.test"),
+        "{}",
+        after.body
+    );
+    let mail = s.smtp.wait_for(3, 10).await;
+    assert_eq!(mail.subject, "Your sign-in code");
+    let done = b.second_step(&s.url(&step), "email", &mail.code()).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(b.get(&s.url("/home")).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_code_tried_wrongly_five_times_is_dead() {
+    let mut s = Setup::with(SmtpServer::start(), "[regulation]\nmax_retries = 20").await;
+    s.ann_with_email_codes().await;
+    let mut b = Browser::new(&[PANEL]);
+    let step = s.log_in(&mut b, "ann", PASSWORD).await.location.unwrap();
+    let page = b.get(&s.url(&step)).await;
+    let csrf = common::field(&page.body, "csrf");
+    b.post(
+        &s.url("/.gatehouse/2fa/email"),
+        &[("csrf", &csrf), ("rd", "")],
+    )
+    .await;
+    let code = s.smtp.wait_for(3, 10).await.code();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..5 {
+        assert_eq!(
+            b.second_step(&s.url(&step), "email", wrong).await.status,
+            401
+        );
+    }
+    let dead = b.second_step(&s.url(&step), "email", &code).await;
+    assert_eq!(dead.status, 401);
+    assert!(
+        dead.body.contains("expired or was tried too often"),
+        "{}",
+        dead.body
+    );
+}
+
+#[tokio::test]
+async fn sending_again_waits_for_the_cooldown() {
+    let mut s = Setup::new().await;
+    s.ann_with_email_codes().await;
+    let mut b = Browser::new(&[PANEL]);
+    let step = s.log_in(&mut b, "ann", PASSWORD).await.location.unwrap();
+    let page = b.get(&s.url(&step)).await;
+    let csrf = common::field(&page.body, "csrf");
+    b.post(
+        &s.url("/.gatehouse/2fa/email"),
+        &[("csrf", &csrf), ("rd", "")],
+    )
+    .await;
+    let again = b
+        .post(
+            &s.url("/.gatehouse/2fa/email"),
+            &[("csrf", &csrf), ("rd", "")],
+        )
+        .await;
+    let page = b.get(&s.url(again.location.as_deref().unwrap())).await;
+    assert!(page.body.contains("Please wait"), "{}", page.body);
+    s.smtp.wait_for(3, 10).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(s.smtp.messages().len(), 3, "no second code went out");
+}
+
+#[tokio::test]
+async fn forgot_password_end_to_end_switches_two_factor_off() {
+    let s = Setup::new().await;
+    let mut old = Browser::new(&[PANEL]);
+    s.log_in(&mut old, "ann", PASSWORD).await;
+    let base = s.url("/.gatehouse");
+    let mut b = Browser::new(&[PANEL]);
+    s.log_in(&mut b, "ann", PASSWORD).await;
+    b.enable_totp(&base).await;
+    assert_eq!(
+        old.get(&s.url("/home")).await.status,
+        302,
+        "turning 2FA on ended the old session"
+    );
+    let mut other = Browser::new(&[PANEL]);
+    let step = s
+        .log_in(&mut other, "ann", PASSWORD)
+        .await
+        .location
+        .unwrap();
+    assert!(step.contains("/2fa"));
+
+    let mut lost = Browser::new(&[PANEL]);
+    let login = lost.get(&s.url("/.gatehouse/")).await;
+    assert!(login.body.contains("Forgot your password?"));
+    let asked = lost
+        .post_with_csrf(
+            &s.url("/.gatehouse/forgot"),
+            &s.url("/.gatehouse/forgot"),
+            &[("who", "ann@example.test")],
+        )
+        .await;
+    assert!(
+        asked.body.contains("If an account matches"),
+        "{}",
+        asked.body
+    );
+    let mail = s.smtp.wait_for(2, 10).await;
+    assert_eq!(mail.subject, "Reset your password");
+    assert!(
+        mail.text.contains("switches two-step verification off"),
+        "{}",
+        mail.text
+    );
+    let link = mail.link();
+    assert!(
+        link.starts_with(&s.url("/.gatehouse/reset?token=")),
+        "{link}"
+    );
+
+    let form = lost.get(&link).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let csrf = common::field(&form.body, "csrf");
+    let token = common::field(&form.body, "token");
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("token", token.as_str()),
+        ("new_password", "brand new secret"),
+        ("repeat_password", "brand new secret"),
+    ];
+    let done = lost.post(&s.url("/.gatehouse/reset"), &fields).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(
+        done.body.contains("Two-step verification is now off"),
+        "{}",
+        done.body
+    );
+    let notice = s.smtp.wait_for(3, 10).await;
+    assert!(
+        notice.text.contains("Your password was reset"),
+        "{}",
+        notice.text
+    );
+
+    assert_eq!(
+        b.get(&s.url("/home")).await.status,
+        302,
+        "every session ended"
+    );
+    let (_, out, _) = s.gate.cli(&["user", "show", "ann"]);
+    assert!(
+        out.contains("second factors: none") && out.contains("backup codes left: 0"),
+        "{out}"
+    );
+    let again = lost.post(&s.url("/.gatehouse/reset"), &fields).await;
+    assert_eq!(again.status, 410, "a link works once");
+    let mut fresh = Browser::new(&[PANEL]);
+    assert_eq!(
+        s.log_in(&mut fresh, "ann", "brand new secret")
+            .await
+            .location
+            .as_deref(),
+        Some("/home"),
+        "no second step any more"
+    );
+    assert!(s.gate.log().contains("password_reset_used"));
+}
+
+#[tokio::test]
+async fn unknown_accounts_get_the_same_answer_and_no_mail() {
+    let s = Setup::new().await;
+    let mut b = Browser::new(&[PANEL]);
+    let forgot = s.url("/.gatehouse/forgot");
+    let known = b.post_with_csrf(&forgot, &forgot, &[("who", "bob")]).await;
+    let unknown = b
+        .post_with_csrf(&forgot, &forgot, &[("who", "nobody@nowhere.test")])
+        .await;
+    assert_eq!(known.status, unknown.status);
+    assert_eq!(
+        known.body.replace(&common::field(&known.body, "csrf"), ""),
+        unknown
+            .body
+            .replace(&common::field(&unknown.body, "csrf"), "")
+    );
+    s.smtp.wait_for(1, 10).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(s.smtp.messages().len(), 1, "only bob got a link");
+}
+
+#[tokio::test]
+async fn reset_requests_are_rate_limited() {
+    let s = Setup::with(
+        SmtpServer::start(),
+        "[password_reset]\nrequests_per_hour = 2",
+    )
+    .await;
+    let mut b = Browser::new(&[PANEL]);
+    let forgot = s.url("/.gatehouse/forgot");
+    for _ in 0..4 {
+        let page = b.post_with_csrf(&forgot, &forgot, &[("who", "bob")]).await;
+        assert!(page.body.contains("If an account matches"));
+    }
+    s.smtp.wait_for(2, 10).await;
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert_eq!(
+        s.smtp.messages().len(),
+        2,
+        "the same answer, but only two links went out"
+    );
+}
+
+#[tokio::test]
+async fn mail_server_down_is_told_and_the_queue_retries() {
+    // The configured port has no server yet.
+    let mut s = Setup::with(SmtpServer::reserve(), "").await;
+    let login = s.browser.get(&s.url("/.gatehouse/")).await;
+    assert_eq!(login.status, 200, "the login page works without mail");
+    let mut b = Browser::new(&[PANEL]);
+    s.log_in(&mut b, "ann", PASSWORD).await;
+    let settings = s.url("/.gatehouse/settings");
+    let asked = b
+        .post_with_csrf(
+            &settings,
+            &s.url("/.gatehouse/settings/email/start"),
+            &[("rd", "")],
+        )
+        .await;
+    assert!(
+        asked.body.contains("could not send the email right now"),
+        "{}",
+        asked.body
+    );
+    s.smtp.run();
+    let mail = s.smtp.wait_for(1, 20).await;
+    assert_eq!(
+        mail.subject, "Confirm your email address",
+        "the queue delivered it once the server was up"
+    );
+    assert!(s.gate.log().contains("will retry"), "{}", s.gate.log());
+}
