@@ -34,6 +34,9 @@ enum Top {
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+        /// The demo user's email address (to receive real mail when `[smtp]` is set).
+        #[arg(long, default_value = "demo@example.com")]
+        email: String,
     },
     /// Configuration tools.
     Config {
@@ -164,9 +167,9 @@ fn admin(config: &Config, command: Command) -> Result<String> {
 fn run(cli: Cli) -> Result<()> {
     let path = cli.config.as_deref();
     match cli.command {
-        Top::Demo { listen } => {
+        Top::Demo { listen, email } => {
             init_logging(LogFormat::Text, "warn,audit=info");
-            crate::demo::run(path, &listen)
+            crate::demo::run(path, &listen, &email)
         }
         Top::Config {
             command: ConfigCmd::Check,

@@ -62,7 +62,7 @@ fn free_loopback_port() -> Result<SocketAddr> {
 }
 
 /// Runs the demo until interrupted.
-pub fn run(config_path: Option<&Path>, listen: &str) -> Result<()> {
+pub fn run(config_path: Option<&Path>, listen: &str, email: &str) -> Result<()> {
     let data = tempfile::Builder::new()
         .prefix("gatehouse-demo-")
         .tempdir()?;
@@ -88,7 +88,7 @@ pub fn run(config_path: Option<&Path>, listen: &str) -> Result<()> {
         state.store.as_ref(),
         Command::UserAdd {
             username: "demo".into(),
-            email: "demo@example.com".into(),
+            email: email.to_string(),
             display_name: "Demo User".into(),
             groups: vec!["demo".into()],
             password_hash: hash,

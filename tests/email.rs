@@ -361,3 +361,70 @@ async fn mail_server_down_is_told_and_the_queue_retries() {
     );
     assert!(s.gate.log().contains("will retry"), "{}", s.gate.log());
 }
+
+#[tokio::test]
+async fn changing_the_address_needs_the_password_and_a_code_and_tells_the_old_one() {
+    let s = Setup::new().await;
+    let mut b = Browser::new(&[PANEL]);
+    s.log_in(&mut b, "bob", PASSWORD).await;
+    let settings = s.url("/.gatehouse/settings");
+    let start = s.url("/.gatehouse/settings/address/start");
+    let bad = b
+        .post_with_csrf(
+            &settings,
+            &start,
+            &[("new_address", "not an address"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("does not look like an email address"));
+    let wrong = b
+        .post_with_csrf(
+            &settings,
+            &start,
+            &[("new_address", "bobby@example.test"), ("password", "wrong")],
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    let asked = b
+        .post_with_csrf(
+            &settings,
+            &start,
+            &[
+                ("new_address", "bobby@example.test"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert!(
+        asked.body.contains("We sent a code to b***@example.test"),
+        "{}",
+        asked.body
+    );
+    let mail = s.smtp.wait_for(1, 10).await;
+    assert!(mail.to.contains("bobby@example.test"), "{}", mail.to);
+    let csrf = common::field(&asked.body, "csrf");
+    let done = b
+        .post(
+            &s.url("/.gatehouse/settings/address/confirm"),
+            &[("csrf", &csrf), ("code", &mail.code())],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let notice = s.smtp.wait_for(2, 10).await;
+    assert!(
+        notice.to.contains("bob@example.test"),
+        "the old address is told: {}",
+        notice.to
+    );
+    assert!(
+        notice.text.contains("was changed to b***@example.test"),
+        "{}",
+        notice.text
+    );
+    let page = b.get(&settings).await;
+    assert_eq!(
+        common::element_text(&page.body, "email-address"),
+        "bobby@example.test"
+    );
+}

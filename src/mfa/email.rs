@@ -24,6 +24,8 @@ pub enum Purpose {
     Login,
     /// Proving the address before the method turns on.
     Confirm,
+    /// Proving a new address before it replaces the account's.
+    NewAddress,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,6 +34,9 @@ struct PendingCode {
     purpose: Purpose,
     expires_at: Timestamp,
     tries_left: u32,
+    /// For [`Purpose::NewAddress`]: the address being proved.
+    #[serde(default)]
+    address: Option<String>,
 }
 
 /// What is stored for a user's email factor.
@@ -100,7 +105,20 @@ pub async fn send_code(
     t: &'static Texts,
     now: Timestamp,
 ) -> Result<SendOutcome> {
-    if user.email.is_empty() {
+    let address = user.email.clone();
+    send_code_to(state, user, &address, purpose, t, now).await
+}
+
+/// Like [`send_code`], to another address (a new one being proved).
+pub async fn send_code_to(
+    state: &AppState,
+    user: &User,
+    address: &str,
+    purpose: Purpose,
+    t: &'static Texts,
+    now: Timestamp,
+) -> Result<SendOutcome> {
+    if address.is_empty() {
         return Ok(SendOutcome::NoAddress);
     }
     let sf = &state.config.second_factor;
@@ -126,6 +144,7 @@ pub async fn send_code(
         purpose,
         expires_at: now + sf.email_code_lifetime.as_secs(),
         tries_left: sf.email_code_tries,
+        address: (purpose == Purpose::NewAddress).then(|| address.to_string()),
     });
     put_json(state.store.as_ref(), Space::Factors, &key, &record)?;
     let minutes = sf.email_code_lifetime.as_secs().div_ceil(60);
@@ -140,7 +159,7 @@ pub async fn send_code(
             code: Some(&code),
             link: None,
         },
-        Purpose::Confirm => Letter {
+        Purpose::Confirm | Purpose::NewAddress => Letter {
             t,
             subject: t.email_confirm_subject.into(),
             lines: vec![fill(t.email_confirm_line, minutes)],
@@ -150,7 +169,7 @@ pub async fn send_code(
     };
     let delivery = state
         .mailer
-        .send(&user.email, letter, std::time::Duration::from_secs(3))
+        .send(address, letter, std::time::Duration::from_secs(3))
         .await;
     crate::audit!(
         "email_code_sent",
@@ -160,8 +179,18 @@ pub async fn send_code(
     );
     Ok(SendOutcome::Sent {
         delivery,
-        to: mask(&user.email),
+        to: mask(address),
     })
+}
+
+/// The new address a pending [`Purpose::NewAddress`] code proves, if any.
+pub fn pending_new_address(store: &dyn Store, username: &str) -> Result<Option<String>> {
+    Ok(
+        get_json::<EmailRecord>(store, Space::Factors, &record_key(username))?
+            .and_then(|r| r.pending)
+            .filter(|p| p.purpose == Purpose::NewAddress)
+            .and_then(|p| p.address),
+    )
 }
 
 /// Checks a code for `purpose`, consuming it on success and a try on failure.

@@ -141,6 +141,15 @@ pub struct Texts {
     pub reset_invalid: &'static str,
     pub reset_done: &'static str,
     pub reset_done_2fa: &'static str,
+    pub address_title: &'static str,
+    pub address_current: &'static str,
+    pub address_none: &'static str,
+    pub address_new: &'static str,
+    pub address_change: &'static str,
+    pub address_invalid: &'static str,
+    pub address_code_title: &'static str,
+    pub done_address: &'static str,
+    pub notice_address_changed: &'static str,
 }
 
 pub static EN: Texts = Texts {
@@ -280,7 +289,15 @@ pub static EN: Texts = Texts {
     reset_save: "Set the new password",
     reset_invalid: "This link is invalid, expired or already used. Ask for a new one.",
     reset_done: "Your password was changed and every session was ended.",
-    reset_done_2fa: "Two-step verification is now off: turn it on again in your security settings after signing in.",
+    reset_done_2fa: "Two-step verification is now off: turn it on again in your security settings after signing in.",    address_title: "Email address",
+    address_current: "Current address:",
+    address_none: "No address yet.",
+    address_new: "New email address",
+    address_change: "Change address",
+    address_invalid: "That does not look like an email address.",
+    address_code_title: "Confirm your new address",
+    done_address: "Your email address was changed.",
+    notice_address_changed: "The email address of your account was changed to {}.",
 };
 
 pub static UK: Texts = Texts {
@@ -420,7 +437,15 @@ pub static UK: Texts = Texts {
     reset_save: "Встановити новий пароль",
     reset_invalid: "Це посилання недійсне, прострочене або вже використане. Попросіть нове.",
     reset_done: "Пароль змінено, усі сеанси завершено.",
-    reset_done_2fa: "Двоетапну перевірку вимкнено: увімкніть її знову в налаштуваннях безпеки після входу.",
+    reset_done_2fa: "Двоетапну перевірку вимкнено: увімкніть її знову в налаштуваннях безпеки після входу.",    address_title: "Адреса електронної пошти",
+    address_current: "Поточна адреса:",
+    address_none: "Адреси ще немає.",
+    address_new: "Нова адреса електронної пошти",
+    address_change: "Змінити адресу",
+    address_invalid: "Це не схоже на адресу електронної пошти.",
+    address_code_title: "Підтвердьте нову адресу",
+    done_address: "Адресу електронної пошти змінено.",
+    notice_address_changed: "Адресу електронної пошти вашого облікового запису змінено на {}.",
 };
 
 /// Picks the first supported language in `Accept-Language` order of preference.

@@ -75,6 +75,12 @@ impl Portal {
             (&Method::POST, "/settings/sessions/end-others") => {
                 settings::sessions_end_others(state, &req, t)
             }
+            (&Method::POST, "/settings/address/start") => {
+                settings::address_start(state, &req, t).await
+            }
+            (&Method::POST, "/settings/address/confirm") => {
+                settings::address_confirm(state, &req, t)
+            }
             (&Method::POST, "/settings/password") => {
                 settings::password_change(state, &req, t).await
             }

@@ -104,6 +104,7 @@ pub struct SettingsPage<'a> {
     pub email_on: bool,
     pub email_is_last: bool,
     pub has_email: bool,
+    pub email_address: &'a str,
     pub mail_enabled: bool,
     pub two_factor_on: bool,
     pub backup_left: usize,
@@ -161,6 +162,10 @@ pub struct EmailConfirmPage<'a> {
     pub mount: &'a str,
     pub csrf: &'a str,
     pub rd: &'a str,
+    /// Where the code form posts (below the mount).
+    pub action: &'a str,
+    /// Offer "send again".
+    pub resend: bool,
     pub info: Option<String>,
     pub error: Option<String>,
 }

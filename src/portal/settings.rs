@@ -92,6 +92,7 @@ fn notice_text(t: &'static Texts, key: &str) -> Option<&'static str> {
         "totp_off" => t.done_totp_off,
         "email_on" => t.done_email_on,
         "email_off" => t.done_email_off,
+        "address" => t.done_address,
         "2fa_off" => t.done_2fa_off,
         "session_ended" => t.done_session_ended,
         "others_ended" => t.done_others_ended,
@@ -148,6 +149,7 @@ fn settings_page(
         email_on,
         email_is_last: email_on && factors.len() == 1,
         has_email: !identity.user.email.is_empty(),
+        email_address: &identity.user.email,
         mail_enabled: state.mailer.enabled(),
         two_factor_on: !factors.is_empty(),
         backup_left: backup::remaining(state.store.as_ref(), username)?,
@@ -513,32 +515,47 @@ pub async fn email_start(state: &AppState, req: &Request, t: &'static Texts) -> 
             email::SendOutcome::Cooldown(secs) => (None, Some(fill(t.email_cooldown, secs))),
             email::SendOutcome::HourlyCap => (None, Some(t.email_hourly_cap.to_string())),
         };
-    Ok(email_confirm_page(
+    Ok(code_page(
         state,
         req,
         t,
+        CodeFor::EnableEmail,
         StatusCode::OK,
         info,
         error,
     ))
 }
 
-fn email_confirm_page(
+/// What an emailed code on the settings pages is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CodeFor {
+    EnableEmail,
+    NewAddress,
+}
+
+fn code_page(
     state: &AppState,
     req: &Request,
     t: &'static Texts,
+    purpose: CodeFor,
     status: StatusCode,
     info: Option<String>,
     error: Option<String>,
 ) -> Response {
     let rd = req.form().get("rd").unwrap_or("").to_string();
     let csrf = csrf_for(state, req);
+    let (title, action, resend) = match purpose {
+        CodeFor::EnableEmail => (t.email_confirm_title, "/settings/email/confirm", true),
+        CodeFor::NewAddress => (t.address_code_title, "/settings/address/confirm", false),
+    };
     let page = EmailConfirmPage {
         t,
-        title: t.email_confirm_title,
+        title,
         mount: req.mount,
         csrf: &csrf.token,
         rd: &rd,
+        action,
+        resend,
         info,
         error,
     };
@@ -561,18 +578,151 @@ pub fn email_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Resu
             was_first,
             "email_on",
         ),
-        email::CodeResult::Wrong => Ok(email_confirm_page(
+        email::CodeResult::Wrong => Ok(code_page(
             state,
             req,
             t,
+            CodeFor::EnableEmail,
             StatusCode::BAD_REQUEST,
             None,
             Some(t.wrong_code.into()),
         )),
-        email::CodeResult::Dead => Ok(email_confirm_page(
+        email::CodeResult::Dead => Ok(code_page(
             state,
             req,
             t,
+            CodeFor::EnableEmail,
+            StatusCode::BAD_REQUEST,
+            None,
+            Some(t.email_code_dead.into()),
+        )),
+    }
+}
+
+/// `POST /settings/address/start`: the password and a new address; a code goes to it.
+pub async fn address_start(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let identity = match established(state, req, "/settings")? {
+        Gate::Elsewhere(response) => return Ok(response),
+        Gate::Established(identity) => identity,
+    };
+    check_csrf(state, req)?;
+    let form = req.form();
+    let new = form.get("new_address").unwrap_or("").trim().to_string();
+    if !crate::notify::email::valid_address(&new) || new.chars().any(|c| c.is_control() || c == ',')
+    {
+        return settings_page(
+            state,
+            req,
+            t,
+            &identity,
+            StatusCode::BAD_REQUEST,
+            Some(t.address_invalid.into()),
+        );
+    }
+    let password = form.get("password").unwrap_or("").to_string();
+    if !state
+        .passwords
+        .verify(password, Some(identity.user.password_hash.clone()))
+        .await?
+    {
+        audit!(
+            "password_confirmation_failed",
+            user = identity.user.username,
+            ip = req.ip_text()
+        );
+        return settings_page(
+            state,
+            req,
+            t,
+            &identity,
+            StatusCode::UNAUTHORIZED,
+            Some(t.password_wrong.into()),
+        );
+    }
+    state
+        .sessions
+        .password_confirmed(&identity.session, now())?;
+    let (info, error) = match email::send_code_to(
+        state,
+        &identity.user,
+        &new,
+        email::Purpose::NewAddress,
+        t,
+        now(),
+    )
+    .await?
+    {
+        email::SendOutcome::Sent {
+            delivery: Delivery::Failed | Delivery::Disabled,
+            ..
+        }
+        | email::SendOutcome::NoAddress => (None, Some(t.email_not_sent.to_string())),
+        email::SendOutcome::Sent { to, .. } => (Some(fill(t.email_sent_to, to)), None),
+        email::SendOutcome::Cooldown(secs) => (None, Some(fill(t.email_cooldown, secs))),
+        email::SendOutcome::HourlyCap => (None, Some(t.email_hourly_cap.to_string())),
+    };
+    Ok(code_page(
+        state,
+        req,
+        t,
+        CodeFor::NewAddress,
+        StatusCode::OK,
+        info,
+        error,
+    ))
+}
+
+/// `POST /settings/address/confirm`: the right code makes the new address the account's;
+/// the old one is told.
+pub fn address_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let identity = match established(state, req, "/settings")? {
+        Gate::Elsewhere(response) => return Ok(response),
+        Gate::Established(identity) => identity,
+    };
+    check_csrf(state, req)?;
+    let username = identity.user.username.clone();
+    let Some(new) = email::pending_new_address(state.store.as_ref(), &username)? else {
+        return Ok(done(req, ""));
+    };
+    let code = req.form().get("code").unwrap_or("").to_string();
+    match email::check(state, &username, &code, email::Purpose::NewAddress, now())? {
+        email::CodeResult::Accepted => {
+            let mut user = state
+                .store
+                .get_user(&username)?
+                .unwrap_or_else(|| identity.user.clone());
+            let old = std::mem::replace(&mut user.email, new.clone());
+            state.store.put_user(&user)?;
+            audit!("email_address_changed", user = username, ip = req.ip_text());
+            state.mailer.send_later(
+                &old,
+                Letter {
+                    t,
+                    subject: t.notice_subject.into(),
+                    lines: vec![
+                        fill(t.notice_address_changed, crate::notify::email::mask(&new)),
+                        t.notice_not_you.into(),
+                    ],
+                    code: None,
+                    link: None,
+                },
+            );
+            Ok(done(req, "address"))
+        }
+        email::CodeResult::Wrong => Ok(code_page(
+            state,
+            req,
+            t,
+            CodeFor::NewAddress,
+            StatusCode::BAD_REQUEST,
+            None,
+            Some(t.wrong_code.into()),
+        )),
+        email::CodeResult::Dead => Ok(code_page(
+            state,
+            req,
+            t,
+            CodeFor::NewAddress,
             StatusCode::BAD_REQUEST,
             None,
             Some(t.email_code_dead.into()),
