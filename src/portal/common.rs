@@ -127,3 +127,17 @@ pub fn established(state: &AppState, req: &Request, back: &str) -> Result<Gate> 
         )),
     })
 }
+
+/// Counts a failed login or second step against `keys`, auditing any ban it starts;
+/// returns the seconds of ban in force, if any.
+pub fn count_failure(state: &AppState, keys: &[String], ip: &str) -> Option<u64> {
+    for key in state.limiter.record_failure(keys, now()) {
+        crate::audit!(
+            "ban",
+            key = key,
+            ip = ip,
+            seconds = state.config.regulation.ban_time.as_secs()
+        );
+    }
+    state.limiter.banned_for(keys, now())
+}

@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 use crate::http::redirect::safe_redirect;
 use crate::http::{add_cookie, html, redirect, Request, Response};
 use crate::mfa;
-use crate::portal::common::{check_csrf, csrf_for, current_session, onwards, rd_query};
+use crate::portal::common::{
+    check_csrf, count_failure, csrf_for, current_session, onwards, rd_query,
+};
 use crate::portal::i18n::{banned_message, Texts};
 use crate::portal::pages::{render, LoginPage, SignedInPage};
 use crate::state::AppState;
@@ -148,17 +150,8 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     let user = state.store.get_user(&username)?.filter(|u| !u.disabled);
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     if !state.passwords.verify(password.to_string(), hash).await? {
-        let newly_banned = state.limiter.record_failure(&keys, now());
         audit!("login_failed", user = username, ip = ip);
-        for key in &newly_banned {
-            audit!(
-                "ban",
-                key = key,
-                ip = ip,
-                seconds = state.config.regulation.ban_time.as_secs()
-            );
-        }
-        if let Some(left) = state.limiter.banned_for(&keys, now()) {
+        if let Some(left) = count_failure(state, &keys, &ip) {
             return Ok(again(
                 StatusCode::TOO_MANY_REQUESTS,
                 banned_message(t, left),

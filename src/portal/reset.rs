@@ -19,7 +19,7 @@ use crate::notify::email::Letter;
 use crate::portal::common::{check_csrf, csrf_for};
 use crate::portal::i18n::{fill, Texts};
 use crate::portal::pages::{render, ForgotPage, ResetPage};
-use crate::portal::settings::{is_common_password, notice};
+use crate::portal::settings::{new_password_problem, notice};
 use crate::state::AppState;
 use crate::store::{Space, Timestamp, User};
 
@@ -259,16 +259,7 @@ pub async fn reset_submit(state: &AppState, req: &Request, t: &'static Texts) ->
             None,
         ));
     };
-    let min = state.config.password.min_length;
-    let problem = if new != repeat {
-        Some(t.password_mismatch.to_string())
-    } else if new.chars().count() < min {
-        Some(fill(t.password_too_short, min))
-    } else if is_common_password(&new) || new.eq_ignore_ascii_case(&record.username) {
-        Some(t.password_common.to_string())
-    } else {
-        None
-    };
+    let problem = new_password_problem(state, t, &new, repeat, &record.username);
     if let Some(problem) = problem {
         return Ok(reset_page(
             state,

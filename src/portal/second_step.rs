@@ -11,7 +11,9 @@ use crate::error::Result;
 use crate::http::{add_cookie, html, redirect, Request, Response};
 use crate::mfa::{self, email, Method, Rejection};
 use crate::notify::email::Delivery;
-use crate::portal::common::{check_csrf, csrf_for, current_session, onwards, rd_query};
+use crate::portal::common::{
+    check_csrf, count_failure, csrf_for, current_session, onwards, rd_query,
+};
 use crate::portal::i18n::{banned_message, fill, texts_for, Texts};
 use crate::portal::pages::{render, MethodLink, SecondStepPage};
 use crate::state::AppState;
@@ -269,7 +271,6 @@ pub fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
             Ok(response)
         }
         Err(rejection) => {
-            let newly_banned = state.limiter.record_failure(&keys, now());
             audit!(
                 "second_factor_failed",
                 user = username,
@@ -277,15 +278,7 @@ pub fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
                 method = method.id(),
                 reason = format!("{rejection:?}")
             );
-            for key in &newly_banned {
-                audit!(
-                    "ban",
-                    key = key,
-                    ip = ip,
-                    seconds = state.config.regulation.ban_time.as_secs()
-                );
-            }
-            if let Some(left) = state.limiter.banned_for(&keys, now()) {
+            if let Some(left) = count_failure(state, &keys, &ip) {
                 return again(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left), None);
             }
             let (text, hint) = rejection_text(t, rejection);

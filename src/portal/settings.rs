@@ -41,6 +41,27 @@ const REPLAYABLE: &[&str] = &[
 
 static COMMON_PASSWORDS: &str = include_str!("../../assets/common-passwords.txt");
 
+/// What is wrong with a new password (typed twice), if anything: the two differ, it is
+/// shorter than `password.min_length`, common, or the user name.
+pub fn new_password_problem(
+    state: &AppState,
+    t: &'static Texts,
+    new: &str,
+    repeat: &str,
+    username: &str,
+) -> Option<String> {
+    let min = state.config.password.min_length;
+    if new != repeat {
+        Some(t.password_mismatch.to_string())
+    } else if new.chars().count() < min {
+        Some(fill(t.password_too_short, min))
+    } else if is_common_password(new) || new.eq_ignore_ascii_case(username) {
+        Some(t.password_common.to_string())
+    } else {
+        None
+    }
+}
+
 /// Whether a password is on the built-in list of the most common ones.
 pub fn is_common_password(password: &str) -> bool {
     let lower = password.to_lowercase();
@@ -164,6 +185,35 @@ fn done(req: &Request, key: &str) -> Response {
         StatusCode::SEE_OTHER,
         &format!("{}/settings?done={key}", req.mount),
     )
+}
+
+/// Checks the user's password for a change; when it is wrong, audits `event` and
+/// returns the settings page saying so.
+async fn wrong_password(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    identity: &Identity,
+    password: String,
+    event: &str,
+) -> Result<Option<Response>> {
+    if state
+        .passwords
+        .verify(password, Some(identity.user.password_hash.clone()))
+        .await?
+    {
+        return Ok(None);
+    }
+    audit!(event, user = identity.user.username, ip = req.ip_text());
+    settings_page(
+        state,
+        req,
+        t,
+        identity,
+        StatusCode::UNAUTHORIZED,
+        Some(t.password_wrong.into()),
+    )
+    .map(Some)
 }
 
 /// `GET /settings`.
@@ -462,24 +512,17 @@ pub async fn factor_disable(
     let last = factors.len() == 1;
     if last {
         let password = req.form().get("password").unwrap_or("").to_string();
-        if !state
-            .passwords
-            .verify(password, Some(identity.user.password_hash.clone()))
-            .await?
+        if let Some(wrong) = wrong_password(
+            state,
+            req,
+            t,
+            &identity,
+            password,
+            "password_confirmation_failed",
+        )
+        .await?
         {
-            audit!(
-                "password_confirmation_failed",
-                user = username,
-                ip = req.ip_text()
-            );
-            return settings_page(
-                state,
-                req,
-                t,
-                &identity,
-                StatusCode::UNAUTHORIZED,
-                Some(t.password_wrong.into()),
-            );
+            return Ok(wrong);
         }
     }
     mfa::disable_factor(state, &username, factor, "user")?;
@@ -620,24 +663,17 @@ pub async fn address_start(state: &AppState, req: &Request, t: &'static Texts) -
         );
     }
     let password = form.get("password").unwrap_or("").to_string();
-    if !state
-        .passwords
-        .verify(password, Some(identity.user.password_hash.clone()))
-        .await?
+    if let Some(wrong) = wrong_password(
+        state,
+        req,
+        t,
+        &identity,
+        password,
+        "password_confirmation_failed",
+    )
+    .await?
     {
-        audit!(
-            "password_confirmation_failed",
-            user = identity.user.username,
-            ip = req.ip_text()
-        );
-        return settings_page(
-            state,
-            req,
-            t,
-            &identity,
-            StatusCode::UNAUTHORIZED,
-            Some(t.password_wrong.into()),
-        );
+        return Ok(wrong);
     }
     state
         .sessions
@@ -860,16 +896,7 @@ pub async fn password_change(
     let current = form.get("current_password").unwrap_or("").to_string();
     let new = form.get("new_password").unwrap_or("").to_string();
     let repeat = form.get("repeat_password").unwrap_or("");
-    let min = state.config.password.min_length;
-    let problem = if new != repeat {
-        Some(t.password_mismatch.to_string())
-    } else if new.chars().count() < min {
-        Some(fill(t.password_too_short, min))
-    } else if is_common_password(&new) || new.eq_ignore_ascii_case(&identity.user.username) {
-        Some(t.password_common.to_string())
-    } else {
-        None
-    };
+    let problem = new_password_problem(state, t, &new, repeat, &identity.user.username);
     if let Some(problem) = problem {
         return settings_page(
             state,
@@ -880,24 +907,10 @@ pub async fn password_change(
             Some(problem),
         );
     }
-    if !state
-        .passwords
-        .verify(current, Some(identity.user.password_hash.clone()))
-        .await?
+    if let Some(wrong) =
+        wrong_password(state, req, t, &identity, current, "password_change_failed").await?
     {
-        audit!(
-            "password_change_failed",
-            user = identity.user.username,
-            ip = req.ip_text()
-        );
-        return settings_page(
-            state,
-            req,
-            t,
-            &identity,
-            StatusCode::UNAUTHORIZED,
-            Some(t.password_wrong.into()),
-        );
+        return Ok(wrong);
     }
     let mut user = identity.user.clone();
     user.password_hash = state.passwords.hash(new).await?;
