@@ -35,6 +35,8 @@ pub struct RawConfig {
     pub storage: RawStorage,
     pub smtp: RawSmtp,
     pub password_reset: PasswordReset,
+    pub phone: RawPhone,
+    pub recovery_hook: RawRecoveryHook,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -248,6 +250,127 @@ pub struct SmtpConfig {
     pub from_name: String,
 }
 
+/// The phone reserve method: a telephony provider, and limits (calls and SMS cost money).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawPhone {
+    /// `"webhook"` or `"twilio"`; absent = no phone method.
+    pub provider: Option<String>,
+    /// Country prefixes whose numbers get a dictated voice call; others get a flash call.
+    pub domestic_prefixes: Vec<String>,
+    /// Calls per login attempt before an SMS is sent instead.
+    pub max_calls: u32,
+    #[serde(with = "humantime_serde")]
+    pub code_lifetime: Duration,
+    pub code_tries: u32,
+    /// Calls and SMS allowed per hour: per user, per number, per client IP, in all.
+    pub per_user_per_hour: u32,
+    pub per_number_per_hour: u32,
+    pub per_ip_per_hour: u32,
+    pub global_per_hour: u32,
+    pub webhook: RawPhoneWebhook,
+    pub twilio: RawTwilio,
+}
+
+impl Default for RawPhone {
+    fn default() -> Self {
+        RawPhone {
+            provider: None,
+            domestic_prefixes: Vec::new(),
+            max_calls: 3,
+            code_lifetime: Duration::from_secs(5 * 60),
+            code_tries: 3,
+            per_user_per_hour: 6,
+            per_number_per_hour: 6,
+            per_ip_per_hour: 10,
+            global_per_hour: 200,
+            webhook: RawPhoneWebhook::default(),
+            twilio: RawTwilio::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawPhoneWebhook {
+    pub url: Option<String>,
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawTwilio {
+    pub api_url: String,
+    pub account_sid: Option<String>,
+    pub auth_token: Option<String>,
+    pub auth_token_file: Option<PathBuf>,
+    /// Caller number for voice calls and SMS.
+    pub from: Option<String>,
+    /// Numbers flash calls come from; the code is the last 4 digits of the one used.
+    pub flash_from: Vec<String>,
+}
+
+impl Default for RawTwilio {
+    fn default() -> Self {
+        RawTwilio {
+            api_url: "https://api.twilio.com".into(),
+            account_sid: None,
+            auth_token: None,
+            auth_token_file: None,
+            from: None,
+            flash_from: Vec::new(),
+        }
+    }
+}
+
+/// Which telephony provider, configured.
+#[derive(Debug, Clone)]
+pub enum PhoneProviderConfig {
+    Webhook {
+        url: url::Url,
+        token: Option<String>,
+    },
+    Twilio {
+        api_url: url::Url,
+        account_sid: String,
+        auth_token: String,
+        from: String,
+        flash_from: Vec<String>,
+    },
+}
+
+/// The validated phone settings.
+#[derive(Debug, Clone)]
+pub struct PhoneConfig {
+    pub provider: PhoneProviderConfig,
+    pub domestic_prefixes: Vec<String>,
+    pub max_calls: u32,
+    pub code_lifetime: Duration,
+    pub code_tries: u32,
+    pub per_user_per_hour: u32,
+    pub per_number_per_hour: u32,
+    pub per_ip_per_hour: u32,
+    pub global_per_hour: u32,
+}
+
+/// The panel's webhook called when someone logs in by phone (2FA is then off).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawRecoveryHook {
+    pub url: Option<String>,
+    /// HMAC-SHA256 key for the `X-Gatehouse-Signature` header.
+    pub secret: Option<String>,
+    pub secret_file: Option<PathBuf>,
+}
+
+/// The validated recovery hook.
+#[derive(Debug, Clone)]
+pub struct RecoveryHook {
+    pub url: url::Url,
+    pub secret: String,
+}
+
 /// "Forgot password" by email.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -378,6 +501,8 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     pub password_reset: PasswordReset,
     pub proxy_public_scheme: String,
+    pub phone: Option<PhoneConfig>,
+    pub recovery_hook: Option<RecoveryHook>,
 }
 
 /// Session cookie and lifetime settings.
@@ -531,6 +656,117 @@ pub fn resolve_secret(
             }),
         (None, None) => Ok(None),
     }
+}
+
+impl RawPhone {
+    fn validate(&self) -> Result<Option<PhoneConfig>> {
+        let provider = match self.provider.as_deref() {
+            None | Some("") => return Ok(None),
+            Some("webhook") => {
+                let url = self.webhook.url.as_deref().ok_or_else(|| {
+                    Error::config(
+                        "phone.webhook.url",
+                        "",
+                        "required with provider = \"webhook\"",
+                    )
+                })?;
+                let token = resolve_secret(
+                    "phone.webhook.token",
+                    self.webhook.token.clone(),
+                    self.webhook.token_file.as_deref(),
+                )?;
+                PhoneProviderConfig::Webhook {
+                    url: parse_url("phone.webhook.url", url)?,
+                    token,
+                }
+            }
+            Some("twilio") => {
+                let t = &self.twilio;
+                let need = |key: &str, v: &Option<String>| {
+                    v.clone().filter(|v| !v.is_empty()).ok_or_else(|| {
+                        Error::config(
+                            format!("phone.twilio.{key}"),
+                            "",
+                            "required with provider = \"twilio\"",
+                        )
+                    })
+                };
+                let auth_token = resolve_secret(
+                    "phone.twilio.auth_token",
+                    t.auth_token.clone(),
+                    t.auth_token_file.as_deref(),
+                )?;
+                let from = need("from", &t.from)?;
+                check_e164("phone.twilio.from", &from)?;
+                for (i, n) in t.flash_from.iter().enumerate() {
+                    check_e164(&format!("phone.twilio.flash_from[{i}]"), n)?;
+                }
+                PhoneProviderConfig::Twilio {
+                    api_url: parse_url("phone.twilio.api_url", &t.api_url)?,
+                    account_sid: need("account_sid", &t.account_sid)?,
+                    auth_token: need("auth_token", &auth_token)?,
+                    from,
+                    flash_from: t.flash_from.clone(),
+                }
+            }
+            Some(other) => {
+                return Err(Error::config(
+                    "phone.provider",
+                    other,
+                    "expected \"webhook\" or \"twilio\"",
+                ))
+            }
+        };
+        for (i, p) in self.domestic_prefixes.iter().enumerate() {
+            if !(p.starts_with('+') && p.len() > 1 && p[1..].chars().all(|c| c.is_ascii_digit())) {
+                return Err(Error::config(
+                    format!("phone.domestic_prefixes[{i}]"),
+                    p,
+                    "expected a prefix such as +380",
+                ));
+            }
+        }
+        for (key, v) in [
+            ("max_calls", self.max_calls),
+            ("code_tries", self.code_tries),
+            ("per_user_per_hour", self.per_user_per_hour),
+            ("per_number_per_hour", self.per_number_per_hour),
+            ("per_ip_per_hour", self.per_ip_per_hour),
+            ("global_per_hour", self.global_per_hour),
+        ] {
+            if v == 0 {
+                return Err(Error::config(
+                    format!("phone.{key}"),
+                    0,
+                    "must be at least 1",
+                ));
+            }
+        }
+        Ok(Some(PhoneConfig {
+            provider,
+            domestic_prefixes: self.domestic_prefixes.clone(),
+            max_calls: self.max_calls,
+            code_lifetime: self.code_lifetime,
+            code_tries: self.code_tries,
+            per_user_per_hour: self.per_user_per_hour,
+            per_number_per_hour: self.per_number_per_hour,
+            per_ip_per_hour: self.per_ip_per_hour,
+            global_per_hour: self.global_per_hour,
+        }))
+    }
+}
+
+/// A phone number in E.164 form, or an error naming the key.
+fn check_e164(key: &str, number: &str) -> Result<()> {
+    crate::notify::phone::normalise(number)
+        .map(|_| ())
+        .ok_or_else(|| {
+            Error::config(
+                key,
+                number,
+                "expected a number in E.164 form such as +15551234567",
+            )
+        })
 }
 
 impl RawConfig {
@@ -793,6 +1029,34 @@ impl RawConfig {
             ));
         }
 
+        let phone = self.phone.validate()?;
+        let recovery_hook = match self.recovery_hook.url.as_deref().filter(|u| !u.is_empty()) {
+            None => None,
+            Some(u) => {
+                let url = parse_url("recovery_hook.url", u)?;
+                let secret = resolve_secret(
+                    "recovery_hook.secret",
+                    self.recovery_hook.secret.clone(),
+                    self.recovery_hook.secret_file.as_deref(),
+                )?
+                .ok_or_else(|| {
+                    Error::config(
+                        "recovery_hook.secret",
+                        "",
+                        "a signing secret is required with recovery_hook.url",
+                    )
+                })?;
+                if secret.len() < 16 {
+                    return Err(Error::config(
+                        "recovery_hook.secret",
+                        "(secret)",
+                        "must be at least 16 characters long",
+                    ));
+                }
+                Some(RecoveryHook { url, secret })
+            }
+        };
+
         let access = AccessRules::compile(
             self.access_control.default_policy,
             &self.access_control.rules,
@@ -894,6 +1158,8 @@ impl RawConfig {
             smtp,
             password_reset: self.password_reset,
             proxy_public_scheme: self.proxy.public_scheme,
+            phone,
+            recovery_hook,
         })
     }
 }
@@ -903,6 +1169,15 @@ pub fn render_masked(raw: &RawConfig) -> String {
     let mut shown = raw.clone();
     if shown.session.secret.is_some() {
         shown.session.secret = Some("********".into());
+    }
+    if shown.phone.webhook.token.is_some() {
+        shown.phone.webhook.token = Some("********".into());
+    }
+    if shown.phone.twilio.auth_token.is_some() {
+        shown.phone.twilio.auth_token = Some("********".into());
+    }
+    if shown.recovery_hook.secret.is_some() {
+        shown.recovery_hook.secret = Some("********".into());
     }
     if shown.smtp.password.is_some() {
         shown.smtp.password = Some("********".into());

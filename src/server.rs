@@ -125,6 +125,14 @@ pub fn build(state: Arc<AppState>, extra: Option<ExtraService>) -> Server {
             state: state.clone(),
         },
     ));
+    if state.config.recovery_hook.is_some() {
+        server.add_service(background_service(
+            "recovery hook",
+            crate::notify::hook::HookService {
+                state: state.clone(),
+            },
+        ));
+    }
     if state.mailer.enabled() {
         server.add_service(background_service(
             "mail queue",

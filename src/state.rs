@@ -31,6 +31,10 @@ pub struct AppState {
     pub mailer: Mailer,
     /// Limits "forgot password" requests per account and per IP.
     pub reset_limiter: Limiter,
+    /// The telephony provider, when `[phone]` is configured.
+    pub phone: Option<Box<dyn crate::notify::phone::PhoneProvider>>,
+    /// Hourly budgets of calls and SMS.
+    pub phone_budgets: crate::mfa::phone::Budgets,
 }
 
 impl AppState {
@@ -51,6 +55,11 @@ impl AppState {
             sealer: Sealer::new(&key),
             code_hasher: CodeHasher::new(&key),
             mailer: Mailer::new(config.smtp.clone()),
+            phone: config
+                .phone
+                .as_ref()
+                .map(|p| crate::notify::phone::provider(&p.provider)),
+            phone_budgets: Default::default(),
             reset_limiter: Limiter::new(crate::config::Regulation {
                 max_retries: config.password_reset.requests_per_hour,
                 find_time: std::time::Duration::from_secs(3600),

@@ -12,6 +12,7 @@
 
 pub mod backup;
 pub mod email;
+pub mod phone;
 pub mod totp;
 
 use serde::{Deserialize, Serialize};

@@ -3,3 +3,5 @@
 //! background service, production clients pointed at their servers by config).
 
 pub mod email;
+pub mod hook;
+pub mod phone;

@@ -72,8 +72,11 @@ pub struct SessionRecord {
 pub enum Space {
     /// Second-factor records (`user \0 totp`, `user \0 backup`, ...).
     Factors,
-    /// One-time tokens looked up by their hash (`reset \0 hash`); they expire.
+    /// One-time tokens looked up by their hash (`reset \0 hash`), and unique-value
+    /// indexes (`phone \0 +380...` → user).
     Tokens,
+    /// Events waiting to be delivered (the recovery hook), oldest first.
+    Outbox,
 }
 
 impl Space {
@@ -81,6 +84,7 @@ impl Space {
         match self {
             Space::Factors => "factors",
             Space::Tokens => "tokens",
+            Space::Outbox => "outbox",
         }
     }
 }
@@ -150,6 +154,8 @@ pub trait Store: Send + Sync {
     fn put_raw(&self, space: Space, key: &str, value: &[u8]) -> Result<()>;
     /// Removes, durably; returns whether it existed.
     fn delete_raw(&self, space: Space, key: &str) -> Result<bool>;
+    /// Every record of a space, in key order.
+    fn scan_raw(&self, space: Space) -> Result<Vec<(String, Vec<u8>)>>;
     /// Atomic compare-and-swap (`None` = absent), durable on success.
     fn compare_and_swap_raw(
         &self,

@@ -5,7 +5,9 @@
 //! - `sessions`:      `session id` → JSON [`SessionRecord`]
 //! - `user_sessions`: `username \0 session id` → empty (index for "all sessions of a user")
 //! - `factors`:       `username \0 factor` → JSON factor record (see `mfa`)
-//! - `tokens`:        `kind \0 keyed hash of the token` → JSON (password reset links)
+//! - `tokens`:        `kind \0 keyed hash of the token` → JSON (password reset links);
+//!   `phone \0 number` → username (one account per number)
+//! - `outbox`:        `time-random` → JSON event waiting for delivery (recovery hook)
 
 use std::path::Path;
 
@@ -27,6 +29,7 @@ pub struct SledStore {
     user_sessions: sled::Tree,
     factors: sled::Tree,
     tokens: sled::Tree,
+    outbox: sled::Tree,
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
@@ -82,6 +85,7 @@ impl SledStore {
             user_sessions: db.open_tree("user_sessions")?,
             factors: db.open_tree(Space::Factors.tree_name())?,
             tokens: db.open_tree(Space::Tokens.tree_name())?,
+            outbox: db.open_tree(Space::Outbox.tree_name())?,
             db,
         })
     }
@@ -90,6 +94,7 @@ impl SledStore {
         match space {
             Space::Factors => &self.factors,
             Space::Tokens => &self.tokens,
+            Space::Outbox => &self.outbox,
         }
     }
 
@@ -210,6 +215,16 @@ impl Store for SledStore {
         let existed = self.tree(space).remove(key)?.is_some();
         self.flush()?;
         Ok(existed)
+    }
+
+    fn scan_raw(&self, space: Space) -> Result<Vec<(String, Vec<u8>)>> {
+        self.tree(space)
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+            })
+            .collect()
     }
 
     fn compare_and_swap_raw(

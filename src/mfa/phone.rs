@@ -1,0 +1,499 @@
+//! Phone numbers and the phone reserve method.
+//!
+//! Numbers are added in E.164 form and count only once confirmed by an SMS code; a
+//! number belongs to one account (an index in the store, claimed atomically). The phone
+//! is never a factor of its own: it is the way back in when the other factors are out
+//! of reach, and using it switches 2FA off (see the portal's phone step).
+//!
+//! A login attempt escalates as the providers we model do: numbers whose prefix is in
+//! `phone.domestic_prefixes` get a voice call dictating 4 digits, others a flash call
+//! whose caller number ends in the 4 digits; after `phone.max_calls` calls the next
+//! request sends an SMS instead. Codes are single-use, expire, allow few tries, are kept
+//! as keyed hashes. Calls and SMS cost money: every send passes per-user, per-number,
+//! per-IP and global hourly budgets (kept in memory), and hitting one is logged.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::config::PhoneConfig;
+use crate::error::Result;
+use crate::notify::phone::{last_four, mask, normalise};
+use crate::state::AppState;
+use crate::store::{get_json, put_json, swap_json, user_key, Space, Store, Timestamp, User};
+
+/// How a code reaches the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// A robot dictates the code.
+    Voice,
+    /// The code is the last 4 digits of the calling number.
+    Flash,
+    Sms,
+}
+
+impl Channel {
+    pub fn id(self) -> &'static str {
+        match self {
+            Channel::Voice => "voice",
+            Channel::Flash => "flash",
+            Channel::Sms => "sms",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Number {
+    pub number: String,
+    pub confirmed: bool,
+    pub added_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Code {
+    number: String,
+    hash: String,
+    expires_at: Timestamp,
+    tries_left: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Attempt {
+    code: Code,
+    calls: u32,
+    channel: Channel,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+struct PhoneRecord {
+    numbers: Vec<Number>,
+    confirming: Option<Code>,
+    attempt: Option<Attempt>,
+}
+
+/// Why nothing was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Invalid,
+    /// The number belongs to another account.
+    Taken,
+    /// An hourly budget is spent.
+    Limited,
+    /// The provider failed.
+    Failed,
+}
+
+/// How a typed code fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeResult {
+    Accepted,
+    Wrong,
+    /// Expired, used up, or nothing was sent.
+    Dead,
+}
+
+/// Hourly send budgets, in memory.
+#[derive(Default)]
+pub struct Budgets {
+    sends: Mutex<HashMap<String, VecDeque<Timestamp>>>,
+}
+
+impl Budgets {
+    /// Takes one send from every `(key, limit)` budget, or none if any is spent.
+    fn take(&self, budgets: &[(String, u32)], now: Timestamp) -> bool {
+        let mut sends = self.sends.lock().unwrap_or_else(|e| e.into_inner());
+        for (key, limit) in budgets {
+            let times = sends.entry(key.clone()).or_default();
+            while times
+                .front()
+                .is_some_and(|t| now.saturating_sub(*t) >= 3600)
+            {
+                times.pop_front();
+            }
+            if times.len() as u32 >= *limit {
+                tracing::warn!(budget = %key, limit, "phone send budget spent; refusing a call or SMS");
+                return false;
+            }
+        }
+        for (key, _) in budgets {
+            sends.entry(key.clone()).or_default().push_back(now);
+        }
+        true
+    }
+}
+
+fn record_key(username: &str) -> String {
+    user_key(username, "phone")
+}
+
+fn index_key(number: &str) -> String {
+    format!("phone\0{number}")
+}
+
+fn context(username: &str) -> String {
+    format!("phone-code:{username}")
+}
+
+fn load(store: &dyn Store, username: &str) -> Result<PhoneRecord> {
+    Ok(get_json(store, Space::Factors, &record_key(username))?.unwrap_or_default())
+}
+
+/// The user's numbers.
+pub fn numbers(store: &dyn Store, username: &str) -> Result<Vec<Number>> {
+    Ok(load(store, username)?.numbers)
+}
+
+/// The user's confirmed numbers.
+pub fn confirmed_numbers(store: &dyn Store, username: &str) -> Result<Vec<String>> {
+    Ok(numbers(store, username)?
+        .into_iter()
+        .filter(|n| n.confirmed)
+        .map(|n| n.number)
+        .collect())
+}
+
+fn budgets(config: &PhoneConfig, username: &str, number: &str, ip: &str) -> Vec<(String, u32)> {
+    vec![
+        ("global".into(), config.global_per_hour),
+        (format!("user:{username}"), config.per_user_per_hour),
+        (format!("number:{number}"), config.per_number_per_hour),
+        (format!("ip:{ip}"), config.per_ip_per_hour),
+    ]
+}
+
+fn new_code(
+    state: &AppState,
+    username: &str,
+    number: &str,
+    code: &str,
+    config: &PhoneConfig,
+    now: Timestamp,
+) -> Code {
+    Code {
+        number: number.into(),
+        hash: state.code_hasher.hash(code, &context(username)),
+        expires_at: now + config.code_lifetime.as_secs(),
+        tries_left: config.code_tries,
+    }
+}
+
+/// Adds a number (unconfirmed) and texts it a code. Returns the normalised number.
+pub async fn add_number(
+    state: &AppState,
+    user: &User,
+    text: &str,
+    sms_text: &str,
+    ip: &str,
+    now: Timestamp,
+) -> Result<std::result::Result<String, Refusal>> {
+    let (Some(config), Some(provider)) = (&state.config.phone, &state.phone) else {
+        return Ok(Err(Refusal::Failed));
+    };
+    let Some(number) = normalise(text) else {
+        return Ok(Err(Refusal::Invalid));
+    };
+    if state
+        .store
+        .get_raw(Space::Tokens, &index_key(&number))?
+        .is_some_and(|owner| owner != user.username.as_bytes())
+    {
+        return Ok(Err(Refusal::Taken));
+    }
+    if !state
+        .phone_budgets
+        .take(&budgets(config, &user.username, &number, ip), now)
+    {
+        return Ok(Err(Refusal::Limited));
+    }
+    let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000));
+    let mut record = load(state.store.as_ref(), &user.username)?;
+    if !record.numbers.iter().any(|n| n.number == number) {
+        record.numbers.push(Number {
+            number: number.clone(),
+            confirmed: false,
+            added_at: now,
+        });
+    }
+    record.confirming = Some(new_code(state, &user.username, &number, &code, config, now));
+    put_json(
+        state.store.as_ref(),
+        Space::Factors,
+        &record_key(&user.username),
+        &record,
+    )?;
+    if provider
+        .sms(&number, &sms_text.replace("{}", &code))
+        .await
+        .is_err()
+    {
+        return Ok(Err(Refusal::Failed));
+    }
+    crate::audit!(
+        "phone_confirmation_sent",
+        user = user.username,
+        number = mask(&number)
+    );
+    Ok(Ok(number))
+}
+
+/// The number being confirmed, if any.
+pub fn confirming(store: &dyn Store, username: &str) -> Result<Option<String>> {
+    Ok(load(store, username)?.confirming.map(|c| c.number))
+}
+
+/// Checks a code against `pick` of the record (the confirmation or the login attempt),
+/// consuming it on success and a try on failure; `apply` changes the record on success.
+fn check_code(
+    state: &AppState,
+    username: &str,
+    code: &str,
+    now: Timestamp,
+    pick: fn(&mut PhoneRecord) -> Option<&mut Code>,
+    apply: impl Fn(&mut PhoneRecord, &str),
+) -> Result<CodeResult> {
+    let code: String = code.chars().filter(|c| c.is_ascii_digit()).collect();
+    let key = record_key(username);
+    for _ in 0..3 {
+        let Some(raw) = state.store.get_raw(Space::Factors, &key)? else {
+            return Ok(CodeResult::Dead);
+        };
+        let mut record: PhoneRecord = serde_json::from_slice(&raw)?;
+        let Some(pending) = pick(&mut record).filter(|c| c.expires_at > now && c.tries_left > 0)
+        else {
+            return Ok(CodeResult::Dead);
+        };
+        let right = !code.is_empty()
+            && state
+                .code_hasher
+                .matches(&code, &context(username), &pending.hash);
+        let number = pending.number.clone();
+        if right {
+            pending.tries_left = 0;
+            apply(&mut record, &number);
+        } else {
+            pending.tries_left -= 1;
+        }
+        if swap_json(
+            state.store.as_ref(),
+            Space::Factors,
+            &key,
+            &raw,
+            Some(&record),
+        )? {
+            return Ok(if right {
+                CodeResult::Accepted
+            } else {
+                CodeResult::Wrong
+            });
+        }
+    }
+    Ok(CodeResult::Dead)
+}
+
+/// Confirms the number being added; it then belongs to this account.
+pub fn confirm_number(
+    state: &AppState,
+    username: &str,
+    code: &str,
+    now: Timestamp,
+) -> Result<std::result::Result<CodeResult, Refusal>> {
+    let Some(number) = confirming(state.store.as_ref(), username)? else {
+        return Ok(Ok(CodeResult::Dead));
+    };
+    let claimed = state.store.compare_and_swap_raw(
+        Space::Tokens,
+        &index_key(&number),
+        None,
+        Some(username.as_bytes()),
+    )? || state
+        .store
+        .get_raw(Space::Tokens, &index_key(&number))?
+        .is_some_and(|o| o == username.as_bytes());
+    if !claimed {
+        return Ok(Err(Refusal::Taken));
+    }
+    let result = check_code(
+        state,
+        username,
+        code,
+        now,
+        |r| r.confirming.as_mut(),
+        |r, number| {
+            r.confirming = None;
+            for n in r.numbers.iter_mut().filter(|n| n.number == number) {
+                n.confirmed = true;
+            }
+        },
+    )?;
+    if result != CodeResult::Accepted {
+        // Do not hold the number for an account that has not proved it.
+        let confirmed = numbers(state.store.as_ref(), username)?
+            .iter()
+            .any(|n| n.number == number && n.confirmed);
+        if !confirmed {
+            state.store.compare_and_swap_raw(
+                Space::Tokens,
+                &index_key(&number),
+                Some(username.as_bytes()),
+                None,
+            )?;
+        }
+    } else {
+        crate::audit!(
+            "phone_number_added",
+            user = username,
+            number = mask(&number)
+        );
+    }
+    Ok(Ok(result))
+}
+
+/// Removes a number from the account.
+pub fn remove_number(state: &AppState, username: &str, number: &str) -> Result<bool> {
+    let mut record = load(state.store.as_ref(), username)?;
+    let before = record.numbers.len();
+    record.numbers.retain(|n| n.number != number);
+    if record.numbers.len() == before {
+        return Ok(false);
+    }
+    put_json(
+        state.store.as_ref(),
+        Space::Factors,
+        &record_key(username),
+        &record,
+    )?;
+    state.store.compare_and_swap_raw(
+        Space::Tokens,
+        &index_key(number),
+        Some(username.as_bytes()),
+        None,
+    )?;
+    crate::audit!(
+        "phone_number_removed",
+        user = username,
+        number = mask(number)
+    );
+    Ok(true)
+}
+
+/// Places the next call (or, past `max_calls`, sends an SMS) for a login by phone.
+pub async fn call(
+    state: &AppState,
+    user: &User,
+    number: &str,
+    lang: &str,
+    sms_text: &str,
+    ip: &str,
+    now: Timestamp,
+) -> Result<std::result::Result<Channel, Refusal>> {
+    let (Some(config), Some(provider)) = (&state.config.phone, &state.phone) else {
+        return Ok(Err(Refusal::Failed));
+    };
+    if !confirmed_numbers(state.store.as_ref(), &user.username)?
+        .iter()
+        .any(|n| n == number)
+    {
+        return Ok(Err(Refusal::Invalid));
+    }
+    if !state
+        .phone_budgets
+        .take(&budgets(config, &user.username, number, ip), now)
+    {
+        crate::audit!("phone_limit_reached", user = user.username, ip = ip);
+        return Ok(Err(Refusal::Limited));
+    }
+    let mut record = load(state.store.as_ref(), &user.username)?;
+    let calls = record
+        .attempt
+        .as_ref()
+        .filter(|a| {
+            a.code.number == number && a.code.expires_at + config.code_lifetime.as_secs() > now
+        })
+        .map_or(0, |a| a.calls);
+    let domestic = config
+        .domestic_prefixes
+        .iter()
+        .any(|p| number.starts_with(p.as_str()));
+    let channel = if calls >= config.max_calls {
+        Channel::Sms
+    } else if domestic {
+        Channel::Voice
+    } else {
+        Channel::Flash
+    };
+    let code = match channel {
+        Channel::Voice => {
+            let code = format!("{:04}", rand::rngs::OsRng.gen_range(0..10_000));
+            provider.voice(number, &code, lang).await.map(|_| code)
+        }
+        Channel::Flash => provider.flash(number).await.map(|from| last_four(&from)),
+        Channel::Sms => {
+            let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000));
+            provider
+                .sms(number, &sms_text.replace("{}", &code))
+                .await
+                .map(|_| code)
+        }
+    };
+    let Ok(code) = code else {
+        return Ok(Err(Refusal::Failed));
+    };
+    record.attempt = Some(Attempt {
+        code: new_code(state, &user.username, number, &code, config, now),
+        calls: calls + u32::from(channel != Channel::Sms),
+        channel,
+    });
+    put_json(
+        state.store.as_ref(),
+        Space::Factors,
+        &record_key(&user.username),
+        &record,
+    )?;
+    crate::audit!(
+        "phone_code_sent",
+        user = user.username,
+        channel = channel.id(),
+        number = mask(number),
+        ip = ip
+    );
+    Ok(Ok(channel))
+}
+
+/// The channel of the attempt in progress, if any.
+pub fn current_channel(store: &dyn Store, username: &str) -> Result<Option<Channel>> {
+    Ok(load(store, username)?.attempt.map(|a| a.channel))
+}
+
+/// Checks a login code sent by phone.
+pub fn verify(state: &AppState, username: &str, code: &str, now: Timestamp) -> Result<CodeResult> {
+    check_code(
+        state,
+        username,
+        code,
+        now,
+        |r| r.attempt.as_mut().map(|a| &mut a.code),
+        |r, _| r.attempt = None,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spent_budget_refuses_and_takes_nothing_from_the_others() {
+        let b = Budgets::default();
+        let keys = vec![("a".to_string(), 2), ("b".to_string(), 10)];
+        assert!(b.take(&keys, 100));
+        assert!(b.take(&keys, 101));
+        assert!(!b.take(&keys, 102));
+        assert!(
+            b.take(&[("b".to_string(), 3)], 103),
+            "b was charged twice, not three times"
+        );
+        assert!(b.take(&keys, 3700), "an hour later");
+    }
+}

@@ -1,0 +1,283 @@
+//! Telephony: a [`PhoneProvider`] places dictated voice calls, flash calls and SMS.
+//!
+//! Two providers, chosen by `phone.provider`:
+//! - `webhook`: gatehouse POSTs `{"kind": "voice"|"flash"|"sms", "to", "code" | "text",
+//!   "lang"}` to a URL with a bearer token; for a flash call the provider answers
+//!   `{"from": "+..."}`, the number it called from (the code is its last 4 digits).
+//! - `twilio`: Twilio's REST API (`/2010-04-01/Accounts/{Sid}/Calls.json` with TwiML
+//!   `<Say>` for the dictated code, `Messages.json` for SMS; basic auth). Flash calls
+//!   come from one of `phone.twilio.flash_from`.
+//!
+//! Both are the production clients; tests point them at loopback servers speaking the
+//! same wire format.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rand::seq::SliceRandom;
+use serde::Deserialize;
+
+use crate::config::PhoneProviderConfig;
+use crate::error::{Error, Result};
+
+/// A number in E.164 form (`+380501234567`), if `text` is a valid phone number.
+pub fn normalise(text: &str) -> Option<String> {
+    let cleaned: String = text
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
+        .collect();
+    if !cleaned.starts_with('+') {
+        return None;
+    }
+    let number = phonenumber::parse(None, &cleaned).ok()?;
+    phonenumber::is_valid(&number)
+        .then(|| number.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// `+380 50 *** **67`-style display of a number.
+pub fn mask(number: &str) -> String {
+    let keep = number.len().saturating_sub(2);
+    number
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if i > 3 && i < keep { '*' } else { c })
+        .collect()
+}
+
+/// The four digits the user types after a flash call.
+pub fn last_four(number: &str) -> String {
+    let digits: Vec<char> = number.chars().filter(|c| c.is_ascii_digit()).collect();
+    digits[digits.len().saturating_sub(4)..].iter().collect()
+}
+
+/// What a provider can do.
+#[async_trait]
+pub trait PhoneProvider: Send + Sync {
+    /// A call in which a robot dictates `code` digit by digit, twice.
+    async fn voice(&self, to: &str, code: &str, lang: &str) -> Result<()>;
+    /// A call that rings once; returns the number it came from.
+    async fn flash(&self, to: &str) -> Result<String>;
+    /// A text message.
+    async fn sms(&self, to: &str, text: &str) -> Result<()>;
+}
+
+/// Builds the configured provider.
+pub fn provider(config: &PhoneProviderConfig) -> Box<dyn PhoneProvider> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap_or_default();
+    match config.clone() {
+        PhoneProviderConfig::Webhook { url, token } => Box::new(Webhook { client, url, token }),
+        PhoneProviderConfig::Twilio {
+            api_url,
+            account_sid,
+            auth_token,
+            from,
+            flash_from,
+        } => Box::new(Twilio {
+            client,
+            api_url,
+            account_sid,
+            auth_token,
+            from,
+            flash_from,
+        }),
+    }
+}
+
+fn provider_error(what: &str, e: impl std::fmt::Display) -> Error {
+    tracing::error!(error = %e, "telephony provider: {what} failed");
+    Error::Internal(format!("telephony provider: {what} failed"))
+}
+
+struct Webhook {
+    client: reqwest::Client,
+    url: url::Url,
+    token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct FlashAnswer {
+    from: String,
+}
+
+impl Webhook {
+    async fn post(&self, body: serde_json::Value) -> Result<reqwest::Response> {
+        let mut request = self.client.post(self.url.clone()).json(&body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| provider_error("request", e))?;
+        if !response.status().is_success() {
+            return Err(provider_error(
+                "request",
+                format!("status {}", response.status()),
+            ));
+        }
+        Ok(response)
+    }
+}
+
+#[async_trait]
+impl PhoneProvider for Webhook {
+    async fn voice(&self, to: &str, code: &str, lang: &str) -> Result<()> {
+        self.post(serde_json::json!({"kind": "voice", "to": to, "code": code, "lang": lang}))
+            .await
+            .map(|_| ())
+    }
+
+    async fn flash(&self, to: &str) -> Result<String> {
+        let answer: FlashAnswer = self
+            .post(serde_json::json!({"kind": "flash", "to": to}))
+            .await?
+            .json()
+            .await
+            .map_err(|e| provider_error("flash answer", e))?;
+        normalise(&answer.from)
+            .ok_or_else(|| provider_error("flash answer", "no valid caller number"))
+    }
+
+    async fn sms(&self, to: &str, text: &str) -> Result<()> {
+        self.post(serde_json::json!({"kind": "sms", "to": to, "text": text}))
+            .await
+            .map(|_| ())
+    }
+}
+
+struct Twilio {
+    client: reqwest::Client,
+    api_url: url::Url,
+    account_sid: String,
+    auth_token: String,
+    from: String,
+    flash_from: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct TwilioCall {
+    from: String,
+}
+
+/// TwiML that reads `code` digit by digit with pauses, twice, in `lang`.
+pub fn dictation_twiml(code: &str, lang: &str) -> String {
+    let (voice_lang, intro, again) = match lang {
+        "uk" => ("uk-UA", "Ваш код для входу", "Повторюю"),
+        _ => ("en-US", "Your sign-in code is", "Again"),
+    };
+    let digits = code
+        .chars()
+        .map(String::from)
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "<Response><Say language=\"{voice_lang}\">{intro}: {digits}.</Say><Pause length=\"1\"/><Say language=\"{voice_lang}\">{again}: {digits}.</Say></Response>"
+    )
+}
+
+impl Twilio {
+    async fn post(&self, resource: &str, form: &[(&str, &str)]) -> Result<reqwest::Response> {
+        let url = self
+            .api_url
+            .join(&format!(
+                "2010-04-01/Accounts/{}/{resource}",
+                self.account_sid
+            ))
+            .map_err(|e| provider_error("url", e))?;
+        let response = self
+            .client
+            .post(url)
+            .basic_auth(&self.account_sid, Some(&self.auth_token))
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| provider_error(resource, e))?;
+        if !response.status().is_success() {
+            return Err(provider_error(
+                resource,
+                format!("status {}", response.status()),
+            ));
+        }
+        Ok(response)
+    }
+}
+
+#[async_trait]
+impl PhoneProvider for Twilio {
+    async fn voice(&self, to: &str, code: &str, lang: &str) -> Result<()> {
+        let twiml = dictation_twiml(code, lang);
+        self.post(
+            "Calls.json",
+            &[("To", to), ("From", &self.from), ("Twiml", &twiml)],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn flash(&self, to: &str) -> Result<String> {
+        let from = self
+            .flash_from
+            .choose(&mut rand::rngs::OsRng)
+            .ok_or_else(|| provider_error("flash call", "phone.twilio.flash_from is empty"))?
+            .clone();
+        let call: TwilioCall = self
+            .post(
+                "Calls.json",
+                &[
+                    ("To", to),
+                    ("From", &from),
+                    ("Timeout", "5"),
+                    ("Twiml", "<Response><Hangup/></Response>"),
+                ],
+            )
+            .await?
+            .json()
+            .await
+            .map_err(|e| provider_error("flash answer", e))?;
+        Ok(normalise(&call.from).unwrap_or(from))
+    }
+
+    async fn sms(&self, to: &str, text: &str) -> Result<()> {
+        self.post(
+            "Messages.json",
+            &[("To", to), ("From", &self.from), ("Body", text)],
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_normalised_to_e164() {
+        assert_eq!(
+            normalise("+380 (50) 123-45-67").as_deref(),
+            Some("+380501234567")
+        );
+        assert_eq!(
+            normalise("+1 415 555 2671").as_deref(),
+            Some("+14155552671")
+        );
+        assert_eq!(normalise("0501234567"), None, "a country code is required");
+        assert_eq!(normalise("+380 12"), None);
+        assert_eq!(normalise("call me"), None);
+    }
+
+    #[test]
+    fn flash_code_is_the_last_four_digits() {
+        assert_eq!(last_four("+14155552671"), "2671");
+    }
+
+    #[test]
+    fn dictation_reads_digits_twice() {
+        let twiml = dictation_twiml("4821", "uk");
+        assert_eq!(twiml.matches("4, 8, 2, 1").count(), 2, "{twiml}");
+        assert!(twiml.contains("uk-UA") && twiml.contains("<Pause"));
+    }
+}
