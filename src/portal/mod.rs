@@ -7,6 +7,7 @@ pub mod common;
 pub mod i18n;
 mod login;
 pub mod pages;
+mod phone_step;
 pub(crate) mod reset;
 mod second_step;
 mod settings;
@@ -54,6 +55,9 @@ impl Portal {
             (&Method::POST, "/reset") => reset::reset_submit(state, &req, t).await,
             (&Method::GET | &Method::HEAD, "/2fa") => second_step::page(state, &req, t),
             (&Method::POST, "/2fa") => second_step::submit(state, &req, t),
+            (&Method::GET, "/2fa/phone") => phone_step::page(state, &req, t),
+            (&Method::POST, "/2fa/phone/call") => phone_step::call(state, &req, t).await,
+            (&Method::POST, "/2fa/phone/verify") => phone_step::verify(state, &req, t),
             (&Method::POST, "/2fa/email") => second_step::send_email(state, &req, t).await,
             (&Method::GET | &Method::HEAD, "/settings") => settings::page(state, &req, t),
             (&Method::POST, "/settings/confirm") => settings::confirm(state, &req, t).await,
@@ -81,6 +85,9 @@ impl Portal {
             (&Method::POST, "/settings/address/confirm") => {
                 settings::address_confirm(state, &req, t)
             }
+            (&Method::POST, "/settings/phone/add") => settings::phone_add(state, &req, t).await,
+            (&Method::POST, "/settings/phone/confirm") => settings::phone_confirm(state, &req, t),
+            (&Method::POST, "/settings/phone/remove") => settings::phone_remove(state, &req, t),
             (&Method::POST, "/settings/password") => {
                 settings::password_change(state, &req, t).await
             }

@@ -75,6 +75,10 @@ pub struct SecondStepPage<'a> {
     pub email_send: bool,
     pub send_label: &'static str,
     pub info: Option<String>,
+    /// Offer the phone reserve method.
+    pub phone: bool,
+    /// `?rd=...` or empty.
+    pub rd_query: String,
 }
 
 /// One line of the sessions list.
@@ -105,6 +109,9 @@ pub struct SettingsPage<'a> {
     pub email_is_last: bool,
     pub has_email: bool,
     pub email_address: &'a str,
+    pub phone_enabled: bool,
+    /// (E.164 number, confirmed).
+    pub phone_numbers: Vec<(String, bool)>,
     pub mail_enabled: bool,
     pub two_factor_on: bool,
     pub backup_left: usize,
@@ -192,4 +199,28 @@ pub struct ResetPage<'a> {
     pub min_length: usize,
     pub error: Option<String>,
     pub done: Option<Vec<&'static str>>,
+}
+
+#[derive(Template)]
+#[template(path = "phone_step.html")]
+pub struct PhoneStepPage<'a> {
+    pub t: &'static Texts,
+    pub title: &'a str,
+    pub mount: &'a str,
+    pub csrf: &'a str,
+    pub rd: &'a str,
+    /// (index, masked number) of each confirmed number.
+    pub numbers: Vec<(usize, String)>,
+    pub info: Option<String>,
+    pub error: Option<String>,
+    /// What to type, once a call or SMS went out.
+    pub code_label: Option<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "phone_done.html")]
+pub struct PhoneDonePage<'a> {
+    pub t: &'static Texts,
+    pub title: &'a str,
+    pub mount: &'a str,
 }

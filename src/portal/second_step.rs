@@ -103,6 +103,8 @@ fn show(
         } else {
             t.email_send_code
         },
+        phone: crate::portal::phone_step::offered(state, username)?,
+        rd_query: rd_query(view.rd),
         info: if current == Method::Email {
             email_status(state, req, t, username)?
         } else {

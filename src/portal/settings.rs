@@ -28,6 +28,9 @@ use crate::store::{AuthLevel, Timestamp};
 
 /// The setting changes that may be replayed after a password confirmation.
 const REPLAYABLE: &[&str] = &[
+    "/settings/phone/add",
+    "/settings/phone/confirm",
+    "/settings/phone/remove",
     "/settings/email/start",
     "/settings/email/confirm",
     "/settings/email/disable",
@@ -114,6 +117,8 @@ fn notice_text(t: &'static Texts, key: &str) -> Option<&'static str> {
         "email_on" => t.done_email_on,
         "email_off" => t.done_email_off,
         "address" => t.done_address,
+        "number_added" => t.done_number_added,
+        "number_removed" => t.done_number_removed,
         "2fa_off" => t.done_2fa_off,
         "session_ended" => t.done_session_ended,
         "others_ended" => t.done_others_ended,
@@ -171,6 +176,11 @@ fn settings_page(
         email_is_last: email_on && factors.len() == 1,
         has_email: !identity.user.email.is_empty(),
         email_address: &identity.user.email,
+        phone_enabled: state.phone.is_some(),
+        phone_numbers: crate::mfa::phone::numbers(state.store.as_ref(), username)?
+            .into_iter()
+            .map(|n| (n.number, n.confirmed))
+            .collect(),
         mail_enabled: state.mailer.enabled(),
         two_factor_on: !factors.is_empty(),
         backup_left: backup::remaining(state.store.as_ref(), username)?,
@@ -574,6 +584,7 @@ pub async fn email_start(state: &AppState, req: &Request, t: &'static Texts) -> 
 enum CodeFor {
     EnableEmail,
     NewAddress,
+    Phone,
 }
 
 fn code_page(
@@ -590,6 +601,7 @@ fn code_page(
     let (title, action, resend) = match purpose {
         CodeFor::EnableEmail => (t.email_confirm_title, "/settings/email/confirm", true),
         CodeFor::NewAddress => (t.address_code_title, "/settings/address/confirm", false),
+        CodeFor::Phone => (t.number_code_title, "/settings/phone/confirm", false),
     };
     let page = EmailConfirmPage {
         t,
@@ -764,6 +776,94 @@ pub fn address_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Re
             Some(t.email_code_dead.into()),
         )),
     }
+}
+
+/// `POST /settings/phone/add`: texts a code to a new number.
+pub async fn phone_add(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let identity = change!(state, req, t, "/settings/phone/add");
+    let text = req.form().get("number").unwrap_or("").to_string();
+    match crate::mfa::phone::add_number(
+        state,
+        &identity.user,
+        &text,
+        t.number_sms_text,
+        &req.ip_text(),
+        now(),
+    )
+    .await?
+    {
+        Ok(number) => Ok(code_page(
+            state,
+            req,
+            t,
+            CodeFor::Phone,
+            StatusCode::OK,
+            Some(fill(
+                t.number_code_sent,
+                crate::notify::phone::mask(&number),
+            )),
+            None,
+        )),
+        Err(refusal) => {
+            let text = match refusal {
+                crate::mfa::phone::Refusal::Invalid => t.number_invalid,
+                crate::mfa::phone::Refusal::Taken => t.number_taken,
+                crate::mfa::phone::Refusal::Limited => t.phone_limited,
+                crate::mfa::phone::Refusal::Failed => t.phone_failed,
+            };
+            settings_page(
+                state,
+                req,
+                t,
+                &identity,
+                StatusCode::BAD_REQUEST,
+                Some(text.into()),
+            )
+        }
+    }
+}
+
+/// `POST /settings/phone/confirm`: the SMS code makes the number count.
+pub fn phone_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let identity = change!(state, req, t, "/settings/phone/confirm");
+    let code = req.form().get("code").unwrap_or("").to_string();
+    match crate::mfa::phone::confirm_number(state, &identity.user.username, &code, now())? {
+        Ok(crate::mfa::phone::CodeResult::Accepted) => Ok(done(req, "number_added")),
+        Ok(crate::mfa::phone::CodeResult::Wrong) => Ok(code_page(
+            state,
+            req,
+            t,
+            CodeFor::Phone,
+            StatusCode::BAD_REQUEST,
+            None,
+            Some(t.wrong_code.into()),
+        )),
+        Ok(crate::mfa::phone::CodeResult::Dead) => Ok(code_page(
+            state,
+            req,
+            t,
+            CodeFor::Phone,
+            StatusCode::BAD_REQUEST,
+            None,
+            Some(t.email_code_dead.into()),
+        )),
+        Err(_) => settings_page(
+            state,
+            req,
+            t,
+            &identity,
+            StatusCode::CONFLICT,
+            Some(t.number_taken.into()),
+        ),
+    }
+}
+
+/// `POST /settings/phone/remove`.
+pub fn phone_remove(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let identity = change!(state, req, t, "/settings/phone/remove");
+    let number = req.form().get("number").unwrap_or("").to_string();
+    crate::mfa::phone::remove_number(state, &identity.user.username, &number)?;
+    Ok(done(req, "number_removed"))
 }
 
 /// After a factor was turned on from this session: raise the session, apply the

@@ -789,3 +789,133 @@ impl Mail {
             .to_string()
     }
 }
+
+/// One request a [`Recorder`] received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    /// Header lines, lower-cased names.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A form field of an urlencoded body.
+    pub fn form(&self, name: &str) -> Option<String> {
+        url::form_urlencoded::parse(self.body.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+}
+
+type Reply = dyn Fn(&Received) -> (u16, String) + Send + Sync;
+
+/// A loopback HTTP server that records every request and answers through `reply`;
+/// `status_override` (when not 0) replaces the status (a panel that is down).
+#[derive(Clone)]
+pub struct Recorder {
+    pub addr: SocketAddr,
+    pub requests: Arc<Mutex<Vec<Received>>>,
+    pub status_override: Arc<std::sync::atomic::AtomicU16>,
+}
+
+impl Recorder {
+    pub async fn start(reply: impl Fn(&Received) -> (u16, String) + Send + Sync + 'static) -> Self {
+        Self::start_on("127.0.0.1:0", Arc::new(reply)).await
+    }
+
+    pub async fn start_on(bind: &str, reply: Arc<Reply>) -> Self {
+        let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
+        let recorder = Recorder {
+            addr: listener.local_addr().unwrap(),
+            requests: Default::default(),
+            status_override: Default::default(),
+        };
+        let r = recorder.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let r = r.clone();
+                let reply = reply.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let mut head = Vec::new();
+                        let mut byte = [0u8; 1];
+                        while !head.ends_with(b"\r\n\r\n") {
+                            match stream.read(&mut byte).await {
+                                Ok(1) => head.push(byte[0]),
+                                _ => return,
+                            }
+                        }
+                        let text = String::from_utf8_lossy(&head).to_string();
+                        let mut lines = text.lines();
+                        let mut first = lines.next().unwrap_or("").split(' ');
+                        let (method, path) = (
+                            first.next().unwrap_or("").to_string(),
+                            first.next().unwrap_or("").to_string(),
+                        );
+                        let headers: Vec<(String, String)> = lines
+                            .filter_map(|l| l.split_once(':'))
+                            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                            .collect();
+                        let len = headers
+                            .iter()
+                            .find(|(k, _)| k == "content-length")
+                            .and_then(|(_, v)| v.parse().ok())
+                            .unwrap_or(0);
+                        let mut body = vec![0u8; len];
+                        let _ = stream.read_exact(&mut body).await;
+                        let received = Received {
+                            method,
+                            path,
+                            headers,
+                            body: String::from_utf8_lossy(&body).into(),
+                        };
+                        let (mut status, answer) = reply(&received);
+                        r.requests.lock().unwrap().push(received);
+                        let forced = r.status_override.load(std::sync::atomic::Ordering::SeqCst);
+                        if forced != 0 {
+                            status = forced;
+                        }
+                        let response = format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}", answer.len());
+                        if stream.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        recorder
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` requests arrived.
+    pub async fn wait_for(&self, n: usize, seconds: u64) -> Vec<Received> {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        loop {
+            let all = self.received();
+            if all.len() >= n {
+                return all;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "request {n} did not arrive; have {}",
+                all.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

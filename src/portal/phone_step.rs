@@ -1,0 +1,256 @@
+//! The phone reserve method at the second login step. It is offered only to a user
+//! who has another factor on and a confirmed number. The page first says what it costs
+//! (2FA switches off, the panel is told) and asks for consent before anything is sent;
+//! then it places calls (voice or flash, SMS after `max_calls`) and checks the code.
+//! Success raises the session to two factors, switches every factor off, deletes the
+//! backup codes, queues the recovery hook and mails a notice.
+
+use http::StatusCode;
+
+use crate::audit;
+use crate::auth::limiter::login_keys;
+use crate::auth::now;
+use crate::error::Result;
+use crate::http::{add_cookie, html, redirect, Request, Response};
+use crate::mfa::phone::{self, Channel, CodeResult, Refusal};
+use crate::notify::phone::mask;
+use crate::portal::common::{check_csrf, count_failure, csrf_for, current_session, rd_query};
+use crate::portal::i18n::{banned_message, fill, Texts};
+use crate::portal::pages::{render, PhoneDonePage, PhoneStepPage};
+use crate::portal::settings::notice;
+use crate::state::AppState;
+use crate::store::AuthLevel;
+
+/// Whether the phone way is on offer for this user.
+pub fn offered(state: &AppState, username: &str) -> Result<bool> {
+    Ok(state.phone.is_some()
+        && !phone::confirmed_numbers(state.store.as_ref(), username)?.is_empty())
+}
+
+fn code_label(t: &'static Texts, channel: Channel) -> &'static str {
+    match channel {
+        Channel::Voice => t.phone_code_voice,
+        Channel::Flash => t.phone_code_flash,
+        Channel::Sms => t.phone_code_sms,
+    }
+}
+
+fn show(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    username: &str,
+    rd: &str,
+    status: StatusCode,
+    error: Option<String>,
+) -> Result<Response> {
+    let numbers = phone::confirmed_numbers(state.store.as_ref(), username)?;
+    let chosen = req
+        .query_param("n")
+        .and_then(|n| n.parse::<usize>().ok())
+        .and_then(|i| numbers.get(i))
+        .map(|n| mask(n))
+        .unwrap_or_default();
+    let info = match req.query_param("sent").as_deref() {
+        Some("voice") => Some(fill(t.phone_sent_voice, &chosen)),
+        Some("flash") => Some(fill(t.phone_sent_flash, &chosen)),
+        Some("sms") => Some(fill(t.phone_sent_sms, &chosen)),
+        _ => None,
+    };
+    let error = error.or_else(|| match req.query_param("sent").as_deref() {
+        Some("limited") => Some(t.phone_limited.to_string()),
+        Some("failed") => Some(t.phone_failed.to_string()),
+        _ => None,
+    });
+    let channel = phone::current_channel(state.store.as_ref(), username)?;
+    let csrf = csrf_for(state, req);
+    let page = PhoneStepPage {
+        t,
+        title: t.phone_title,
+        mount: req.mount,
+        csrf: &csrf.token,
+        rd,
+        numbers: numbers
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i, mask(n)))
+            .collect(),
+        info,
+        error,
+        code_label: channel.map(|c| code_label(t, c)),
+    };
+    Ok(csrf.attach(html(status, render(&page))))
+}
+
+fn pending_user(state: &AppState, req: &Request) -> Result<Option<crate::auth::session::Identity>> {
+    Ok(current_session(state, req)?.filter(|i| i.session.level == AuthLevel::SecondFactorPending))
+}
+
+/// `GET /2fa/phone`.
+pub fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let rd = req.query_param("rd").unwrap_or_default();
+    match pending_user(state, req)? {
+        Some(i) if offered(state, &i.user.username)? => {
+            show(state, req, t, &i.user.username, &rd, StatusCode::OK, None)
+        }
+        _ => Ok(redirect(
+            StatusCode::SEE_OTHER,
+            &format!("{}/2fa{}", req.mount, rd_query(&rd)),
+        )),
+    }
+}
+
+/// `POST /2fa/phone/call`: with consent, calls the chosen number.
+pub async fn call(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let form = req.form();
+    let rd = form.get("rd").unwrap_or("").to_string();
+    let Some(identity) =
+        pending_user(state, req)?.filter(|i| offered(state, &i.user.username).unwrap_or(false))
+    else {
+        return Ok(redirect(
+            StatusCode::SEE_OTHER,
+            &format!("{}/2fa{}", req.mount, rd_query(&rd)),
+        ));
+    };
+    check_csrf(state, req)?;
+    if form.get("consent") != Some("1") {
+        return show(
+            state,
+            req,
+            t,
+            &identity.user.username,
+            &rd,
+            StatusCode::BAD_REQUEST,
+            Some(t.phone_consent_needed.into()),
+        );
+    }
+    let numbers = phone::confirmed_numbers(state.store.as_ref(), &identity.user.username)?;
+    let index = form
+        .get("number")
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0);
+    let Some(number) = numbers.get(index) else {
+        return show(
+            state,
+            req,
+            t,
+            &identity.user.username,
+            &rd,
+            StatusCode::BAD_REQUEST,
+            Some(t.number_invalid.into()),
+        );
+    };
+    let sent = match phone::call(
+        state,
+        &identity.user,
+        number,
+        t.lang,
+        t.phone_sms_text,
+        &req.ip_text(),
+        now(),
+    )
+    .await?
+    {
+        Ok(channel) => channel.id(),
+        Err(Refusal::Limited) => "limited",
+        Err(_) => "failed",
+    };
+    let rd_part = rd_query(&rd).replacen('?', "&", 1);
+    Ok(redirect(
+        StatusCode::SEE_OTHER,
+        &format!("{}/2fa/phone?sent={sent}&n={index}{rd_part}", req.mount),
+    ))
+}
+
+/// `POST /2fa/phone/verify`: the code from the call or SMS.
+pub fn verify(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let form = req.form();
+    let rd = form.get("rd").unwrap_or("").to_string();
+    let Some(identity) = pending_user(state, req)? else {
+        return Ok(redirect(
+            StatusCode::SEE_OTHER,
+            &format!("{}/{}", req.mount, rd_query(&rd)),
+        ));
+    };
+    check_csrf(state, req)?;
+    let username = identity.user.username.clone();
+    let ip = req.ip_text();
+    let keys = login_keys(&username, req.client_ip);
+    if let Some(left) = state.limiter.banned_for(&keys, now()) {
+        return show(
+            state,
+            req,
+            t,
+            &username,
+            &rd,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(banned_message(t, left)),
+        );
+    }
+    match phone::verify(state, &username, form.get("code").unwrap_or(""), now())? {
+        CodeResult::Accepted => {
+            state.limiter.record_success(&keys);
+            let session = state
+                .sessions
+                .upgrade(&identity.session, AuthLevel::TwoFactor, now())?;
+            crate::mfa::reset(state.store.as_ref(), &username, "phone_login")?;
+            crate::notify::hook::enqueue(
+                state,
+                "second_factor_recovered_by_phone",
+                &username,
+                &ip,
+            )?;
+            notice(state, &identity.user, t, t.notice_phone_login);
+            audit!(
+                "login",
+                user = username,
+                ip = ip,
+                level = "two_factor",
+                method = "phone",
+                session = &session.id[..8]
+            );
+            let csrf = csrf_for(state, req);
+            let page = PhoneDonePage {
+                t,
+                title: t.phone_done_title,
+                mount: req.mount,
+            };
+            let mut response = csrf.attach(html(StatusCode::OK, render(&page)));
+            add_cookie(&mut response, &state.sessions.set_cookie(&session));
+            Ok(response)
+        }
+        result => {
+            audit!(
+                "second_factor_failed",
+                user = username,
+                ip = ip,
+                method = "phone"
+            );
+            if let Some(left) = count_failure(state, &keys, &ip) {
+                return show(
+                    state,
+                    req,
+                    t,
+                    &username,
+                    &rd,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Some(banned_message(t, left)),
+                );
+            }
+            let text = if result == CodeResult::Dead {
+                t.email_code_dead
+            } else {
+                t.wrong_code
+            };
+            show(
+                state,
+                req,
+                t,
+                &username,
+                &rd,
+                StatusCode::UNAUTHORIZED,
+                Some(text.into()),
+            )
+        }
+    }
+}
