@@ -59,6 +59,7 @@ impl Housekeeping {
                 let _ = self.state.store.delete_session(&s.id);
             }
         }
+        crate::portal::reset::sweep_expired(&self.state, now);
     }
 }
 

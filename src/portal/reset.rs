@@ -320,3 +320,18 @@ pub async fn reset_submit(state: &AppState, req: &Request, t: &'static Texts) ->
     add_cookie(&mut response, &state.sessions.clear_cookie());
     Ok(response)
 }
+
+/// Removes expired reset tokens (called by the housekeeping service).
+pub fn sweep_expired(state: &AppState, now: Timestamp) {
+    let Ok(entries) = state.store.scan_raw(Space::Tokens) else {
+        return;
+    };
+    for (key, raw) in entries
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("reset\0"))
+    {
+        if serde_json::from_slice::<ResetToken>(&raw).is_ok_and(|t| t.expires_at <= now) {
+            let _ = state.store.delete_raw(Space::Tokens, &key);
+        }
+    }
+}
