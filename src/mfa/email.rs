@@ -61,14 +61,7 @@ pub enum SendOutcome {
     NoAddress,
 }
 
-/// How a typed code fared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodeResult {
-    Accepted,
-    Wrong,
-    /// Expired, used up, or none was sent.
-    Dead,
-}
+pub use super::CodeResult;
 
 fn record_key(username: &str) -> String {
     user_key(username, "email")

@@ -95,6 +95,15 @@ impl Method {
     }
 }
 
+/// How a typed one-time code (emailed, texted, dictated) fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeResult {
+    Accepted,
+    Wrong,
+    /// Expired, used up, or none was sent: a new one is needed.
+    Dead,
+}
+
 /// Why a second-step code was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {

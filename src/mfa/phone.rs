@@ -86,14 +86,7 @@ pub enum Refusal {
     Failed,
 }
 
-/// How a typed code fared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodeResult {
-    Accepted,
-    Wrong,
-    /// Expired, used up, or nothing was sent.
-    Dead,
-}
+pub use super::CodeResult;
 
 /// Hourly send budgets, in memory.
 #[derive(Default)]

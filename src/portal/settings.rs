@@ -587,6 +587,30 @@ enum CodeFor {
     Phone,
 }
 
+/// The code page again after a wrong or dead code.
+fn code_retry(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    purpose: CodeFor,
+    result: mfa::CodeResult,
+) -> Response {
+    let text = if result == mfa::CodeResult::Dead {
+        t.email_code_dead
+    } else {
+        t.wrong_code
+    };
+    code_page(
+        state,
+        req,
+        t,
+        purpose,
+        StatusCode::BAD_REQUEST,
+        None,
+        Some(text.into()),
+    )
+}
+
 fn code_page(
     state: &AppState,
     req: &Request,
@@ -633,24 +657,7 @@ pub fn email_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Resu
             was_first,
             "email_on",
         ),
-        email::CodeResult::Wrong => Ok(code_page(
-            state,
-            req,
-            t,
-            CodeFor::EnableEmail,
-            StatusCode::BAD_REQUEST,
-            None,
-            Some(t.wrong_code.into()),
-        )),
-        email::CodeResult::Dead => Ok(code_page(
-            state,
-            req,
-            t,
-            CodeFor::EnableEmail,
-            StatusCode::BAD_REQUEST,
-            None,
-            Some(t.email_code_dead.into()),
-        )),
+        other => Ok(code_retry(state, req, t, CodeFor::EnableEmail, other)),
     }
 }
 
@@ -757,24 +764,7 @@ pub fn address_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Re
             );
             Ok(done(req, "address"))
         }
-        email::CodeResult::Wrong => Ok(code_page(
-            state,
-            req,
-            t,
-            CodeFor::NewAddress,
-            StatusCode::BAD_REQUEST,
-            None,
-            Some(t.wrong_code.into()),
-        )),
-        email::CodeResult::Dead => Ok(code_page(
-            state,
-            req,
-            t,
-            CodeFor::NewAddress,
-            StatusCode::BAD_REQUEST,
-            None,
-            Some(t.email_code_dead.into()),
-        )),
+        other => Ok(code_retry(state, req, t, CodeFor::NewAddress, other)),
     }
 }
 
@@ -829,24 +819,7 @@ pub fn phone_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Resu
     let code = req.form().get("code").unwrap_or("").to_string();
     match crate::mfa::phone::confirm_number(state, &identity.user.username, &code, now())? {
         Ok(crate::mfa::phone::CodeResult::Accepted) => Ok(done(req, "number_added")),
-        Ok(crate::mfa::phone::CodeResult::Wrong) => Ok(code_page(
-            state,
-            req,
-            t,
-            CodeFor::Phone,
-            StatusCode::BAD_REQUEST,
-            None,
-            Some(t.wrong_code.into()),
-        )),
-        Ok(crate::mfa::phone::CodeResult::Dead) => Ok(code_page(
-            state,
-            req,
-            t,
-            CodeFor::Phone,
-            StatusCode::BAD_REQUEST,
-            None,
-            Some(t.email_code_dead.into()),
-        )),
+        Ok(other) => Ok(code_retry(state, req, t, CodeFor::Phone, other)),
         Err(_) => settings_page(
             state,
             req,
