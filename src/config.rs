@@ -51,6 +51,8 @@ pub struct RawServer {
     pub log_level: String,
     /// Worker threads per listener (0 = one per core).
     pub threads: usize,
+    /// Prometheus metrics listener (`GET /metrics`); absent = none.
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for RawServer {
@@ -62,6 +64,7 @@ impl Default for RawServer {
             log_format: LogFormat::Text,
             log_level: "info".into(),
             threads: 0,
+            metrics_listen: None,
         }
     }
 }
@@ -481,6 +484,7 @@ pub struct RawUpstream {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub portal_listen: Option<SocketAddr>,
+    pub metrics_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub trusted_proxies: Vec<IpNet>,
     pub log_format: LogFormat,
@@ -1130,6 +1134,13 @@ impl RawConfig {
 
         Ok(Config {
             portal_listen,
+            metrics_listen: self
+                .server
+                .metrics_listen
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(|s| parse_addr("server.metrics_listen", s))
+                .transpose()?,
             data_dir: self.server.data_dir,
             trusted_proxies,
             log_format: self.server.log_format,

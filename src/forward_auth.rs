@@ -147,6 +147,7 @@ pub fn answer(state: &AppState, req: &Request, kind: Kind) -> Response {
             return empty(StatusCode::INTERNAL_SERVER_ERROR);
         }
     };
+    state.metrics.decision(&decision);
     match decision {
         Decision::Allow(Some(identity)) => with_identity(empty(StatusCode::OK), &identity),
         Decision::Allow(None) => empty(StatusCode::OK),

@@ -16,6 +16,7 @@
 //! - [`notify`]: reaching users outside the browser (email from a retrying queue).
 //! - [`crypto`]: secrets at rest (AES-GCM) and keyed hashes of one-time codes.
 //! - [`store`]: the `Store` trait and its sled implementation.
+//! - [`metrics`]: Prometheus counters and their own listener.
 //! - [`admin`]: operator commands and the admin socket; [`audit`]: the audit log.
 
 pub mod admin;
@@ -29,6 +30,7 @@ pub mod demo;
 pub mod error;
 pub mod forward_auth;
 pub mod http;
+pub mod metrics;
 pub mod mfa;
 pub mod notify;
 pub mod policy;

@@ -126,6 +126,17 @@ pub fn build(state: Arc<AppState>, extra: Option<ExtraService>) -> Server {
             state: state.clone(),
         },
     ));
+    if let Some(addr) = config.metrics_listen {
+        let mut metrics = Service::new(
+            "gatehouse metrics".to_string(),
+            crate::metrics::MetricsApp {
+                state: state.clone(),
+            },
+        );
+        metrics.add_tcp(&addr.to_string());
+        server.add_service(metrics);
+        tracing::info!(%addr, "metrics listening");
+    }
     if state.config.recovery_hook.is_some() {
         server.add_service(background_service(
             "recovery hook",

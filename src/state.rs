@@ -35,6 +35,8 @@ pub struct AppState {
     pub phone: Option<Box<dyn crate::notify::phone::PhoneProvider>>,
     /// Hourly budgets of calls and SMS.
     pub phone_budgets: crate::mfa::phone::Budgets,
+    /// Prometheus counters.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl AppState {
@@ -60,6 +62,7 @@ impl AppState {
                 .as_ref()
                 .map(|p| crate::notify::phone::provider(&p.provider)),
             phone_budgets: Default::default(),
+            metrics: Default::default(),
             reset_limiter: Limiter::new(crate::config::Regulation {
                 max_retries: config.password_reset.requests_per_hour,
                 find_time: std::time::Duration::from_secs(3600),

@@ -222,3 +222,45 @@ async fn health_endpoint_answers_ok() {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("\"ok\""));
 }
+
+#[tokio::test]
+async fn metrics_listener_counts_decisions_and_logins() {
+    let metrics_port = common::free_port();
+    let mut g = Gatehouse::configure(&forward_auth_config(FRONT));
+    // The harness writes [server]; the metrics listener belongs there.
+    let text = std::fs::read_to_string(&g.config_path).unwrap().replacen(
+        "[server]\n",
+        &format!("[server]\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n"),
+        1,
+    );
+    std::fs::write(&g.config_path, text).unwrap();
+    g.add_user("ann", &["--email", "ann@example.test"]);
+    g.spawn();
+    let mut s = Setup {
+        gate: g,
+        browser: Browser::new(&[]),
+    };
+    s.browser
+        .log_in(&s.gate.portal_url("/"), "ann", "wrong password")
+        .await;
+    s.browser
+        .log_in(&s.gate.portal_url("/"), "ann", PASSWORD)
+        .await;
+    s.auth_request("https://panel.example.test/x", "GET").await;
+    s.auth_request("https://panel.example.test/forbidden", "GET")
+        .await;
+    let body = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "gatehouse_password_logins_total{result=\"failure\"} 1",
+        "gatehouse_password_logins_total{result=\"success\"} 1",
+        "gatehouse_authz_decisions_total{decision=\"allow\"} 1",
+        "gatehouse_authz_decisions_total{decision=\"deny\"} 1",
+    ] {
+        assert!(body.contains(line), "{line} missing from:\n{body}");
+    }
+}

@@ -199,6 +199,7 @@ pub async fn add_number(
         .phone_budgets
         .take(&budgets(config, &user.username, &number, ip), now)
     {
+        state.metrics.phone_refused.inc();
         return Ok(Err(Refusal::Limited));
     }
     let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000));
@@ -224,6 +225,7 @@ pub async fn add_number(
     {
         return Ok(Err(Refusal::Failed));
     }
+    state.metrics.phone_sent.inc();
     crate::audit!(
         "phone_confirmation_sent",
         user = user.username,
@@ -396,6 +398,7 @@ pub async fn call(
         .take(&budgets(config, &user.username, number, ip), now)
     {
         crate::audit!("phone_limit_reached", user = user.username, ip = ip);
+        state.metrics.phone_refused.inc();
         return Ok(Err(Refusal::Limited));
     }
     let mut record = load(state.store.as_ref(), &user.username)?;
@@ -445,6 +448,7 @@ pub async fn call(
         &record_key(&user.username),
         &record,
     )?;
+    state.metrics.phone_sent.inc();
     crate::audit!(
         "phone_code_sent",
         user = user.username,

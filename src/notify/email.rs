@@ -223,7 +223,11 @@ impl BackgroundService for MailerService {
             };
             let transport = transport.clone();
             let config = config.clone();
-            tokio::spawn(async move { deliver(&transport, &config, outgoing).await });
+            let counters = (
+                self.state.metrics.mail_sent.clone(),
+                self.state.metrics.mail_failed.clone(),
+            );
+            tokio::spawn(async move { deliver(&transport, &config, outgoing, counters).await });
         }
     }
 }
@@ -232,6 +236,7 @@ async fn deliver(
     transport: &AsyncSmtpTransport<Tokio1Executor>,
     config: &SmtpConfig,
     mut outgoing: Outgoing,
+    (sent, failed): (prometheus::IntCounter, prometheus::IntCounter),
 ) {
     let Some(message) = message(config, &outgoing) else {
         tracing::error!(to = %outgoing.to, "cannot build an email to this address; dropped");
@@ -244,6 +249,7 @@ async fn deliver(
     loop {
         match transport.send(message.clone()).await {
             Ok(_) => {
+                sent.inc();
                 tracing::info!(to = %outgoing.to, subject = %outgoing.subject, attempt, "mail delivered to the SMTP server");
                 if let Some(tx) = outgoing.first_attempt.take() {
                     let _ = tx.send(true);
@@ -251,6 +257,7 @@ async fn deliver(
                 return;
             }
             Err(e) => {
+                failed.inc();
                 if let Some(tx) = outgoing.first_attempt.take() {
                     let _ = tx.send(false);
                 }

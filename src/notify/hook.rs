@@ -86,6 +86,7 @@ async fn deliver_due(
         match result {
             Ok(response) if response.status().is_success() => {
                 state.store.delete_raw(Space::Outbox, &key)?;
+                state.metrics.hook_delivered.inc();
                 crate::audit!("recovery_hook_delivered", attempts = pending.attempts + 1);
             }
             outcome => {
@@ -93,6 +94,7 @@ async fn deliver_due(
                     Ok(response) => format!("status {}", response.status()),
                     Err(e) => e.to_string(),
                 };
+                state.metrics.hook_failed.inc();
                 pending.attempts += 1;
                 pending.next_at = now() + backoff(pending.attempts);
                 tracing::warn!(url = %hook.url, error = %why, attempts = pending.attempts, retry_in_s = backoff(pending.attempts), "recovery hook not delivered; will retry");

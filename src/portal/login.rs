@@ -142,6 +142,7 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     let keys = login_keys(&username, req.client_ip);
     if let Some(left) = state.limiter.banned_for(&keys, now()) {
         audit!("login_refused_banned", user = username, ip = ip);
+        state.metrics.login_banned.inc();
         return Ok(again(
             StatusCode::TOO_MANY_REQUESTS,
             banned_message(t, left),
@@ -151,6 +152,7 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     if !state.passwords.verify(password.to_string(), hash).await? {
         audit!("login_failed", user = username, ip = ip);
+        state.metrics.login_failure.inc();
         if let Some(left) = count_failure(state, &keys, &ip) {
             return Ok(again(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -161,6 +163,7 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     }
     let user = user.ok_or_else(|| Error::Internal("verified a password without a user".into()))?;
     state.limiter.record_success(&keys);
+    state.metrics.login_success.inc();
     let remember = form.get("remember").is_some();
     let second_step = mfa::has_second_factor(state.store.as_ref(), &user.username)?;
     let level = if second_step {

@@ -190,6 +190,7 @@ pub fn verify(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
     match phone::verify(state, &username, form.get("code").unwrap_or(""), now())? {
         CodeResult::Accepted => {
             state.limiter.record_success(&keys);
+            state.metrics.second_factor_success.inc();
             let session = state
                 .sessions
                 .upgrade(&identity.session, AuthLevel::TwoFactor, now())?;
@@ -220,6 +221,7 @@ pub fn verify(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
             Ok(response)
         }
         result => {
+            state.metrics.second_factor_failure.inc();
             audit!(
                 "second_factor_failed",
                 user = username,

@@ -254,6 +254,7 @@ pub fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
     match mfa::verify(state, &username, method, code, now())? {
         Ok(()) => {
             state.limiter.record_success(&keys);
+            state.metrics.second_factor_success.inc();
             let mut user = identity.user.clone();
             user.last_method = Some(method.id().to_string());
             state.store.put_user(&user)?;
@@ -273,6 +274,7 @@ pub fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
             Ok(response)
         }
         Err(rejection) => {
+            state.metrics.second_factor_failure.inc();
             audit!(
                 "second_factor_failed",
                 user = username,

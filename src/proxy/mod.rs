@@ -164,6 +164,9 @@ impl ProxyHttp for Gateway {
             state.config.second_factor.enrollment_redirect,
             now(),
         );
+        if let Ok(d) = &decision {
+            state.metrics.decision(d);
+        }
         match decision {
             Ok(Decision::Allow(identity)) => {
                 ctx.upstream = Some(upstream);
