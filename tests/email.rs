@@ -55,6 +55,21 @@ from = "gatehouse@example.test"
             .await
     }
 
+    /// Ann signs in with her password and asks for an emailed code at the second step;
+    /// returns her browser, the second step's URL path and the page's CSRF token.
+    async fn ann_requests_an_email_code(&self) -> (Browser, String, String) {
+        let mut b = Browser::new(&[PANEL]);
+        let step = self.log_in(&mut b, "ann", PASSWORD).await.location.unwrap();
+        let page = b.get(&self.url(&step)).await;
+        let csrf = common::field(&page.body, "csrf");
+        b.post(
+            &self.url("/.gatehouse/2fa/email"),
+            &[("csrf", &csrf), ("rd", "")],
+        )
+        .await;
+        (b, step, csrf)
+    }
+
     /// Ann turns on email codes from the settings page; returns the backup codes page.
     async fn ann_with_email_codes(&mut self) -> common::Page {
         let mut b = std::mem::replace(&mut self.browser, Browser::new(&[]));
@@ -139,15 +154,7 @@ async fn email_codes_are_confirmed_then_used_at_login() {
 async fn a_code_tried_wrongly_five_times_is_dead() {
     let mut s = Setup::with(SmtpServer::start(), "[regulation]\nmax_retries = 20").await;
     s.ann_with_email_codes().await;
-    let mut b = Browser::new(&[PANEL]);
-    let step = s.log_in(&mut b, "ann", PASSWORD).await.location.unwrap();
-    let page = b.get(&s.url(&step)).await;
-    let csrf = common::field(&page.body, "csrf");
-    b.post(
-        &s.url("/.gatehouse/2fa/email"),
-        &[("csrf", &csrf), ("rd", "")],
-    )
-    .await;
+    let (mut b, step, _) = s.ann_requests_an_email_code().await;
     let code = s.smtp.wait_for(3, 10).await.code();
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..5 {
@@ -169,15 +176,7 @@ async fn a_code_tried_wrongly_five_times_is_dead() {
 async fn sending_again_waits_for_the_cooldown() {
     let mut s = Setup::new().await;
     s.ann_with_email_codes().await;
-    let mut b = Browser::new(&[PANEL]);
-    let step = s.log_in(&mut b, "ann", PASSWORD).await.location.unwrap();
-    let page = b.get(&s.url(&step)).await;
-    let csrf = common::field(&page.body, "csrf");
-    b.post(
-        &s.url("/.gatehouse/2fa/email"),
-        &[("csrf", &csrf), ("rd", "")],
-    )
-    .await;
+    let (mut b, _, csrf) = s.ann_requests_an_email_code().await;
     let again = b
         .post(
             &s.url("/.gatehouse/2fa/email"),
