@@ -206,8 +206,19 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
                 .map(|f| f.id())
                 .collect();
             let sessions = store.sessions_of(&user.username)?.len();
+            let devices: Vec<String> = crate::mfa::webauthn::devices(store, &user.username)?
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{} (added {}{})",
+                        d.name,
+                        format_time(d.added_at),
+                        if d.passwordless { ", passwordless" } else { "" }
+                    )
+                })
+                .collect();
             Ok(format!(
-                "username: {}\nname: {}\nemail: {}\ngroups: {}\nstatus: {}\ncreated: {}\nsecond factors: {}\nbackup codes left: {}\nsessions: {sessions}",
+                "username: {}\nname: {}\nemail: {}\ngroups: {}\nstatus: {}\ncreated: {}\nsecond factors: {}\npasskeys: {}\nbackup codes left: {}\nsessions: {sessions}",
                 user.username,
                 user.display_name,
                 user.email,
@@ -215,6 +226,7 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
                 if user.disabled { "disabled" } else { "active" },
                 format_time(user.created_at),
                 if factors.is_empty() { "none".to_string() } else { factors.join(", ") },
+                if devices.is_empty() { "none".to_string() } else { devices.join("; ") },
                 crate::mfa::backup::remaining(store, &user.username)?,
             ))
         }

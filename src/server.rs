@@ -60,6 +60,7 @@ impl Housekeeping {
             }
         }
         crate::portal::reset::sweep_expired(&self.state, now);
+        crate::mfa::webauthn::sweep_expired(&self.state, now);
     }
 }
 

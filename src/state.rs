@@ -37,6 +37,8 @@ pub struct AppState {
     pub phone_budgets: crate::mfa::phone::Budgets,
     /// Prometheus counters.
     pub metrics: crate::metrics::Metrics,
+    /// The WebAuthn relying party, when passkeys are on.
+    pub webauthn: Option<crate::mfa::webauthn::RelyingParty>,
 }
 
 impl AppState {
@@ -63,6 +65,10 @@ impl AppState {
                 .map(|p| crate::notify::phone::provider(&p.provider)),
             phone_budgets: Default::default(),
             metrics: Default::default(),
+            webauthn: config
+                .webauthn
+                .as_ref()
+                .map(crate::mfa::webauthn::RelyingParty::new),
             reset_limiter: Limiter::new(crate::config::Regulation {
                 max_retries: config.password_reset.requests_per_hour,
                 find_time: std::time::Duration::from_secs(3600),

@@ -19,6 +19,9 @@ use crate::store::{AuthLevel, SessionRecord, Store, Timestamp, User};
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// `password_at` of a session whose password was never entered (a passwordless login).
+pub const PASSWORD_NEVER_ENTERED: Timestamp = 1;
+
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// How often (seconds) `last_seen` is written back; the inactivity clock has this grain.
@@ -156,13 +159,44 @@ impl Sessions {
         user_agent: &str,
         now: Timestamp,
     ) -> Result<SessionRecord> {
+        let record = self.new_record(user, level, remember_me, ip, user_agent, now);
+        self.store.put_session(&record)?;
+        Ok(record)
+    }
+
+    /// Starts a two-factor session from a passwordless passkey login: the password
+    /// counts as never entered, so settings changes ask for it.
+    pub fn create_passwordless(
+        &self,
+        user: &User,
+        ip: &str,
+        user_agent: &str,
+        now: Timestamp,
+    ) -> Result<SessionRecord> {
+        let record = SessionRecord {
+            password_at: PASSWORD_NEVER_ENTERED,
+            ..self.new_record(user, AuthLevel::TwoFactor, false, ip, user_agent, now)
+        };
+        self.store.put_session(&record)?;
+        Ok(record)
+    }
+
+    fn new_record(
+        &self,
+        user: &User,
+        level: AuthLevel,
+        remember_me: bool,
+        ip: &str,
+        user_agent: &str,
+        now: Timestamp,
+    ) -> SessionRecord {
         let remember = remember_me && self.config.remember_me.is_some();
         let lifetime = if remember {
             self.config.remember_me.unwrap_or(self.config.expiration)
         } else {
             self.config.expiration
         };
-        let record = SessionRecord {
+        SessionRecord {
             id: random_token(32),
             username: user.username.clone(),
             level,
@@ -173,9 +207,7 @@ impl Sessions {
             ip: ip.to_string(),
             user_agent: user_agent.chars().take(256).collect(),
             password_at: now,
-        };
-        self.store.put_session(&record)?;
-        Ok(record)
+        }
     }
 
     /// Raises a session's level under a new id (the old id stops working), keeping its

@@ -14,6 +14,7 @@ pub mod backup;
 pub mod email;
 pub mod phone;
 pub mod totp;
+pub mod webauthn;
 
 use serde::{Deserialize, Serialize};
 
@@ -30,16 +31,19 @@ pub enum Factor {
     Totp,
     /// A code sent to the account's email address.
     Email,
+    /// A passkey or security key.
+    Webauthn,
 }
 
 impl Factor {
     /// Every factor, in the order pages list them.
-    pub const ALL: &'static [Factor] = &[Factor::Totp, Factor::Email];
+    pub const ALL: &'static [Factor] = &[Factor::Webauthn, Factor::Totp, Factor::Email];
 
     pub fn id(self) -> &'static str {
         match self {
             Factor::Totp => "totp",
             Factor::Email => "email",
+            Factor::Webauthn => "webauthn",
         }
     }
 
@@ -48,6 +52,7 @@ impl Factor {
         match self {
             Factor::Totp => totp::is_enabled(store, username),
             Factor::Email => email::is_enabled(store, username),
+            Factor::Webauthn => webauthn::is_enabled(store, username),
         }
     }
 
@@ -56,6 +61,7 @@ impl Factor {
         match self {
             Factor::Totp => totp::disable(store, username),
             Factor::Email => email::disable(store, username),
+            Factor::Webauthn => webauthn::disable(store, username),
         }
     }
 
@@ -64,6 +70,7 @@ impl Factor {
         match self {
             Factor::Totp => Method::Totp,
             Factor::Email => Method::Email,
+            Factor::Webauthn => Method::Webauthn,
         }
     }
 }
@@ -73,6 +80,7 @@ impl Factor {
 pub enum Method {
     Totp,
     Email,
+    Webauthn,
     BackupCode,
 }
 
@@ -81,6 +89,7 @@ impl Method {
         match self {
             Method::Totp => "totp",
             Method::Email => "email",
+            Method::Webauthn => "webauthn",
             Method::BackupCode => "backup",
         }
     }
@@ -89,6 +98,7 @@ impl Method {
         match id {
             "totp" => Some(Method::Totp),
             "email" => Some(Method::Email),
+            "webauthn" => Some(Method::Webauthn),
             "backup" => Some(Method::BackupCode),
             _ => None,
         }
@@ -115,6 +125,8 @@ pub enum Rejection {
     ClockOff {
         seconds: i64,
     },
+    /// A passkey or security key answer that was refused.
+    Webauthn(webauthn::Refusal),
 }
 
 /// The factors the user has on.
@@ -147,14 +159,23 @@ pub fn methods_for(store: &dyn Store, username: &str) -> Result<Vec<Method>> {
 }
 
 /// Checks a code for a method, consuming it (a TOTP step, a backup code) on success.
+/// For WebAuthn the "code" is the browser's answer (JSON) to the ceremony that was
+/// started for `session_id`.
 pub fn verify(
     state: &AppState,
     username: &str,
+    session_id: &str,
     method: Method,
     code: &str,
     now: Timestamp,
 ) -> Result<Result<(), Rejection>> {
     match method {
+        Method::Webauthn => Ok(
+            match webauthn::second_step_finish(state, username, session_id, code, now)? {
+                Ok(_) => Ok(()),
+                Err(refusal) => Err(Rejection::Webauthn(refusal)),
+            },
+        ),
         Method::Totp => Ok(match totp::verify(state, username, code, now)? {
             totp::CodeCheck::Valid { .. } => Ok(()),
             totp::CodeCheck::Replayed => Err(Rejection::Replayed),

@@ -4,6 +4,7 @@
 #[derive(Debug)]
 pub struct Texts {
     pub lang: &'static str,
+    pub passkeys: &'static crate::portal::passkey_texts::PasskeyTexts,
     pub sign_in_title: &'static str,
     pub username: &'static str,
     pub password: &'static str,
@@ -188,6 +189,7 @@ pub struct Texts {
 
 pub static EN: Texts = Texts {
     lang: "en",
+    passkeys: &crate::portal::passkey_texts::EN,
     sign_in_title: "Sign in",
     username: "Username",
     password: "Password",
@@ -369,6 +371,7 @@ pub static EN: Texts = Texts {
 
 pub static UK: Texts = Texts {
     lang: "uk",
+    passkeys: &crate::portal::passkey_texts::UK,
     sign_in_title: "Вхід",
     username: "Ім'я користувача",
     password: "Пароль",

@@ -45,6 +45,7 @@ fn login_page(
         forgot: crate::portal::reset::offered(state),
         error: view.error,
         info: view.info,
+        passkeys: state.webauthn.is_some(),
     };
     let response = html(status, render(&page));
     csrf.attach(response)

@@ -7,6 +7,8 @@ pub mod common;
 pub mod i18n;
 mod login;
 pub mod pages;
+mod passkey_texts;
+mod passkeys;
 mod phone_step;
 pub(crate) mod reset;
 mod second_step;
@@ -47,6 +49,8 @@ impl Portal {
         let result = match (&req.method, req.path.as_str()) {
             (&Method::GET | &Method::HEAD, "/") => login::page(state, &req, t),
             (&Method::POST, "/login") => login::submit(state, &req, t).await,
+            (&Method::POST, "/login/passkey") => passkeys::login(state, &req, t),
+            (&Method::POST, "/login/passkey/options") => passkeys::login_options(state, &req, t),
             (&Method::GET, "/logout") => login::logout_page(state, &req, t),
             (&Method::POST, "/logout") => login::logout(state, &req, t),
             (&Method::GET, "/forgot") => reset::forgot(state, &req, t),
@@ -72,6 +76,12 @@ impl Portal {
             (&Method::POST, "/settings/email/disable") => {
                 settings::factor_disable(state, &req, t, crate::mfa::Factor::Email).await
             }
+            (&Method::POST, "/settings/webauthn/add") => passkeys::add(state, &req, t),
+            (&Method::POST, "/settings/webauthn/finish") => passkeys::finish(state, &req, t),
+            (&Method::POST, "/settings/webauthn/passwordless") => {
+                passkeys::passwordless(state, &req, t)
+            }
+            (&Method::POST, "/settings/webauthn/delete") => passkeys::delete(state, &req, t).await,
             (&Method::POST, "/settings/backup/regenerate") => {
                 settings::backup_regenerate(state, &req, t)
             }
@@ -98,6 +108,10 @@ impl Portal {
             (&Method::GET | &Method::HEAD, "/assets/settings.js") => Ok(asset(
                 "text/javascript; charset=utf-8",
                 include_bytes!("../../assets/settings.js"),
+            )),
+            (&Method::GET | &Method::HEAD, "/assets/webauthn.js") => Ok(asset(
+                "text/javascript; charset=utf-8",
+                include_bytes!("../../assets/webauthn.js"),
             )),
             (&Method::GET | &Method::HEAD, "/api/health") => Ok(self.health()),
             (&Method::GET | &Method::HEAD, "/api/authz/auth-request") if req.mount.is_empty() => {

@@ -18,6 +18,8 @@ pub struct LoginPage<'a> {
     pub forgot: bool,
     pub error: Option<String>,
     pub info: Option<&'a str>,
+    /// Offer "sign in with a passkey".
+    pub passkeys: bool,
 }
 
 #[derive(Template)]
@@ -79,6 +81,20 @@ pub struct SecondStepPage<'a> {
     pub phone: bool,
     /// `?rd=...` or empty.
     pub rd_query: String,
+    /// For the passkey method: the options for `navigator.credentials.get` (JSON).
+    pub webauthn_options: Option<String>,
+}
+
+/// One line of the passkey and security key list.
+pub struct DeviceRow {
+    pub key: String,
+    pub name: String,
+    pub added: String,
+    pub last_used: Option<String>,
+    pub passwordless: bool,
+    /// The browser said the device stored no passkey, so passwordless cannot work.
+    pub not_discoverable: bool,
+    pub delete_confirm: String,
 }
 
 /// One line of the sessions list.
@@ -103,6 +119,14 @@ pub struct SettingsPage<'a> {
     pub notice: Option<&'static str>,
     pub error: Option<String>,
     pub continue_to: Option<String>,
+    /// Whether the server offers passkeys at all.
+    pub passkeys_available: bool,
+    pub devices: Vec<DeviceRow>,
+    /// Deleting a device ends 2FA (it is the only device of the only factor).
+    pub device_is_last: bool,
+    /// The name typed last time (after an error).
+    pub device_name: &'a str,
+    pub device_name_max: usize,
     pub totp_on: bool,
     pub totp_is_last: bool,
     pub email_on: bool,
@@ -223,4 +247,17 @@ pub struct PhoneDonePage<'a> {
     pub t: &'static Texts,
     pub title: &'a str,
     pub mount: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "webauthn_register.html")]
+pub struct WebauthnRegisterPage<'a> {
+    pub t: &'static Texts,
+    pub title: &'a str,
+    pub mount: &'a str,
+    pub csrf: &'a str,
+    pub rd: &'a str,
+    pub name: &'a str,
+    /// The options for `navigator.credentials.create` (JSON).
+    pub options: String,
 }

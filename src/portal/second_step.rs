@@ -7,6 +7,7 @@ use http::StatusCode;
 use crate::audit;
 use crate::auth::limiter::login_keys;
 use crate::auth::now;
+use crate::auth::session::Identity;
 use crate::error::Result;
 use crate::http::{add_cookie, html, redirect, Request, Response};
 use crate::mfa::{self, email, Method, Rejection};
@@ -23,6 +24,7 @@ fn label(t: &'static Texts, method: Method) -> &'static str {
     match method {
         Method::Totp => t.method_totp,
         Method::Email => t.method_email,
+        Method::Webauthn => t.passkeys.method,
         Method::BackupCode => t.method_backup,
     }
 }
@@ -31,6 +33,7 @@ fn code_label(t: &'static Texts, method: Method) -> &'static str {
     match method {
         Method::Totp => t.totp_code_label,
         Method::Email => t.email_code_label,
+        Method::Webauthn => t.passkeys.step_button,
         Method::BackupCode => t.backup_code_label,
     }
 }
@@ -40,6 +43,10 @@ fn rejection_text(t: &'static Texts, rejection: Rejection) -> (String, Option<&'
         Rejection::Wrong => (t.wrong_code.into(), None),
         Rejection::Replayed => (t.replayed_code.into(), None),
         Rejection::Dead => (t.email_code_dead.into(), None),
+        Rejection::Webauthn(refusal) => (
+            crate::portal::passkeys::refusal_text(t, refusal).into(),
+            None,
+        ),
         Rejection::ClockOff { seconds } => {
             let minutes = (seconds.unsigned_abs()).div_ceil(60).max(1);
             let text = if seconds > 0 {
@@ -63,11 +70,13 @@ fn show(
     state: &AppState,
     req: &Request,
     t: &'static Texts,
-    username: &str,
+    identity: &Identity,
     last: Option<&str>,
     status: StatusCode,
     view: View<'_>,
 ) -> Result<Response> {
+    let username = &identity.user.username;
+    let session_id = &identity.session.id;
     let methods = mfa::methods_for(state.store.as_ref(), username)?;
     let current = view
         .method
@@ -105,6 +114,13 @@ fn show(
         },
         phone: crate::portal::phone_step::offered(state, username)?,
         rd_query: rd_query(view.rd),
+        webauthn_options: if current == Method::Webauthn && state.webauthn.is_some() {
+            mfa::webauthn::second_step_start(state, username, session_id, now())?
+                .map(|o| serde_json::to_string(&o))
+                .transpose()?
+        } else {
+            None
+        },
         info: if current == Method::Email {
             email_status(state, req, t, username)?
         } else {
@@ -187,7 +203,7 @@ pub fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respon
                 state,
                 req,
                 t,
-                &i.user.username,
+                &i,
                 i.user.last_method.as_deref(),
                 StatusCode::OK,
                 View {
@@ -225,7 +241,7 @@ pub fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
             state,
             req,
             t,
-            &username,
+            &identity,
             None,
             status,
             View {
@@ -251,7 +267,7 @@ pub fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
         return again(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left), None);
     }
     let code = form.get("code").unwrap_or("");
-    match mfa::verify(state, &username, method, code, now())? {
+    match mfa::verify(state, &username, &identity.session.id, method, code, now())? {
         Ok(()) => {
             state.limiter.record_success(&keys);
             state.metrics.second_factor_success.inc();

@@ -15,13 +15,13 @@ use crate::auth::session::Sessions;
 use crate::auth::{now, session::Identity};
 use crate::error::Result;
 use crate::http::{add_cookie, html, redirect, Request, Response};
-use crate::mfa::{self, backup, email, totp, Factor};
+use crate::mfa::{self, backup, email, totp, webauthn, Factor};
 use crate::notify::email::{Delivery, Letter};
 use crate::portal::common::{check_csrf, csrf_for, established, onwards, rd_query, Gate};
 use crate::portal::i18n::{fill, Texts};
 use crate::portal::pages::{
-    render, BackupCodesPage, ConfirmPasswordPage, EmailConfirmPage, SessionRow, SettingsPage,
-    TotpEnrollPage,
+    render, BackupCodesPage, ConfirmPasswordPage, DeviceRow, EmailConfirmPage, SessionRow,
+    SettingsPage, TotpEnrollPage,
 };
 use crate::state::AppState;
 use crate::store::{AuthLevel, Timestamp};
@@ -40,6 +40,10 @@ const REPLAYABLE: &[&str] = &[
     "/settings/sessions/end",
     "/settings/sessions/end-others",
     "/settings/totp/disable",
+    "/settings/webauthn/add",
+    "/settings/webauthn/finish",
+    "/settings/webauthn/passwordless",
+    "/settings/webauthn/delete",
 ];
 
 static COMMON_PASSWORDS: &str = include_str!("../../assets/common-passwords.txt");
@@ -123,11 +127,15 @@ fn notice_text(t: &'static Texts, key: &str) -> Option<&'static str> {
         "session_ended" => t.done_session_ended,
         "others_ended" => t.done_others_ended,
         "two_factor_needed" => t.two_factor_needed,
+        "webauthn_added" => t.passkeys.done_added,
+        "webauthn_deleted" => t.passkeys.done_deleted,
+        "passwordless_on" => t.passkeys.done_passwordless_on,
+        "passwordless_off" => t.passkeys.done_passwordless_off,
         _ => return None,
     })
 }
 
-fn settings_page(
+pub(crate) fn settings_page(
     state: &AppState,
     req: &Request,
     t: &'static Texts,
@@ -159,6 +167,26 @@ fn settings_page(
         })
         .collect();
     let continue_to = (!rd.is_empty() && !factors.is_empty()).then(|| onwards(state, &rd));
+    let devices = webauthn::devices(state.store.as_ref(), username)?;
+    let device_is_last = devices.len() == 1 && factors == [Factor::Webauthn];
+    let device_rows = devices
+        .into_iter()
+        .map(|d| DeviceRow {
+            key: d.key,
+            added: format_time(d.added_at),
+            last_used: d.last_used.map(format_time),
+            passwordless: d.passwordless,
+            not_discoverable: d.discoverable == Some(false),
+            delete_confirm: fill(t.passkeys.delete_confirm, &d.name),
+            name: d.name,
+        })
+        .collect();
+    let form = req.form();
+    let device_name = if req.path == "/settings/webauthn/add" {
+        form.get("name").unwrap_or("")
+    } else {
+        ""
+    };
     let csrf = csrf_for(state, req);
     let page = SettingsPage {
         t,
@@ -170,6 +198,11 @@ fn settings_page(
         notice,
         error,
         continue_to,
+        passkeys_available: state.webauthn.is_some(),
+        devices: device_rows,
+        device_is_last,
+        device_name,
+        device_name_max: webauthn::NAME_MAX,
         totp_on,
         totp_is_last: totp_on && factors.len() == 1,
         email_on,
@@ -190,7 +223,7 @@ fn settings_page(
     Ok(csrf.attach(html(status, render(&page))))
 }
 
-fn done(req: &Request, key: &str) -> Response {
+pub(crate) fn done(req: &Request, key: &str) -> Response {
     redirect(
         StatusCode::SEE_OTHER,
         &format!("{}/settings?done={key}", req.mount),
@@ -199,7 +232,7 @@ fn done(req: &Request, key: &str) -> Response {
 
 /// Checks the user's password for a change; when it is wrong, audits `event` and
 /// returns the settings page saying so.
-async fn wrong_password(
+pub(crate) async fn wrong_password(
     state: &AppState,
     req: &Request,
     t: &'static Texts,
@@ -314,7 +347,7 @@ pub async fn confirm(state: &AppState, req: &Request, t: &'static Texts) -> Resu
 
 /// For a change: the signed-in identity with a valid CSRF token and a fresh password,
 /// or the response to send instead.
-fn authorise_change(
+pub(crate) fn authorise_change(
     state: &AppState,
     req: &Request,
     t: &'static Texts,
@@ -335,6 +368,7 @@ fn authorise_change(
     Ok(Ok(identity))
 }
 
+/// The identity for a settings change, or an early return with the response to send.
 macro_rules! change {
     ($state:expr, $req:expr, $t:expr, $action:expr) => {
         match authorise_change($state, $req, $t, $action)? {
@@ -343,6 +377,7 @@ macro_rules! change {
         }
     };
 }
+pub(crate) use change;
 
 fn qr_data_uri(text: &str) -> String {
     let svg = qrcode::QrCode::new(text.as_bytes())
@@ -841,7 +876,7 @@ pub fn phone_remove(state: &AppState, req: &Request, t: &'static Texts) -> Resul
 
 /// After a factor was turned on from this session: raise the session, apply the
 /// first-factor rules, show the backup codes once when they are new.
-fn enabled(
+pub(crate) fn enabled(
     state: &AppState,
     req: &Request,
     t: &'static Texts,

@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::policy::{AccessRules, Policy, RawRule};
 
+mod webauthn;
+pub use webauthn::{RawWebauthn, WebauthnConfig};
+
 /// Where `gatehouse` looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/gatehouse.toml";
 
@@ -37,6 +40,7 @@ pub struct RawConfig {
     pub password_reset: PasswordReset,
     pub phone: RawPhone,
     pub recovery_hook: RawRecoveryHook,
+    pub webauthn: RawWebauthn,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -507,6 +511,8 @@ pub struct Config {
     pub proxy_public_scheme: String,
     pub phone: Option<PhoneConfig>,
     pub recovery_hook: Option<RecoveryHook>,
+    /// Passkeys and security keys; `None` = not offered.
+    pub webauthn: Option<WebauthnConfig>,
 }
 
 /// Session cookie and lifetime settings.
@@ -1132,6 +1138,16 @@ impl RawConfig {
         protected_domains.sort();
         protected_domains.dedup();
 
+        let proxy_hosts: Vec<String> = upstreams
+            .iter()
+            .flat_map(|u| u.hosts.iter().cloned())
+            .collect();
+        let webauthn = self.webauthn.validate(
+            domain.as_deref(),
+            portal_url.as_ref(),
+            &proxy_hosts,
+            &self.proxy.public_scheme,
+        )?;
         Ok(Config {
             portal_listen,
             metrics_listen: self
@@ -1171,6 +1187,7 @@ impl RawConfig {
             proxy_public_scheme: self.proxy.public_scheme,
             phone,
             recovery_hook,
+            webauthn,
         })
     }
 }

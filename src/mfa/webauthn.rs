@@ -1,0 +1,729 @@
+//! Passkeys and security keys (WebAuthn), as a second factor and for passwordless login.
+//!
+//! Built on webauthn-rs's engine (`webauthn-rs-core`) rather than its `Passkey` wrapper,
+//! because gatehouse needs what the wrapper fixes otherwise: user verification
+//! *preferred* (a security key without a PIN still works as a second factor), and
+//! discoverable credentials where the authenticator can make them (for passwordless).
+//!
+//! Records: `Factors / user \0 webauthn` holds the user's random WebAuthn user handle and
+//! their devices; `Tokens / webauthn-cred \0 <credential id>` maps a credential to its
+//! owner (one credential, one account). A started ceremony lives in
+//! `Tokens / webauthn-ceremony \0 <kind> \0 <hash of its binding>` until it is used once
+//! or expires; the binding is the session id, or before login the browser's CSRF cookie.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use webauthn_rs_core::error::WebauthnError;
+use webauthn_rs_core::proto::{
+    AttestationConveyancePreference, AuthenticationResult, AuthenticationState,
+    CreationChallengeResponse, Credential, PublicKeyCredential, RegisterPublicKeyCredential,
+    RegistrationState, RequestChallengeResponse, RequestRegistrationExtensions,
+    ResidentKeyRequirement, UserVerificationPolicy,
+};
+use webauthn_rs_core::WebauthnCore;
+
+use crate::audit;
+use crate::config::WebauthnConfig;
+use crate::error::{Error, Result};
+use crate::state::AppState;
+use crate::store::{put_json, swap_json, user_key, Space, Store, Timestamp};
+
+/// The longest device name, in characters.
+pub const NAME_MAX: usize = 64;
+
+/// The relying party: the engine built from `[webauthn]`.
+pub struct RelyingParty {
+    core: WebauthnCore,
+    ttl: u64,
+}
+
+impl RelyingParty {
+    pub fn new(config: &WebauthnConfig) -> Self {
+        RelyingParty {
+            core: WebauthnCore::new_unsafe_experts_only(
+                &config.rp_name,
+                &config.rp_id,
+                config.origins.clone(),
+                config.timeout,
+                Some(config.allow_subdomains),
+                Some(config.allow_subdomains),
+            ),
+            ttl: config.timeout.as_secs(),
+        }
+    }
+}
+
+/// One registered authenticator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Device {
+    /// A short id for forms.
+    pub key: String,
+    /// Chosen by the user at registration; fixed afterwards.
+    pub name: String,
+    pub credential: Credential,
+    pub added_at: Timestamp,
+    #[serde(default)]
+    pub last_used: Option<Timestamp>,
+    /// Accepted for "sign in with a passkey" (no password).
+    #[serde(default)]
+    pub passwordless: bool,
+    /// What the browser said about a resident (discoverable) key, when it said.
+    #[serde(default)]
+    pub discoverable: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct DeviceSet {
+    /// The WebAuthn user handle (random, base64url): never the user name.
+    handle: String,
+    devices: Vec<Device>,
+}
+
+fn set_key(username: &str) -> String {
+    user_key(username, "webauthn")
+}
+
+fn index_key(credential_id: &[u8]) -> String {
+    format!("webauthn-cred\0{}", B64.encode(credential_id))
+}
+
+fn load(store: &dyn Store, username: &str) -> Result<Option<(Vec<u8>, DeviceSet)>> {
+    match store.get_raw(Space::Factors, &set_key(username))? {
+        Some(raw) => {
+            let set = serde_json::from_slice(&raw)?;
+            Ok(Some((raw, set)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Applies `change` to the user's device set atomically (retrying on a concurrent
+/// write). Returns what `change` returned.
+fn update<T>(
+    store: &dyn Store,
+    username: &str,
+    mut change: impl FnMut(&mut DeviceSet) -> T,
+) -> Result<T> {
+    for _ in 0..16 {
+        let (raw, mut set) = load(store, username)?.unwrap_or_default();
+        let out = change(&mut set);
+        let written = if raw.is_empty() {
+            store.compare_and_swap_raw(
+                Space::Factors,
+                &set_key(username),
+                None,
+                Some(&serde_json::to_vec(&set)?),
+            )?
+        } else {
+            swap_json(store, Space::Factors, &set_key(username), &raw, Some(&set))?
+        };
+        if written {
+            return Ok(out);
+        }
+    }
+    Err(Error::Busy)
+}
+
+/// The user's devices, oldest first.
+pub fn devices(store: &dyn Store, username: &str) -> Result<Vec<Device>> {
+    Ok(load(store, username)?
+        .map(|(_, s)| s.devices)
+        .unwrap_or_default())
+}
+
+/// Whether the user has at least one device.
+pub fn is_enabled(store: &dyn Store, username: &str) -> Result<bool> {
+    Ok(!devices(store, username)?.is_empty())
+}
+
+/// Removes every device (and the user handle). Returns whether there were any.
+pub fn disable(store: &dyn Store, username: &str) -> Result<bool> {
+    let Some((_, set)) = load(store, username)? else {
+        return Ok(false);
+    };
+    for d in &set.devices {
+        store.delete_raw(Space::Tokens, &index_key(&d.credential.cred_id))?;
+    }
+    store.delete_raw(Space::Factors, &set_key(username))?;
+    Ok(!set.devices.is_empty())
+}
+
+/// Removes one device; returns it (and how many are left) when it existed.
+pub fn delete(store: &dyn Store, username: &str, key: &str) -> Result<Option<(Device, usize)>> {
+    let removed = update(store, username, |set| {
+        let at = set.devices.iter().position(|d| d.key == key)?;
+        let device = set.devices.remove(at);
+        Some((device, set.devices.len()))
+    })?;
+    if let Some((device, _)) = &removed {
+        store.delete_raw(Space::Tokens, &index_key(&device.credential.cred_id))?;
+    }
+    Ok(removed)
+}
+
+/// Turns passwordless login on or off for one device; returns the device's name.
+pub fn set_passwordless(
+    store: &dyn Store,
+    username: &str,
+    key: &str,
+    on: bool,
+) -> Result<Option<String>> {
+    update(store, username, |set| {
+        let device = set.devices.iter_mut().find(|d| d.key == key)?;
+        device.passwordless = on;
+        Some(device.name.clone())
+    })
+}
+
+/// Why a device name was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameProblem {
+    Empty,
+    TooLong,
+    Taken,
+}
+
+/// The name as it will be saved (trimmed), or what is wrong with it.
+pub fn check_name(
+    store: &dyn Store,
+    username: &str,
+    name: &str,
+) -> Result<std::result::Result<String, NameProblem>> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Ok(Err(NameProblem::Empty));
+    }
+    if name.chars().count() > NAME_MAX {
+        return Ok(Err(NameProblem::TooLong));
+    }
+    let taken = devices(store, username)?
+        .iter()
+        .any(|d| d.name.to_lowercase() == name.to_lowercase());
+    Ok(if taken {
+        Err(NameProblem::Taken)
+    } else {
+        Ok(name.to_string())
+    })
+}
+
+/// Why a ceremony's answer was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No ceremony is waiting (never started, used already, or too old).
+    Expired,
+    /// The browser's answer could not be read.
+    Malformed,
+    /// Signature, challenge, origin or relying party did not check out.
+    Invalid,
+    /// The credential is not registered (to this user, for this purpose).
+    UnknownCredential,
+    /// The device is not allowed for passwordless login.
+    NotPasswordless,
+    /// Passwordless login without user verification (PIN, biometrics).
+    NotVerified,
+    /// The signature counter went backwards: possibly a cloned key.
+    ClonedKey,
+    /// This authenticator already holds a credential for this account.
+    AlreadyRegistered,
+    /// The credential belongs to another account.
+    TakenByAnother,
+}
+
+impl Refusal {
+    pub fn id(self) -> &'static str {
+        match self {
+            Refusal::Expired => "expired",
+            Refusal::Malformed => "malformed",
+            Refusal::Invalid => "invalid",
+            Refusal::UnknownCredential => "unknown_credential",
+            Refusal::NotPasswordless => "not_passwordless",
+            Refusal::NotVerified => "not_verified",
+            Refusal::ClonedKey => "cloned_key",
+            Refusal::AlreadyRegistered => "already_registered",
+            Refusal::TakenByAnother => "taken_by_another",
+        }
+    }
+}
+
+fn refusal_of(e: &WebauthnError) -> Refusal {
+    match e {
+        WebauthnError::CredentialPossibleCompromise => Refusal::ClonedKey,
+        WebauthnError::CredentialNotFound => Refusal::UnknownCredential,
+        WebauthnError::CredentialAlteredAlgFromRequest
+        | WebauthnError::CredentialExcludedFromRequest => Refusal::AlreadyRegistered,
+        _ => Refusal::Invalid,
+    }
+}
+
+/// What a started ceremony remembers.
+#[derive(Serialize, Deserialize)]
+enum Pending {
+    Register {
+        username: String,
+        name: String,
+        state: RegistrationState,
+    },
+    SecondStep {
+        username: String,
+        state: AuthenticationState,
+    },
+    Passwordless {
+        state: AuthenticationState,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Ceremony {
+    pending: Pending,
+    expires_at: Timestamp,
+}
+
+const CEREMONY_PREFIX: &str = "webauthn-ceremony\0";
+
+fn ceremony_key(kind: &str, binding: &str) -> String {
+    let digest = Sha256::digest(binding.as_bytes());
+    format!("{CEREMONY_PREFIX}{kind}\0{}", hex::encode(digest))
+}
+
+fn put_ceremony(
+    state: &AppState,
+    relying: &RelyingParty,
+    kind: &str,
+    binding: &str,
+    pending: Pending,
+    now: Timestamp,
+) -> Result<()> {
+    put_json(
+        state.store.as_ref(),
+        Space::Tokens,
+        &ceremony_key(kind, binding),
+        &Ceremony {
+            pending,
+            expires_at: now + relying.ttl,
+        },
+    )
+}
+
+/// Takes the waiting ceremony out of the store (so it works once), if not expired.
+fn take_ceremony(
+    state: &AppState,
+    kind: &str,
+    binding: &str,
+    now: Timestamp,
+) -> Result<Option<Pending>> {
+    let store = state.store.as_ref();
+    let key = ceremony_key(kind, binding);
+    let Some(raw) = store.get_raw(Space::Tokens, &key)? else {
+        return Ok(None);
+    };
+    if !store.compare_and_swap_raw(Space::Tokens, &key, Some(&raw), None)? {
+        return Ok(None);
+    }
+    let ceremony: Ceremony = serde_json::from_slice(&raw)?;
+    Ok((ceremony.expires_at > now).then_some(ceremony.pending))
+}
+
+/// Removes expired ceremonies (called by the housekeeping service).
+pub fn sweep_expired(state: &AppState, now: Timestamp) {
+    let Ok(entries) = state.store.scan_raw(Space::Tokens) else {
+        return;
+    };
+    for (key, raw) in entries
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(CEREMONY_PREFIX))
+    {
+        if serde_json::from_slice::<Ceremony>(&raw).map_or(true, |c| c.expires_at <= now) {
+            let _ = state.store.delete_raw(Space::Tokens, &key);
+        }
+    }
+}
+
+fn relying(state: &AppState) -> Result<&RelyingParty> {
+    state
+        .webauthn
+        .as_ref()
+        .ok_or_else(|| Error::Internal("WebAuthn is not configured".into()))
+}
+
+fn engine_error(e: WebauthnError) -> Error {
+    Error::Internal(format!("webauthn: {e}"))
+}
+
+/// Starts adding a device called `name` (already checked) for the signed-in user.
+/// Returns the options for `navigator.credentials.create`.
+pub fn register_start(
+    state: &AppState,
+    user: &crate::store::User,
+    binding: &str,
+    name: &str,
+    now: Timestamp,
+) -> Result<CreationChallengeResponse> {
+    let relying = relying(state)?;
+    let username = &user.username;
+    let (handle, existing) = update(state.store.as_ref(), username, |set| {
+        if set.handle.is_empty() {
+            let mut bytes = [0u8; 16];
+            rand::rngs::OsRng.fill_bytes(&mut bytes);
+            set.handle = B64.encode(bytes);
+        }
+        let existing: Vec<_> = set
+            .devices
+            .iter()
+            .map(|d| d.credential.cred_id.clone())
+            .collect();
+        (set.handle.clone(), existing)
+    })?;
+    let handle = B64
+        .decode(&handle)
+        .map_err(|e| Error::Internal(format!("webauthn user handle: {e}")))?;
+    let display = if user.display_name.is_empty() {
+        username
+    } else {
+        &user.display_name
+    };
+    let builder = relying
+        .core
+        .new_challenge_register_builder(&handle, username, display)
+        .map_err(engine_error)?
+        .attestation(AttestationConveyancePreference::None)
+        .user_verification_policy(UserVerificationPolicy::Preferred)
+        .exclude_credentials(Some(existing))
+        .require_resident_key(false)
+        .extensions(Some(RequestRegistrationExtensions {
+            cred_protect: None,
+            uvm: None,
+            cred_props: Some(true),
+            min_pin_length: None,
+            hmac_create_secret: None,
+        }));
+    let (mut options, registration) = relying
+        .core
+        .generate_challenge_register(builder)
+        .map_err(engine_error)?;
+    // A discoverable credential where the authenticator can store one, so that the
+    // device can later be used without a password; the engine only knows required or
+    // discouraged, and does not enforce either.
+    if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
+        selection.resident_key = Some(ResidentKeyRequirement::Preferred);
+        selection.require_resident_key = false;
+    }
+    put_ceremony(
+        state,
+        relying,
+        "register",
+        binding,
+        Pending::Register {
+            username: username.clone(),
+            name: name.to_string(),
+            state: registration,
+        },
+        now,
+    )?;
+    Ok(options)
+}
+
+/// Finishes adding a device from the browser's answer (JSON).
+pub fn register_finish(
+    state: &AppState,
+    username: &str,
+    binding: &str,
+    answer: &str,
+    now: Timestamp,
+) -> Result<std::result::Result<Device, Refusal>> {
+    let relying = relying(state)?;
+    let Some(Pending::Register {
+        username: started_by,
+        name,
+        state: registration,
+    }) = take_ceremony(state, "register", binding, now)?
+    else {
+        return Ok(Err(Refusal::Expired));
+    };
+    if started_by != username {
+        return Ok(Err(Refusal::Expired));
+    }
+    let Ok(answer) = serde_json::from_str::<RegisterPublicKeyCredential>(answer) else {
+        return Ok(Err(Refusal::Malformed));
+    };
+    let credential = match relying
+        .core
+        .register_credential(&answer, &registration, None)
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::info!(user = username, error = %e, "webauthn registration refused");
+            return Ok(Err(refusal_of(&e)));
+        }
+    };
+    let store = state.store.as_ref();
+    let index = index_key(&credential.cred_id);
+    if !store.compare_and_swap_raw(Space::Tokens, &index, None, Some(username.as_bytes()))? {
+        let owner = store.get_raw(Space::Tokens, &index)?.unwrap_or_default();
+        return Ok(Err(if owner == username.as_bytes() {
+            Refusal::AlreadyRegistered
+        } else {
+            Refusal::TakenByAnother
+        }));
+    }
+    let device = Device {
+        key: crate::auth::random_token(6),
+        name: name.clone(),
+        discoverable: answer.extensions.cred_props.as_ref().and_then(|p| p.rk),
+        credential,
+        added_at: now,
+        last_used: None,
+        passwordless: false,
+    };
+    let saved = device.clone();
+    let name_taken = update(store, username, |set| {
+        if set
+            .devices
+            .iter()
+            .any(|d| d.name.to_lowercase() == name.to_lowercase())
+        {
+            return true;
+        }
+        set.devices.push(saved.clone());
+        false
+    })?;
+    if name_taken {
+        store.delete_raw(Space::Tokens, &index)?;
+        return Ok(Err(Refusal::Expired));
+    }
+    audit!(
+        "webauthn_device_added",
+        user = username,
+        device = device.name
+    );
+    Ok(Ok(device))
+}
+
+/// Starts the second step with the user's devices; `None` when they have none.
+pub fn second_step_start(
+    state: &AppState,
+    username: &str,
+    binding: &str,
+    now: Timestamp,
+) -> Result<Option<RequestChallengeResponse>> {
+    let relying = relying(state)?;
+    let credentials: Vec<Credential> = devices(state.store.as_ref(), username)?
+        .into_iter()
+        .map(|d| d.credential)
+        .collect();
+    if credentials.is_empty() {
+        return Ok(None);
+    }
+    let builder = relying
+        .core
+        .new_challenge_authenticate_builder(credentials, Some(UserVerificationPolicy::Preferred))
+        .map_err(engine_error)?
+        .allow_backup_eligible_upgrade(true);
+    let (options, authentication) = relying
+        .core
+        .generate_challenge_authenticate(builder)
+        .map_err(engine_error)?;
+    put_ceremony(
+        state,
+        relying,
+        "second",
+        binding,
+        Pending::SecondStep {
+            username: username.to_string(),
+            state: authentication,
+        },
+        now,
+    )?;
+    Ok(Some(options))
+}
+
+/// Checks an assertion against one of `username`'s devices and records its use.
+fn check_assertion(
+    state: &AppState,
+    username: &str,
+    answer: &PublicKeyCredential,
+    authentication: &AuthenticationState,
+    passwordless: bool,
+    now: Timestamp,
+) -> Result<std::result::Result<Device, Refusal>> {
+    let relying = relying(state)?;
+    let store = state.store.as_ref();
+    let Some((_, set)) = load(store, username)? else {
+        return Ok(Err(Refusal::UnknownCredential));
+    };
+    let Some(device) = set
+        .devices
+        .iter()
+        .find(|d| d.credential.cred_id.as_slice() == answer.raw_id.as_slice())
+    else {
+        return Ok(Err(Refusal::UnknownCredential));
+    };
+    if let Some(handle) = &answer.response.user_handle {
+        if B64.encode(handle) != set.handle {
+            return Ok(Err(Refusal::UnknownCredential));
+        }
+    }
+    if passwordless && !device.passwordless {
+        return Ok(Err(Refusal::NotPasswordless));
+    }
+    let result: AuthenticationResult = match relying.core.authenticate_single_credential(
+        answer,
+        authentication,
+        &device.credential,
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            let refusal = refusal_of(&e);
+            if refusal == Refusal::ClonedKey {
+                tracing::warn!(
+                    user = username,
+                    device = device.name,
+                    stored_counter = device.credential.counter,
+                    "webauthn signature counter went backwards: possibly a cloned key"
+                );
+                audit!(
+                    "webauthn_counter_regressed",
+                    user = username,
+                    device = device.name
+                );
+            }
+            return Ok(Err(refusal));
+        }
+    };
+    if passwordless && !result.user_verified() {
+        return Ok(Err(Refusal::NotVerified));
+    }
+    let key = device.key.clone();
+    let used = update(store, username, |set| {
+        let device = set.devices.iter_mut().find(|d| d.key == key)?;
+        if result.counter() > device.credential.counter {
+            device.credential.counter = result.counter();
+        }
+        device.credential.backup_state = result.backup_state();
+        device.credential.backup_eligible = result.backup_eligible();
+        device.last_used = Some(now);
+        Some(device.clone())
+    })?;
+    Ok(used.ok_or(Refusal::UnknownCredential))
+}
+
+/// Finishes the second step from the browser's answer (JSON).
+pub fn second_step_finish(
+    state: &AppState,
+    username: &str,
+    binding: &str,
+    answer: &str,
+    now: Timestamp,
+) -> Result<std::result::Result<Device, Refusal>> {
+    let Some(Pending::SecondStep {
+        username: started_by,
+        state: authentication,
+    }) = take_ceremony(state, "second", binding, now)?
+    else {
+        return Ok(Err(Refusal::Expired));
+    };
+    if started_by != username {
+        return Ok(Err(Refusal::Expired));
+    }
+    let Ok(answer) = serde_json::from_str::<PublicKeyCredential>(answer) else {
+        return Ok(Err(Refusal::Malformed));
+    };
+    check_assertion(state, username, &answer, &authentication, false, now)
+}
+
+/// Starts a passwordless login (any discoverable credential) for this browser.
+pub fn passwordless_start(
+    state: &AppState,
+    binding: &str,
+    now: Timestamp,
+) -> Result<RequestChallengeResponse> {
+    let relying = relying(state)?;
+    let builder = relying
+        .core
+        .new_challenge_authenticate_builder(Vec::new(), Some(UserVerificationPolicy::Preferred))
+        .map_err(engine_error)?;
+    let (options, authentication) = relying
+        .core
+        .generate_challenge_authenticate(builder)
+        .map_err(engine_error)?;
+    put_ceremony(
+        state,
+        relying,
+        "passwordless",
+        binding,
+        Pending::Passwordless {
+            state: authentication,
+        },
+        now,
+    )?;
+    Ok(options)
+}
+
+/// What a passwordless attempt came to: the user it proved, or why not (with the user
+/// the credential points at, when known, for the brute-force limits).
+pub type PasswordlessOutcome = std::result::Result<(String, Device), (Refusal, Option<String>)>;
+
+/// Finishes a passwordless login from the browser's answer (JSON).
+pub fn passwordless_finish(
+    state: &AppState,
+    binding: &str,
+    answer: &str,
+    now: Timestamp,
+) -> Result<PasswordlessOutcome> {
+    let Some(Pending::Passwordless {
+        state: authentication,
+    }) = take_ceremony(state, "passwordless", binding, now)?
+    else {
+        return Ok(Err((Refusal::Expired, None)));
+    };
+    let Ok(answer) = serde_json::from_str::<PublicKeyCredential>(answer) else {
+        return Ok(Err((Refusal::Malformed, None)));
+    };
+    let Some(owner) = state
+        .store
+        .get_raw(Space::Tokens, &index_key(&answer.raw_id))?
+        .and_then(|raw| String::from_utf8(raw).ok())
+    else {
+        return Ok(Err((Refusal::UnknownCredential, None)));
+    };
+    if answer.response.user_handle.is_none() {
+        return Ok(Err((Refusal::Invalid, Some(owner))));
+    }
+    Ok(
+        match check_assertion(state, &owner, &answer, &authentication, true, now)? {
+            Ok(device) => Ok((owner, device)),
+            Err(refusal) => Err((refusal, Some(owner))),
+        },
+    )
+}
+
+/// A device's credential id in the form browsers use (base64url), for tests and logs.
+pub fn credential_id_text(device: &Device) -> String {
+    B64.encode(&device.credential.cred_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names_are_required_short_and_unique_per_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::SledStore::open(dir.path()).unwrap();
+        assert_eq!(
+            check_name(&store, "ann", "   ").unwrap(),
+            Err(NameProblem::Empty)
+        );
+        assert_eq!(
+            check_name(&store, "ann", &"x".repeat(NAME_MAX + 1)).unwrap(),
+            Err(NameProblem::TooLong)
+        );
+        assert_eq!(
+            check_name(&store, "ann", &"é".repeat(NAME_MAX)).unwrap(),
+            Ok("é".repeat(NAME_MAX))
+        );
+        assert!(!is_enabled(&store, "ann").unwrap());
+    }
+}
