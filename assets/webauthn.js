@@ -4,6 +4,7 @@
 //   data-webauthn="get"           second step (options in data-options)
 //   data-webauthn="passwordless"  login page (options fetched from data-options-url),
 //                                 also offered in the username field's autofill
+//                                 (data-autofill)
 "use strict";
 (function () {
   function fromB64url(text) {
@@ -136,7 +137,9 @@
           .then(function (cred) { submitWith(form, asserted(cred)); }, function (e) { failure(form, e); });
       }
     });
-    if (kind === "passwordless" && window.PublicKeyCredential.isConditionalMediationAvailable) {
+    // Autofill is not offered again right after a refused attempt (no retry loops).
+    if (kind === "passwordless" && form.hasAttribute("data-autofill") &&
+        window.PublicKeyCredential.isConditionalMediationAvailable) {
       window.PublicKeyCredential.isConditionalMediationAvailable().then(function (available) {
         if (!available) return;
         conditional = new AbortController();

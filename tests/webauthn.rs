@@ -116,6 +116,7 @@ policy = "two_factor"
                 &self.portal("/settings/webauthn/finish"),
                 &[
                     ("csrf", &field(&ceremony.body, "csrf")),
+                    ("ceremony", &field(&ceremony.body, "ceremony")),
                     ("credential", answer),
                 ],
             )
@@ -138,6 +139,7 @@ policy = "two_factor"
                     ("csrf", &field(&page.body, "csrf")),
                     ("rd", "/admin"),
                     ("method", "webauthn"),
+                    ("ceremony", &field(&page.body, "ceremony")),
                     ("code", answer),
                 ],
             )

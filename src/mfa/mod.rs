@@ -158,20 +158,34 @@ pub fn methods_for(store: &dyn Store, username: &str) -> Result<Vec<Method>> {
     Ok(methods)
 }
 
+/// The session a second-step answer comes from, and the ceremony id its page carried.
+#[derive(Debug, Clone, Copy)]
+pub struct StepSession<'a> {
+    pub id: &'a str,
+    pub ceremony: &'a str,
+}
+
 /// Checks a code for a method, consuming it (a TOTP step, a backup code) on success.
-/// For WebAuthn the "code" is the browser's answer (JSON) to the ceremony that was
-/// started for `session_id`.
+/// For WebAuthn the "code" is the browser's answer (JSON) to the ceremony `ceremony`
+/// started for this session.
 pub fn verify(
     state: &AppState,
     username: &str,
-    session_id: &str,
+    session: StepSession<'_>,
     method: Method,
     code: &str,
     now: Timestamp,
 ) -> Result<Result<(), Rejection>> {
     match method {
         Method::Webauthn => Ok(
-            match webauthn::second_step_finish(state, username, session_id, code, now)? {
+            match webauthn::second_step_finish(
+                state,
+                username,
+                session.id,
+                session.ceremony,
+                code,
+                now,
+            )? {
                 Ok(_) => Ok(()),
                 Err(refusal) => Err(Rejection::Webauthn(refusal)),
             },

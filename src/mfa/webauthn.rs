@@ -8,8 +8,10 @@
 //! Records: `Factors / user \0 webauthn` holds the user's random WebAuthn user handle and
 //! their devices; `Tokens / webauthn-cred \0 <credential id>` maps a credential to its
 //! owner (one credential, one account). A started ceremony lives in
-//! `Tokens / webauthn-ceremony \0 <kind> \0 <hash of its binding>` until it is used once
-//! or expires; the binding is the session id, or before login the browser's CSRF cookie.
+//! `Tokens / webauthn-ceremony \0 <kind> \0 <hash of owner and ceremony id>` until it is
+//! used once or expires. The owner is the session id, or before login the browser's CSRF
+//! cookie; the random ceremony id travels in the page, so several tabs can each finish
+//! their own ceremony.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -283,39 +285,43 @@ struct Ceremony {
 
 const CEREMONY_PREFIX: &str = "webauthn-ceremony\0";
 
-fn ceremony_key(kind: &str, binding: &str) -> String {
-    let digest = Sha256::digest(binding.as_bytes());
+fn ceremony_key(kind: &str, owner: &str, id: &str) -> String {
+    let digest = Sha256::digest(format!("{owner}\0{id}").as_bytes());
     format!("{CEREMONY_PREFIX}{kind}\0{}", hex::encode(digest))
 }
 
+/// Stores a started ceremony; returns its id (for the page to send back).
 fn put_ceremony(
     state: &AppState,
     relying: &RelyingParty,
     kind: &str,
-    binding: &str,
+    owner: &str,
     pending: Pending,
     now: Timestamp,
-) -> Result<()> {
+) -> Result<String> {
+    let id = crate::auth::random_token(16);
     put_json(
         state.store.as_ref(),
         Space::Tokens,
-        &ceremony_key(kind, binding),
+        &ceremony_key(kind, owner, &id),
         &Ceremony {
             pending,
             expires_at: now + relying.ttl,
         },
-    )
+    )?;
+    Ok(id)
 }
 
 /// Takes the waiting ceremony out of the store (so it works once), if not expired.
 fn take_ceremony(
     state: &AppState,
     kind: &str,
-    binding: &str,
+    owner: &str,
+    id: &str,
     now: Timestamp,
 ) -> Result<Option<Pending>> {
     let store = state.store.as_ref();
-    let key = ceremony_key(kind, binding);
+    let key = ceremony_key(kind, owner, id);
     let Some(raw) = store.get_raw(Space::Tokens, &key)? else {
         return Ok(None);
     };
@@ -357,10 +363,10 @@ fn engine_error(e: WebauthnError) -> Error {
 pub fn register_start(
     state: &AppState,
     user: &crate::store::User,
-    binding: &str,
+    owner: &str,
     name: &str,
     now: Timestamp,
-) -> Result<CreationChallengeResponse> {
+) -> Result<(CreationChallengeResponse, String)> {
     let relying = relying(state)?;
     let username = &user.username;
     let (handle, existing) = update(state.store.as_ref(), username, |set| {
@@ -410,11 +416,11 @@ pub fn register_start(
         selection.resident_key = Some(ResidentKeyRequirement::Preferred);
         selection.require_resident_key = false;
     }
-    put_ceremony(
+    let id = put_ceremony(
         state,
         relying,
         "register",
-        binding,
+        owner,
         Pending::Register {
             username: username.clone(),
             name: name.to_string(),
@@ -422,14 +428,15 @@ pub fn register_start(
         },
         now,
     )?;
-    Ok(options)
+    Ok((options, id))
 }
 
 /// Finishes adding a device from the browser's answer (JSON).
 pub fn register_finish(
     state: &AppState,
     username: &str,
-    binding: &str,
+    owner: &str,
+    ceremony: &str,
     answer: &str,
     now: Timestamp,
 ) -> Result<std::result::Result<Device, Refusal>> {
@@ -438,7 +445,7 @@ pub fn register_finish(
         username: started_by,
         name,
         state: registration,
-    }) = take_ceremony(state, "register", binding, now)?
+    }) = take_ceremony(state, "register", owner, ceremony, now)?
     else {
         return Ok(Err(Refusal::Expired));
     };
@@ -505,9 +512,9 @@ pub fn register_finish(
 pub fn second_step_start(
     state: &AppState,
     username: &str,
-    binding: &str,
+    owner: &str,
     now: Timestamp,
-) -> Result<Option<RequestChallengeResponse>> {
+) -> Result<Option<(RequestChallengeResponse, String)>> {
     let relying = relying(state)?;
     let credentials: Vec<Credential> = devices(state.store.as_ref(), username)?
         .into_iter()
@@ -525,18 +532,18 @@ pub fn second_step_start(
         .core
         .generate_challenge_authenticate(builder)
         .map_err(engine_error)?;
-    put_ceremony(
+    let id = put_ceremony(
         state,
         relying,
         "second",
-        binding,
+        owner,
         Pending::SecondStep {
             username: username.to_string(),
             state: authentication,
         },
         now,
     )?;
-    Ok(Some(options))
+    Ok(Some((options, id)))
 }
 
 /// Checks an assertion against one of `username`'s devices and records its use.
@@ -576,6 +583,7 @@ fn check_assertion(
         Ok(r) => r,
         Err(e) => {
             let refusal = refusal_of(&e);
+            tracing::info!(user = username, device = device.name, error = %e, "webauthn assertion refused");
             if refusal == Refusal::ClonedKey {
                 tracing::warn!(
                     user = username,
@@ -613,14 +621,15 @@ fn check_assertion(
 pub fn second_step_finish(
     state: &AppState,
     username: &str,
-    binding: &str,
+    owner: &str,
+    ceremony: &str,
     answer: &str,
     now: Timestamp,
 ) -> Result<std::result::Result<Device, Refusal>> {
     let Some(Pending::SecondStep {
         username: started_by,
         state: authentication,
-    }) = take_ceremony(state, "second", binding, now)?
+    }) = take_ceremony(state, "second", owner, ceremony, now)?
     else {
         return Ok(Err(Refusal::Expired));
     };
@@ -636,9 +645,9 @@ pub fn second_step_finish(
 /// Starts a passwordless login (any discoverable credential) for this browser.
 pub fn passwordless_start(
     state: &AppState,
-    binding: &str,
+    owner: &str,
     now: Timestamp,
-) -> Result<RequestChallengeResponse> {
+) -> Result<(RequestChallengeResponse, String)> {
     let relying = relying(state)?;
     let builder = relying
         .core
@@ -648,17 +657,17 @@ pub fn passwordless_start(
         .core
         .generate_challenge_authenticate(builder)
         .map_err(engine_error)?;
-    put_ceremony(
+    let id = put_ceremony(
         state,
         relying,
         "passwordless",
-        binding,
+        owner,
         Pending::Passwordless {
             state: authentication,
         },
         now,
     )?;
-    Ok(options)
+    Ok((options, id))
 }
 
 /// What a passwordless attempt came to: the user it proved, or why not (with the user
@@ -668,13 +677,14 @@ pub type PasswordlessOutcome = std::result::Result<(String, Device), (Refusal, O
 /// Finishes a passwordless login from the browser's answer (JSON).
 pub fn passwordless_finish(
     state: &AppState,
-    binding: &str,
+    owner: &str,
+    ceremony: &str,
     answer: &str,
     now: Timestamp,
 ) -> Result<PasswordlessOutcome> {
     let Some(Pending::Passwordless {
         state: authentication,
-    }) = take_ceremony(state, "passwordless", binding, now)?
+    }) = take_ceremony(state, "passwordless", owner, ceremony, now)?
     else {
         return Ok(Err((Refusal::Expired, None)));
     };

@@ -81,8 +81,9 @@ pub struct SecondStepPage<'a> {
     pub phone: bool,
     /// `?rd=...` or empty.
     pub rd_query: String,
-    /// For the passkey method: the options for `navigator.credentials.get` (JSON).
-    pub webauthn_options: Option<String>,
+    /// For the passkey method: the options for `navigator.credentials.get` (JSON) and
+    /// the ceremony id.
+    pub webauthn_options: Option<(String, String)>,
 }
 
 /// One line of the passkey and security key list.
@@ -260,4 +261,5 @@ pub struct WebauthnRegisterPage<'a> {
     pub name: &'a str,
     /// The options for `navigator.credentials.create` (JSON).
     pub options: String,
+    pub ceremony: String,
 }

@@ -76,7 +76,7 @@ pub fn add(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respons
             );
         }
     };
-    let options =
+    let (options, ceremony) =
         webauthn::register_start(state, &identity.user, &identity.session.id, &name, now())?;
     let csrf = csrf_for(state, req);
     let page = WebauthnRegisterPage {
@@ -87,6 +87,7 @@ pub fn add(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respons
         rd: form.get("rd").unwrap_or(""),
         name: &name,
         options: options_text(&options)?,
+        ceremony,
     };
     Ok(csrf.attach(html(StatusCode::OK, render(&page))))
 }
@@ -97,8 +98,17 @@ pub fn finish(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
     let identity = change!(state, req, t, "/settings/webauthn/finish");
     let username = identity.user.username.clone();
     let was_first = !mfa::has_second_factor(state.store.as_ref(), &username)?;
-    let answer = req.form().get("credential").unwrap_or("").to_string();
-    match webauthn::register_finish(state, &username, &identity.session.id, &answer, now())? {
+    let form = req.form();
+    let answer = form.get("credential").unwrap_or("");
+    let ceremony = form.get("ceremony").unwrap_or("");
+    match webauthn::register_finish(
+        state,
+        &username,
+        &identity.session.id,
+        ceremony,
+        answer,
+        now(),
+    )? {
         Ok(device) => {
             notice(
                 state,
@@ -215,14 +225,12 @@ pub async fn delete(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     Ok(done(req, "webauthn_deleted"))
 }
 
-/// What binds a pre-login ceremony to this browser: its CSRF cookie and the ceremony id.
-fn browser_binding(state: &AppState, req: &Request, ceremony: &str) -> Result<String> {
+/// Who owns a pre-login ceremony: this browser, by its CSRF cookie.
+fn browser_owner<'r>(state: &AppState, req: &'r Request) -> Result<&'r str> {
     let name = state.sessions.csrf_cookie_name();
-    let cookie = req
-        .header("cookie")
+    req.header("cookie")
         .and_then(|h| cookie_value(h, &name))
-        .ok_or(Error::Csrf)?;
-    Ok(format!("{cookie}\0{ceremony}"))
+        .ok_or(Error::Csrf)
 }
 
 /// `POST /login/passkey/options`: starts a passwordless login for this browser and
@@ -232,9 +240,8 @@ pub fn login_options(state: &AppState, req: &Request, _t: &'static Texts) -> Res
         return Err(Error::NotFound("passkeys are off".into()));
     }
     check_csrf(state, req)?;
-    let ceremony = crate::auth::random_token(16);
-    let options =
-        webauthn::passwordless_start(state, &browser_binding(state, req, &ceremony)?, now())?;
+    let (options, ceremony) =
+        webauthn::passwordless_start(state, browser_owner(state, req)?, now())?;
     let mut value = serde_json::to_value(&options)?;
     value["ceremony"] = serde_json::Value::String(ceremony);
     Ok(json(StatusCode::OK, &value))
@@ -277,9 +284,13 @@ pub fn login(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respo
         audit!("passkey_login_refused_banned", ip = ip);
         return again(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left));
     }
-    let binding = browser_binding(state, req, form.get("ceremony").unwrap_or(""))?;
-    let answer = form.get("credential").unwrap_or("");
-    let outcome = webauthn::passwordless_finish(state, &binding, answer, now())?;
+    let outcome = webauthn::passwordless_finish(
+        state,
+        browser_owner(state, req)?,
+        form.get("ceremony").unwrap_or(""),
+        form.get("credential").unwrap_or(""),
+        now(),
+    )?;
     let (username, device) = match outcome {
         Ok(found) => found,
         Err((refusal, owner)) => {

@@ -116,7 +116,7 @@ fn show(
         rd_query: rd_query(view.rd),
         webauthn_options: if current == Method::Webauthn && state.webauthn.is_some() {
             mfa::webauthn::second_step_start(state, username, session_id, now())?
-                .map(|o| serde_json::to_string(&o))
+                .map(|(options, id)| serde_json::to_string(&options).map(|o| (o, id)))
                 .transpose()?
         } else {
             None
@@ -267,7 +267,11 @@ pub fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
         return again(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left), None);
     }
     let code = form.get("code").unwrap_or("");
-    match mfa::verify(state, &username, &identity.session.id, method, code, now())? {
+    let session = mfa::StepSession {
+        id: &identity.session.id,
+        ceremony: form.get("ceremony").unwrap_or(""),
+    };
+    match mfa::verify(state, &username, session, method, code, now())? {
         Ok(()) => {
             state.limiter.record_success(&keys);
             state.metrics.second_factor_success.inc();

@@ -2,6 +2,8 @@
 //! temporary data directory, a recording upstream panel, and a cookie-keeping client.
 #![allow(dead_code)]
 
+pub mod cdp;
+
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
