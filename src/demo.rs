@@ -104,7 +104,12 @@ pub fn run(config_path: Option<&Path>, listen: &str, email: &str) -> Result<()> 
     println!();
     println!("  gatehouse demo is running (Ctrl-C to stop)");
     println!();
-    println!("  Open:      http://{listen}/");
+    // Browsers allow WebAuthn (passkeys) on plain http only for `localhost`.
+    let open = match listen.strip_prefix("127.0.0.1:") {
+        Some(port) => format!("http://localhost:{port}/"),
+        None => format!("http://{listen}/"),
+    };
+    println!("  Open:      {open}");
     println!("  Username:  demo");
     println!("  Password:  {password}");
     println!();

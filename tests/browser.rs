@@ -7,8 +7,13 @@
 
 mod common;
 
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+
 use common::cdp::Chromium;
-use common::{output_dir, start_upstream, Gatehouse, PASSWORD};
+use common::{
+    free_port, output_dir, start_upstream, wait_for_port, ChildGuard, Gatehouse, BIN, PASSWORD,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_adds_a_passkey_and_signs_in_with_it_in_a_real_browser() {
@@ -194,4 +199,93 @@ policy = "two_factor"
         log.contains("method=\"passkey\"") || log.contains("method=passkey"),
         "{log}"
     );
+}
+
+/// The promise for the demo: a new user of `gatehouse demo` adds a passkey with
+/// the browser's virtual authenticator, then signs in with password + passkey.
+#[test]
+fn a_demo_user_adds_a_passkey_and_signs_in_with_it() {
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut open, mut password) = (String::new(), String::new());
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(v) = line.trim().strip_prefix("Open:") {
+            open = v.trim().to_string();
+        }
+        if let Some(v) = line.trim().strip_prefix("Password:") {
+            password = v.trim().to_string();
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    let _guard = ChildGuard(child);
+    assert_eq!(
+        open,
+        format!("http://localhost:{port}/"),
+        "the demo prints a WebAuthn-capable URL"
+    );
+    wait_for_port(port, "the demo", String::new);
+
+    let mut b = Chromium::launch(&output_dir("browser_demo_passkey"));
+    let authenticator = b.add_virtual_authenticator();
+    b.open(&open);
+    b.wait_for(
+        "document.querySelector('#password')",
+        "the demo's login page",
+    );
+    b.fill("#username", "demo");
+    b.fill("#password", &password);
+    b.click("form[action$='/login'] button[type=submit]");
+    b.wait_for(
+        "document.body.innerText.includes('Demo User')",
+        "the demo panel",
+    );
+    b.open(&format!("{open}.gatehouse/settings"));
+    b.wait_for(
+        "document.querySelector('#device-name')",
+        "the settings page",
+    );
+    b.fill("#device-name", "My browser");
+    b.click("form[action$='/settings/webauthn/add'] button[type=submit]");
+    b.wait_for(
+        "!document.querySelector('[data-webauthn-start]').hidden",
+        "the use-device button",
+    );
+    b.presence(&authenticator, true);
+    b.click("[data-webauthn-start]");
+    b.wait_for(
+        "document.body.innerText.includes('backup codes')",
+        "the backup codes",
+    );
+    b.presence(&authenticator, false);
+    b.screenshot("passkey-added");
+
+    b.open(&format!("{open}.gatehouse/settings"));
+    b.wait_for(
+        "document.querySelector('#passkey-devices')",
+        "the device list",
+    );
+    b.click("form[action$='/logout'] button");
+    b.wait_for("document.querySelector('#password')", "the login page");
+    b.fill("#username", "demo");
+    b.fill("#password", &password);
+    b.click("form[action$='/login'] button[type=submit]");
+    b.wait_for(
+        "!document.querySelector('[data-webauthn-start]').hidden",
+        "the passkey step",
+    );
+    b.presence(&authenticator, true);
+    b.click("[data-webauthn-start]");
+    b.wait_for(
+        "document.body.innerText.includes('Demo User')",
+        "the demo panel after the passkey",
+    );
+    b.screenshot("signed-in-with-passkey");
 }
