@@ -37,6 +37,8 @@ pub struct AppState {
     pub phone_budgets: crate::mfa::phone::Budgets,
     /// Prometheus counters.
     pub metrics: crate::metrics::Metrics,
+    /// Limits how many passwordless ceremonies one IP may start (each is a store write).
+    pub ceremony_limiter: Limiter,
     /// The WebAuthn relying party, when passkeys are on.
     pub webauthn: Option<crate::mfa::webauthn::RelyingParty>,
 }
@@ -69,6 +71,11 @@ impl AppState {
                 .webauthn
                 .as_ref()
                 .map(crate::mfa::webauthn::RelyingParty::new),
+            ceremony_limiter: Limiter::new(crate::config::Regulation {
+                max_retries: 30,
+                find_time: std::time::Duration::from_secs(60),
+                ban_time: std::time::Duration::from_secs(60),
+            }),
             reset_limiter: Limiter::new(crate::config::Regulation {
                 max_retries: config.password_reset.requests_per_hour,
                 find_time: std::time::Duration::from_secs(3600),

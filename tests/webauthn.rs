@@ -521,3 +521,22 @@ async fn deleting_the_last_device_needs_the_password_and_turns_two_step_off() {
     );
     assert!(shown.contains("backup codes left: 0"), "{shown}");
 }
+
+#[tokio::test]
+async fn one_address_cannot_start_passwordless_ceremonies_without_limit() {
+    let s = Setup::new().await;
+    let mut b = Browser::new(&[PANEL]);
+    let login = b.get(&s.portal("/")).await;
+    let csrf = field(&login.body, "csrf");
+    let mut statuses = Vec::new();
+    for _ in 0..31 {
+        let r = b
+            .post(&s.portal("/login/passkey/options"), &[("csrf", &csrf)])
+            .await;
+        statuses.push(r.status);
+    }
+    assert!(statuses[..30].iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(statuses[30], 429);
+    let no_csrf = b.post(&s.portal("/login/passkey/options"), &[]).await;
+    assert_eq!(no_csrf.status, 403);
+}

@@ -233,6 +233,14 @@ fn browser_owner<'r>(state: &AppState, req: &'r Request) -> Result<&'r str> {
         .ok_or(Error::Csrf)
 }
 
+/// The brute-force keys of the client's IP alone (no user is known yet).
+fn ip_keys(req: &Request) -> Vec<String> {
+    login_keys("", req.client_ip)
+        .into_iter()
+        .filter(|k| k.starts_with("ip:"))
+        .collect()
+}
+
 /// `POST /login/passkey/options`: starts a passwordless login for this browser and
 /// answers with the options for `navigator.credentials.get` plus the ceremony id.
 pub fn login_options(state: &AppState, req: &Request, _t: &'static Texts) -> Result<Response> {
@@ -240,6 +248,14 @@ pub fn login_options(state: &AppState, req: &Request, _t: &'static Texts) -> Res
         return Err(Error::NotFound("passkeys are off".into()));
     }
     check_csrf(state, req)?;
+    let keys = ip_keys(req);
+    if state.ceremony_limiter.banned_for(&keys, now()).is_some() {
+        return Ok(json(
+            StatusCode::TOO_MANY_REQUESTS,
+            &serde_json::json!({"error": "too many passkey sign-in attempts; wait a minute"}),
+        ));
+    }
+    state.ceremony_limiter.record_failure(&keys, now());
     let (options, ceremony) =
         webauthn::passwordless_start(state, browser_owner(state, req)?, now())?;
     let mut value = serde_json::to_value(&options)?;
@@ -276,10 +292,7 @@ pub fn login(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respo
         return again(StatusCode::FORBIDDEN, t.csrf_failed.into());
     }
     let ip = req.ip_text();
-    let ip_keys: Vec<String> = login_keys("", req.client_ip)
-        .into_iter()
-        .filter(|k| k.starts_with("ip:"))
-        .collect();
+    let ip_keys = ip_keys(req);
     if let Some(left) = state.limiter.banned_for(&ip_keys, now()) {
         audit!("passkey_login_refused_banned", ip = ip);
         return again(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left));
