@@ -217,8 +217,12 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
                     )
                 })
                 .collect();
+            let telegram: Vec<String> = crate::mfa::telegram::accounts(store, &user.username)?
+                .iter()
+                .map(|a| format!("{} (id {}, linked {})", a.label(), a.telegram_id, format_time(a.linked_at)))
+                .collect();
             Ok(format!(
-                "username: {}\nname: {}\nemail: {}\ngroups: {}\nstatus: {}\ncreated: {}\nsecond factors: {}\npasskeys: {}\nbackup codes left: {}\nsessions: {sessions}",
+                "username: {}\nname: {}\nemail: {}\ngroups: {}\nstatus: {}\ncreated: {}\nsecond factors: {}\npasskeys: {}\ntelegram: {}\nbackup codes left: {}\nsessions: {sessions}",
                 user.username,
                 user.display_name,
                 user.email,
@@ -227,6 +231,7 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
                 format_time(user.created_at),
                 if factors.is_empty() { "none".to_string() } else { factors.join(", ") },
                 if devices.is_empty() { "none".to_string() } else { devices.join("; ") },
+                if telegram.is_empty() { "none".to_string() } else { telegram.join("; ") },
                 crate::mfa::backup::remaining(store, &user.username)?,
             ))
         }

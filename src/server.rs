@@ -61,6 +61,7 @@ impl Housekeeping {
         }
         crate::portal::reset::sweep_expired(&self.state, now);
         crate::mfa::webauthn::sweep_expired(&self.state, now);
+        crate::mfa::telegram::sweep(&self.state, now);
     }
 }
 
@@ -142,6 +143,14 @@ pub fn build(state: Arc<AppState>, extra: Option<ExtraService>) -> Server {
         server.add_service(background_service(
             "recovery hook",
             crate::notify::hook::HookService {
+                state: state.clone(),
+            },
+        ));
+    }
+    if state.telegram.is_some() {
+        server.add_service(background_service(
+            "telegram bot",
+            crate::notify::telegram::BotService {
                 state: state.clone(),
             },
         ));

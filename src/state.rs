@@ -39,6 +39,8 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// Limits how many passwordless ceremonies one IP may start (each is a store write).
     pub ceremony_limiter: Limiter,
+    /// The Telegram bot, when `[telegram]` is configured.
+    pub telegram: Option<crate::notify::telegram::TelegramBot>,
     /// The WebAuthn relying party, when passkeys are on.
     pub webauthn: Option<crate::mfa::webauthn::RelyingParty>,
 }
@@ -67,6 +69,10 @@ impl AppState {
                 .map(|p| crate::notify::phone::provider(&p.provider)),
             phone_budgets: Default::default(),
             metrics: Default::default(),
+            telegram: config
+                .telegram
+                .clone()
+                .map(crate::notify::telegram::TelegramBot::new),
             webauthn: config
                 .webauthn
                 .as_ref()

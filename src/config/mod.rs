@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::policy::{AccessRules, Policy, RawRule};
 
+mod telegram;
 mod webauthn;
+pub use telegram::{RawTelegram, TelegramConfig, TelegramMode};
 pub use webauthn::{RawWebauthn, WebauthnConfig};
 
 /// Where `gatehouse` looks for its configuration when `--config` is not given.
@@ -41,6 +43,7 @@ pub struct RawConfig {
     pub phone: RawPhone,
     pub recovery_hook: RawRecoveryHook,
     pub webauthn: RawWebauthn,
+    pub telegram: RawTelegram,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -513,6 +516,8 @@ pub struct Config {
     pub recovery_hook: Option<RecoveryHook>,
     /// Passkeys and security keys; `None` = not offered.
     pub webauthn: Option<WebauthnConfig>,
+    /// The Telegram bot; `None` = no Telegram.
+    pub telegram: Option<TelegramConfig>,
 }
 
 /// Session cookie and lifetime settings.
@@ -610,7 +615,7 @@ fn parse_addr(key: &str, value: &str) -> Result<SocketAddr> {
         .map_err(|_| Error::config(key, value, "expected an address such as 127.0.0.1:9091"))
 }
 
-fn parse_url(key: &str, value: &str) -> Result<url::Url> {
+pub(crate) fn parse_url(key: &str, value: &str) -> Result<url::Url> {
     let parsed =
         url::Url::parse(value).map_err(|e| Error::config(key, value, format!("not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
@@ -1188,6 +1193,7 @@ impl RawConfig {
             phone,
             recovery_hook,
             webauthn,
+            telegram: self.telegram.validate()?,
         })
     }
 }
@@ -1203,6 +1209,12 @@ pub fn render_masked(raw: &RawConfig) -> String {
     }
     if shown.phone.twilio.auth_token.is_some() {
         shown.phone.twilio.auth_token = Some("********".into());
+    }
+    if shown.telegram.token.is_some() {
+        shown.telegram.token = Some("********".into());
+    }
+    if shown.telegram.webhook_secret.is_some() {
+        shown.telegram.webhook_secret = Some("********".into());
     }
     if shown.recovery_hook.secret.is_some() {
         shown.recovery_hook.secret = Some("********".into());

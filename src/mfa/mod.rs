@@ -13,6 +13,7 @@
 pub mod backup;
 pub mod email;
 pub mod phone;
+pub mod telegram;
 pub mod totp;
 pub mod webauthn;
 
@@ -33,17 +34,25 @@ pub enum Factor {
     Email,
     /// A passkey or security key.
     Webauthn,
+    /// Confirmation in Telegram by number matching.
+    Telegram,
 }
 
 impl Factor {
     /// Every factor, in the order pages list them.
-    pub const ALL: &'static [Factor] = &[Factor::Webauthn, Factor::Totp, Factor::Email];
+    pub const ALL: &'static [Factor] = &[
+        Factor::Webauthn,
+        Factor::Telegram,
+        Factor::Totp,
+        Factor::Email,
+    ];
 
     pub fn id(self) -> &'static str {
         match self {
             Factor::Totp => "totp",
             Factor::Email => "email",
             Factor::Webauthn => "webauthn",
+            Factor::Telegram => "telegram",
         }
     }
 
@@ -53,6 +62,7 @@ impl Factor {
             Factor::Totp => totp::is_enabled(store, username),
             Factor::Email => email::is_enabled(store, username),
             Factor::Webauthn => webauthn::is_enabled(store, username),
+            Factor::Telegram => telegram::is_enabled(store, username),
         }
     }
 
@@ -62,6 +72,7 @@ impl Factor {
             Factor::Totp => totp::disable(store, username),
             Factor::Email => email::disable(store, username),
             Factor::Webauthn => webauthn::disable(store, username),
+            Factor::Telegram => telegram::disable(store, username),
         }
     }
 
@@ -71,6 +82,7 @@ impl Factor {
             Factor::Totp => Method::Totp,
             Factor::Email => Method::Email,
             Factor::Webauthn => Method::Webauthn,
+            Factor::Telegram => Method::Telegram,
         }
     }
 }
@@ -81,6 +93,7 @@ pub enum Method {
     Totp,
     Email,
     Webauthn,
+    Telegram,
     BackupCode,
 }
 
@@ -90,6 +103,7 @@ impl Method {
             Method::Totp => "totp",
             Method::Email => "email",
             Method::Webauthn => "webauthn",
+            Method::Telegram => "telegram",
             Method::BackupCode => "backup",
         }
     }
@@ -99,6 +113,7 @@ impl Method {
             "totp" => Some(Method::Totp),
             "email" => Some(Method::Email),
             "webauthn" => Some(Method::Webauthn),
+            "telegram" => Some(Method::Telegram),
             "backup" => Some(Method::BackupCode),
             _ => None,
         }
@@ -127,6 +142,8 @@ pub enum Rejection {
     },
     /// A passkey or security key answer that was refused.
     Webauthn(webauthn::Refusal),
+    /// The Telegram confirmation is not (or no longer) confirmed.
+    Telegram(telegram::Status),
 }
 
 /// The factors the user has on.
@@ -177,6 +194,12 @@ pub fn verify(
     now: Timestamp,
 ) -> Result<Result<(), Rejection>> {
     match method {
+        Method::Telegram => Ok(
+            match telegram::consume(state.store.as_ref(), username, session.id, code, now)? {
+                telegram::Status::Confirmed => Ok(()),
+                status => Err(Rejection::Telegram(status)),
+            },
+        ),
         Method::Webauthn => Ok(
             match webauthn::second_step_finish(
                 state,

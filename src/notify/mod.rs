@@ -5,3 +5,4 @@
 pub mod email;
 pub mod hook;
 pub mod phone;
+pub mod telegram;

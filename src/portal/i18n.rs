@@ -5,6 +5,7 @@
 pub struct Texts {
     pub lang: &'static str,
     pub passkeys: &'static crate::portal::passkey_texts::PasskeyTexts,
+    pub telegram: &'static crate::portal::telegram_texts::TelegramTexts,
     pub sign_in_title: &'static str,
     pub username: &'static str,
     pub password: &'static str,
@@ -190,6 +191,7 @@ pub struct Texts {
 pub static EN: Texts = Texts {
     lang: "en",
     passkeys: &crate::portal::passkey_texts::EN,
+    telegram: &crate::portal::telegram_texts::EN,
     sign_in_title: "Sign in",
     username: "Username",
     password: "Password",
@@ -372,6 +374,7 @@ pub static EN: Texts = Texts {
 pub static UK: Texts = Texts {
     lang: "uk",
     passkeys: &crate::portal::passkey_texts::UK,
+    telegram: &crate::portal::telegram_texts::UK,
     sign_in_title: "Вхід",
     username: "Ім'я користувача",
     password: "Пароль",

@@ -9,10 +9,13 @@ mod login;
 pub mod pages;
 mod passkey_texts;
 mod passkeys;
+mod telegram;
+pub(crate) mod telegram_texts;
 mod phone_step;
 pub(crate) mod reset;
 mod second_step;
 mod settings;
+pub use settings::{describe_device, notice as settings_notice};
 
 use std::sync::Arc;
 
@@ -62,6 +65,19 @@ impl Portal {
             (&Method::GET, "/2fa/phone") => phone_step::page(state, &req, t),
             (&Method::POST, "/2fa/phone/call") => phone_step::call(state, &req, t).await,
             (&Method::POST, "/2fa/phone/verify") => phone_step::verify(state, &req, t),
+            (&Method::POST, "/2fa/telegram/start") => telegram::start(state, &req, t).await,
+            (&Method::GET, "/2fa/telegram/wait") => telegram::wait(state, &req, t).await,
+            (&Method::POST, "/telegram/webhook") if req.mount.is_empty() => {
+                telegram::webhook(state, &req, t).await
+            }
+            (&Method::POST, "/settings/telegram/link") => telegram::link(state, &req, t),
+            (&Method::GET, "/settings/telegram/status") => telegram::status(state, &req, t).await,
+            (&Method::GET, "/settings/telegram/linked") => telegram::linked(state, &req, t),
+            (&Method::POST, "/settings/telegram/enable") => telegram::enable(state, &req, t),
+            (&Method::POST, "/settings/telegram/disable") => {
+                settings::factor_disable(state, &req, t, crate::mfa::Factor::Telegram).await
+            }
+            (&Method::POST, "/settings/telegram/remove") => telegram::remove(state, &req, t).await,
             (&Method::POST, "/2fa/email") => second_step::send_email(state, &req, t).await,
             (&Method::GET | &Method::HEAD, "/settings") => settings::page(state, &req, t),
             (&Method::POST, "/settings/confirm") => settings::confirm(state, &req, t).await,
@@ -112,6 +128,10 @@ impl Portal {
             (&Method::GET | &Method::HEAD, "/assets/webauthn.js") => Ok(asset(
                 "text/javascript; charset=utf-8",
                 include_bytes!("../../assets/webauthn.js"),
+            )),
+            (&Method::GET | &Method::HEAD, "/assets/telegram.js") => Ok(asset(
+                "text/javascript; charset=utf-8",
+                include_bytes!("../../assets/telegram.js"),
             )),
             (&Method::GET | &Method::HEAD, "/api/health") => Ok(self.health()),
             (&Method::GET | &Method::HEAD, "/api/authz/auth-request") if req.mount.is_empty() => {

@@ -84,6 +84,16 @@ pub struct SecondStepPage<'a> {
     /// For the passkey method: the options for `navigator.credentials.get` (JSON) and
     /// the ceremony id.
     pub webauthn_options: Option<(String, String)>,
+    /// For the Telegram method: the pending attempt or how to start one.
+    pub telegram: Option<crate::portal::telegram::StepView>,
+}
+
+/// One linked Telegram account.
+pub struct TelegramRow {
+    pub id: i64,
+    pub label: String,
+    pub linked: String,
+    pub remove_confirm: String,
 }
 
 /// One line of the passkey and security key list.
@@ -120,7 +130,15 @@ pub struct SettingsPage<'a> {
     pub notice: Option<&'static str>,
     pub error: Option<String>,
     pub continue_to: Option<String>,
-    /// Whether the server offers passkeys at all.
+    /// Whether a Telegram bot is configured.
+    pub telegram_available: bool,
+    pub telegram_on: bool,
+    pub telegram_accounts: Vec<TelegramRow>,
+    /// Unlinking the one account ends 2FA (Telegram is the only factor).
+    pub telegram_is_last: bool,
+    /// Telegram is the user's only factor (turning it off ends 2FA).
+    pub telegram_only: bool,
+    /// Whether a passkey is available at all.
     pub passkeys_available: bool,
     pub devices: Vec<DeviceRow>,
     /// Deleting a device ends 2FA (it is the only device of the only factor).
@@ -262,4 +280,17 @@ pub struct WebauthnRegisterPage<'a> {
     /// The options for `navigator.credentials.create` (JSON).
     pub options: String,
     pub ceremony: String,
+}
+
+#[derive(Template)]
+#[template(path = "telegram_link.html")]
+pub struct TelegramLinkPage<'a> {
+    pub t: &'static Texts,
+    pub title: &'a str,
+    pub mount: &'a str,
+    pub deep_link: String,
+    /// `data:image/svg+xml;base64,...` of the QR code of the deep link.
+    pub qr: String,
+    /// Accounts linked before this link was made.
+    pub before: usize,
 }

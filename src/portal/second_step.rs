@@ -25,6 +25,7 @@ fn label(t: &'static Texts, method: Method) -> &'static str {
         Method::Totp => t.method_totp,
         Method::Email => t.method_email,
         Method::Webauthn => t.passkeys.method,
+        Method::Telegram => t.telegram.method,
         Method::BackupCode => t.method_backup,
     }
 }
@@ -34,6 +35,7 @@ fn code_label(t: &'static Texts, method: Method) -> &'static str {
         Method::Totp => t.totp_code_label,
         Method::Email => t.email_code_label,
         Method::Webauthn => t.passkeys.step_button,
+        Method::Telegram => t.telegram.step_continue,
         Method::BackupCode => t.backup_code_label,
     }
 }
@@ -43,6 +45,10 @@ fn rejection_text(t: &'static Texts, rejection: Rejection) -> (String, Option<&'
         Rejection::Wrong => (t.wrong_code.into(), None),
         Rejection::Replayed => (t.replayed_code.into(), None),
         Rejection::Dead => (t.email_code_dead.into(), None),
+        Rejection::Telegram(status) => (
+            crate::portal::telegram::rejection_text(t, status).into(),
+            None,
+        ),
         Rejection::Webauthn(refusal) => (
             crate::portal::passkeys::refusal_text(t, refusal).into(),
             None,
@@ -118,6 +124,11 @@ fn show(
             mfa::webauthn::second_step_start(state, username, session_id, now())?
                 .map(|(options, id)| serde_json::to_string(&options).map(|o| (o, id)))
                 .transpose()?
+        } else {
+            None
+        },
+        telegram: if current == Method::Telegram && state.telegram.is_some() {
+            Some(crate::portal::telegram::step_view(state, req, t, session_id)?)
         } else {
             None
         },

@@ -21,7 +21,7 @@ use crate::portal::common::{check_csrf, csrf_for, established, onwards, rd_query
 use crate::portal::i18n::{fill, Texts};
 use crate::portal::pages::{
     render, BackupCodesPage, ConfirmPasswordPage, DeviceRow, EmailConfirmPage, SessionRow,
-    SettingsPage, TotpEnrollPage,
+    SettingsPage, TelegramRow, TotpEnrollPage,
 };
 use crate::state::AppState;
 use crate::store::{AuthLevel, Timestamp};
@@ -44,6 +44,10 @@ const REPLAYABLE: &[&str] = &[
     "/settings/webauthn/finish",
     "/settings/webauthn/passwordless",
     "/settings/webauthn/delete",
+    "/settings/telegram/link",
+    "/settings/telegram/enable",
+    "/settings/telegram/disable",
+    "/settings/telegram/remove",
 ];
 
 static COMMON_PASSWORDS: &str = include_str!("../../assets/common-passwords.txt");
@@ -131,6 +135,10 @@ fn notice_text(t: &'static Texts, key: &str) -> Option<&'static str> {
         "webauthn_deleted" => t.passkeys.done_deleted,
         "passwordless_on" => t.passkeys.done_passwordless_on,
         "passwordless_off" => t.passkeys.done_passwordless_off,
+        "telegram_on" => t.telegram.done_on,
+        "telegram_off" => t.telegram.done_off,
+        "telegram_linked" => t.telegram.done_linked,
+        "telegram_removed" => t.telegram.done_removed,
         _ => return None,
     })
 }
@@ -168,6 +176,7 @@ pub(crate) fn settings_page(
         .collect();
     let continue_to = (!rd.is_empty() && !factors.is_empty()).then(|| onwards(state, &rd));
     let devices = webauthn::devices(state.store.as_ref(), username)?;
+    let telegram_accounts = crate::mfa::telegram::accounts(state.store.as_ref(), username)?;
     let device_is_last = devices.len() == 1 && factors == [Factor::Webauthn];
     let device_rows = devices
         .into_iter()
@@ -198,6 +207,19 @@ pub(crate) fn settings_page(
         notice,
         error,
         continue_to,
+        telegram_available: state.telegram.is_some(),
+        telegram_on: factors.contains(&Factor::Telegram),
+        telegram_is_last: factors == [Factor::Telegram] && telegram_accounts.len() == 1,
+        telegram_only: factors == [Factor::Telegram],
+        telegram_accounts: telegram_accounts
+            .into_iter()
+            .map(|a| TelegramRow {
+                id: a.telegram_id,
+                linked: format_time(a.linked_at),
+                remove_confirm: fill(t.telegram.remove_confirm, a.label()),
+                label: a.label(),
+            })
+            .collect(),
         passkeys_available: state.webauthn.is_some(),
         devices: device_rows,
         device_is_last,
@@ -467,7 +489,7 @@ pub fn totp_page(state: &AppState, req: &Request, t: &'static Texts) -> Result<R
 }
 
 /// Shows freshly made backup codes once.
-fn show_codes(
+pub(crate) fn show_codes(
     state: &AppState,
     req: &Request,
     t: &'static Texts,
