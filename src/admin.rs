@@ -219,7 +219,14 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
                 .collect();
             let telegram: Vec<String> = crate::mfa::telegram::accounts(store, &user.username)?
                 .iter()
-                .map(|a| format!("{} (id {}, linked {})", a.label(), a.telegram_id, format_time(a.linked_at)))
+                .map(|a| {
+                    format!(
+                        "{} (id {}, linked {})",
+                        a.label(),
+                        a.telegram_id,
+                        format_time(a.linked_at)
+                    )
+                })
                 .collect();
             Ok(format!(
                 "username: {}\nname: {}\nemail: {}\ngroups: {}\nstatus: {}\ncreated: {}\nsecond factors: {}\npasskeys: {}\ntelegram: {}\nbackup codes left: {}\nsessions: {sessions}",

@@ -94,7 +94,7 @@ impl RawTelegram {
         }
         let api_url = parse_url("telegram.api_url", &self.api_url)?;
         for (key, d, min, max) in [
-            ("confirm_timeout", self.confirm_timeout, 30, 600),
+            ("confirm_timeout", self.confirm_timeout, 5, 600),
             ("link_lifetime", self.link_lifetime, 60, 3600),
         ] {
             if d < Duration::from_secs(min) || d > Duration::from_secs(max) {
@@ -116,7 +116,11 @@ impl RawTelegram {
             TelegramMode::Polling => (None, None),
             TelegramMode::Webhook => {
                 let url = self.webhook_url.as_deref().ok_or_else(|| {
-                    Error::config("telegram.webhook_url", "", "required with mode = \"webhook\"")
+                    Error::config(
+                        "telegram.webhook_url",
+                        "",
+                        "required with mode = \"webhook\"",
+                    )
                 })?;
                 let url = parse_url("telegram.webhook_url", url)?;
                 if !url.path().ends_with("/telegram/webhook") {
@@ -170,7 +174,11 @@ mod tests {
             token: Some("not-a-token".into()),
             ..RawTelegram::default()
         };
-        assert!(bad.validate().unwrap_err().to_string().contains("telegram.token"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("telegram.token"));
         let webhook = RawTelegram {
             token: Some("123456:AAAAAAAAAAAAAAAAAAAAAAAAAAAA".into()),
             mode: TelegramMode::Webhook,
@@ -182,6 +190,9 @@ mod tests {
             token: Some("123456:AAAAAAAAAAAAAAAAAAAAAAAAAAAA".into()),
             ..RawTelegram::default()
         };
-        assert_eq!(ok.validate().unwrap().unwrap().api_url.as_str(), "https://api.telegram.org/");
+        assert_eq!(
+            ok.validate().unwrap().unwrap().api_url.as_str(),
+            "https://api.telegram.org/"
+        );
     }
 }

@@ -89,7 +89,9 @@ fn update<T>(
 
 /// The user's linked accounts, oldest first.
 pub fn accounts(store: &dyn Store, username: &str) -> Result<Vec<Account>> {
-    Ok(load(store, username)?.map(|(_, s)| s.accounts).unwrap_or_default())
+    Ok(load(store, username)?
+        .map(|(_, s)| s.accounts)
+        .unwrap_or_default())
 }
 
 /// Whether Telegram confirmation is on (switched on, with an account to ask).
@@ -153,7 +155,10 @@ struct LinkToken {
 }
 
 fn link_key(state: &AppState, token: &str) -> String {
-    format!("tg-link\0{}", state.code_hasher.hash(token, "telegram link"))
+    format!(
+        "tg-link\0{}",
+        state.code_hasher.hash(token, "telegram link")
+    )
 }
 
 fn codes_key(state: &AppState, session_id: &str) -> String {
@@ -164,7 +169,12 @@ fn codes_key(state: &AppState, session_id: &str) -> String {
 }
 
 /// A new one-time link token for the user (the `start` parameter of the deep link).
-pub fn link_start(state: &AppState, username: &str, session_id: &str, now: Timestamp) -> Result<String> {
+pub fn link_start(
+    state: &AppState,
+    username: &str,
+    session_id: &str,
+    now: Timestamp,
+) -> Result<String> {
     let lifetime = state
         .config
         .telegram
@@ -233,7 +243,8 @@ pub fn link_finish(
     }
     let was_first_factor = !crate::mfa::has_second_factor(store, &username)?;
     let turned_on = update(store, &username, |set| {
-        set.accounts.retain(|a| a.telegram_id != account.telegram_id);
+        set.accounts
+            .retain(|a| a.telegram_id != account.telegram_id);
         set.accounts.push(account.clone());
         let first = set.accounts.len() == 1;
         if first {
@@ -284,7 +295,11 @@ struct StashedCodes {
 }
 
 /// The backup codes made when linking from this session turned 2FA on, once.
-pub fn take_codes(state: &AppState, session_id: &str, now: Timestamp) -> Result<Option<Vec<String>>> {
+pub fn take_codes(
+    state: &AppState,
+    session_id: &str,
+    now: Timestamp,
+) -> Result<Option<Vec<String>>> {
     let store = state.store.as_ref();
     let key = codes_key(state, session_id);
     let Some(raw) = store.get_raw(Space::Tokens, &key)? else {
@@ -404,7 +419,8 @@ pub fn attempt(store: &dyn Store, id: &str) -> Result<Option<(Vec<u8>, Attempt)>
 /// The session's latest attempt, if any.
 pub fn attempt_of_session(state: &AppState, session_id: &str) -> Result<Option<Attempt>> {
     let store = state.store.as_ref();
-    let Some(id) = get_json::<String>(store, Space::Tokens, &session_key(state, session_id))? else {
+    let Some(id) = get_json::<String>(store, Space::Tokens, &session_key(state, session_id))?
+    else {
         return Ok(None);
     };
     Ok(attempt(store, &id)?.map(|(_, a)| a))

@@ -143,13 +143,12 @@ impl TelegramBot {
     ) -> Result<i32, Unreachable> {
         let mut request = self.bot.send_message(ChatId(chat_id), text);
         if !buttons.is_empty() {
-            request = request.reply_markup(InlineKeyboardMarkup::new(buttons.into_iter().map(
-                |row| {
+            request =
+                request.reply_markup(InlineKeyboardMarkup::new(buttons.into_iter().map(|row| {
                     row.into_iter()
                         .map(|(label, data)| InlineKeyboardButton::callback(label, data))
                         .collect::<Vec<_>>()
-                },
-            )));
+                })));
         }
         match request.await {
             Ok(message) => {
@@ -158,8 +157,10 @@ impl TelegramBot {
             }
             Err(e) => {
                 tracing::warn!(chat_id, error = %e, "telegram sendMessage failed");
-                if matches!(e, teloxide::RequestError::Network(_) | teloxide::RequestError::Io(_))
-                {
+                if matches!(
+                    e,
+                    teloxide::RequestError::Network(_) | teloxide::RequestError::Io(_)
+                ) {
                     self.mark(false);
                 }
                 Err(Unreachable(e.to_string()))
@@ -227,7 +228,12 @@ pub async fn send_attempt(state: &AppState, bot: &TelegramBot, attempt: &Attempt
         .buttons
         .iter()
         .filter(|b| b.action == Action::NotMe)
-        .map(|b| (t.bot_not_me.to_string(), format!("{}:{}", attempt.id, b.token)))
+        .map(|b| {
+            (
+                t.bot_not_me.to_string(),
+                format!("{}:{}", attempt.id, b.token),
+            )
+        })
         .collect();
     let accounts = tg::accounts(state.store.as_ref(), &attempt.username).unwrap_or_default();
     let mut sent = Vec::new();
@@ -381,7 +387,10 @@ pub async fn handle_update(state: &AppState, bot: &TelegramBot, update: Update) 
                 }
                 Ok(Decision::Stale) => bot.answer(query.id.clone(), t.bot_stale).await,
                 Ok(Decision::Foreign) => {
-                    tracing::warn!(telegram_id, "telegram tap from an account not linked to the attempt's user ignored");
+                    tracing::warn!(
+                        telegram_id,
+                        "telegram tap from an account not linked to the attempt's user ignored"
+                    );
                 }
                 Err(e) => tracing::error!(error = %e, "telegram decision failed"),
             }
@@ -436,13 +445,19 @@ impl BackgroundService for BotService {
                     TelegramMode::Polling => bot.bot.delete_webhook().await.is_ok(),
                     TelegramMode::Webhook => {
                         let mut request = bot.bot.set_webhook(
-                            bot.config.webhook_url.clone().expect("validated webhook url"),
+                            bot.config
+                                .webhook_url
+                                .clone()
+                                .expect("validated webhook url"),
                         );
                         if let Some(secret) = &bot.config.webhook_secret {
                             request = request.secret_token(secret.clone());
                         }
                         request
-                            .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery])
+                            .allowed_updates(vec![
+                                AllowedUpdate::Message,
+                                AllowedUpdate::CallbackQuery,
+                            ])
                             .await
                             .is_ok()
                     }
@@ -467,7 +482,10 @@ impl BackgroundService for BotService {
 
 async fn poll(state: &Arc<AppState>, bot: &TelegramBot, shutdown: &mut ShutdownWatch) {
     let store = state.store.as_ref();
-    let mut offset: i32 = get_json(store, Space::Tokens, OFFSET_KEY).ok().flatten().unwrap_or(0);
+    let mut offset: i32 = get_json(store, Space::Tokens, OFFSET_KEY)
+        .ok()
+        .flatten()
+        .unwrap_or(0);
     let mut backoff = Duration::from_millis(500);
     loop {
         let request = bot

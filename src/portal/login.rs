@@ -163,10 +163,14 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
         return Ok(again(StatusCode::UNAUTHORIZED, t.bad_credentials.into()));
     }
     let user = user.ok_or_else(|| Error::Internal("verified a password without a user".into()))?;
-    state.limiter.record_success(&keys);
     state.metrics.login_success.inc();
     let remember = form.get("remember").is_some();
     let second_step = mfa::has_second_factor(state.store.as_ref(), &user.username)?;
+    // Failures are forgiven only when the login is complete: a right password must not
+    // wipe the count of wrong second-step answers (or signing in again would reset it).
+    if !second_step {
+        state.limiter.record_success(&keys);
+    }
     let level = if second_step {
         AuthLevel::SecondFactorPending
     } else {

@@ -9,12 +9,12 @@ mod login;
 pub mod pages;
 mod passkey_texts;
 mod passkeys;
-mod telegram;
-pub(crate) mod telegram_texts;
 mod phone_step;
 pub(crate) mod reset;
 mod second_step;
 mod settings;
+mod telegram;
+pub(crate) mod telegram_texts;
 pub use settings::{describe_device, notice as settings_notice};
 
 use std::sync::Arc;

@@ -128,7 +128,9 @@ fn show(
             None
         },
         telegram: if current == Method::Telegram && state.telegram.is_some() {
-            Some(crate::portal::telegram::step_view(state, req, t, session_id)?)
+            Some(crate::portal::telegram::step_view(
+                state, req, t, session_id,
+            )?)
         } else {
             None
         },

@@ -15,9 +15,7 @@ use crate::http::{add_cookie, html, json, redirect, Request, Response};
 use crate::mfa::telegram::{self as tg, Refused, Status};
 use crate::mfa::{self, Factor};
 use crate::notify::telegram::{expire_attempt, send_attempt, TelegramBot};
-use crate::portal::common::{
-    check_csrf, csrf_for, current_session, established, rd_query, Gate,
-};
+use crate::portal::common::{check_csrf, csrf_for, current_session, established, rd_query, Gate};
 use crate::portal::i18n::{fill, Texts};
 use crate::portal::pages::{render, TelegramLinkPage};
 use crate::portal::settings::{
@@ -127,7 +125,8 @@ pub fn linked(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
                 .sessions
                 .upgrade(&identity.session, AuthLevel::TwoFactor, now())?;
             notice(state, &identity.user, t, t.notice_2fa_on);
-            let mut response = show_codes(state, req, t, &codes, Some(t.telegram.done_linked), next);
+            let mut response =
+                show_codes(state, req, t, &codes, Some(t.telegram.done_linked), next);
             add_cookie(&mut response, &state.sessions.set_cookie(&session));
             Ok(response)
         }
@@ -146,7 +145,15 @@ pub fn enable(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
     if !tg::enable(state.store.as_ref(), &username)? {
         return Ok(done(req, ""));
     }
-    enabled(state, req, t, &identity, Factor::Telegram, was_first, "telegram_on")
+    enabled(
+        state,
+        req,
+        t,
+        &identity,
+        Factor::Telegram,
+        was_first,
+        "telegram_on",
+    )
 }
 
 /// `POST /settings/telegram/remove`: unlinks one account; unlinking the last account of
@@ -155,7 +162,11 @@ pub async fn remove(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     let identity = change!(state, req, t, "/settings/telegram/remove");
     let username = identity.user.username.clone();
     let store = state.store.as_ref();
-    let Some(id) = req.form().get("account").and_then(|v| v.parse::<i64>().ok()) else {
+    let Some(id) = req
+        .form()
+        .get("account")
+        .and_then(|v| v.parse::<i64>().ok())
+    else {
         return Ok(done(req, ""));
     };
     let accounts = tg::accounts(store, &username)?;
@@ -163,13 +174,20 @@ pub async fn remove(state: &AppState, req: &Request, t: &'static Texts) -> Resul
         return Ok(done(req, ""));
     }
     let was_on = tg::is_enabled(store, &username)?;
-    let ends_2fa =
-        was_on && accounts.len() == 1 && mfa::enabled_factors(store, &username)? == [Factor::Telegram];
+    let ends_2fa = was_on
+        && accounts.len() == 1
+        && mfa::enabled_factors(store, &username)? == [Factor::Telegram];
     if ends_2fa {
         let password = req.form().get("password").unwrap_or("").to_string();
-        if let Some(wrong) =
-            wrong_password(state, req, t, &identity, password, "password_confirmation_failed")
-                .await?
+        if let Some(wrong) = wrong_password(
+            state,
+            req,
+            t,
+            &identity,
+            password,
+            "password_confirmation_failed",
+        )
+        .await?
         {
             return Ok(wrong);
         }
@@ -177,8 +195,18 @@ pub async fn remove(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     let Some((account, left)) = tg::remove(store, &username, id)? else {
         return Ok(done(req, ""));
     };
-    audit!("telegram_unlinked", user = username, telegram = account.label(), by = "user");
-    notice(state, &identity.user, t, &fill(t.telegram.notice_removed, account.label()));
+    audit!(
+        "telegram_unlinked",
+        user = username,
+        telegram = account.label(),
+        by = "user"
+    );
+    notice(
+        state,
+        &identity.user,
+        t,
+        &fill(t.telegram.notice_removed, account.label()),
+    );
     if left == 0 && was_on {
         mfa::disable_factor(state, &username, Factor::Telegram, "user")?;
         if ends_2fa {
@@ -216,12 +244,22 @@ pub async fn start(state: &AppState, req: &Request, t: &'static Texts) -> Result
     let bot = bot(state)?;
     let username = identity.user.username.clone();
     if !tg::is_enabled(state.store.as_ref(), &username)? {
-        return Ok(redirect(StatusCode::SEE_OTHER, &format!("{}/2fa{}", req.mount, rd_query(&rd))));
+        return Ok(redirect(
+            StatusCode::SEE_OTHER,
+            &format!("{}/2fa{}", req.mount, rd_query(&rd)),
+        ));
     }
     let budget_key = vec![format!("telegram:{username}")];
     if bot.budget.banned_for(&budget_key, now()).is_some() {
-        audit!("telegram_send_refused_cap", user = username, ip = req.ip_text());
-        return Ok(redirect(StatusCode::SEE_OTHER, &step_url(req, &rd, "&telegram=cap")));
+        audit!(
+            "telegram_send_refused_cap",
+            user = username,
+            ip = req.ip_text()
+        );
+        return Ok(redirect(
+            StatusCode::SEE_OTHER,
+            &step_url(req, &rd, "&telegram=cap"),
+        ));
     }
     if let Some(previous) = tg::attempt_of_session(state, &identity.session.id)? {
         expire_attempt(state, bot, &previous.id).await;
@@ -247,8 +285,15 @@ pub async fn start(state: &AppState, req: &Request, t: &'static Texts) -> Result
     bot.budget.record_failure(&budget_key, now());
     if send_attempt(state, bot, &attempt).await == 0 {
         tg::expire(state.store.as_ref(), &attempt.id)?;
-        audit!("telegram_unreachable_at_login", user = username, ip = req.ip_text());
-        return Ok(redirect(StatusCode::SEE_OTHER, &step_url(req, &rd, "&telegram=unreachable")));
+        audit!(
+            "telegram_unreachable_at_login",
+            user = username,
+            ip = req.ip_text()
+        );
+        return Ok(redirect(
+            StatusCode::SEE_OTHER,
+            &step_url(req, &rd, "&telegram=unreachable"),
+        ));
     }
     audit!("telegram_sent", user = username, ip = req.ip_text());
     Ok(redirect(StatusCode::SEE_OTHER, &step_url(req, &rd, "")))
@@ -258,7 +303,10 @@ pub async fn start(state: &AppState, req: &Request, t: &'static Texts) -> Result
 /// (or after a while, still pending).
 pub async fn wait(state: &AppState, req: &Request, _t: &'static Texts) -> Result<Response> {
     let Some(identity) = pending(state, req)? else {
-        return Ok(json(StatusCode::UNAUTHORIZED, &serde_json::json!({"status": "signed_out"})));
+        return Ok(json(
+            StatusCode::UNAUTHORIZED,
+            &serde_json::json!({"status": "signed_out"}),
+        ));
     };
     let bot = bot(state)?;
     let id = req.query_param("attempt").unwrap_or_default();
@@ -304,7 +352,12 @@ pub struct StepView {
 }
 
 /// The Telegram part of the second step for this session.
-pub fn step_view(state: &AppState, req: &Request, t: &'static Texts, session_id: &str) -> Result<StepView> {
+pub fn step_view(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    session_id: &str,
+) -> Result<StepView> {
     let message = match req.query_param("telegram").as_deref() {
         Some("unreachable") => Some(t.telegram.unreachable),
         Some("cap") => Some(t.telegram.step_cap),
@@ -340,7 +393,10 @@ pub async fn webhook(state: &AppState, req: &Request, _t: &'static Texts) -> Res
     let expected = bot.config.webhook_secret.as_deref().unwrap_or("");
     let given = req.header("x-telegram-bot-api-secret-token").unwrap_or("");
     if expected.is_empty() || !crate::crypto::constant_time_eq(expected, given) {
-        return Ok(json(StatusCode::FORBIDDEN, &serde_json::json!({"ok": false})));
+        return Ok(json(
+            StatusCode::FORBIDDEN,
+            &serde_json::json!({"ok": false}),
+        ));
     }
     let update: teloxide::types::Update = serde_json::from_slice(&req.body)
         .map_err(|e| Error::BadRequest(format!("not a Telegram update: {e}")))?;

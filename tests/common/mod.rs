@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cdp;
+pub mod telegram;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
