@@ -3,7 +3,8 @@
 //! user does: password login, adding a passkey in the settings, the same authenticator
 //! refused a second time, password + passkey, turning on passwordless, and signing in
 //! with the passkey alone. Every page visited is saved as a screenshot under
-//! `test-output/browser_passkey_journey/`.
+//! `test-output/browser_passkey_journey/`. A third test follows Telegram confirmation in
+//! the browser: the link page and the waiting second step learn of taps without a reload.
 
 mod common;
 
@@ -11,6 +12,7 @@ use std::io::BufRead;
 use std::process::{Command, Stdio};
 
 use common::cdp::Chromium;
+use common::telegram::{FakeTelegram, TgUser};
 use common::{
     free_port, output_dir, start_upstream, wait_for_port, ChildGuard, Gatehouse, BIN, PASSWORD,
 };
@@ -288,4 +290,110 @@ fn a_demo_user_adds_a_passkey_and_signs_in_with_it() {
         "the demo panel after the passkey",
     );
     b.screenshot("signed-in-with-passkey");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_waiting_pages_follow_telegram_without_a_reload() {
+    let (addr, _) = start_upstream().await;
+    let fake = FakeTelegram::start().await;
+    let gate = Gatehouse::start(&format!(
+        r#"
+[proxy]
+listen = "127.0.0.1:{{proxy}}"
+[[proxy.upstreams]]
+hosts = ["*"]
+address = "{addr}"
+[session]
+secure = false
+{}
+"#,
+        fake.config("")
+    ));
+    let site = format!("http://localhost:{}", gate.proxy);
+    let shots = output_dir("browser_telegram_journey");
+    let runtime = tokio::runtime::Handle::current();
+    let phone = TgUser {
+        id: 1001,
+        first_name: "Ann",
+        username: "ann_phone",
+    };
+    let journey = tokio::task::spawn_blocking(move || {
+        let mut b = Chromium::launch(&shots);
+        b.open(&format!("{site}/"));
+        b.wait_for("document.querySelector('#password')", "the login page");
+        b.fill("#username", "ann");
+        b.fill("#password", PASSWORD);
+        b.click("form[action$='/login'] button[type=submit]");
+        b.wait_for("location.pathname === '/'", "the panel after the password");
+
+        // Link: the page shows the deep link and updates when the bot sees /start.
+        b.open(&format!("{site}/.gatehouse/settings"));
+        b.wait_for(
+            "document.querySelector('#telegram-link')",
+            "the Telegram section",
+        );
+        b.click("#telegram-link");
+        b.wait_for("document.querySelector('#deep-link')", "the link page");
+        b.screenshot("link-page");
+        let href = b.eval("document.querySelector('#deep-link').href");
+        let token = href
+            .as_str()
+            .unwrap()
+            .split("start=")
+            .nth(1)
+            .unwrap()
+            .to_string();
+        fake.push_start(&phone, &token);
+        b.wait_for(
+            "document.body.innerText.includes('Linked: Ann (@ann_phone)')",
+            "the link page to learn of the link",
+        );
+        b.screenshot("linked");
+        b.click("[data-link-continue] a");
+        b.wait_for(
+            "document.body.innerText.includes('backup codes')",
+            "the backup codes",
+        );
+
+        // Sign in again: the confirmation is sent by itself, the tap signs the page in.
+        b.open(&format!("{site}/.gatehouse/settings"));
+        b.wait_for(
+            "document.querySelector('#telegram-accounts')",
+            "the settings",
+        );
+        b.click("form[action$='/logout'] button");
+        b.wait_for("document.querySelector('#password')", "the login page");
+        b.fill("#username", "ann");
+        b.fill("#password", PASSWORD);
+        b.click("form[action$='/login'] button[type=submit]");
+        b.wait_for(
+            "document.querySelector('#telegram-number')",
+            "the number to tap",
+        );
+        b.screenshot("waiting-for-tap");
+        let number = b.eval("document.querySelector('#telegram-number').innerText");
+        let number = number.as_str().unwrap().trim().to_string();
+        let message = runtime.block_on(fake.message_to(1001, "Sign-in to"));
+        let data = message
+            .buttons
+            .iter()
+            .flatten()
+            .find(|(label, _)| *label == number)
+            .map(|(_, data)| data.clone())
+            .unwrap();
+        fake.push_tap(&phone, &message, &data);
+        b.wait_for(
+            "location.pathname === '/home' || location.pathname === '/'",
+            "the panel after the tap",
+        );
+        assert!(
+            b.text().to_lowercase().contains("remote-user: ann"),
+            "{}",
+            b.text()
+        );
+        b.screenshot("signed-in-by-telegram");
+    });
+    if let Err(e) = journey.await {
+        panic!("{e}\n--- gatehouse log ---\n{}", gate.log());
+    }
 }
