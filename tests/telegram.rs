@@ -514,6 +514,8 @@ async fn confirmation_can_be_turned_off_and_on_with_accounts_kept() {
         off.location.as_deref(),
         Some("/.gatehouse/settings?done=2fa_off")
     );
+    // Security notices reach the linked Telegram accounts too.
+    s.fake.message_to(ANN_PHONE.id, "turned off").await;
     let settings = b.get(&s.portal("/settings")).await;
     assert!(
         settings.body.contains("Ann (@ann_phone)"),

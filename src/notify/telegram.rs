@@ -71,6 +71,9 @@ pub struct TelegramBot {
     pub waiters: Waiters,
     /// Confirmations sent per user per hour.
     pub budget: crate::auth::limiter::Limiter,
+    /// Security notices waiting to be sent (chat, text), drained by [`BotService`].
+    notices: tokio::sync::mpsc::UnboundedSender<(i64, String)>,
+    notices_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(i64, String)>>>,
 }
 
 /// The bot's failure to reach Telegram.
@@ -79,7 +82,10 @@ pub struct Unreachable(pub String);
 
 impl TelegramBot {
     pub fn new(config: TelegramConfig) -> Self {
+        let (notices, notices_rx) = tokio::sync::mpsc::unbounded_channel();
         TelegramBot {
+            notices,
+            notices_rx: Mutex::new(Some(notices_rx)),
             bot: Bot::new(config.token.clone()).set_api_url(config.api_url.clone()),
             username: RwLock::new(None),
             reachable: AtomicBool::new(false),
@@ -91,6 +97,11 @@ impl TelegramBot {
             }),
             config,
         }
+    }
+
+    /// Queues a security notice for a chat (sent in the background, never waited for).
+    pub fn notice_later(&self, chat_id: i64, text: String) {
+        let _ = self.notices.send((chat_id, text));
     }
 
     /// The bot's username, once `getMe` has answered.
@@ -435,6 +446,25 @@ impl BackgroundService for BotService {
                 }
             })
         };
+        let notices = state
+            .telegram
+            .as_ref()
+            .and_then(|b| {
+                b.notices_rx
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take()
+            })
+            .map(|mut rx| {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    while let Some((chat_id, text)) = rx.recv().await {
+                        if let Some(bot) = state.telegram.as_ref() {
+                            let _ = bot.send(chat_id, &text, Vec::new()).await;
+                        }
+                    }
+                })
+            });
         let mut backoff = Duration::from_millis(500);
         loop {
             if *shutdown.borrow() {
@@ -477,6 +507,9 @@ impl BackgroundService for BotService {
             let _ = shutdown.changed().await;
         }
         expiry.abort();
+        if let Some(task) = notices {
+            task.abort();
+        }
     }
 }
 

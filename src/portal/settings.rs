@@ -936,8 +936,16 @@ pub(crate) fn enabled(
     Ok(response)
 }
 
-/// Mails the user a security notice (when they have an address and mail is set up).
+/// Sends the user a security notice: by mail (when they have an address and mail is
+/// set up) and to their linked Telegram accounts (when the bot is set up).
 pub fn notice(state: &AppState, user: &crate::store::User, t: &'static Texts, line: &str) {
+    if let Some(bot) = state.telegram.as_ref() {
+        let accounts = crate::mfa::telegram::accounts(state.store.as_ref(), &user.username)
+            .unwrap_or_default();
+        for account in accounts {
+            bot.notice_later(account.chat_id, format!("{line}\n\n{}", t.notice_not_you));
+        }
+    }
     state.mailer.send_later(
         &user.email,
         Letter {
