@@ -83,7 +83,16 @@ fn show(
 ) -> Result<Response> {
     let username = &identity.user.username;
     let session_id = &identity.session.id;
-    let methods = mfa::methods_for(state.store.as_ref(), username)?;
+    // A method whose service is no longer configured (the bot, the relying party) is
+    // not offered; the user's other methods and backup codes still are.
+    let methods: Vec<Method> = mfa::methods_for(state.store.as_ref(), username)?
+        .into_iter()
+        .filter(|m| match m {
+            Method::Telegram => state.telegram.is_some(),
+            Method::Webauthn => state.webauthn.is_some(),
+            _ => true,
+        })
+        .collect();
     let current = view
         .method
         .filter(|m| methods.contains(m))
