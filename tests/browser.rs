@@ -17,6 +17,13 @@ use common::{
     free_port, output_dir, start_upstream, wait_for_port, ChildGuard, Gatehouse, BIN, PASSWORD,
 };
 
+/// Types the user name and password into the login form on screen and submits it.
+fn sign_in(b: &mut Chromium, username: &str, password: &str) {
+    b.fill("#username", username);
+    b.fill("#password", password);
+    b.click("form[action$='/login'] button[type=submit]");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_adds_a_passkey_and_signs_in_with_it_in_a_real_browser() {
     let (addr, upstream) = start_upstream().await;
@@ -46,13 +53,11 @@ policy = "two_factor"
         b.open(&format!("{site}/"));
         b.wait_for("document.querySelector('#password')", "the login page");
         b.wait_for(
-            "!document.querySelector('[data-webauthn-start]').hidden",
+            "!document.querySelector('[data-webauthn=passwordless] [data-webauthn-start]').hidden",
             "the passkey button (WebAuthn is available)",
         );
         b.screenshot("login");
-        b.fill("#username", "ann");
-        b.fill("#password", PASSWORD);
-        b.click("form[action$='/login'] button[type=submit]");
+        sign_in(&mut b, "ann", PASSWORD);
         b.wait_for("location.pathname === '/'", "the panel after the password");
 
         // Settings: add a device.
@@ -69,7 +74,7 @@ policy = "two_factor"
             "the add-device page",
         );
         b.wait_for(
-            "!document.querySelector('[data-webauthn-start]').hidden",
+            "!document.querySelector('[data-webauthn=create] [data-webauthn-start]').hidden",
             "the use-device button",
         );
         b.screenshot("add-device");
@@ -101,7 +106,7 @@ policy = "two_factor"
             "the add-device page",
         );
         b.wait_for(
-            "!document.querySelector('[data-webauthn-start]').hidden",
+            "!document.querySelector('[data-webauthn=create] [data-webauthn-start]').hidden",
             "the use-device button",
         );
         b.presence(&authenticator, true);
@@ -131,15 +136,13 @@ policy = "two_factor"
             "document.querySelector('#password')",
             "the login page for /admin",
         );
-        b.fill("#username", "ann");
-        b.fill("#password", PASSWORD);
-        b.click("form[action$='/login'] button[type=submit]");
+        sign_in(&mut b, "ann", PASSWORD);
         b.wait_for(
             "document.querySelector('[data-webauthn=get]')",
             "the second step",
         );
         b.wait_for(
-            "!document.querySelector('[data-webauthn-start]').hidden",
+            "!document.querySelector('[data-webauthn=get] [data-webauthn-start]').hidden",
             "the passkey button",
         );
         b.screenshot("second-step");
@@ -175,7 +178,7 @@ policy = "two_factor"
         b.wait_for("document.querySelector('#password')", "the login page");
         b.open(&format!("{site}/admin"));
         b.wait_for(
-            "!document.querySelector('[data-webauthn-start]').hidden",
+            "!document.querySelector('[data-webauthn=passwordless] [data-webauthn-start]').hidden",
             "the passkey button",
         );
         b.screenshot("login-with-passkey");
@@ -242,9 +245,7 @@ fn a_demo_user_adds_a_passkey_and_signs_in_with_it() {
         "document.querySelector('#password')",
         "the demo's login page",
     );
-    b.fill("#username", "demo");
-    b.fill("#password", &password);
-    b.click("form[action$='/login'] button[type=submit]");
+    sign_in(&mut b, "demo", &password);
     b.wait_for(
         "document.body.innerText.includes('Demo User')",
         "the demo panel",
@@ -257,7 +258,7 @@ fn a_demo_user_adds_a_passkey_and_signs_in_with_it() {
     b.fill("#device-name", "My browser");
     b.click("form[action$='/settings/webauthn/add'] button[type=submit]");
     b.wait_for(
-        "!document.querySelector('[data-webauthn-start]').hidden",
+        "!document.querySelector('[data-webauthn=create] [data-webauthn-start]').hidden",
         "the use-device button",
     );
     b.presence(&authenticator, true);
@@ -276,11 +277,9 @@ fn a_demo_user_adds_a_passkey_and_signs_in_with_it() {
     );
     b.click("form[action$='/logout'] button");
     b.wait_for("document.querySelector('#password')", "the login page");
-    b.fill("#username", "demo");
-    b.fill("#password", &password);
-    b.click("form[action$='/login'] button[type=submit]");
+    sign_in(&mut b, "demo", &password);
     b.wait_for(
-        "!document.querySelector('[data-webauthn-start]').hidden",
+        "!document.querySelector('[data-webauthn=get] [data-webauthn-start]').hidden",
         "the passkey step",
     );
     b.presence(&authenticator, true);
@@ -321,9 +320,7 @@ secure = false
         let mut b = Chromium::launch(&shots);
         b.open(&format!("{site}/"));
         b.wait_for("document.querySelector('#password')", "the login page");
-        b.fill("#username", "ann");
-        b.fill("#password", PASSWORD);
-        b.click("form[action$='/login'] button[type=submit]");
+        sign_in(&mut b, "ann", PASSWORD);
         b.wait_for("location.pathname === '/'", "the panel after the password");
 
         // Link: the page shows the deep link and updates when the bot sees /start.
@@ -363,9 +360,7 @@ secure = false
         );
         b.click("form[action$='/logout'] button");
         b.wait_for("document.querySelector('#password')", "the login page");
-        b.fill("#username", "ann");
-        b.fill("#password", PASSWORD);
-        b.click("form[action$='/login'] button[type=submit]");
+        sign_in(&mut b, "ann", PASSWORD);
         b.wait_for(
             "document.querySelector('#telegram-number')",
             "the number to tap",

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::state::AppState;
-use crate::store::{get_json, put_json, swap_json, user_key, Space, Store, Timestamp};
+use crate::store::{get_json, put_json, swap_json, update_json, user_key, Space, Store, Timestamp};
 
 /// A Telegram account linked to a user.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -59,44 +59,29 @@ fn account_key(telegram_id: i64) -> String {
     format!("tg-account\0{telegram_id}")
 }
 
-fn load(store: &dyn Store, username: &str) -> Result<Option<(Vec<u8>, LinkedSet)>> {
-    match store.get_raw(Space::Factors, &set_key(username))? {
-        Some(raw) => {
-            let set = serde_json::from_slice(&raw)?;
-            Ok(Some((raw, set)))
-        }
-        None => Ok(None),
-    }
+fn load(store: &dyn Store, username: &str) -> Result<Option<LinkedSet>> {
+    get_json(store, Space::Factors, &set_key(username))
 }
 
 /// Applies `change` to the user's linked set atomically.
 fn update<T>(
     store: &dyn Store,
     username: &str,
-    mut change: impl FnMut(&mut LinkedSet) -> T,
+    change: impl FnMut(&mut LinkedSet) -> T,
 ) -> Result<T> {
-    for _ in 0..16 {
-        let (raw, mut set) = load(store, username)?.unwrap_or_default();
-        let out = change(&mut set);
-        let new = serde_json::to_vec(&set)?;
-        let old = (!raw.is_empty()).then_some(raw.as_slice());
-        if store.compare_and_swap_raw(Space::Factors, &set_key(username), old, Some(&new))? {
-            return Ok(out);
-        }
-    }
-    Err(Error::Busy)
+    update_json(store, Space::Factors, &set_key(username), change)
 }
 
 /// The user's linked accounts, oldest first.
 pub fn accounts(store: &dyn Store, username: &str) -> Result<Vec<Account>> {
     Ok(load(store, username)?
-        .map(|(_, s)| s.accounts)
+        .map(|s| s.accounts)
         .unwrap_or_default())
 }
 
 /// Whether Telegram confirmation is on (switched on, with an account to ask).
 pub fn is_enabled(store: &dyn Store, username: &str) -> Result<bool> {
-    Ok(load(store, username)?.is_some_and(|(_, s)| s.enabled && !s.accounts.is_empty()))
+    Ok(load(store, username)?.is_some_and(|s| s.enabled && !s.accounts.is_empty()))
 }
 
 /// Switches confirmation off; the linked accounts stay. Returns whether it was on.

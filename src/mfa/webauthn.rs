@@ -31,7 +31,7 @@ use crate::audit;
 use crate::config::WebauthnConfig;
 use crate::error::{Error, Result};
 use crate::state::AppState;
-use crate::store::{put_json, swap_json, user_key, Space, Store, Timestamp};
+use crate::store::{get_json, put_json, update_json, user_key, Space, Store, Timestamp};
 
 /// The longest device name, in characters.
 pub const NAME_MAX: usize = 64;
@@ -92,47 +92,23 @@ fn index_key(credential_id: &[u8]) -> String {
     format!("webauthn-cred\0{}", B64.encode(credential_id))
 }
 
-fn load(store: &dyn Store, username: &str) -> Result<Option<(Vec<u8>, DeviceSet)>> {
-    match store.get_raw(Space::Factors, &set_key(username))? {
-        Some(raw) => {
-            let set = serde_json::from_slice(&raw)?;
-            Ok(Some((raw, set)))
-        }
-        None => Ok(None),
-    }
+fn load(store: &dyn Store, username: &str) -> Result<Option<DeviceSet>> {
+    get_json(store, Space::Factors, &set_key(username))
 }
 
-/// Applies `change` to the user's device set atomically (retrying on a concurrent
-/// write). Returns what `change` returned.
+/// Applies `change` to the user's device set atomically.
 fn update<T>(
     store: &dyn Store,
     username: &str,
-    mut change: impl FnMut(&mut DeviceSet) -> T,
+    change: impl FnMut(&mut DeviceSet) -> T,
 ) -> Result<T> {
-    for _ in 0..16 {
-        let (raw, mut set) = load(store, username)?.unwrap_or_default();
-        let out = change(&mut set);
-        let written = if raw.is_empty() {
-            store.compare_and_swap_raw(
-                Space::Factors,
-                &set_key(username),
-                None,
-                Some(&serde_json::to_vec(&set)?),
-            )?
-        } else {
-            swap_json(store, Space::Factors, &set_key(username), &raw, Some(&set))?
-        };
-        if written {
-            return Ok(out);
-        }
-    }
-    Err(Error::Busy)
+    update_json(store, Space::Factors, &set_key(username), change)
 }
 
 /// The user's devices, oldest first.
 pub fn devices(store: &dyn Store, username: &str) -> Result<Vec<Device>> {
     Ok(load(store, username)?
-        .map(|(_, s)| s.devices)
+        .map(|s| s.devices)
         .unwrap_or_default())
 }
 
@@ -143,7 +119,7 @@ pub fn is_enabled(store: &dyn Store, username: &str) -> Result<bool> {
 
 /// Removes every device (and the user handle). Returns whether there were any.
 pub fn disable(store: &dyn Store, username: &str) -> Result<bool> {
-    let Some((_, set)) = load(store, username)? else {
+    let Some(set) = load(store, username)? else {
         return Ok(false);
     };
     for d in &set.devices {
@@ -557,7 +533,7 @@ fn check_assertion(
 ) -> Result<std::result::Result<Device, Refusal>> {
     let relying = relying(state)?;
     let store = state.store.as_ref();
-    let Some((_, set)) = load(store, username)? else {
+    let Some(set) = load(store, username)? else {
         return Ok(Err(Refusal::UnknownCredential));
     };
     let Some(device) = set

@@ -20,7 +20,7 @@ use crate::portal::common::{check_csrf, count_failure, csrf_for, onwards};
 use crate::portal::i18n::{banned_message, fill, Texts};
 use crate::portal::pages::{render, LoginPage, WebauthnRegisterPage};
 use crate::portal::settings::{
-    authorise_change, change, done, enabled, notice, settings_page, wrong_password,
+    authorise_change, change, done, enabled, notice, password_in_form, settings_page,
 };
 use crate::state::AppState;
 use crate::store::AuthLevel;
@@ -187,17 +187,7 @@ pub async fn delete(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     let ends_2fa =
         devices.len() == 1 && mfa::enabled_factors(store, &username)? == [Factor::Webauthn];
     if ends_2fa {
-        let password = req.form().get("password").unwrap_or("").to_string();
-        if let Some(wrong) = wrong_password(
-            state,
-            req,
-            t,
-            &identity,
-            password,
-            "password_confirmation_failed",
-        )
-        .await?
-        {
+        if let Some(wrong) = password_in_form(state, req, t, &identity).await? {
             return Ok(wrong);
         }
     }

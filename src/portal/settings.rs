@@ -281,6 +281,26 @@ pub(crate) async fn wrong_password(
     .map(Some)
 }
 
+/// For a change that ends 2FA: checks the password typed into the form itself; returns
+/// the page to show when it is wrong.
+pub(crate) async fn password_in_form(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    identity: &Identity,
+) -> Result<Option<Response>> {
+    let password = req.form().get("password").unwrap_or("").to_string();
+    wrong_password(
+        state,
+        req,
+        t,
+        identity,
+        password,
+        "password_confirmation_failed",
+    )
+    .await
+}
+
 /// `GET /settings`.
 pub fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     match established(state, req, "/settings")? {
@@ -401,7 +421,8 @@ macro_rules! change {
 }
 pub(crate) use change;
 
-fn qr_data_uri(text: &str) -> String {
+/// A QR code of `text` as an SVG `data:` URI.
+pub(crate) fn qr_data_uri(text: &str) -> String {
     let svg = qrcode::QrCode::new(text.as_bytes())
         .map(|code| {
             code.render::<qrcode::render::svg::Color<'_>>()
@@ -578,17 +599,7 @@ pub async fn factor_disable(
     }
     let last = factors.len() == 1;
     if last {
-        let password = req.form().get("password").unwrap_or("").to_string();
-        if let Some(wrong) = wrong_password(
-            state,
-            req,
-            t,
-            &identity,
-            password,
-            "password_confirmation_failed",
-        )
-        .await?
-        {
+        if let Some(wrong) = password_in_form(state, req, t, &identity).await? {
             return Ok(wrong);
         }
     }

@@ -19,7 +19,8 @@ use crate::portal::common::{check_csrf, csrf_for, current_session, established, 
 use crate::portal::i18n::{fill, Texts};
 use crate::portal::pages::{render, TelegramLinkPage};
 use crate::portal::settings::{
-    authorise_change, change, done, enabled, notice, settings_page, show_codes, wrong_password,
+    authorise_change, change, done, enabled, notice, password_in_form, qr_data_uri, settings_page,
+    show_codes,
 };
 use crate::state::AppState;
 use crate::store::AuthLevel;
@@ -32,22 +33,6 @@ fn bot(state: &AppState) -> Result<&TelegramBot> {
         .telegram
         .as_ref()
         .ok_or_else(|| Error::NotFound("telegram is not configured".into()))
-}
-
-fn qr_data_uri(text: &str) -> String {
-    use base64::Engine;
-    let svg = qrcode::QrCode::new(text.as_bytes())
-        .map(|code| {
-            code.render::<qrcode::render::svg::Color<'_>>()
-                .min_dimensions(200, 200)
-                .quiet_zone(true)
-                .build()
-        })
-        .unwrap_or_default();
-    format!(
-        "data:image/svg+xml;base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(svg)
-    )
 }
 
 /// `POST /settings/telegram/link`: a one-time deep link to the bot, as a link and a QR
@@ -178,17 +163,7 @@ pub async fn remove(state: &AppState, req: &Request, t: &'static Texts) -> Resul
         && accounts.len() == 1
         && mfa::enabled_factors(store, &username)? == [Factor::Telegram];
     if ends_2fa {
-        let password = req.form().get("password").unwrap_or("").to_string();
-        if let Some(wrong) = wrong_password(
-            state,
-            req,
-            t,
-            &identity,
-            password,
-            "password_confirmation_failed",
-        )
-        .await?
-        {
+        if let Some(wrong) = password_in_form(state, req, t, &identity).await? {
             return Ok(wrong);
         }
     }

@@ -125,6 +125,33 @@ pub fn swap_json<T: Serialize>(
     store.compare_and_swap_raw(space, key, Some(old), new.as_deref())
 }
 
+/// Reads a JSON record (its default when absent), lets `change` edit it, and writes it
+/// back with a compare-and-swap, retrying when another writer got there first. Returns
+/// what `change` returned.
+pub fn update_json<T, R>(
+    store: &dyn Store,
+    space: Space,
+    key: &str,
+    mut change: impl FnMut(&mut T) -> R,
+) -> Result<R>
+where
+    T: Serialize + serde::de::DeserializeOwned + Default,
+{
+    for _ in 0..16 {
+        let raw = store.get_raw(space, key)?;
+        let mut value: T = match &raw {
+            Some(bytes) => serde_json::from_slice(bytes)?,
+            None => T::default(),
+        };
+        let out = change(&mut value);
+        let new = serde_json::to_vec(&value)?;
+        if store.compare_and_swap_raw(space, key, raw.as_deref(), Some(&new))? {
+            return Ok(out);
+        }
+    }
+    Err(crate::error::Error::Busy)
+}
+
 /// What gatehouse keeps. Implementations must be cheap to call from async code: no
 /// call may block for long (sled's are in-memory with background flushing).
 pub trait Store: Send + Sync {
