@@ -349,6 +349,10 @@ async fn a_wrong_number_refuses_and_this_wasnt_me_refuses_and_counts() {
     s.ann_linked().await;
 
     let (mut b, page, number) = s.ann_waiting().await;
+    // "Continue" before any tap is not a wrong answer: it says to tap, and counts nothing.
+    let early = finish(&s, &mut b, &page).await;
+    assert_eq!(early.status, 202);
+    assert!(early.body.contains("Not confirmed yet"), "{}", early.body);
     let msg = s.fake.message_to(ANN_PHONE.id, "Sign-in to").await;
     let wrong = msg.buttons[0]
         .iter()

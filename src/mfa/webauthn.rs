@@ -548,9 +548,6 @@ fn check_assertion(
             return Ok(Err(Refusal::UnknownCredential));
         }
     }
-    if passwordless && !device.passwordless {
-        return Ok(Err(Refusal::NotPasswordless));
-    }
     let result: AuthenticationResult = match relying.core.authenticate_single_credential(
         answer,
         authentication,
@@ -576,6 +573,11 @@ fn check_assertion(
             return Ok(Err(refusal));
         }
     };
+    // Only after the signature checked out: nothing is said about a credential to
+    // someone who cannot use it.
+    if passwordless && !device.passwordless {
+        return Ok(Err(Refusal::NotPasswordless));
+    }
     if passwordless && !result.user_verified() {
         return Ok(Err(Refusal::NotVerified));
     }

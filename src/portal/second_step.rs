@@ -315,6 +315,11 @@ pub fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
             add_cookie(&mut response, &state.sessions.set_cookie(&session));
             Ok(response)
         }
+        Err(rejection @ Rejection::Telegram(mfa::telegram::Status::Pending)) => {
+            // "Continue" pressed before the tap in Telegram: not a wrong answer.
+            let (text, hint) = rejection_text(t, rejection);
+            again(StatusCode::ACCEPTED, text, hint)
+        }
         Err(rejection) => {
             state.metrics.second_factor_failure.inc();
             audit!(
