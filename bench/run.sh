@@ -185,7 +185,11 @@ EOF
 # The flood: one CSRF cookie and token, then wrong passwords for random users from
 # random addresses (X-Forwarded-For from a trusted hop), so every try costs an argon2.
 csrf_cookie=$(curl -s -c - "http://127.0.0.1:$PORTAL/" -o "$WORK/login.html" | awk '/_csrf/ {print $6"="$7}')
-csrf_token=$(grep -o 'name="csrf" value="[^"]*"' "$WORK/login.html" | sed 's/.*value="//; s/"$//')
+csrf_token=$(grep -o 'name="csrf" value="[^"]*"' "$WORK/login.html" | head -n1 | sed 's/.*value="//; s/"$//')
+# The flood must cost an argon2 per try (a wrong password: 401), or it measures nothing.
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $csrf_cookie" -H "X-Forwarded-For: 10.9.9.9" \
+    --data "csrf=$csrf_token&username=victim1&password=wrong" "http://127.0.0.1:$PORTAL/login")
+[ "$code" = 401 ] || die "a flood login should be refused with 401 (a checked wrong password), got $code"
 cat > "$WORK/flood.lua" <<EOF
 math.randomseed(os.time())
 request = function()
