@@ -13,7 +13,8 @@
 //! - [`policy`]: access rules, first match wins.
 //! - [`auth`]: passwords, sessions, brute-force limiter, and the per-request [`auth::gate`].
 //! - [`mfa`]: second factors (one module per factor, same shape) and their shared rules.
-//! - [`notify`]: reaching users outside the browser (email from a retrying queue).
+//! - [`notify`]: reaching users outside the browser (email from a retrying queue, phone
+//!   calls and SMS, the recovery hook, the Telegram bot).
 //! - [`crypto`]: secrets at rest (AES-GCM) and keyed hashes of one-time codes.
 //! - [`store`]: the `Store` trait and its sled implementation.
 //! - [`metrics`]: Prometheus counters and their own listener.

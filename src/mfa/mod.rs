@@ -1,7 +1,8 @@
 //! Second factors.
 //!
-//! Every factor is a module with the same shape (`enroll_start` / `enroll_finish` /
-//! `verify` / `disable`). [`Factor`] is the closed set a user can turn on; [`Method`] is
+//! Every factor is a module of its own (`totp`, `email`, `webauthn`, `telegram`), each
+//! with `is_enabled` and `disable` and its own way to enrol and verify (a code, a
+//! WebAuthn ceremony, a tap in Telegram). [`Factor`] is the closed set a user can turn on; [`Method`] is
 //! the closed set of ways through the second login step (the factors plus backup codes).
 //! Both are dispatched by exhaustive `match`, so adding a factor makes the compiler list
 //! every place that must handle it.
