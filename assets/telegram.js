@@ -17,6 +17,14 @@
         var names = answer.accounts.slice(before).join(", ");
         link.querySelector("[data-link-state]").textContent = link.dataset.doneText.replace("{}", names);
         link.querySelector("[data-link-continue]").hidden = false;
+        // The first account turns confirmation on: say so in the section too.
+        var badge = document.querySelector("#telegram-title .badge");
+        if (badge && before === 0) {
+          badge.className = "badge on";
+          badge.textContent = link.dataset.onText;
+        }
+        var none = document.getElementById("telegram-none");
+        if (none) none.hidden = true;
       } else {
         poll(url, check);
       }

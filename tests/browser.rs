@@ -345,6 +345,10 @@ secure = false
             "document.body.innerText.includes('Linked: Ann (@ann_phone)')",
             "the link page to learn of the link",
         );
+        b.wait_for(
+            "document.querySelector('#telegram-title .badge.on')",
+            "the section to say Telegram is on",
+        );
         b.screenshot("linked");
         b.click("[data-link-continue] a");
         b.wait_for(

@@ -88,6 +88,16 @@ pub struct SecondStepPage<'a> {
     pub telegram: Option<crate::portal::telegram::StepView>,
 }
 
+/// A fresh "link a Telegram account" deep link, shown in the settings' Telegram section
+/// until the bot sees it used.
+pub struct TelegramLink {
+    pub deep_link: String,
+    /// `data:image/svg+xml;base64,...` of the QR code of the deep link.
+    pub qr: String,
+    /// Accounts linked before this link was made.
+    pub before: usize,
+}
+
 /// One linked Telegram account.
 pub struct TelegramRow {
     pub id: i64,
@@ -132,6 +142,8 @@ pub struct SettingsPage<'a> {
     pub continue_to: Option<String>,
     /// Whether a Telegram bot is configured.
     pub telegram_available: bool,
+    /// A link just made, to show and wait on.
+    pub telegram_link: Option<TelegramLink>,
     pub telegram_on: bool,
     pub telegram_accounts: Vec<TelegramRow>,
     /// Unlinking the one account ends 2FA (Telegram is the only factor).
@@ -280,17 +292,4 @@ pub struct WebauthnRegisterPage<'a> {
     /// The options for `navigator.credentials.create` (JSON).
     pub options: String,
     pub ceremony: String,
-}
-
-#[derive(Template)]
-#[template(path = "telegram_link.html")]
-pub struct TelegramLinkPage<'a> {
-    pub t: &'static Texts,
-    pub title: &'a str,
-    pub mount: &'a str,
-    pub deep_link: String,
-    /// `data:image/svg+xml;base64,...` of the QR code of the deep link.
-    pub qr: String,
-    /// Accounts linked before this link was made.
-    pub before: usize,
 }

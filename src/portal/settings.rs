@@ -21,7 +21,7 @@ use crate::portal::common::{check_csrf, csrf_for, established, onwards, rd_query
 use crate::portal::i18n::{fill, Texts};
 use crate::portal::pages::{
     render, BackupCodesPage, ConfirmPasswordPage, DeviceRow, EmailConfirmPage, SessionRow,
-    SettingsPage, TelegramRow, TotpEnrollPage,
+    SettingsPage, TelegramLink, TelegramRow, TotpEnrollPage,
 };
 use crate::state::AppState;
 use crate::store::{AuthLevel, Timestamp};
@@ -151,6 +151,19 @@ pub(crate) fn settings_page(
     status: StatusCode,
     error: Option<String>,
 ) -> Result<Response> {
+    settings_page_with(state, req, t, identity, status, error, None)
+}
+
+/// The settings page, with the Telegram section showing a fresh deep link when given.
+pub(crate) fn settings_page_with(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    identity: &Identity,
+    status: StatusCode,
+    error: Option<String>,
+    telegram_link: Option<TelegramLink>,
+) -> Result<Response> {
     let username = &identity.user.username;
     let rd = req.query_param("rd").unwrap_or_default();
     let factors = mfa::enabled_factors(state.store.as_ref(), username)?;
@@ -208,6 +221,7 @@ pub(crate) fn settings_page(
         error,
         continue_to,
         telegram_available: state.telegram.is_some(),
+        telegram_link,
         telegram_on: factors.contains(&Factor::Telegram),
         telegram_is_last: factors == [Factor::Telegram] && telegram_accounts.len() == 1,
         telegram_only: factors == [Factor::Telegram],

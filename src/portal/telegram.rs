@@ -11,16 +11,16 @@ use crate::audit;
 use crate::auth::now;
 use crate::auth::session::Identity;
 use crate::error::{Error, Result};
-use crate::http::{add_cookie, html, json, redirect, Request, Response};
+use crate::http::{add_cookie, json, redirect, Request, Response};
 use crate::mfa::telegram::{self as tg, Refused, Status};
 use crate::mfa::{self, Factor};
 use crate::notify::telegram::{expire_attempt, send_attempt, TelegramBot};
-use crate::portal::common::{check_csrf, csrf_for, current_session, established, rd_query, Gate};
+use crate::portal::common::{check_csrf, current_session, established, rd_query, Gate};
 use crate::portal::i18n::{fill, Texts};
-use crate::portal::pages::{render, TelegramLinkPage};
+use crate::portal::pages::TelegramLink;
 use crate::portal::settings::{
     authorise_change, change, done, enabled, notice, password_in_form, qr_data_uri, settings_page,
-    show_codes,
+    settings_page_with, show_codes,
 };
 use crate::state::AppState;
 use crate::store::AuthLevel;
@@ -35,8 +35,9 @@ fn bot(state: &AppState) -> Result<&TelegramBot> {
         .ok_or_else(|| Error::NotFound("telegram is not configured".into()))
 }
 
-/// `POST /settings/telegram/link`: a one-time deep link to the bot, as a link and a QR
-/// code; the page then waits for the bot to see `/start`.
+/// `POST /settings/telegram/link`: the settings page again, its Telegram section showing
+/// a one-time deep link to the bot as a link and a QR code; the page then learns of the
+/// link (long-poll) without a reload.
 pub fn link(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let identity = change!(state, req, t, "/settings/telegram/link");
     let bot = bot(state)?;
@@ -53,17 +54,12 @@ pub fn link(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respon
     let username = &identity.user.username;
     let token = tg::link_start(state, username, &identity.session.id, now())?;
     let deep_link = format!("https://t.me/{bot_name}?start={token}");
-    let before = tg::accounts(state.store.as_ref(), username)?.len();
-    let csrf = csrf_for(state, req);
-    let page = TelegramLinkPage {
-        t,
-        title: t.telegram.link_title,
-        mount: req.mount,
+    let link = TelegramLink {
         qr: qr_data_uri(&deep_link),
         deep_link,
-        before,
+        before: tg::accounts(state.store.as_ref(), username)?.len(),
     };
-    Ok(csrf.attach(html(StatusCode::OK, render(&page))))
+    settings_page_with(state, req, t, &identity, StatusCode::OK, None, Some(link))
 }
 
 /// `GET /settings/telegram/status?before=N`: the linked accounts, answered as soon as
