@@ -4,7 +4,7 @@
 //! refused a second time, password + passkey, turning on passwordless, and signing in
 //! with the passkey alone. Every page visited is saved as a screenshot under
 //! `test-output/browser_passkey_journey/`. A third test follows Telegram confirmation in
-//! the browser: the link page and the waiting second step learn of taps without a reload.
+//! the browser: the settings page and the waiting second step learn of Telegram without a reload.
 
 mod common;
 
@@ -330,7 +330,10 @@ secure = false
             "the Telegram section",
         );
         b.click("#telegram-link");
-        b.wait_for("document.querySelector('#deep-link')", "the link page");
+        b.wait_for(
+            "document.querySelector('#deep-link')",
+            "the deep link on the settings page",
+        );
         b.screenshot("link-page");
         let href = b.eval("document.querySelector('#deep-link').href");
         let token = href
@@ -343,7 +346,7 @@ secure = false
         fake.push_start(&phone, &token);
         b.wait_for(
             "document.body.innerText.includes('Linked: Ann (@ann_phone)')",
-            "the link page to learn of the link",
+            "the settings page to learn of the link",
         );
         b.wait_for(
             "document.querySelector('#telegram-title .badge.on')",

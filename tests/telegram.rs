@@ -206,7 +206,7 @@ async fn linking_by_deep_link_turns_telegram_on_and_the_page_learns_of_it() {
     s.log_in(&mut b, "ann").await;
     let token = s.link_token(&mut b).await;
 
-    // The link page long-polls; the answer comes when the bot sees /start.
+    // The settings page long-polls; the answer comes when the bot sees /start.
     let status_url = s.portal("/settings/telegram/status?before=0");
     let cookies = b.cookies.clone();
     let waiting = tokio::spawn(async move {
