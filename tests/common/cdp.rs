@@ -109,6 +109,17 @@ impl Chromium {
     }
 
     fn send(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        self.try_send(session, method, params)
+            .unwrap_or_else(|error| panic!("CDP {method} failed: {error}"))
+    }
+
+    /// Sends a command; `Err` carries CDP's error (e.g. the page navigated meanwhile).
+    fn try_send(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, String> {
         self.next_id += 1;
         let id = self.next_id;
         let mut message = json!({"id": id, "method": method, "params": params});
@@ -125,9 +136,9 @@ impl Chromium {
             match self.messages.recv_timeout(left) {
                 Ok(reply) if reply["id"] == json!(id) => {
                     if let Some(error) = reply.get("error") {
-                        panic!("CDP {method} failed: {error}");
+                        return Err(error.to_string());
                     }
-                    return reply["result"].clone();
+                    return Ok(reply["result"].clone());
                 }
                 Ok(_event) => continue,
                 Err(RecvTimeoutError::Timeout) => panic!("CDP {method}: no answer in 30 s"),
@@ -143,11 +154,21 @@ impl Chromium {
     }
 
     /// Evaluates a script expression in the page; returns its value (promises awaited).
+    /// Retried briefly while the page is between two documents.
     pub fn eval(&mut self, expression: &str) -> Value {
-        let result = self.call(
-            "Runtime.evaluate",
-            json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
-        );
+        let session = self.session.clone();
+        let params = json!({"expression": expression, "returnByValue": true, "awaitPromise": true});
+        let mut tries = 0;
+        let result = loop {
+            match self.try_send(Some(&session), "Runtime.evaluate", params.clone()) {
+                Ok(result) => break result,
+                Err(_) if tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(error) => panic!("CDP Runtime.evaluate failed: {error}"),
+            }
+        };
         if let Some(e) = result.get("exceptionDetails") {
             panic!("script `{expression}` threw: {e}");
         }
@@ -159,12 +180,16 @@ impl Chromium {
     pub fn wait_for(&mut self, expression: &str, what: &str) {
         let check = format!("document.readyState === 'complete' && !!({expression})");
         let deadline = Instant::now() + Duration::from_secs(20);
+        let session = self.session.clone();
         loop {
+            // While the page navigates the evaluation may fail: that is "not yet".
             let ok = self
-                .call(
+                .try_send(
+                    Some(&session),
                     "Runtime.evaluate",
                     json!({"expression": check, "returnByValue": true}),
                 )
+                .unwrap_or_default()
                 .get("result")
                 .and_then(|r| r.get("value"))
                 .and_then(Value::as_bool)
