@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::notify::email::{mask, Delivery, Letter};
 use crate::portal::i18n::{fill, Texts};
 use crate::state::AppState;
-use crate::store::{get_json, put_json, swap_json, user_key, Space, Store, Timestamp, User};
+use crate::store::{get_json, modify_json, put_json, user_key, Space, Store, Timestamp, User};
 
 /// Why a code is being sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,49 +195,38 @@ pub fn check(
     now: Timestamp,
 ) -> Result<CodeResult> {
     let code: String = code.chars().filter(|c| c.is_ascii_digit()).collect();
-    let key = record_key(username);
-    for _ in 0..3 {
-        let Some(raw) = state.store.get_raw(Space::Factors, &key)? else {
-            return Ok(CodeResult::Dead);
-        };
-        let mut record: EmailRecord = serde_json::from_slice(&raw)?;
-        let Some(pending) = record
-            .pending
-            .clone()
-            .filter(|p| p.purpose == purpose && p.expires_at > now && p.tries_left > 0)
-        else {
-            return Ok(CodeResult::Dead);
-        };
-        let right = code.len() == 6
-            && state
-                .code_hasher
-                .matches(&code, &context(username), &pending.hash);
-        if right {
-            record.pending = None;
-            if purpose == Purpose::Confirm {
-                record.enabled = true;
+    let outcome = modify_json(
+        state.store.as_ref(),
+        Space::Factors,
+        &record_key(username),
+        |record: &mut EmailRecord| {
+            let pending = record
+                .pending
+                .clone()
+                .filter(|p| p.purpose == purpose && p.expires_at > now && p.tries_left > 0)?;
+            let right = code.len() == 6
+                && state
+                    .code_hasher
+                    .matches(&code, &context(username), &pending.hash);
+            if right {
+                record.pending = None;
+                if purpose == Purpose::Confirm {
+                    record.enabled = true;
+                }
+            } else {
+                record.pending = Some(PendingCode {
+                    tries_left: pending.tries_left - 1,
+                    ..pending
+                });
             }
-        } else {
-            record.pending = Some(PendingCode {
-                tries_left: pending.tries_left - 1,
-                ..pending
-            });
-        }
-        if swap_json(
-            state.store.as_ref(),
-            Space::Factors,
-            &key,
-            &raw,
-            Some(&record),
-        )? {
-            return Ok(if right {
+            Some(if right {
                 CodeResult::Accepted
             } else {
                 CodeResult::Wrong
-            });
-        }
-    }
-    Ok(CodeResult::Dead)
+            })
+        },
+    )?;
+    Ok(outcome.unwrap_or(CodeResult::Dead))
 }
 
 /// Turns email codes off (the address stays on the account).

@@ -22,7 +22,7 @@ use crate::config::PhoneConfig;
 use crate::error::Result;
 use crate::notify::phone::{last_four, mask, normalise};
 use crate::state::AppState;
-use crate::store::{get_json, put_json, swap_json, user_key, Space, Store, Timestamp, User};
+use crate::store::{get_json, modify_json, put_json, user_key, Space, Store, Timestamp, User};
 
 /// How a code reaches the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -250,42 +250,31 @@ fn check_code(
     apply: impl Fn(&mut PhoneRecord, &str),
 ) -> Result<CodeResult> {
     let code: String = code.chars().filter(|c| c.is_ascii_digit()).collect();
-    let key = record_key(username);
-    for _ in 0..3 {
-        let Some(raw) = state.store.get_raw(Space::Factors, &key)? else {
-            return Ok(CodeResult::Dead);
-        };
-        let mut record: PhoneRecord = serde_json::from_slice(&raw)?;
-        let Some(pending) = pick(&mut record).filter(|c| c.expires_at > now && c.tries_left > 0)
-        else {
-            return Ok(CodeResult::Dead);
-        };
-        let right = !code.is_empty()
-            && state
-                .code_hasher
-                .matches(&code, &context(username), &pending.hash);
-        let number = pending.number.clone();
-        if right {
-            pending.tries_left = 0;
-            apply(&mut record, &number);
-        } else {
-            pending.tries_left -= 1;
-        }
-        if swap_json(
-            state.store.as_ref(),
-            Space::Factors,
-            &key,
-            &raw,
-            Some(&record),
-        )? {
-            return Ok(if right {
+    let outcome = modify_json(
+        state.store.as_ref(),
+        Space::Factors,
+        &record_key(username),
+        |record: &mut PhoneRecord| {
+            let pending = pick(record).filter(|c| c.expires_at > now && c.tries_left > 0)?;
+            let right = !code.is_empty()
+                && state
+                    .code_hasher
+                    .matches(&code, &context(username), &pending.hash);
+            let number = pending.number.clone();
+            if right {
+                pending.tries_left = 0;
+                apply(record, &number);
+            } else {
+                pending.tries_left -= 1;
+            }
+            Some(if right {
                 CodeResult::Accepted
             } else {
                 CodeResult::Wrong
-            });
-        }
-    }
-    Ok(CodeResult::Dead)
+            })
+        },
+    )?;
+    Ok(outcome.unwrap_or(CodeResult::Dead))
 }
 
 /// Confirms the number being added; it then belongs to this account.

@@ -17,9 +17,11 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::state::AppState;
-use crate::store::{get_json, put_json, swap_json, update_json, user_key, Space, Store, Timestamp};
+use crate::store::{
+    get_json, modify_json, put_json, update_json, user_key, Space, Store, Timestamp,
+};
 
 /// A Telegram account linked to a user.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -486,18 +488,9 @@ fn swap_attempt(
     id: &str,
     mut change: impl FnMut(&mut Attempt) -> bool,
 ) -> Result<Option<Attempt>> {
-    for _ in 0..16 {
-        let Some((raw, mut a)) = attempt(store, id)? else {
-            return Ok(None);
-        };
-        if !change(&mut a) {
-            return Ok(None);
-        }
-        if swap_json(store, Space::Tokens, &attempt_key(id), &raw, Some(&a))? {
-            return Ok(Some(a));
-        }
-    }
-    Err(Error::Busy)
+    modify_json(store, Space::Tokens, &attempt_key(id), |a: &mut Attempt| {
+        change(a).then(|| a.clone())
+    })
 }
 
 /// Records the messages sent for an attempt.

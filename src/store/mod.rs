@@ -125,9 +125,42 @@ pub fn swap_json<T: Serialize>(
     store.compare_and_swap_raw(space, key, Some(old), new.as_deref())
 }
 
+/// The compare-and-swap loop under [`update_json`] and [`modify_json`]: reads the record
+/// (or `absent()` when there is none; `None` = leave it absent), lets `change` edit it,
+/// and writes it back only if nobody else wrote meanwhile, retrying otherwise. Nothing
+/// is written when `change` returns `None`.
+fn swap_loop<T, R>(
+    store: &dyn Store,
+    space: Space,
+    key: &str,
+    absent: impl Fn() -> Option<T>,
+    mut change: impl FnMut(&mut T) -> Option<R>,
+) -> Result<Option<R>>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+{
+    for _ in 0..16 {
+        let raw = store.get_raw(space, key)?;
+        let mut value: T = match &raw {
+            Some(bytes) => serde_json::from_slice(bytes)?,
+            None => match absent() {
+                Some(value) => value,
+                None => return Ok(None),
+            },
+        };
+        let Some(out) = change(&mut value) else {
+            return Ok(None);
+        };
+        let new = serde_json::to_vec(&value)?;
+        if store.compare_and_swap_raw(space, key, raw.as_deref(), Some(&new))? {
+            return Ok(Some(out));
+        }
+    }
+    Err(crate::error::Error::Busy)
+}
+
 /// Reads a JSON record (its default when absent), lets `change` edit it, and writes it
-/// back with a compare-and-swap, retrying when another writer got there first. Returns
-/// what `change` returned.
+/// back atomically (see [`swap_loop`]). Returns what `change` returned.
 pub fn update_json<T, R>(
     store: &dyn Store,
     space: Space,
@@ -137,19 +170,29 @@ pub fn update_json<T, R>(
 where
     T: Serialize + serde::de::DeserializeOwned + Default,
 {
-    for _ in 0..16 {
-        let raw = store.get_raw(space, key)?;
-        let mut value: T = match &raw {
-            Some(bytes) => serde_json::from_slice(bytes)?,
-            None => T::default(),
-        };
-        let out = change(&mut value);
-        let new = serde_json::to_vec(&value)?;
-        if store.compare_and_swap_raw(space, key, raw.as_deref(), Some(&new))? {
-            return Ok(out);
-        }
-    }
-    Err(crate::error::Error::Busy)
+    swap_loop(
+        store,
+        space,
+        key,
+        || Some(T::default()),
+        |v| Some(change(v)),
+    )?
+    .ok_or_else(|| crate::error::Error::Internal("update_json wrote nothing".into()))
+}
+
+/// Changes an existing JSON record atomically when `change` returns `Some` (a code
+/// consumed, an attempt decided); an absent record or `None` writes nothing. Returns
+/// what `change` returned.
+pub fn modify_json<T, R>(
+    store: &dyn Store,
+    space: Space,
+    key: &str,
+    change: impl FnMut(&mut T) -> Option<R>,
+) -> Result<Option<R>>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+{
+    swap_loop(store, space, key, || None, change)
 }
 
 /// What gatehouse keeps. Implementations must be cheap to call from async code: no
