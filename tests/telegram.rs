@@ -624,3 +624,41 @@ async fn webhook_mode_registers_and_accepts_only_telegrams_secret() {
         "no polling in webhook mode"
     );
 }
+
+#[tokio::test]
+async fn without_the_bot_configured_the_second_step_offers_the_backup_codes() {
+    let mut s = Setup::new().await;
+    s.ann_linked().await;
+    s.gate.kill9();
+    let text = std::fs::read_to_string(&s.gate.config_path).unwrap();
+    let without = text.split("[telegram]").next().unwrap().to_string();
+    std::fs::write(&s.gate.config_path, without).unwrap();
+    s.gate.spawn();
+    let mut b = Browser::new(&[PANEL]);
+    let after = s.log_in(&mut b, "ann").await;
+    assert!(
+        after.location.as_deref().unwrap_or("").contains("/2fa"),
+        "2FA stays on"
+    );
+    let step = b.get(&s.portal("/2fa?rd=%2Fhome")).await;
+    assert!(
+        step.body.contains("name=\"method\" value=\"backup\""),
+        "{}",
+        step.body
+    );
+    assert!(!step.body.contains("method=telegram"), "{}", step.body);
+    let forced = b
+        .post(
+            &s.portal("/2fa"),
+            &[
+                ("csrf", &field(&step.body, "csrf")),
+                ("method", "telegram"),
+                ("code", "anything"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        forced.status, 400,
+        "a method that is not offered is refused"
+    );
+}

@@ -163,14 +163,23 @@ pub fn has_second_factor(store: &dyn Store, username: &str) -> Result<bool> {
     Ok(!enabled_factors(store, username)?.is_empty())
 }
 
-/// The methods offered at the second step: each enabled factor's, then backup codes
-/// while any are left.
-pub fn methods_for(store: &dyn Store, username: &str) -> Result<Vec<Method>> {
-    let mut methods: Vec<Method> = enabled_factors(store, username)?
-        .into_iter()
+/// The methods offered at the second step: each enabled factor's whose service is
+/// configured (a factor whose bot or relying party was removed from the config is not
+/// offered), then backup codes while any are left.
+pub fn methods_for(state: &AppState, username: &str) -> Result<Vec<Method>> {
+    let store = state.store.as_ref();
+    let enabled = enabled_factors(store, username)?;
+    let mut methods: Vec<Method> = enabled
+        .iter()
+        .copied()
+        .filter(|f| match f {
+            Factor::Telegram => state.telegram.is_some(),
+            Factor::Webauthn => state.webauthn.is_some(),
+            Factor::Totp | Factor::Email => true,
+        })
         .map(Factor::method)
         .collect();
-    if !methods.is_empty() && backup::remaining(store, username)? > 0 {
+    if !enabled.is_empty() && backup::remaining(store, username)? > 0 {
         methods.push(Method::BackupCode);
     }
     Ok(methods)

@@ -83,16 +83,7 @@ fn show(
 ) -> Result<Response> {
     let username = &identity.user.username;
     let session_id = &identity.session.id;
-    // A method whose service is no longer configured (the bot, the relying party) is
-    // not offered; the user's other methods and backup codes still are.
-    let methods: Vec<Method> = mfa::methods_for(state.store.as_ref(), username)?
-        .into_iter()
-        .filter(|m| match m {
-            Method::Telegram => state.telegram.is_some(),
-            Method::Webauthn => state.webauthn.is_some(),
-            _ => true,
-        })
-        .collect();
+    let methods = mfa::methods_for(state, username)?;
     let current = view
         .method
         .filter(|m| methods.contains(m))
@@ -277,9 +268,9 @@ pub fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
     if check_csrf(state, req).is_err() {
         return again(StatusCode::FORBIDDEN, t.csrf_failed.into(), None);
     }
-    let Some(method) = method.filter(|m| {
-        mfa::methods_for(state.store.as_ref(), &username).is_ok_and(|all| all.contains(m))
-    }) else {
+    let Some(method) =
+        method.filter(|m| mfa::methods_for(state, &username).is_ok_and(|all| all.contains(m)))
+    else {
         return again(StatusCode::BAD_REQUEST, t.wrong_code.into(), None);
     };
     let ip = req.ip_text();
