@@ -57,6 +57,35 @@ impl Recorded {
     }
 }
 
+/// One HTTP/1.1 request from a loopback test server's connection: the head as text
+/// (request line and headers) and the body, read by its Content-Length. `None` when the
+/// peer closed the connection.
+pub async fn read_http_request(stream: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte).await {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let length = header_of(&head, "content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).await.ok()?;
+    Some((head, body))
+}
+
+/// A header's value in a request head (name case-insensitive).
+pub fn header_of<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+    })
+}
+
 /// A panel stand-in: answers every request with 200 and the raw request head as body,
 /// and echoes bytes after a WebSocket upgrade. Returns its address.
 pub async fn start_upstream() -> (SocketAddr, Recorded) {
@@ -72,24 +101,10 @@ pub async fn start_upstream() -> (SocketAddr, Recorded) {
             let rec = rec.clone();
             tokio::spawn(async move {
                 loop {
-                    let mut head = Vec::new();
-                    let mut byte = [0u8; 1];
-                    while !head.ends_with(b"\r\n\r\n") {
-                        match stream.read(&mut byte).await {
-                            Ok(1) => head.push(byte[0]),
-                            _ => return,
-                        }
-                    }
-                    let text = String::from_utf8_lossy(&head).to_string();
+                    let Some((text, _body)) = read_http_request(&mut stream).await else {
+                        return;
+                    };
                     let lower = text.to_ascii_lowercase();
-                    if let Some(len) = lower
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .and_then(|v| v.trim().parse::<usize>().ok())
-                    {
-                        let mut body = vec![0u8; len];
-                        let _ = stream.read_exact(&mut body).await;
-                    }
                     rec.0.lock().unwrap().push(text.clone());
                     if lower.contains("upgrade: websocket") {
                         let _ = stream
@@ -852,15 +867,9 @@ impl Recorder {
                 let reply = reply.clone();
                 tokio::spawn(async move {
                     loop {
-                        let mut head = Vec::new();
-                        let mut byte = [0u8; 1];
-                        while !head.ends_with(b"\r\n\r\n") {
-                            match stream.read(&mut byte).await {
-                                Ok(1) => head.push(byte[0]),
-                                _ => return,
-                            }
-                        }
-                        let text = String::from_utf8_lossy(&head).to_string();
+                        let Some((text, body)) = read_http_request(&mut stream).await else {
+                            return;
+                        };
                         let mut lines = text.lines();
                         let mut first = lines.next().unwrap_or("").split(' ');
                         let (method, path) = (
@@ -871,13 +880,6 @@ impl Recorder {
                             .filter_map(|l| l.split_once(':'))
                             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
                             .collect();
-                        let len = headers
-                            .iter()
-                            .find(|(k, _)| k == "content-length")
-                            .and_then(|(_, v)| v.parse().ok())
-                            .unwrap_or(0);
-                        let mut body = vec![0u8; len];
-                        let _ = stream.read_exact(&mut body).await;
                         let received = Received {
                             method,
                             path,

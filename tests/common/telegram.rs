@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 
 pub const TOKEN: &str = "123456789:TEST-token-abcdefghijklmnopqrstuv";
@@ -218,40 +218,16 @@ impl FakeTelegram {
 
     async fn serve(&self, mut stream: tokio::net::TcpStream) {
         loop {
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") {
-                match stream.read(&mut byte).await {
-                    Ok(1) => head.push(byte[0]),
-                    _ => return,
-                }
-            }
+            let Some((text, body)) = super::read_http_request(&mut stream).await else {
+                return;
+            };
             if self.lock().down {
                 return;
             }
-            let text = String::from_utf8_lossy(&head).to_string();
             let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
-            let length = text
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
-            let mut body = vec![0u8; length];
-            if stream.read_exact(&mut body).await.is_err() {
-                return;
-            }
-            let boundary = text.lines().find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                if !k.eq_ignore_ascii_case("content-type") {
-                    return None;
-                }
-                v.split("boundary=")
-                    .nth(1)
-                    .map(|b| b.trim().trim_matches('"').to_string())
-            });
+            let boundary = super::header_of(&text, "content-type")
+                .and_then(|v| v.split("boundary=").nth(1))
+                .map(|b| b.trim().trim_matches('"').to_string());
             let params: Value = match boundary {
                 Some(b) => multipart_fields(&body, &b),
                 None => serde_json::from_slice(&body).unwrap_or(json!({})),
