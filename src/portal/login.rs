@@ -19,14 +19,16 @@ use crate::portal::pages::{render, LoginPage, SignedInPage};
 use crate::state::AppState;
 use crate::store::AuthLevel;
 
-struct LoginView<'a> {
-    rd: &'a str,
-    username: &'a str,
-    error: Option<String>,
-    info: Option<&'a str>,
+/// What the login form shows besides its fields.
+pub(crate) struct LoginView<'a> {
+    pub rd: &'a str,
+    pub username: &'a str,
+    pub error: Option<String>,
+    pub info: Option<&'a str>,
 }
 
-fn login_page(
+/// The login form (with the passkey button when passkeys are on).
+pub(crate) fn login_page(
     state: &AppState,
     req: &Request,
     t: &'static Texts,

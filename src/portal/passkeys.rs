@@ -18,7 +18,8 @@ use crate::mfa::webauthn::{self, NameProblem, Refusal};
 use crate::mfa::{self, Factor};
 use crate::portal::common::{check_csrf, count_failure, csrf_for, onwards};
 use crate::portal::i18n::{banned_message, fill, Texts};
-use crate::portal::pages::{render, LoginPage, WebauthnRegisterPage};
+use crate::portal::login::{login_page, LoginView};
+use crate::portal::pages::{render, WebauthnRegisterPage};
 use crate::portal::settings::{
     authorise_change, change, done, enabled, notice, password_in_form, settings_page,
 };
@@ -259,21 +260,18 @@ pub fn login(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respo
     let form = req.form();
     let rd = form.get("rd").unwrap_or("");
     let again = |status: StatusCode, error: String| {
-        let csrf = csrf_for(state, req);
-        let page = LoginPage {
+        Ok(login_page(
+            state,
+            req,
             t,
-            title: t.sign_in_title,
-            mount: req.mount,
-            csrf: &csrf.token,
-            rd,
-            username: "",
-            remember_me: state.config.session.remember_me.is_some(),
-            forgot: crate::portal::reset::offered(state),
-            error: Some(error),
-            info: None,
-            passkeys: state.webauthn.is_some(),
-        };
-        Ok(csrf.attach(html(status, render(&page))))
+            status,
+            LoginView {
+                rd,
+                username: "",
+                error: Some(error),
+                info: None,
+            },
+        ))
     };
     if state.webauthn.is_none() {
         return Ok(redirect(StatusCode::SEE_OTHER, &format!("{}/", req.mount)));
