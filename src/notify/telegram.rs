@@ -204,22 +204,12 @@ fn telegram_texts(lang: Option<&str>) -> &'static TelegramTexts {
 
 /// The confirmation message of an attempt.
 fn login_text(t: &TelegramTexts, a: &Attempt) -> String {
-    let time = chrono_free_time(a.created_at);
+    let time = crate::portal::format_time(a.created_at);
     t.bot_login
         .replace("{site}", &a.site)
         .replace("{time}", &time)
         .replace("{ip}", &a.ip)
         .replace("{browser}", &crate::portal::describe_device(&a.user_agent))
-}
-
-/// `YYYY-MM-DD HH:MM UTC` without a date crate.
-fn chrono_free_time(ts: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(ts))
-        .to_string()
-        .replacen('T', " ", 1)
-        .trim_end_matches('Z')
-        .to_string()
-        + " UTC"
 }
 
 /// Sends the confirmation of a new attempt to every linked account; returns how many

@@ -15,7 +15,7 @@ mod second_step;
 mod settings;
 mod telegram;
 pub(crate) mod telegram_texts;
-pub use settings::{describe_device, notice as settings_notice};
+pub use settings::{describe_device, format_time, notice as settings_notice};
 
 use std::sync::Arc;
 

@@ -82,7 +82,8 @@ pub fn is_common_password(password: &str) -> bool {
         .any(|l| l == lower)
 }
 
-fn format_time(ts: Timestamp) -> String {
+/// `2026-11-22 06:02 UTC`.
+pub fn format_time(ts: Timestamp) -> String {
     let text = humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts),
     )
