@@ -61,6 +61,15 @@ fn free_loopback_port() -> Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
+/// Where the demo is opened, and where its mailed links point. Browsers allow WebAuthn
+/// (passkeys) on plain http only for `localhost`.
+fn demo_public_url(listen: &str) -> String {
+    match listen.strip_prefix("127.0.0.1:") {
+        Some(port) => format!("http://localhost:{port}"),
+        None => format!("http://{listen}"),
+    }
+}
+
 /// Runs the demo until interrupted.
 pub fn run(config_path: Option<&Path>, listen: &str, email: &str) -> Result<()> {
     let data = tempfile::Builder::new()
@@ -76,6 +85,7 @@ pub fn run(config_path: Option<&Path>, listen: &str, email: &str) -> Result<()> 
         address: panel.to_string(),
         tls: false,
         sni: None,
+        public_url: Some(demo_public_url(listen)),
     }];
     raw.session.secure = false;
     raw.session.domain = None;
@@ -104,12 +114,7 @@ pub fn run(config_path: Option<&Path>, listen: &str, email: &str) -> Result<()> 
     println!();
     println!("  gatehouse demo is running (Ctrl-C to stop)");
     println!();
-    // Browsers allow WebAuthn (passkeys) on plain http only for `localhost`.
-    let open = match listen.strip_prefix("127.0.0.1:") {
-        Some(port) => format!("http://localhost:{port}/"),
-        None => format!("http://{listen}/"),
-    };
-    println!("  Open:      {open}");
+    println!("  Open:      {}/", demo_public_url(listen));
     println!("  Username:  demo");
     println!("  Password:  {password}");
     println!();

@@ -88,19 +88,29 @@ fn empty(status: StatusCode) -> Response {
     r
 }
 
-fn with_identity(mut r: Response, identity: &Identity) -> Response {
-    let user = &identity.user;
-    let groups = user.groups.join(",");
+/// Sets every identity header, empty when nobody is signed in (a bypass): a front proxy
+/// that copies them then never forwards a client's own or a literal placeholder
+/// (Caddy 2.6 copies `{http.reverse_proxy.header.Remote-User}` as text when it is absent).
+fn with_identity(mut r: Response, identity: Option<&Identity>) -> Response {
+    let (user, groups, email, name) = match identity {
+        Some(i) => (
+            i.user.username.as_str(),
+            i.user.groups.join(","),
+            i.user.email.as_str(),
+            i.user.display_name.as_str(),
+        ),
+        None => ("", String::new(), "", ""),
+    };
     let h = r.headers_mut();
-    for (name, value) in [
-        ("remote-user", user.username.as_str()),
+    for (header, value) in [
+        ("remote-user", user),
         ("remote-groups", groups.as_str()),
-        ("remote-email", user.email.as_str()),
-        ("remote-name", user.display_name.as_str()),
+        ("remote-email", email),
+        ("remote-name", name),
     ] {
-        if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
-            h.insert(name, v);
-        }
+        let value = HeaderValue::from_bytes(value.as_bytes())
+            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        h.insert(header, value);
     }
     r
 }
@@ -149,8 +159,7 @@ pub fn answer(state: &AppState, req: &Request, kind: Kind) -> Response {
     };
     state.metrics.decision(&decision);
     match decision {
-        Decision::Allow(Some(identity)) => with_identity(empty(StatusCode::OK), &identity),
-        Decision::Allow(None) => empty(StatusCode::OK),
+        Decision::Allow(identity) => with_identity(empty(StatusCode::OK), identity.as_deref()),
         Decision::Deny => empty(StatusCode::FORBIDDEN),
         Decision::Login | Decision::Enroll => {
             let page = if matches!(decision, Decision::Enroll) {

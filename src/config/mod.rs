@@ -485,6 +485,12 @@ pub struct RawUpstream {
     /// SNI and certificate name when `tls` is on (default: the host part of `address`).
     #[serde(default)]
     pub sni: Option<String>,
+    /// Where browsers reach this panel through gatehouse (`https://panel.example.com`):
+    /// the base of every link gatehouse mails for it (password reset). Default: the one
+    /// host in `hosts` with `proxy.public_scheme`, when `hosts` names exactly one exact
+    /// host; otherwise no link is ever built from a request's `Host`.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 /// The validated configuration the program runs on.
@@ -541,6 +547,9 @@ pub struct Upstream {
     pub address: SocketAddr,
     pub tls: bool,
     pub sni: String,
+    /// The configured (or derived) public base URL, without a trailing `/`; `None` when
+    /// it cannot be known from the configuration alone.
+    pub public_url: Option<String>,
 }
 
 impl Upstream {
@@ -645,6 +654,24 @@ fn check_host_pattern(key: &str, value: &str) -> Result<String> {
             "expected a host name, `*.domain` or `*`",
         ))
     }
+}
+
+/// A public base URL: `http(s)://host[:port]` with nothing after it but an optional `/`.
+fn check_public_url(key: &str, value: &str) -> Result<String> {
+    let reason = "expected http(s)://host[:port] with no path, query or credentials";
+    let url =
+        url::Url::parse(value).map_err(|e| Error::config(key, value, format!("{reason}: {e}")))?;
+    let plain = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none();
+    if !plain {
+        return Err(Error::config(key, value, reason));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
 /// Reads a secret given inline or as a file; both at once is an error.
@@ -1113,11 +1140,21 @@ impl RawConfig {
                         .map(|(h, _)| h.to_string())
                         .unwrap_or_default()
                 });
+                let public_url = match u.public_url.as_deref().filter(|s| !s.is_empty()) {
+                    Some(raw) => Some(check_public_url(&format!("{key}.public_url"), raw)?),
+                    None => match hosts.as_slice() {
+                        [only] if !only.contains('*') => {
+                            Some(format!("{}://{only}", self.proxy.public_scheme))
+                        }
+                        _ => None,
+                    },
+                };
                 Ok(Upstream {
                     hosts,
                     address,
                     tls: u.tls,
                     sni,
+                    public_url,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -4,6 +4,7 @@
 
 pub mod pingora_io;
 pub mod redirect;
+pub mod target;
 
 use std::net::IpAddr;
 
@@ -193,7 +194,10 @@ pub fn add_cookie(response: &mut Response, set_cookie: &str) {
 }
 
 /// The real client address: the peer, unless the peer is a trusted proxy, in which case
-/// `X-Forwarded-For` is read from the right, skipping trusted hops.
+/// `X-Forwarded-For` is read from the right, across all its header lines together (the
+/// last line is the newest: HAProxy's `option forwardfor` appends a line), skipping
+/// only the hops that trusted proxies appended. Whatever the client wrote itself, on
+/// the left, is never reached while a trusted proxy added the client's real address.
 pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
     let peer = peer?;
@@ -201,9 +205,10 @@ pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNet]) -
         return Some(peer);
     }
     let mut last_trusted = peer;
-    for value in headers.get_all("x-forwarded-for") {
+    let lines: Vec<_> = headers.get_all("x-forwarded-for").iter().collect();
+    for value in lines.into_iter().rev() {
         let Ok(value) = value.to_str() else {
-            return Some(peer);
+            return Some(last_trusted);
         };
         for hop in value.split(',').rev() {
             match hop.trim().parse::<IpAddr>() {
@@ -240,11 +245,38 @@ pub const IDENTITY_HEADERS: [&str; 4] = [
     "remote-name",
 ];
 
-/// Whether a client header name would be read as one of ours by some backend:
-/// any case, and `_` for `-` (CGI maps both to `HTTP_REMOTE_USER`).
+/// Identity headers other gateways and panels read (oauth2-proxy, Authentik, Apache,
+/// Grafana, Gitea, ...): a client must not be able to send any of them to a panel.
+pub const FOREIGN_IDENTITY_HEADERS: [&str; 20] = [
+    "x-remote-user",
+    "x-remote-email",
+    "x-remote-groups",
+    "x-remote-name",
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-groups",
+    "x-forwarded-preferred-username",
+    "x-forwarded-access-token",
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-groups",
+    "x-auth-request-preferred-username",
+    "x-auth-request-access-token",
+    "x-authentik-username",
+    "x-authentik-email",
+    "x-authentik-groups",
+    "x-webauth-user",
+    "x-authenticated-user",
+    "x-user",
+];
+
+/// Whether a client header name would be read as an identity by some backend: ours
+/// and the common ones of other gateways, in any case, and `_` for `-` (CGI maps both
+/// to `HTTP_REMOTE_USER`).
 pub fn is_identity_header(name: &str) -> bool {
     let normalised = name.to_ascii_lowercase().replace('_', "-");
     IDENTITY_HEADERS.contains(&normalised.as_str())
+        || FOREIGN_IDENTITY_HEADERS.contains(&normalised.as_str())
 }
 
 #[cfg(test)]
@@ -277,10 +309,26 @@ mod tests {
     }
 
     #[test]
+    fn forwarded_for_lines_are_read_newest_first() {
+        let mut h = HeaderMap::new();
+        // The client's own line first, the line HAProxy appended last.
+        h.append("x-forwarded-for", "10.9.9.9".parse().unwrap());
+        h.append("x-forwarded-for", "203.0.113.5".parse().unwrap());
+        let trusted = vec!["127.0.0.0/8".parse().unwrap()];
+        assert_eq!(
+            client_ip(Some("127.0.0.1".parse().unwrap()), &h, &trusted),
+            Some("203.0.113.5".parse().unwrap())
+        );
+    }
+
+    #[test]
     fn identity_header_names_match_any_case_and_underscores() {
         assert!(is_identity_header("Remote-User"));
         assert!(is_identity_header("REMOTE_USER"));
         assert!(is_identity_header("remote-groups"));
+        assert!(is_identity_header("X-Forwarded-User"));
+        assert!(is_identity_header("x_remote_user"));
+        assert!(is_identity_header("X-Auth-Request-Email"));
         assert!(!is_identity_header("remote-addr"));
     }
 

@@ -5,7 +5,9 @@
 //! `disable`. The seed is sealed at rest ([`crate::crypto::Sealer`]). The last accepted
 //! time step is stored and swapped atomically, so a step is never accepted twice. A code
 //! that misses the allowed window but matches within ±10 minutes is reported as a clock
-//! problem, never accepted.
+//! problem, never accepted; when it matched a future step, that step is burned (never
+//! accepted later), so the hint does not widen what one guess can win: each guess can
+//! only ever log in within the ±`totp_skew` window.
 
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -30,6 +32,10 @@ pub struct TotpRecord {
     /// Last accepted time step (0 = none).
     pub last_step: u64,
     pub created_at: Timestamp,
+    /// Future steps whose codes a "your clock is off" hint confirmed: never accepted
+    /// later, so a hint never turns a guess into a code that works minutes from now.
+    #[serde(default)]
+    pub burned_steps: Vec<u64>,
 }
 
 /// The result of checking a code.
@@ -163,6 +169,7 @@ pub fn enroll_start(state: &AppState, username: &str, now: Timestamp) -> Result<
         enabled: false,
         last_step: 0,
         created_at: now,
+        burned_steps: Vec::new(),
     };
     crate::store::put_json(
         state.store.as_ref(),
@@ -204,13 +211,30 @@ fn check_and_consume(
             state.config.second_factor.totp_skew,
             record.last_step,
         )?;
-        let CodeCheck::Valid { step } = check else {
-            return Ok(check);
-        };
-        let updated = TotpRecord {
-            enabled: true,
-            last_step: step,
-            ..record
+        let updated = match check {
+            CodeCheck::Valid { step } if record.burned_steps.contains(&step) => {
+                return Ok(CodeCheck::Replayed);
+            }
+            CodeCheck::Valid { step } => TotpRecord {
+                enabled: true,
+                last_step: step,
+                ..record
+            },
+            CodeCheck::ClockOff { steps } if steps > 0 => {
+                let revealed = now / STEP + steps as u64;
+                let oldest = (now / STEP).saturating_sub(DRIFT_SEARCH_STEPS);
+                let mut burned = record.burned_steps.clone();
+                burned.retain(|s| *s >= oldest);
+                if burned.contains(&revealed) {
+                    return Ok(check);
+                }
+                burned.push(revealed);
+                TotpRecord {
+                    burned_steps: burned,
+                    ..record
+                }
+            }
+            _ => return Ok(check),
         };
         if swap_json(
             state.store.as_ref(),

@@ -3,6 +3,7 @@
 
 use http::StatusCode;
 
+use crate::auth::limiter::Attempt;
 use crate::auth::session::{cookie_value, Identity};
 use crate::auth::{now, random_token};
 use crate::error::{Error, Result};
@@ -128,10 +129,40 @@ pub fn established(state: &AppState, req: &Request, back: &str) -> Result<Gate> 
     })
 }
 
-/// Counts a failed login or second step against `keys`, auditing any ban it starts;
-/// returns the seconds of ban in force, if any.
+/// Counts a login, second-step or password-confirmation attempt against `keys` before it
+/// is checked; `Err(seconds)` when it is refused (banned, or the limit is in flight).
+pub fn begin_attempt<'a>(
+    state: &'a AppState,
+    keys: &[String],
+) -> std::result::Result<Attempt<'a>, u64> {
+    state.limiter.begin(keys, now())
+}
+
+/// Settles a failed attempt, auditing any ban it starts; returns the seconds of ban in
+/// force, if any.
+pub fn attempt_failed(
+    state: &AppState,
+    attempt: Attempt<'_>,
+    keys: &[String],
+    ip: &str,
+) -> Option<u64> {
+    for key in attempt.failed(now()) {
+        audit_ban(state, &key, ip);
+    }
+    state.limiter.banned_for(keys, now())
+}
+
+/// Counts a failure that was not reserved beforehand (a refused Telegram request),
+/// auditing any ban it starts; returns the seconds of ban in force, if any.
 pub fn count_failure(state: &AppState, keys: &[String], ip: &str) -> Option<u64> {
     for key in state.limiter.record_failure(keys, now()) {
+        audit_ban(state, &key, ip);
+    }
+    state.limiter.banned_for(keys, now())
+}
+
+fn audit_ban(state: &AppState, key: &str, ip: &str) {
+    {
         crate::audit!(
             "ban",
             key = key,
@@ -139,5 +170,4 @@ pub fn count_failure(state: &AppState, keys: &[String], ip: &str) -> Option<u64>
             seconds = state.config.regulation.ban_time.as_secs()
         );
     }
-    state.limiter.banned_for(keys, now())
 }

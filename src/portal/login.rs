@@ -5,14 +5,14 @@
 use http::StatusCode;
 
 use crate::audit;
-use crate::auth::limiter::login_keys;
+use crate::auth::limiter::{login_keys, user_key};
 use crate::auth::now;
 use crate::error::{Error, Result};
 use crate::http::redirect::safe_redirect;
 use crate::http::{add_cookie, html, redirect, Request, Response};
 use crate::mfa;
 use crate::portal::common::{
-    check_csrf, count_failure, csrf_for, current_session, onwards, rd_query,
+    attempt_failed, begin_attempt, check_csrf, csrf_for, current_session, onwards, rd_query,
 };
 use crate::portal::i18n::{banned_message, Texts};
 use crate::portal::pages::{render, LoginPage, SignedInPage};
@@ -143,20 +143,25 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     }
     let ip = req.ip_text();
     let keys = login_keys(&username, req.client_ip);
-    if let Some(left) = state.limiter.banned_for(&keys, now()) {
+    let refused = |left| {
         audit!("login_refused_banned", user = username, ip = ip);
         state.metrics.login_banned.inc();
-        return Ok(again(
+        Ok(again(
             StatusCode::TOO_MANY_REQUESTS,
             banned_message(t, left),
-        ));
-    }
+        ))
+    };
+    // Counted before the password is checked, so parallel guesses cannot outrun the ban.
+    let attempt = match begin_attempt(state, &keys) {
+        Ok(attempt) => attempt,
+        Err(left) => return refused(left),
+    };
     let user = state.store.get_user(&username)?.filter(|u| !u.disabled);
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     if !state.passwords.verify(password.to_string(), hash).await? {
         audit!("login_failed", user = username, ip = ip);
         state.metrics.login_failure.inc();
-        if let Some(left) = count_failure(state, &keys, &ip) {
+        if let Some(left) = attempt_failed(state, attempt, &keys, &ip) {
             return Ok(again(
                 StatusCode::TOO_MANY_REQUESTS,
                 banned_message(t, left),
@@ -165,14 +170,21 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
         return Ok(again(StatusCode::UNAUTHORIZED, t.bad_credentials.into()));
     }
     let user = user.ok_or_else(|| Error::Internal("verified a password without a user".into()))?;
-    state.metrics.login_success.inc();
     let remember = form.get("remember").is_some();
     let second_step = mfa::has_second_factor(state.store.as_ref(), &user.username)?;
     // Failures are forgiven only when the login is complete: a right password must not
     // wipe the count of wrong second-step answers (or signing in again would reset it).
-    if !second_step {
-        state.limiter.record_success(&keys);
+    // A success forgets the user's failures, never the address's (a sprayer would clear
+    // its count by signing in to an account of its own).
+    let forget = if second_step {
+        vec![]
+    } else {
+        vec![user_key(&username)]
+    };
+    if let Err(left) = attempt.succeeded(&forget, now()) {
+        return refused(left);
     }
+    state.metrics.login_success.inc();
     let level = if second_step {
         AuthLevel::SecondFactorPending
     } else {

@@ -9,7 +9,7 @@
 use http::StatusCode;
 
 use crate::audit;
-use crate::auth::limiter::login_keys;
+use crate::auth::limiter::{login_keys, user_key};
 use crate::auth::now;
 use crate::auth::session::cookie_value;
 use crate::error::{Error, Result};
@@ -323,7 +323,7 @@ pub fn login(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respo
     let Some(user) = state.store.get_user(&username)?.filter(|u| !u.disabled) else {
         return again(StatusCode::UNAUTHORIZED, t.bad_credentials.into());
     };
-    state.limiter.record_success(&keys);
+    state.limiter.forget(&[user_key(&username)]);
     state.metrics.login_success.inc();
     let session = state.sessions.create_passwordless(
         &user,

@@ -8,13 +8,15 @@
 use http::StatusCode;
 
 use crate::audit;
-use crate::auth::limiter::login_keys;
+use crate::auth::limiter::{login_keys, user_key};
 use crate::auth::now;
 use crate::error::Result;
 use crate::http::{add_cookie, html, redirect, Request, Response};
 use crate::mfa::phone::{self, Channel, CodeResult, Refusal};
 use crate::notify::phone::mask;
-use crate::portal::common::{check_csrf, count_failure, csrf_for, current_session, rd_query};
+use crate::portal::common::{
+    attempt_failed, begin_attempt, check_csrf, csrf_for, current_session, rd_query,
+};
 use crate::portal::i18n::{banned_message, fill, Texts};
 use crate::portal::pages::{render, PhoneDonePage, PhoneStepPage};
 use crate::portal::settings::notice;
@@ -176,8 +178,8 @@ pub fn verify(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
     let username = identity.user.username.clone();
     let ip = req.ip_text();
     let keys = login_keys(&username, req.client_ip);
-    if let Some(left) = state.limiter.banned_for(&keys, now()) {
-        return show(
+    let banned = |left| {
+        show(
             state,
             req,
             t,
@@ -185,11 +187,17 @@ pub fn verify(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
             &rd,
             StatusCode::TOO_MANY_REQUESTS,
             Some(banned_message(t, left)),
-        );
-    }
+        )
+    };
+    let attempt = match begin_attempt(state, &keys) {
+        Ok(attempt) => attempt,
+        Err(left) => return banned(left),
+    };
     match phone::verify(state, &username, form.get("code").unwrap_or(""), now())? {
         CodeResult::Accepted => {
-            state.limiter.record_success(&keys);
+            if let Err(left) = attempt.succeeded(&[user_key(&username)], now()) {
+                return banned(left);
+            }
             state.metrics.second_factor_success.inc();
             let session = state
                 .sessions
@@ -228,7 +236,7 @@ pub fn verify(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
                 ip = ip,
                 method = "phone"
             );
-            if let Some(left) = count_failure(state, &keys, &ip) {
+            if let Some(left) = attempt_failed(state, attempt, &keys, &ip) {
                 return show(
                     state,
                     req,

@@ -38,10 +38,11 @@ pub fn offered(state: &AppState) -> bool {
     state.config.password_reset.enabled && state.mailer.enabled()
 }
 
-/// The public base of the portal pages for links in emails: the configured portal URL
-/// on the portal host; in proxy mode the panel host the request came to (it must be
-/// one the proxy serves) with `proxy.public_scheme`.
-fn public_base(state: &AppState, req: &Request) -> Option<String> {
+/// The public base of the portal pages for links in emails, from configuration only:
+/// the portal URL on the portal host; in proxy mode the `public_url` of the panel the
+/// request came to. The request's `Host` only picks among configured panels; it never
+/// becomes part of a link (or an attacker could point a victim's link at their host).
+pub(crate) fn public_base(state: &AppState, req: &Request) -> Option<String> {
     if req.mount.is_empty() {
         return state
             .config
@@ -49,14 +50,15 @@ fn public_base(state: &AppState, req: &Request) -> Option<String> {
             .as_ref()
             .map(|u| u.as_str().trim_end_matches('/').to_string());
     }
-    let host = req.header("host")?;
-    let bare = crate::http::bare_host(host);
+    let host = crate::http::target::parse_authority(req.header("host")?).ok()?;
     state
         .config
         .upstreams
         .iter()
-        .any(|u| u.serves(&bare))
-        .then(|| format!("{}://{host}{}", state.config.proxy_public_scheme, req.mount))
+        .find(|u| u.serves(host.host()))?
+        .public_url
+        .as_ref()
+        .map(|base| format!("{base}{}", req.mount))
 }
 
 fn forgot_page(
@@ -134,18 +136,20 @@ pub async fn request(state: &AppState, req: &Request, t: &'static Texts) -> Resu
         return Ok(forgot_page(state, req, t, StatusCode::OK, Some(answer)));
     }
     state.reset_limiter.record_failure(&keys, now());
-    let (Some(user), Some(base)) = (user, public_base(state, req)) else {
-        audit!(
-            "password_reset_requested",
-            matched = false,
-            ip = req.ip_text()
-        );
-        return Ok(forgot_page(state, req, t, StatusCode::OK, Some(answer)));
-    };
+    // The same work whether or not an account matched (a token written to the store,
+    // already expired when nobody matched, and swept later), so the answer's timing
+    // does not tell which accounts exist.
     let token = random_token(32);
+    let matched = user.zip(public_base(state, req));
     let record = ResetToken {
-        username: user.username.clone(),
-        expires_at: now() + state.config.password_reset.link_lifetime.as_secs(),
+        username: matched
+            .as_ref()
+            .map(|(u, _)| u.username.clone())
+            .unwrap_or_default(),
+        expires_at: match matched {
+            Some(_) => now() + state.config.password_reset.link_lifetime.as_secs(),
+            None => now(),
+        },
     };
     crate::store::put_json(
         state.store.as_ref(),
@@ -153,6 +157,14 @@ pub async fn request(state: &AppState, req: &Request, t: &'static Texts) -> Resu
         &token_key(state, &token),
         &record,
     )?;
+    let Some((user, base)) = matched else {
+        audit!(
+            "password_reset_requested",
+            matched = false,
+            ip = req.ip_text()
+        );
+        return Ok(forgot_page(state, req, t, StatusCode::OK, Some(answer)));
+    };
     let link = format!("{base}/reset?token={token}");
     let mut lines = vec![fill(t.email_reset_line, minutes)];
     if state.config.password_reset.disables_second_factors

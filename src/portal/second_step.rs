@@ -5,7 +5,7 @@
 use http::StatusCode;
 
 use crate::audit;
-use crate::auth::limiter::login_keys;
+use crate::auth::limiter::{login_keys, user_key};
 use crate::auth::now;
 use crate::auth::session::Identity;
 use crate::error::Result;
@@ -13,7 +13,7 @@ use crate::http::{add_cookie, html, redirect, Request, Response};
 use crate::mfa::{self, email, Method, Rejection};
 use crate::notify::email::Delivery;
 use crate::portal::common::{
-    check_csrf, count_failure, csrf_for, current_session, onwards, rd_query,
+    attempt_failed, begin_attempt, check_csrf, csrf_for, current_session, onwards, rd_query,
 };
 use crate::portal::i18n::{banned_message, fill, texts_for, Texts};
 use crate::portal::pages::{render, MethodLink, SecondStepPage};
@@ -275,10 +275,13 @@ pub fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
     };
     let ip = req.ip_text();
     let keys = login_keys(&username, req.client_ip);
-    if let Some(left) = state.limiter.banned_for(&keys, now()) {
-        audit!("second_factor_refused_banned", user = username, ip = ip);
-        return again(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left), None);
-    }
+    let attempt = match begin_attempt(state, &keys) {
+        Ok(attempt) => attempt,
+        Err(left) => {
+            audit!("second_factor_refused_banned", user = username, ip = ip);
+            return again(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left), None);
+        }
+    };
     let code = form.get("code").unwrap_or("");
     let session = mfa::StepSession {
         id: &identity.session.id,
@@ -286,7 +289,10 @@ pub fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
     };
     match mfa::verify(state, &username, session, method, code, now())? {
         Ok(()) => {
-            state.limiter.record_success(&keys);
+            if let Err(left) = attempt.succeeded(&[user_key(&username)], now()) {
+                audit!("second_factor_refused_banned", user = username, ip = ip);
+                return again(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left), None);
+            }
             state.metrics.second_factor_success.inc();
             let mut user = identity.user.clone();
             user.last_method = Some(method.id().to_string());
@@ -308,6 +314,7 @@ pub fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
         }
         Err(rejection @ Rejection::Telegram(mfa::telegram::Status::Pending)) => {
             // "Continue" pressed before the tap in Telegram: not a wrong answer.
+            attempt.withdrawn();
             let (text, hint) = rejection_text(t, rejection);
             again(StatusCode::ACCEPTED, text, hint)
         }
@@ -320,7 +327,7 @@ pub fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
                 method = method.id(),
                 reason = format!("{rejection:?}")
             );
-            if let Some(left) = count_failure(state, &keys, &ip) {
+            if let Some(left) = attempt_failed(state, attempt, &keys, &ip) {
                 return again(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left), None);
             }
             let (text, hint) = rejection_text(t, rejection);

@@ -11,14 +11,17 @@ use base64::Engine;
 use http::StatusCode;
 
 use crate::audit;
+use crate::auth::limiter::{login_keys, user_key};
 use crate::auth::session::Sessions;
 use crate::auth::{now, session::Identity};
 use crate::error::Result;
 use crate::http::{add_cookie, html, redirect, Request, Response};
 use crate::mfa::{self, backup, email, totp, webauthn, Factor};
 use crate::notify::email::{Delivery, Letter};
-use crate::portal::common::{check_csrf, csrf_for, established, onwards, rd_query, Gate};
-use crate::portal::i18n::{fill, Texts};
+use crate::portal::common::{
+    attempt_failed, begin_attempt, check_csrf, csrf_for, established, onwards, rd_query, Gate,
+};
+use crate::portal::i18n::{banned_message, fill, Texts};
 use crate::portal::pages::{
     render, BackupCodesPage, ConfirmPasswordPage, DeviceRow, EmailConfirmPage, SessionRow,
     SettingsPage, TelegramLink, TelegramRow, TotpEnrollPage,
@@ -267,6 +270,56 @@ pub(crate) fn done(req: &Request, key: &str) -> Response {
     )
 }
 
+/// The outcome of a signed-in user's password check.
+pub(crate) enum PasswordCheck {
+    Right,
+    /// Wrong: the message to show (which says so, or that the user is now banned).
+    Wrong(StatusCode, String),
+}
+
+/// Checks a signed-in user's password, counted against the same bans as the login (a
+/// stolen session must not become a way to guess the password); audits `event` when it
+/// is wrong.
+pub(crate) async fn check_password(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    identity: &Identity,
+    password: String,
+    event: &str,
+) -> Result<PasswordCheck> {
+    let username = &identity.user.username;
+    let ip = req.ip_text();
+    let keys = login_keys(username, req.client_ip);
+    let attempt = match begin_attempt(state, &keys) {
+        Ok(attempt) => attempt,
+        Err(left) => {
+            audit!(event, user = username, ip = ip, reason = "banned");
+            return Ok(PasswordCheck::Wrong(
+                StatusCode::TOO_MANY_REQUESTS,
+                banned_message(t, left),
+            ));
+        }
+    };
+    if state
+        .passwords
+        .verify(password, Some(identity.user.password_hash.clone()))
+        .await?
+    {
+        return Ok(match attempt.succeeded(&[user_key(username)], now()) {
+            Ok(()) => PasswordCheck::Right,
+            Err(left) => {
+                PasswordCheck::Wrong(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left))
+            }
+        });
+    }
+    audit!(event, user = username, ip = ip);
+    Ok(match attempt_failed(state, attempt, &keys, &ip) {
+        Some(left) => PasswordCheck::Wrong(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left)),
+        None => PasswordCheck::Wrong(StatusCode::UNAUTHORIZED, t.password_wrong.into()),
+    })
+}
+
 /// Checks the user's password for a change; when it is wrong, audits `event` and
 /// returns the settings page saying so.
 pub(crate) async fn wrong_password(
@@ -277,23 +330,12 @@ pub(crate) async fn wrong_password(
     password: String,
     event: &str,
 ) -> Result<Option<Response>> {
-    if state
-        .passwords
-        .verify(password, Some(identity.user.password_hash.clone()))
-        .await?
-    {
-        return Ok(None);
+    match check_password(state, req, t, identity, password, event).await? {
+        PasswordCheck::Right => Ok(None),
+        PasswordCheck::Wrong(status, message) => {
+            settings_page(state, req, t, identity, status, Some(message)).map(Some)
+        }
     }
-    audit!(event, user = identity.user.username, ip = req.ip_text());
-    settings_page(
-        state,
-        req,
-        t,
-        identity,
-        StatusCode::UNAUTHORIZED,
-        Some(t.password_wrong.into()),
-    )
-    .map(Some)
 }
 
 /// For a change that ends 2FA: checks the password typed into the form itself; returns
@@ -375,23 +417,17 @@ pub async fn confirm(state: &AppState, req: &Request, t: &'static Texts) -> Resu
         return Ok(done(req, ""));
     };
     let password = form.get("confirm_password").unwrap_or("").to_string();
-    if !state
-        .passwords
-        .verify(password, Some(identity.user.password_hash.clone()))
-        .await?
+    if let PasswordCheck::Wrong(_, message) = check_password(
+        state,
+        req,
+        t,
+        &identity,
+        password,
+        "password_confirmation_failed",
+    )
+    .await?
     {
-        audit!(
-            "password_confirmation_failed",
-            user = identity.user.username,
-            ip = req.ip_text()
-        );
-        return Ok(confirm_page(
-            state,
-            req,
-            t,
-            Some(t.password_wrong.into()),
-            &next,
-        ));
+        return Ok(confirm_page(state, req, t, Some(message), &next));
     }
     state
         .sessions

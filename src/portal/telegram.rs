@@ -235,12 +235,11 @@ pub async fn start(state: &AppState, req: &Request, t: &'static Texts) -> Result
     if let Some(previous) = tg::attempt_of_session(state, &identity.session.id)? {
         expire_attempt(state, bot, &previous.id).await;
     }
-    let site = req
-        .header("x-forwarded-host")
-        .filter(|_| req.mount.is_empty())
-        .or_else(|| req.header("host"))
-        .unwrap_or("")
-        .to_string();
+    // The site named in the message comes from configuration, never from the request.
+    let site = crate::portal::reset::public_base(state, req)
+        .and_then(|base| url::Url::parse(&base).ok())
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
     let attempt = tg::new_attempt(
         state,
         &username,

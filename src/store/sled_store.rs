@@ -54,10 +54,27 @@ fn user_prefix(username: &str) -> Vec<u8> {
     key
 }
 
+/// Makes the data directory and everything in it readable by its owner only: folders
+/// 0700, files 0600. The store holds password hashes and session ids.
+pub fn make_private(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(dir)?;
+    if meta.is_dir() {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        for entry in std::fs::read_dir(dir)? {
+            make_private(&entry?.path())?;
+        }
+    } else if meta.is_file() {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
 impl SledStore {
     /// Opens (or creates) the store in `dir`. Fails clearly when another process has it.
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
+        make_private(dir)?;
         let is_lock = |e: &sled::Error| matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock"));
         // A store closed a moment ago (a restart, a CLI command that just finished) can
         // hold its lock while sled's background flusher winds down: wait a little.
@@ -79,6 +96,9 @@ impl SledStore {
                 Err(e) => return Err(Error::Store(e)),
             }
         };
+        // sled creates its files with the process umask: close them to others (also the
+        // files of an older version's store, on upgrade).
+        make_private(dir)?;
         Ok(SledStore {
             users: db.open_tree("users")?,
             sessions: db.open_tree("sessions")?,
@@ -260,6 +280,36 @@ mod tests {
             user_agent: "test".into(),
             password_at: 1,
         }
+    }
+
+    #[test]
+    fn the_data_directory_and_its_files_are_private_also_on_upgrade() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // A file an older version left readable by everyone.
+        std::fs::write(data.join("old"), "x").unwrap();
+        std::fs::set_permissions(data.join("old"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = SledStore::open(&data).unwrap();
+        store.put_session(&session("a", "ann")).unwrap();
+        drop(store);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&data.join("old")), 0o600);
+        let mut files = 0;
+        let mut stack = vec![data.join("store")];
+        while let Some(p) = stack.pop() {
+            if p.is_dir() {
+                assert_eq!(mode(&p), 0o700, "{}", p.display());
+                stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            } else {
+                assert_eq!(mode(&p), 0o600, "{}", p.display());
+                files += 1;
+            }
+        }
+        assert!(files > 0);
     }
 
     #[test]
