@@ -45,6 +45,7 @@ pub fn run(config: Config, users: usize, sessions: usize, out: &Path) -> Result<
                 ip: "127.0.0.1".into(),
                 user_agent: "bench".into(),
                 password_at: t,
+                identity_at: 0,
             })
             .collect();
         state.store.put_sessions(&chunk)?;

@@ -13,7 +13,10 @@ use crate::auth::gate::{decide, Decision};
 use crate::auth::now;
 use crate::auth::session::Identity;
 use crate::http::redirect::safe_redirect;
-use crate::http::{accepts_html, bare_host, Request, Response};
+use crate::http::target::{
+    canonical_target, parse_authority, HostError, Target as CanonicalTarget, TargetError,
+};
+use crate::http::{accepts_html, Request, Response};
 use crate::policy::RequestFacts;
 use crate::state::AppState;
 
@@ -26,54 +29,107 @@ pub enum Kind {
     ForwardAuth,
 }
 
-/// The original request as the proxy describes it.
-struct Target {
-    url: String,
-    host: String,
-    path: String,
-    method: String,
+/// The original request as the front proxy describes it, in canonical form.
+#[derive(Debug)]
+pub struct Target {
+    /// `scheme://host[:port]/canonical-path[?query]`: where to come back after login.
+    pub url: String,
+    /// Normalised host, no port.
+    pub host: String,
+    pub target: CanonicalTarget,
+    pub method: String,
 }
 
-fn target_of(req: &Request, kind: Kind) -> Option<Target> {
+/// Why a forward-auth request cannot be judged (answered 400, never guessed).
+#[derive(Debug)]
+pub enum Unusable {
+    Missing(&'static str),
+    Repeated(&'static str),
+    Scheme,
+    Host(HostError),
+    Target(TargetError),
+    Method,
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unusable::Missing(h) => write!(f, "no {h} header"),
+            Unusable::Repeated(h) => write!(f, "{h} sent more than once"),
+            Unusable::Scheme => write!(f, "the scheme is not http or https"),
+            Unusable::Host(e) => write!(f, "the host: {e}"),
+            Unusable::Target(e) => write!(f, "the path: {e}"),
+            Unusable::Method => write!(f, "the method is not an HTTP token"),
+        }
+    }
+}
+
+/// The one value of a header the front proxy sets; refused when sent more than once.
+fn single<'a>(req: &'a Request, name: &'static str) -> Result<Option<&'a str>, Unusable> {
+    let mut values = req.headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(Unusable::Repeated(name));
+    }
+    first
+        .map(|v| v.to_str().map_err(|_| Unusable::Missing(name)))
+        .transpose()
+}
+
+fn scheme_of(raw: &str) -> Result<&'static str, Unusable> {
+    match raw.to_ascii_lowercase().as_str() {
+        "http" => Ok("http"),
+        "https" => Ok("https"),
+        _ => Err(Unusable::Scheme),
+    }
+}
+
+/// The target from `X-Original-URL` (nginx) or `X-Forwarded-Proto/Host/Uri`, each of
+/// which must be exact: `host[:port]` with nothing else, and an origin-form path that
+/// canonicalises without ambiguity. These headers are set by the front proxy itself
+/// (the examples overwrite whatever a client sent under those names).
+pub fn target_of(req: &Request, kind: Kind) -> Result<Target, Unusable> {
     let method = match kind {
-        Kind::AuthRequest => req
-            .header("x-original-method")
-            .or_else(|| req.header("x-forwarded-method")),
-        Kind::ForwardAuth => req.header("x-forwarded-method"),
+        Kind::AuthRequest => match single(req, "x-original-method")? {
+            Some(m) => Some(m),
+            None => single(req, "x-forwarded-method")?,
+        },
+        Kind::ForwardAuth => single(req, "x-forwarded-method")?,
     }
     .unwrap_or("GET")
     .to_ascii_uppercase();
-    if kind == Kind::AuthRequest {
-        if let Some(original) = req.header("x-original-url") {
-            let url = url::Url::parse(original).ok()?;
-            let host = url.host_str()?.to_ascii_lowercase();
-            let path = match url.query() {
-                Some(q) => format!("{}?{q}", url.path()),
-                None => url.path().to_string(),
-            };
-            return Some(Target {
-                url: url.to_string(),
-                host,
-                path,
-                method,
-            });
-        }
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(Unusable::Method);
     }
-    let proto = req.header("x-forwarded-proto").unwrap_or("https");
-    if proto != "http" && proto != "https" {
-        return None;
-    }
-    let authority = req.header("x-forwarded-host")?;
-    let uri = req.header("x-forwarded-uri").unwrap_or("/");
-    let uri = if uri.starts_with('/') {
-        uri.to_string()
-    } else {
-        format!("/{uri}")
+    let original = match kind {
+        Kind::AuthRequest => single(req, "x-original-url")?,
+        Kind::ForwardAuth => None,
     };
-    Some(Target {
-        url: format!("{proto}://{authority}{uri}"),
-        host: bare_host(authority),
-        path: uri,
+    let (scheme, authority, raw_target) = match original {
+        Some(url) => {
+            let (scheme, rest) = url.split_once("://").ok_or(Unusable::Scheme)?;
+            let scheme = scheme_of(scheme)?;
+            // The authority ends at the first `/`: a `?`, `#` or `\` before it is refused
+            // by the authority parser, never read as the start of a path.
+            let slash = rest
+                .find('/')
+                .ok_or(Unusable::Target(TargetError::NotOriginForm))?;
+            (scheme, &rest[..slash], &rest[slash..])
+        }
+        None => {
+            let scheme = scheme_of(single(req, "x-forwarded-proto")?.unwrap_or("https"))?;
+            let authority =
+                single(req, "x-forwarded-host")?.ok_or(Unusable::Missing("X-Forwarded-Host"))?;
+            let uri = single(req, "x-forwarded-uri")?.unwrap_or("/");
+            (scheme, authority, uri)
+        }
+    };
+    let authority = parse_authority(authority).map_err(Unusable::Host)?;
+    let target = canonical_target(raw_target).map_err(Unusable::Target)?;
+    Ok(Target {
+        url: format!("{scheme}://{authority}{}", target.path_and_query()),
+        host: authority.host().to_string(),
+        target,
         method,
     })
 }
@@ -133,13 +189,18 @@ fn portal_url(state: &AppState, page: &str, target: &str) -> String {
 
 /// Answers one authorization request.
 pub fn answer(state: &AppState, req: &Request, kind: Kind) -> Response {
-    let Some(target) = target_of(req, kind) else {
-        tracing::warn!(?kind, "forward-auth request without a usable target (X-Original-URL or X-Forwarded-Proto/Host/Uri)");
-        return empty(StatusCode::BAD_REQUEST);
+    let target = match target_of(req, kind) {
+        Ok(target) => target,
+        Err(why) => {
+            tracing::warn!(?kind, reason = %why, "forward-auth request refused: its target is missing or ambiguous (X-Original-URL or X-Forwarded-Proto/Host/Uri)");
+            state.metrics.refused_targets.inc();
+            return empty(StatusCode::BAD_REQUEST);
+        }
     };
     let facts = RequestFacts {
         host: &target.host,
-        path: &target.path,
+        path: target.target.path(),
+        query: target.target.query(),
         method: &target.method,
         client_ip: req.client_ip,
     };

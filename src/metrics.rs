@@ -13,6 +13,8 @@ pub struct Metrics {
     pub authz_login: IntCounter,
     pub authz_enroll: IntCounter,
     pub authz_deny: IntCounter,
+    /// Requests refused with 400 because their target or host was ambiguous.
+    pub refused_targets: IntCounter,
     pub login_success: IntCounter,
     pub login_failure: IntCounter,
     pub login_banned: IntCounter,
@@ -78,6 +80,7 @@ impl Metrics {
             authz_login: authz.with_label_values(&["login"]),
             authz_enroll: authz.with_label_values(&["enroll"]),
             authz_deny: authz.with_label_values(&["deny"]),
+            refused_targets: authz.with_label_values(&["bad_request"]),
             login_success: login.with_label_values(&["success"]),
             login_failure: login.with_label_values(&["failure"]),
             login_banned: login.with_label_values(&["banned"]),

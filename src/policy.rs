@@ -1,7 +1,9 @@
 //! Access rules: an ordered list, first match wins, then the default policy.
 //!
-//! A rule matches on host (exact or `*.` wildcard), path regex (against path and
-//! query), methods, client networks, and subjects (`user:NAME`, `group:NAME`). A rule
+//! A rule matches on host (exact or `*.` wildcard), path regexes (`resources`, against
+//! the canonical path only: see [`crate::http::target`]), query regexes (`query`, against
+//! the raw query, only when a rule asks), methods, client networks, and subjects
+//! (`user:NAME`, `group:NAME`). A rule
 //! whose other criteria match but that names subjects cannot be decided for an anonymous
 //! request: the answer is then "log in first", as Authelia does.
 
@@ -11,7 +13,7 @@ use ipnet::IpNet;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::config::host_matches;
+use crate::config::{check_host_pattern, host_matches};
 use crate::error::{Error, Result};
 
 /// What a rule asks of a request.
@@ -36,6 +38,9 @@ pub struct RawRule {
     pub domain: Vec<String>,
     #[serde(default)]
     pub resources: Vec<String>,
+    /// Regexes on the query string (without `?`; empty when there is none).
+    #[serde(default)]
+    pub query: Vec<String>,
     #[serde(default)]
     pub methods: Vec<String>,
     #[serde(default)]
@@ -55,6 +60,7 @@ enum Subject {
 struct Rule {
     domains: Vec<String>,
     resources: Vec<Regex>,
+    query: Vec<Regex>,
     methods: Vec<String>,
     networks: Vec<IpNet>,
     subjects: Vec<Subject>,
@@ -71,10 +77,12 @@ pub struct AccessRules {
 /// What is known of a request when rules are matched.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestFacts<'a> {
-    /// Host without port, lower case.
+    /// Host without port, normalised ([`crate::http::target::parse_authority`]).
     pub host: &'a str,
-    /// Path and query, e.g. `/admin?x=1`.
+    /// The canonical path ([`crate::http::target::canonical_target`]), e.g. `/admin`.
     pub path: &'a str,
+    /// The query as received, without `?`, when there is one.
+    pub query: Option<&'a str>,
     pub method: &'a str,
     pub client_ip: Option<IpAddr>,
 }
@@ -109,30 +117,20 @@ impl AccessRules {
                 .domain
                 .iter()
                 .enumerate()
-                .map(|(j, d)| {
-                    let d = d.to_ascii_lowercase();
-                    let body = d.strip_prefix("*.").unwrap_or(&d);
-                    if d == "*" || (!body.is_empty() && !body.contains(['/', ':', '*', ' '])) {
-                        Ok(d)
-                    } else {
-                        Err(Error::config(
-                            key("domain", j),
-                            &r.domain[j],
-                            "expected a host name or `*.domain`",
-                        ))
-                    }
-                })
+                .map(|(j, d)| check_host_pattern(&key("domain", j), d))
                 .collect::<Result<Vec<_>>>()?;
-            let resources = r
-                .resources
-                .iter()
-                .enumerate()
-                .map(|(j, s)| {
-                    Regex::new(s).map_err(|e| {
-                        Error::config(key("resources", j), s, format!("invalid regex: {e}"))
+            let regexes = |field: &str, list: &[String]| {
+                list.iter()
+                    .enumerate()
+                    .map(|(j, s)| {
+                        Regex::new(s).map_err(|e| {
+                            Error::config(key(field, j), s, format!("invalid regex: {e}"))
+                        })
                     })
-                })
-                .collect::<Result<Vec<_>>>()?;
+                    .collect::<Result<Vec<_>>>()
+            };
+            let resources = regexes("resources", &r.resources)?;
+            let query = regexes("query", &r.query)?;
             let methods = r
                 .methods
                 .iter()
@@ -192,6 +190,7 @@ impl AccessRules {
             rules.push(Rule {
                 domains,
                 resources,
+                query,
                 methods,
                 networks,
                 subjects,
@@ -239,6 +238,11 @@ impl Rule {
         (self.domains.is_empty() || self.domains.iter().any(|d| host_matches(d, request.host)))
             && (self.resources.is_empty()
                 || self.resources.iter().any(|r| r.is_match(request.path)))
+            && (self.query.is_empty()
+                || self
+                    .query
+                    .iter()
+                    .any(|r| r.is_match(request.query.unwrap_or(""))))
             && (self.methods.is_empty()
                 || self
                     .methods
@@ -266,6 +270,7 @@ mod tests {
         RawRule {
             domain: vec![],
             resources: vec![],
+            query: vec![],
             methods: vec![],
             networks: vec![],
             subject: vec![],
@@ -274,9 +279,14 @@ mod tests {
     }
 
     fn facts<'a>(host: &'a str, path: &'a str, method: &'a str, ip: &str) -> RequestFacts<'a> {
+        let (path, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path, None),
+        };
         RequestFacts {
             host,
             path,
+            query,
             method,
             client_ip: Some(ip.parse().unwrap()),
         }
@@ -406,6 +416,32 @@ mod tests {
                     username: "ann",
                     groups: &admins
                 })
+            ),
+            Verdict::Apply(Policy::Deny)
+        );
+    }
+
+    #[test]
+    fn resources_match_the_path_alone_and_query_rules_the_query() {
+        let mut css = rule(Policy::Bypass);
+        css.resources = vec![r"\.css$".into()];
+        let mut export = rule(Policy::Deny);
+        export.query = vec!["(^|&)export=".into()];
+        let r = AccessRules::compile(Policy::OneFactor, &[css, export]).unwrap();
+        // `?x.css` does not widen a path rule...
+        assert_eq!(
+            r.evaluate(&facts("a.org", "/admin?x.css", "GET", "192.0.2.1"), None),
+            Verdict::Apply(Policy::OneFactor)
+        );
+        assert_eq!(
+            r.evaluate(&facts("a.org", "/site.css", "GET", "192.0.2.1"), None),
+            Verdict::Apply(Policy::Bypass)
+        );
+        // ...and a rule that asks for the query gets it.
+        assert_eq!(
+            r.evaluate(
+                &facts("a.org", "/x?a=1&export=csv", "GET", "192.0.2.1"),
+                None
             ),
             Verdict::Apply(Policy::Deny)
         );

@@ -14,6 +14,7 @@ use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
 use crate::auth::now;
+use crate::http::guard::GuardedApp;
 use crate::http::pingora_io::read_request;
 use crate::portal::Portal;
 use crate::proxy::Gateway;
@@ -27,7 +28,10 @@ pub struct PortalApp {
 #[async_trait]
 impl ServeHttp for PortalApp {
     async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
-        match read_request(session, "", &self.portal.state().config.trusted_proxies).await {
+        let config = &self.portal.state().config;
+        // The wait for the next request on this connection (pingora's default is 60 s).
+        session.set_keepalive(Some(config.limits.keepalive_timeout.as_secs().max(1)));
+        match read_request(session, "", &config.trusted_proxies).await {
             Ok(request) => self.portal.handle(request).await,
             Err(response) => response,
         }
@@ -104,19 +108,35 @@ pub fn build(state: Arc<AppState>, extra: Option<ExtraService>) -> Server {
     if let Some(addr) = config.portal_listen {
         let mut portal = Service::new(
             "gatehouse portal".to_string(),
-            PortalApp {
-                portal: Portal::new(state.clone()),
-            },
+            GuardedApp::new(
+                PortalApp {
+                    portal: Portal::new(state.clone()),
+                },
+                config.limits.clone(),
+            ),
         );
         portal.add_tcp(&addr.to_string());
         server.add_service(portal);
         tracing::info!(%addr, url = ?config.portal_url.as_ref().map(|u| u.to_string()), "portal and forward-auth listening");
     }
+    if config.password_reset.enabled && config.smtp.is_some() {
+        for (i, u) in config.upstreams.iter().enumerate() {
+            if u.public_url.is_none() {
+                tracing::warn!(
+                    key = format!("proxy.upstreams[{i}].public_url"),
+                    hosts = ?u.hosts,
+                    "no public URL for this panel: password reset links are not mailed for it (a request's Host never decides where a link points)"
+                );
+            }
+        }
+    }
     if let Some(addr) = config.proxy_listen {
-        let mut proxy = pingora::proxy::http_proxy_service_with_name(
-            &server.configuration,
-            Gateway::new(state.clone()),
-            "gatehouse proxy",
+        let mut proxy = Service::new(
+            "gatehouse proxy".to_string(),
+            GuardedApp::new(
+                pingora::proxy::http_proxy(&server.configuration, Gateway::new(state.clone())),
+                config.limits.clone(),
+            ),
         );
         proxy.add_tcp(&addr.to_string());
         server.add_service(proxy);

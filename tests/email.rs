@@ -23,6 +23,7 @@ listen = "127.0.0.1:{{proxy}}"
 [[proxy.upstreams]]
 hosts = ["{PANEL}"]
 address = "{addr}"
+public_url = "http://{PANEL}:{{proxy}}"
 [session]
 secure = false
 [smtp]
@@ -68,6 +69,55 @@ from = "gatehouse@example.test"
         )
         .await;
         (b, step, csrf)
+    }
+
+    /// Proves control of the account's address (asked before a first second factor):
+    /// asks to start an authenticator app, is asked for the emailed code, enters message
+    /// `mail_index`'s code, and lands on the enrolment it asked for.
+    async fn prove_identity(&self, b: &mut Browser, mail_index: usize) {
+        let asked = b
+            .post_with_csrf(
+                &self.url("/.gatehouse/settings"),
+                &self.url("/.gatehouse/settings/totp/start"),
+                &[("rd", "")],
+            )
+            .await;
+        assert_eq!(asked.status, 200, "{}", asked.body);
+        assert!(asked.body.contains("Confirm it is you"), "{}", asked.body);
+        let csrf = common::field(&asked.body, "csrf");
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("next", "/settings/totp/start"),
+            ("rd", ""),
+        ];
+        let sent = b
+            .post(&self.url("/.gatehouse/settings/identity/send"), &fields)
+            .await;
+        assert!(
+            sent.body.contains("We sent a code to a***@example.test"),
+            "{}",
+            sent.body
+        );
+        let mail = self.smtp.wait_for(mail_index, 10).await;
+        assert_eq!(mail.subject, "Confirm it is you");
+        let csrf = common::field(&sent.body, "csrf");
+        let code = mail.code();
+        let proved = b
+            .post(
+                &self.url("/.gatehouse/settings/identity/verify"),
+                &[
+                    ("csrf", csrf.as_str()),
+                    ("next", "/settings/totp/start"),
+                    ("rd", ""),
+                    ("identity_code", code.as_str()),
+                ],
+            )
+            .await;
+        assert_eq!(proved.status, 307, "{}", proved.body);
+        assert_eq!(
+            proved.location.as_deref(),
+            Some("/.gatehouse/settings/totp/start")
+        );
     }
 
     /// Ann turns on email codes from the settings page; returns the backup codes page.
@@ -198,6 +248,7 @@ async fn forgot_password_end_to_end_switches_two_factor_off() {
     let base = s.url("/.gatehouse");
     let mut b = Browser::new(&[PANEL]);
     s.log_in(&mut b, "ann", PASSWORD).await;
+    s.prove_identity(&mut b, 1).await;
     b.enable_totp(&base).await;
     assert_eq!(
         old.get(&s.url("/home")).await.status,
@@ -227,7 +278,7 @@ async fn forgot_password_end_to_end_switches_two_factor_off() {
         "{}",
         asked.body
     );
-    let mail = s.smtp.wait_for(2, 10).await;
+    let mail = s.smtp.wait_for(3, 10).await;
     assert_eq!(mail.subject, "Reset your password");
     assert!(
         mail.text.contains("switches two-step verification off"),
@@ -257,7 +308,7 @@ async fn forgot_password_end_to_end_switches_two_factor_off() {
         "{}",
         done.body
     );
-    let notice = s.smtp.wait_for(3, 10).await;
+    let notice = s.smtp.wait_for(4, 10).await;
     assert!(
         notice.text.contains("Your password was reset"),
         "{}",
@@ -426,4 +477,87 @@ async fn changing_the_address_needs_the_password_and_a_code_and_tells_the_old_on
         common::element_text(&page.body, "email-address"),
         "bobby@example.test"
     );
+}
+
+#[tokio::test]
+async fn the_password_alone_cannot_enrol_a_first_second_factor_when_the_account_has_an_address() {
+    let s = Setup::new().await;
+    let base = s.url("/.gatehouse");
+    // A password thief signs in and tries to add their own authenticator app.
+    let mut thief = Browser::new(&[PANEL]);
+    s.log_in(&mut thief, "ann", PASSWORD).await;
+    let asked = thief
+        .post_with_csrf(
+            &s.url("/.gatehouse/settings"),
+            &s.url("/.gatehouse/settings/totp/start"),
+            &[("rd", "")],
+        )
+        .await;
+    assert_eq!(asked.status, 200);
+    assert!(asked.body.contains("Confirm it is you"), "{}", asked.body);
+    let pending = thief.get(&s.url("/.gatehouse/settings/totp")).await;
+    assert!(
+        !pending.body.contains("totp-secret"),
+        "no enrolment was started: {}",
+        pending.body
+    );
+    // Going straight to the confirmation is asked the same.
+    let confirm = thief
+        .post_with_csrf(
+            &s.url("/.gatehouse/settings"),
+            &s.url("/.gatehouse/settings/totp/confirm"),
+            &[("code", "123456"), ("rd", "")],
+        )
+        .await;
+    assert!(
+        confirm.body.contains("Confirm it is you"),
+        "{}",
+        confirm.body
+    );
+    // Without the mailbox, guesses fail.
+    let csrf = common::field(&asked.body, "csrf");
+    let sent = thief
+        .post(
+            &s.url("/.gatehouse/settings/identity/send"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("next", "/settings/totp/start"),
+                ("rd", ""),
+            ],
+        )
+        .await;
+    let csrf = common::field(&sent.body, "csrf");
+    let guess = thief
+        .post(
+            &s.url("/.gatehouse/settings/identity/verify"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("next", "/settings/totp/start"),
+                ("rd", ""),
+                ("identity_code", "000000"),
+            ],
+        )
+        .await;
+    assert_eq!(guess.status, 401, "{}", guess.body);
+    let mail = s.smtp.wait_for(1, 10).await;
+    assert!(
+        mail.text.contains("Someone who knows your password"),
+        "the owner is told: {}",
+        mail.text
+    );
+
+    // The owner, who reads the mail, gets through and enrols; a second factor after
+    // the first needs no new check.
+    let mut owner = Browser::new(&[PANEL]);
+    s.log_in(&mut owner, "ann", PASSWORD).await;
+    s.prove_identity(&mut owner, 1).await;
+    owner.enable_totp(&base).await;
+    let again = owner
+        .post_with_csrf(
+            &s.url("/.gatehouse/settings"),
+            &s.url("/.gatehouse/settings/totp/start"),
+            &[("rd", "")],
+        )
+        .await;
+    assert!(!again.body.contains("Confirm it is you"), "{}", again.body);
 }

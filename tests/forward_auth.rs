@@ -97,7 +97,7 @@ async fn auth_request_reads_forwarded_headers_without_original_url() {
 }
 
 #[tokio::test]
-async fn deny_rule_answers_403_and_bypass_answers_200_without_identity() {
+async fn deny_rule_answers_403_and_bypass_answers_200_with_empty_identity_headers() {
     let mut s = Setup::logged_in().await;
     assert_eq!(
         s.auth_request("https://panel.example.test/forbidden", "GET")
@@ -110,7 +110,20 @@ async fn deny_rule_answers_403_and_bypass_answers_200_without_identity() {
         .auth_request("https://panel.example.test/static/a.css", "GET")
         .await;
     assert_eq!(page.status, 200);
-    assert!(page.headers.get("remote-user").is_none());
+    // Present and empty: a front proxy that copies it never forwards a client's own
+    // (or, with Caddy 2.6, a literal placeholder).
+    for header in [
+        "remote-user",
+        "remote-groups",
+        "remote-email",
+        "remote-name",
+    ] {
+        assert_eq!(
+            page.headers.get(header).map(|v| v.to_str().unwrap()),
+            Some(""),
+            "{header}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -61,14 +61,15 @@ api_url = "http://{twilio}/"
 account_sid = "ACtest"
 auth_token = "twilio-token"
 from = "+14155550000"
-flash_from = ["+14155554821"]
+flash_from = {flash_pool}
 [recovery_hook]
 url = "http://{hook}/gatehouse-hook"
 secret = "{HOOK_SECRET}"
 {extra}
 "#,
             twilio = provider.addr,
-            hook = panel_hook.addr
+            hook = panel_hook.addr,
+            flash_pool = flash_pool()
         );
         Setup {
             gate: Gatehouse::start(&config),
@@ -173,6 +174,19 @@ secret = "{HOOK_SECRET}"
         )
         .await
     }
+}
+
+/// A flash-call pool with a number for each of the 10,000 endings, as an operator's
+/// must have.
+fn flash_pool() -> String {
+    let numbers: Vec<String> = (0..10_000).map(|i| format!("\"+1415555{i:04}\"")).collect();
+    format!("[{}]", numbers.join(", "))
+}
+
+/// The code a flash call carries: its caller's last four digits.
+fn flash_code(call: &Received) -> String {
+    let from = call.form("From").unwrap();
+    from[from.len() - 4..].to_string()
 }
 
 fn digits_in(text: &str) -> String {
@@ -319,7 +333,6 @@ async fn foreign_number_gets_a_flash_call_and_the_callers_last_four_digits_log_i
     let mut b = s.ann_at_second_step(FOREIGN).await;
     let call = s.call(&mut b).await;
     assert!(call.path.ends_with("/Calls.json"));
-    assert_eq!(call.form("From").as_deref(), Some("+14155554821"));
     let page = b.get(&s.url("/.gatehouse/2fa/phone?sent=flash&n=0")).await;
     assert!(
         page.body
@@ -327,7 +340,93 @@ async fn foreign_number_gets_a_flash_call_and_the_callers_last_four_digits_log_i
         "{}",
         page.body
     );
-    assert_eq!(s.verify(&mut b, "4821").await.status, 200);
+    assert_eq!(s.verify(&mut b, &flash_code(&call)).await.status, 200);
+}
+
+#[tokio::test]
+async fn flash_call_codes_cannot_be_guessed_from_the_callers_numbers() {
+    // The attack this closes: with a few configured callers, an attacker holding only
+    // the password tried each caller's last four digits within the three tries.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gatehouse.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndata_dir = {:?}\n[phone]\nprovider = \"twilio\"\n[phone.twilio]\napi_url = \"http://127.0.0.1:9/\"\naccount_sid = \"AC1\"\nauth_token = \"t\"\nfrom = \"+14155550000\"\nflash_from = [\"+14155554821\", \"+14155557314\"]\n",
+            dir.path().join("data")
+        ),
+    )
+    .unwrap();
+    let (ok, out, err) = common::cli(&config, &["config", "check"], None);
+    assert!(!ok, "a small pool is refused: {out}");
+    assert!(err.contains("phone.twilio.flash_from"), "{err}");
+    assert!(err.contains("10,000 endings"), "{err}");
+
+    // With a full pool, gatehouse draws the code and calls from the matching number:
+    // successive calls carry unrelated codes.
+    let s = Setup::with("[regulation]\nmax_retries = 50").await;
+    let mut b = s.ann_at_second_step(FOREIGN).await;
+    let mut codes = std::collections::HashSet::new();
+    for _ in 0..3 {
+        let call = s.call(&mut b).await;
+        assert!(call.path.ends_with("/Calls.json"));
+        codes.insert(flash_code(&call));
+    }
+    assert!(codes.len() >= 2, "three calls, one code: {codes:?}");
+}
+
+#[tokio::test]
+async fn parallel_call_requests_never_place_more_calls_than_max_calls() {
+    let s = Setup::with_phone("per_user_per_hour = 50\nper_number_per_hour = 50\nper_ip_per_hour = 50\nglobal_per_hour = 500", "").await;
+    let mut b = s.ann_at_second_step(DOMESTIC).await;
+    let page = b.get(&s.url("/.gatehouse/2fa/phone")).await;
+    let csrf = common::field(&page.body, "csrf");
+    let cookie = b
+        .cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let before = s.provider.received().len();
+    let mut requests = Vec::new();
+    for _ in 0..20 {
+        let client = b.client.clone();
+        let url = s.url("/.gatehouse/2fa/phone/call");
+        let (cookie, csrf) = (cookie.clone(), csrf.clone());
+        requests.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .header("cookie", cookie)
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("rd", ""),
+                    ("number", "0"),
+                    ("consent", "1"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for r in requests {
+        r.await.unwrap();
+    }
+    let sent = &s.provider.wait_for(before + 1, 5).await[before..];
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let sent_now = s.provider.received()[before..].to_vec();
+    assert!(sent.len() <= sent_now.len());
+    let calls = sent_now
+        .iter()
+        .filter(|r| r.path.ends_with("/Calls.json"))
+        .count();
+    assert_eq!(
+        calls,
+        3,
+        "max_calls voice calls, then SMS: {} sends",
+        sent_now.len()
+    );
 }
 
 #[tokio::test]
@@ -348,11 +447,12 @@ async fn after_max_calls_the_next_request_sends_an_sms() {
 async fn wrong_codes_use_up_the_code() {
     let s = Setup::with("[regulation]\nmax_retries = 20").await;
     let mut b = s.ann_at_second_step(FOREIGN).await;
-    s.call(&mut b).await;
+    let right = flash_code(&s.call(&mut b).await);
+    let wrong = if right == "0000" { "1111" } else { "0000" };
     for _ in 0..3 {
-        assert_eq!(s.verify(&mut b, "0000").await.status, 401);
+        assert_eq!(s.verify(&mut b, wrong).await.status, 401);
     }
-    let dead = s.verify(&mut b, "4821").await;
+    let dead = s.verify(&mut b, &right).await;
     assert_eq!(dead.status, 401, "three tries by default");
     assert!(
         dead.body.contains("expired or was tried too often"),
@@ -394,8 +494,8 @@ async fn the_hook_reaches_a_panel_that_was_down_even_across_a_restart() {
         .status_override
         .store(503, std::sync::atomic::Ordering::SeqCst);
     let mut b = s.ann_at_second_step(FOREIGN).await;
-    s.call(&mut b).await;
-    assert_eq!(s.verify(&mut b, "4821").await.status, 200);
+    let code = flash_code(&s.call(&mut b).await);
+    assert_eq!(s.verify(&mut b, &code).await.status, 200);
     s.panel_hook.wait_for(1, 10).await;
     s.gate.kill9();
     s.panel_hook
@@ -419,7 +519,11 @@ async fn the_generic_webhook_provider_speaks_json_with_a_bearer_token() {
     let provider = Recorder::start(|r: &Received| {
         let body: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
         match body["kind"].as_str() {
-            Some("flash") => (200, serde_json::json!({"from": "+14155557314"}).to_string()),
+            Some("flash") => (
+                200,
+                serde_json::json!({"from": format!("+1415555{}", body["code"].as_str().unwrap_or(""))})
+                    .to_string(),
+            ),
             _ => (200, "{}".into()),
         }
     })
@@ -475,12 +579,18 @@ async fn the_generic_webhook_provider_speaks_json_with_a_bearer_token() {
     let flash: serde_json::Value =
         serde_json::from_str(&provider.wait_for(2, 5).await[1].body).unwrap();
     assert_eq!(flash["kind"], "flash");
+    let code = flash["code"].as_str().unwrap().to_string();
+    assert_eq!(
+        code.len(),
+        4,
+        "gatehouse names the code the caller must end in"
+    );
     let page = again.get(&url("/.gatehouse/2fa/phone")).await;
     let csrf = common::field(&page.body, "csrf");
     let done = again
         .post(
             &url("/.gatehouse/2fa/phone/verify"),
-            &[("csrf", &csrf), ("rd", ""), ("code", "7314")],
+            &[("csrf", &csrf), ("rd", ""), ("code", &code)],
         )
         .await;
     assert_eq!(

@@ -261,7 +261,19 @@ async fn one_authenticator_holds_one_credential_per_account_and_names_are_checke
         added.status, 303,
         "not the first factor: straight back to settings"
     );
-    let replay = s.finish(&mut b, &page, &answer).await;
+    // Replayed with a fresh form token (adding the key renewed the session, and with it
+    // the token bound to it), so that it is the ceremony that refuses it.
+    let fresh = s.settings(&mut b).await;
+    let replay = b
+        .post(
+            &s.portal("/settings/webauthn/finish"),
+            &[
+                ("csrf", &field(&fresh.body, "csrf")),
+                ("ceremony", &field(&page.body, "ceremony")),
+                ("credential", &answer),
+            ],
+        )
+        .await;
     assert!(
         replay.body.contains("That took too long"),
         "{}",

@@ -207,6 +207,7 @@ impl Sessions {
             ip: ip.to_string(),
             user_agent: user_agent.chars().take(256).collect(),
             password_at: now,
+            identity_at: 0,
         }
     }
 
@@ -227,6 +228,15 @@ impl Sessions {
         self.store.put_session(&record)?;
         self.store.delete_session(&old.id)?;
         Ok(record)
+    }
+
+    /// Records that this session just proved control of the account's email address.
+    pub fn identity_proved(&self, session: &SessionRecord, now: Timestamp) -> Result<()> {
+        self.store.put_session(&SessionRecord {
+            identity_at: now,
+            last_seen: now,
+            ..session.clone()
+        })
     }
 
     /// Records that the password was just entered again in this session.
@@ -299,9 +309,14 @@ impl Sessions {
         self.cookie(&self.config.cookie_name, "", Some(0), self.config.same_site)
     }
 
-    /// Name of the CSRF cookie (host-only, SameSite=Strict).
+    /// Name of the CSRF cookie (host-only, SameSite=Strict). With secure cookies it
+    /// carries the `__Host-` prefix, so a sibling subdomain cannot plant one.
     pub fn csrf_cookie_name(&self) -> String {
-        format!("{}_csrf", self.config.cookie_name)
+        if self.config.secure {
+            format!("__Host-{}_csrf", self.config.cookie_name)
+        } else {
+            format!("{}_csrf", self.config.cookie_name)
+        }
     }
 
     /// `Set-Cookie` for a new CSRF cookie value.

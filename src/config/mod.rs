@@ -60,6 +60,17 @@ pub struct RawServer {
     pub threads: usize,
     /// Prometheus metrics listener (`GET /metrics`); absent = none.
     pub metrics_listen: Option<String>,
+    /// Both listeners: from a request's first byte to the end of its headers.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Both listeners: how long a connection may wait for its next request.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_timeout: Duration,
+    /// Both listeners: open connections at most, each.
+    pub max_connections: usize,
+    /// Both listeners: open connections from one client address (trusted proxies are
+    /// not limited: all their clients share their address).
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for RawServer {
@@ -72,6 +83,10 @@ impl Default for RawServer {
             log_level: "info".into(),
             threads: 0,
             metrics_listen: None,
+            header_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            max_connections_per_ip: 128,
         }
     }
 }
@@ -189,6 +204,10 @@ pub struct SecondFactor {
     pub email_resend_cooldown: Duration,
     /// Emailed codes per user per hour.
     pub email_codes_per_hour: u32,
+    /// Before the first second factor is added to an account that has an email address
+    /// (with `[smtp]` configured), ask for a code mailed there: the password alone must
+    /// not let a thief enrol their own authenticator.
+    pub verify_identity_by_email: bool,
 }
 
 impl Default for SecondFactor {
@@ -203,6 +222,7 @@ impl Default for SecondFactor {
             email_code_tries: 5,
             email_resend_cooldown: Duration::from_secs(60),
             email_codes_per_hour: 6,
+            verify_identity_by_email: true,
         }
     }
 }
@@ -460,6 +480,13 @@ pub struct RawProxy {
     /// The scheme browsers use to reach the proxy (`https` behind a TLS terminator);
     /// used in links sent by email.
     pub public_scheme: String,
+    /// How long connecting to a panel may take before the client gets a 502 page.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// How long a panel may stay silent while answering before the client gets a 504
+    /// page (between reads, not in total: long downloads keep going).
+    #[serde(with = "humantime_serde")]
+    pub read_timeout: Duration,
     pub upstreams: Vec<RawUpstream>,
 }
 
@@ -468,6 +495,8 @@ impl Default for RawProxy {
         RawProxy {
             listen: None,
             public_scheme: "http".into(),
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(60),
             upstreams: Vec::new(),
         }
     }
@@ -503,6 +532,11 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_level: String,
     pub threads: usize,
+    /// Deadlines and connection limits of both listeners.
+    pub limits: crate::http::guard::Limits,
+    /// Connect and read timeouts towards the panels.
+    pub upstream_connect_timeout: Duration,
+    pub upstream_read_timeout: Duration,
     pub portal_url: Option<url::Url>,
     pub default_redirect: Option<url::Url>,
     pub protected_domains: Vec<String>,
@@ -637,23 +671,25 @@ pub(crate) fn parse_url(key: &str, value: &str) -> Result<url::Url> {
     Ok(parsed)
 }
 
-fn check_host_pattern(key: &str, value: &str) -> Result<String> {
-    let lower = value.to_ascii_lowercase();
-    let body = lower.strip_prefix("*.").unwrap_or(&lower);
-    let valid = lower == "*"
-        || (!body.is_empty()
-            && body
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_'));
-    if valid {
-        Ok(lower)
-    } else {
-        Err(Error::config(
-            key,
-            value,
-            "expected a host name, `*.domain` or `*`",
-        ))
+/// A host pattern (`*`, `*.example.com` or an exact name), normalised the way request
+/// hosts are ([`crate::http::target::normalise_host`]), so both sides compare alike.
+pub fn check_host_pattern(key: &str, value: &str) -> Result<String> {
+    if value == "*" {
+        return Ok(value.to_string());
     }
+    let (wildcard, body) = match value.strip_prefix("*.") {
+        Some(body) => ("*.", body),
+        None => ("", value),
+    };
+    crate::http::target::normalise_host(body)
+        .map(|host| format!("{wildcard}{host}"))
+        .map_err(|e| {
+            Error::config(
+                key,
+                value,
+                format!("expected a host name, `*.domain` or `*` ({e})"),
+            )
+        })
 }
 
 /// A public base URL: `http(s)://host[:port]` with nothing after it but an optional `/`.
@@ -743,6 +779,20 @@ impl RawPhone {
                 for (i, n) in t.flash_from.iter().enumerate() {
                     check_e164(&format!("phone.twilio.flash_from[{i}]"), n)?;
                 }
+                // A flash call's code is its caller's last 4 digits: unguessable only when
+                // every ending can occur, i.e. the pool has a number for each of them.
+                let endings: std::collections::HashSet<String> = t
+                    .flash_from
+                    .iter()
+                    .map(|n| crate::notify::phone::last_four(n))
+                    .collect();
+                if !t.flash_from.is_empty() && endings.len() < 10_000 {
+                    return Err(Error::config(
+                        "phone.twilio.flash_from",
+                        format!("{} numbers, {} distinct last-4-digit endings", t.flash_from.len(), endings.len()),
+                        "a flash call's code is its caller's last 4 digits, so the pool needs a number for each of the 10,000 endings (0000-9999) or the code can be guessed from the pool; leave it empty to dictate codes by voice to every number",
+                    ));
+                }
                 PhoneProviderConfig::Twilio {
                     api_url: parse_url("phone.twilio.api_url", &t.api_url)?,
                     account_sid: need("account_sid", &t.account_sid)?,
@@ -814,6 +864,27 @@ fn check_e164(key: &str, number: &str) -> Result<()> {
 impl RawConfig {
     /// Checks every value and builds the runtime [`Config`].
     pub fn validate(self) -> Result<Config> {
+        for (key, value) in [
+            ("server.header_timeout", self.server.header_timeout),
+            ("server.keepalive_timeout", self.server.keepalive_timeout),
+            ("proxy.connect_timeout", self.proxy.connect_timeout),
+            ("proxy.read_timeout", self.proxy.read_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(Error::config(key, "0s", "must be longer than zero"));
+            }
+        }
+        for (key, value) in [
+            ("server.max_connections", self.server.max_connections),
+            (
+                "server.max_connections_per_ip",
+                self.server.max_connections_per_ip,
+            ),
+        ] {
+            if value == 0 {
+                return Err(Error::config(key, "0", "must be at least 1"));
+            }
+        }
         let portal_listen = self
             .server
             .listen
@@ -1200,10 +1271,19 @@ impl RawConfig {
                 .map(|s| parse_addr("server.metrics_listen", s))
                 .transpose()?,
             data_dir: self.server.data_dir,
-            trusted_proxies,
+            trusted_proxies: trusted_proxies.clone(),
             log_format: self.server.log_format,
             log_level: self.server.log_level,
             threads,
+            limits: crate::http::guard::Limits {
+                header_timeout: self.server.header_timeout,
+                keepalive_timeout: self.server.keepalive_timeout,
+                max_connections: self.server.max_connections,
+                max_connections_per_ip: self.server.max_connections_per_ip,
+                trusted_proxies: trusted_proxies.clone(),
+            },
+            upstream_connect_timeout: self.proxy.connect_timeout,
+            upstream_read_timeout: self.proxy.read_timeout,
             portal_url,
             default_redirect,
             protected_domains,

@@ -2,6 +2,7 @@
 //! [`Request`] the portal handles, response builders that always add the security
 //! headers, form parsing, client-IP resolution and `rd` validation.
 
+pub mod guard;
 pub mod pingora_io;
 pub mod redirect;
 pub mod target;
@@ -121,7 +122,9 @@ pub fn secure(mut response: Response) -> Response {
     );
     set(h, "x-frame-options", "DENY");
     set(h, "x-content-type-options", "nosniff");
-    set(h, "referrer-policy", "no-referrer");
+    // `same-origin`, not `no-referrer`: with `no-referrer` browsers send `Origin: null`
+    // on our own form posts, and the CSRF check could not tell them from a forged one.
+    set(h, "referrer-policy", "same-origin");
     set(h, "cross-origin-opener-policy", "same-origin");
     set(
         h,

@@ -23,8 +23,19 @@ pub async fn read_request(
     trusted: &[IpNet],
 ) -> Result<Request, Response> {
     let header = session.req_header();
-    let full_path = header.uri.path();
-    let path = full_path
+    let raw = header
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let target = crate::http::target::canonical_target(raw).map_err(|e| {
+        crate::http::text(
+            http::StatusCode::BAD_REQUEST,
+            format!("bad request target: {e}"),
+        )
+    })?;
+    let path = target
+        .path()
         .strip_prefix(mount)
         .filter(|p| p.starts_with('/'))
         .unwrap_or("/")
@@ -32,7 +43,7 @@ pub async fn read_request(
     let mut request = Request {
         method: header.method.clone(),
         path,
-        query: header.uri.query().map(str::to_string),
+        query: target.query().map(str::to_string),
         headers: header.headers.clone(),
         body: Bytes::new(),
         client_ip: None,

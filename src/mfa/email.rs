@@ -26,6 +26,8 @@ pub enum Purpose {
     Confirm,
     /// Proving a new address before it replaces the account's.
     NewAddress,
+    /// Proving control of the account's address before a first second factor is added.
+    Identity,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,6 +149,16 @@ pub async fn send_code_to(
             subject: t.email_code_subject.into(),
             lines: vec![
                 fill(t.email_code_line, minutes),
+                t.email_code_not_you.into(),
+            ],
+            code: Some(&code),
+            link: None,
+        },
+        Purpose::Identity => Letter {
+            t,
+            subject: t.email_identity_subject.into(),
+            lines: vec![
+                fill(t.email_identity_line, minutes),
                 t.email_code_not_you.into(),
             ],
             code: Some(&code),

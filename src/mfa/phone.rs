@@ -7,7 +7,8 @@
 //!
 //! A login attempt escalates as the providers we model do: numbers whose prefix is in
 //! `phone.domestic_prefixes` get a voice call dictating 4 digits, others a flash call
-//! whose caller number ends in the 4 digits; after `phone.max_calls` calls the next
+//! whose caller number ends in the 4 digits (drawn at random by gatehouse, the caller
+//! chosen to match; dictated when the provider cannot); after `phone.max_calls` calls the next
 //! request sends an SMS instead. Codes are single-use, expire, allow few tries, are kept
 //! as keyed hashes. Calls and SMS cost money: every send passes per-user, per-number,
 //! per-IP and global hourly budgets (kept in memory), and hitting one is logged.
@@ -20,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::PhoneConfig;
 use crate::error::Result;
-use crate::notify::phone::{last_four, mask, normalise};
+use crate::notify::phone::{mask, normalise};
 use crate::state::AppState;
 use crate::store::{get_json, modify_json, put_json, user_key, Space, Store, Timestamp, User};
 
@@ -390,53 +391,61 @@ pub async fn call(
         state.metrics.phone_refused.inc();
         return Ok(Err(Refusal::Limited));
     }
-    let mut record = load(state.store.as_ref(), &user.username)?;
-    let calls = record
-        .attempt
-        .as_ref()
-        .filter(|a| {
-            a.code.number == number && a.code.expires_at + config.code_lifetime.as_secs() > now
-        })
-        .map_or(0, |a| a.calls);
     let domestic = config
         .domestic_prefixes
         .iter()
         .any(|p| number.starts_with(p.as_str()));
-    let channel = if calls >= config.max_calls {
-        Channel::Sms
-    } else if domestic {
-        Channel::Voice
-    } else {
-        Channel::Flash
-    };
-    let code = match channel {
-        Channel::Voice => {
-            let code = format!("{:04}", rand::rngs::OsRng.gen_range(0..10_000));
-            provider.voice(number, &code, lang).await.map(|_| code)
-        }
-        Channel::Flash => provider.flash(number).await.map(|from| last_four(&from)),
-        Channel::Sms => {
-            let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000));
-            provider
-                .sms(number, &sms_text.replace("{}", &code))
-                .await
-                .map(|_| code)
-        }
-    };
-    let Ok(code) = code else {
-        return Ok(Err(Refusal::Failed));
-    };
-    record.attempt = Some(Attempt {
-        code: new_code(state, &user.username, number, &code, config, now),
-        calls: calls + u32::from(channel != Channel::Sms),
-        channel,
-    });
-    put_json(
+    // Gatehouse draws every code itself: 4 random digits for a call (a flash call's
+    // caller is then chosen to end in them), 6 for an SMS.
+    let call_code = format!("{:04}", rand::rngs::OsRng.gen_range(0..10_000));
+    let sms_code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000));
+    // The call is counted (and its code stored) before the provider is asked, in one
+    // atomic change: parallel requests each get their own place in the escalation.
+    let reserved = modify_json::<PhoneRecord, _>(
         state.store.as_ref(),
         Space::Factors,
         &record_key(&user.username),
-        &record,
+        |record| {
+            let calls = record
+                .attempt
+                .as_ref()
+                .filter(|a| {
+                    a.code.number == number
+                        && a.code.expires_at + config.code_lifetime.as_secs() > now
+                })
+                .map_or(0, |a| a.calls);
+            let channel = if calls >= config.max_calls {
+                Channel::Sms
+            } else if domestic || !provider.can_flash() {
+                Channel::Voice
+            } else {
+                Channel::Flash
+            };
+            let code = if channel == Channel::Sms {
+                &sms_code
+            } else {
+                &call_code
+            };
+            record.attempt = Some(Attempt {
+                code: new_code(state, &user.username, number, code, config, now),
+                calls: calls + u32::from(channel != Channel::Sms),
+                channel,
+            });
+            Some((channel, code.clone()))
+        },
     )?;
+    let Some((channel, code)) = reserved else {
+        return Ok(Err(Refusal::Invalid));
+    };
+    let sent = match channel {
+        Channel::Voice => provider.voice(number, &code, lang).await,
+        Channel::Flash => provider.flash(number, &code).await,
+        Channel::Sms => provider.sms(number, &sms_text.replace("{}", &code)).await,
+    };
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, channel = channel.id(), "phone provider refused a send");
+        return Ok(Err(Refusal::Failed));
+    }
     state.metrics.phone_sent.inc();
     crate::audit!(
         "phone_code_sent",

@@ -2,11 +2,17 @@
 //!
 //! Two providers, chosen by `phone.provider`:
 //! - `webhook`: gatehouse POSTs `{"kind": "voice"|"flash"|"sms", "to", "code" | "text",
-//!   "lang"}` to a URL with a bearer token; for a flash call the provider answers
-//!   `{"from": "+..."}`, the number it called from (the code is its last 4 digits).
+//!   "lang"}` to a URL with a bearer token; for a flash call it names the code, the
+//!   provider calls from a number of its pool that ends in those 4 digits and answers
+//!   `{"from": "+..."}`, which must end in the code.
 //! - `twilio`: Twilio's REST API (`/2010-04-01/Accounts/{Sid}/Calls.json` with TwiML
 //!   `<Say>` for the dictated code, `Messages.json` for SMS; basic auth). Flash calls
-//!   come from one of `phone.twilio.flash_from`.
+//!   come from the number of `phone.twilio.flash_from` that ends in the code, so that
+//!   pool must cover all 10,000 endings (checked at start); without one, codes are
+//!   dictated to every number.
+//!
+//! Either way gatehouse draws the code itself, 4 random digits: a flash-call code is
+//! never something an attacker can predict from the numbers calls come from.
 //!
 //! Both are the production clients; tests point them at loopback servers speaking the
 //! same wire format.
@@ -55,8 +61,10 @@ pub fn last_four(number: &str) -> String {
 pub trait PhoneProvider: Send + Sync {
     /// A call in which a robot dictates `code` digit by digit, twice.
     async fn voice(&self, to: &str, code: &str, lang: &str) -> Result<()>;
-    /// A call that rings once; returns the number it came from.
-    async fn flash(&self, to: &str) -> Result<String>;
+    /// Whether flash calls can carry an unguessable code (see the module header).
+    fn can_flash(&self) -> bool;
+    /// A call that rings once, from a number whose last 4 digits are `code`.
+    async fn flash(&self, to: &str, code: &str) -> Result<()>;
     /// A text message.
     async fn sms(&self, to: &str, text: &str) -> Result<()>;
 }
@@ -130,15 +138,26 @@ impl PhoneProvider for Webhook {
             .map(|_| ())
     }
 
-    async fn flash(&self, to: &str) -> Result<String> {
+    fn can_flash(&self) -> bool {
+        true
+    }
+
+    async fn flash(&self, to: &str, code: &str) -> Result<()> {
         let answer: FlashAnswer = self
-            .post(serde_json::json!({"kind": "flash", "to": to}))
+            .post(serde_json::json!({"kind": "flash", "to": to, "code": code}))
             .await?
             .json()
             .await
             .map_err(|e| provider_error("flash answer", e))?;
-        normalise(&answer.from)
-            .ok_or_else(|| provider_error("flash answer", "no valid caller number"))
+        let from = normalise(&answer.from)
+            .ok_or_else(|| provider_error("flash answer", "no valid caller number"))?;
+        if last_four(&from) != code {
+            return Err(provider_error(
+                "flash answer",
+                "the provider called from a number that does not end in the requested code",
+            ));
+        }
+        Ok(())
     }
 
     async fn sms(&self, to: &str, text: &str) -> Result<()> {
@@ -217,12 +236,25 @@ impl PhoneProvider for Twilio {
         .map(|_| ())
     }
 
-    async fn flash(&self, to: &str) -> Result<String> {
-        let from = self
+    fn can_flash(&self) -> bool {
+        !self.flash_from.is_empty()
+    }
+
+    async fn flash(&self, to: &str, code: &str) -> Result<()> {
+        let callers: Vec<&String> = self
             .flash_from
+            .iter()
+            .filter(|n| last_four(n) == code)
+            .collect();
+        let from = callers
             .choose(&mut rand::rngs::OsRng)
-            .ok_or_else(|| provider_error("flash call", "phone.twilio.flash_from is empty"))?
-            .clone();
+            .ok_or_else(|| {
+                provider_error(
+                    "flash call",
+                    "no number of phone.twilio.flash_from ends in the code",
+                )
+            })?
+            .to_string();
         let call: TwilioCall = self
             .post(
                 "Calls.json",
@@ -237,7 +269,13 @@ impl PhoneProvider for Twilio {
             .json()
             .await
             .map_err(|e| provider_error("flash answer", e))?;
-        Ok(normalise(&call.from).unwrap_or(from))
+        match normalise(&call.from) {
+            Some(used) if last_four(&used) != code => Err(provider_error(
+                "flash answer",
+                "Twilio called from another number than the one asked for",
+            )),
+            _ => Ok(()),
+        }
     }
 
     async fn sms(&self, to: &str, text: &str) -> Result<()> {

@@ -8,6 +8,7 @@ use crate::auth::session::{cookie_value, Identity};
 use crate::auth::{now, random_token};
 use crate::error::{Error, Result};
 use crate::http::redirect::safe_redirect;
+use crate::http::target::parse_authority;
 use crate::http::{add_cookie, redirect, Request, Response};
 use crate::state::AppState;
 use crate::store::AuthLevel;
@@ -28,42 +29,112 @@ impl Csrf {
     }
 }
 
-/// The CSRF token for this browser (creating its cookie when missing).
-pub fn csrf_for(state: &AppState, req: &Request) -> Csrf {
+/// What a CSRF token is bound to: the session, when the browser has one (a cookie
+/// planted from a sibling subdomain cannot match it), else the browser's own host-only
+/// CSRF cookie (`__Host-` with secure cookies), which is all there is before login.
+fn csrf_binding(session_id: &str) -> String {
+    format!("session\0{session_id}")
+}
+
+fn browser_binding(cookie: &str) -> String {
+    format!("browser\0{cookie}")
+}
+
+fn csrf_cookie(state: &AppState, req: &Request) -> Option<String> {
     let name = state.sessions.csrf_cookie_name();
-    match req
-        .header("cookie")
+    req.header("cookie")
         .and_then(|h| cookie_value(h, &name))
         .filter(|v| v.len() >= 32)
-    {
-        Some(value) => Csrf {
-            token: state.sessions.csrf_token(value),
-            set_cookie: None,
-        },
-        None => {
-            let value = random_token(32);
-            Csrf {
-                token: state.sessions.csrf_token(&value),
-                set_cookie: Some(state.sessions.csrf_cookie(&value)),
-            }
+        .map(str::to_string)
+}
+
+/// The CSRF token for this browser's forms (creating its CSRF cookie when missing).
+pub fn csrf_for(state: &AppState, req: &Request) -> Csrf {
+    let cookie = csrf_cookie(state, req);
+    let set_cookie = match &cookie {
+        Some(_) => None,
+        None => Some(random_token(32)),
+    };
+    let token = match current_session(state, req) {
+        Ok(Some(identity)) => state
+            .sessions
+            .csrf_token(&csrf_binding(&identity.session.id)),
+        _ => {
+            let value = cookie
+                .as_deref()
+                .or(set_cookie.as_deref())
+                .unwrap_or_default();
+            state.sessions.csrf_token(&browser_binding(value))
         }
+    };
+    Csrf {
+        token,
+        set_cookie: set_cookie.map(|v| state.sessions.csrf_cookie(&v)),
     }
 }
 
-/// Refuses a form whose CSRF token does not match the browser's CSRF cookie.
+/// Refuses a form whose CSRF token does not match this browser's session (or, before
+/// login, its CSRF cookie), or that the browser says came from another origin.
 pub fn check_csrf(state: &AppState, req: &Request) -> Result<()> {
-    let name = state.sessions.csrf_cookie_name();
-    let cookie = req
-        .header("cookie")
-        .and_then(|h| cookie_value(h, &name))
-        .ok_or(Error::Csrf)?;
+    if !same_origin(state, req) {
+        return Err(Error::Csrf);
+    }
     let form = req.form();
     let token = form.get("csrf").ok_or(Error::Csrf)?;
-    if state.sessions.csrf_valid(cookie, token) {
+    let binding = match current_session(state, req)? {
+        Some(identity) => csrf_binding(&identity.session.id),
+        None => browser_binding(&csrf_cookie(state, req).ok_or(Error::Csrf)?),
+    };
+    if state.sessions.csrf_valid(&binding, token) {
         Ok(())
     } else {
         Err(Error::Csrf)
     }
+}
+
+/// Whether the browser's own word on where a form came from (`Sec-Fetch-Site`,
+/// `Origin`), when it says anything, is this very origin: the configured portal URL on
+/// the portal host, the request's host in proxy mode (a cross-site page cannot choose
+/// the `Host` a victim's browser sends). Clients that send neither (curl, old
+/// browsers) rely on the token alone.
+fn same_origin(state: &AppState, req: &Request) -> bool {
+    let fetch_site = req.header("sec-fetch-site");
+    if fetch_site.is_some_and(|site| !matches!(site, "same-origin" | "none")) {
+        return false;
+    }
+    let Some(origin) = req.header("origin") else {
+        return true;
+    };
+    if origin == "null" {
+        // Sent for a page with `no-referrer` (a forger can choose that): only the
+        // browser's fetch metadata, which a page cannot forge, vouches for it then.
+        return fetch_site.is_some();
+    }
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    let default_port = match scheme {
+        "http" => 80,
+        "https" => 443,
+        _ => return false,
+    };
+    let Ok(from) = parse_authority(rest) else {
+        return false;
+    };
+    let from = (from.host().to_string(), from.port().unwrap_or(default_port));
+    let expected = if req.mount.is_empty() {
+        state.config.portal_url.as_ref().and_then(|u| {
+            Some((
+                u.host_str()?.to_ascii_lowercase(),
+                u.port_or_known_default()?,
+            ))
+        })
+    } else {
+        req.header("host")
+            .and_then(|h| parse_authority(h).ok())
+            .map(|a| (a.host().to_string(), a.port().unwrap_or(default_port)))
+    };
+    expected.is_some_and(|e| e == from)
 }
 
 /// The session of this browser, at whatever level (including a pending second step).

@@ -81,6 +81,12 @@ impl Portal {
             (&Method::POST, "/2fa/email") => second_step::send_email(state, &req, t).await,
             (&Method::GET | &Method::HEAD, "/settings") => settings::page(state, &req, t),
             (&Method::POST, "/settings/confirm") => settings::confirm(state, &req, t).await,
+            (&Method::POST, "/settings/identity/send") => {
+                settings::identity_send(state, &req, t).await
+            }
+            (&Method::POST, "/settings/identity/verify") => {
+                settings::identity_verify(state, &req, t)
+            }
             (&Method::POST, "/settings/totp/start") => settings::totp_start(state, &req, t),
             (&Method::GET, "/settings/totp") => settings::totp_page(state, &req, t),
             (&Method::POST, "/settings/totp/confirm") => settings::totp_confirm(state, &req, t),

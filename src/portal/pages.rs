@@ -217,6 +217,22 @@ pub struct ConfirmPasswordPage<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "confirm_identity.html")]
+pub struct ConfirmIdentityPage<'a> {
+    pub t: &'static Texts,
+    pub title: &'a str,
+    pub mount: &'a str,
+    pub csrf: &'a str,
+    pub next: &'a str,
+    pub replay: Vec<(String, String)>,
+    /// The intro (before a code is sent) or "sent to ..." line.
+    pub intro: String,
+    /// Whether a code was sent, so the code field is shown.
+    pub sent: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
 #[template(path = "email_confirm.html")]
 pub struct EmailConfirmPage<'a> {
     pub t: &'static Texts,

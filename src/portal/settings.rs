@@ -19,12 +19,13 @@ use crate::http::{add_cookie, html, redirect, Request, Response};
 use crate::mfa::{self, backup, email, totp, webauthn, Factor};
 use crate::notify::email::{Delivery, Letter};
 use crate::portal::common::{
-    attempt_failed, begin_attempt, check_csrf, csrf_for, established, onwards, rd_query, Gate,
+    attempt_failed, begin_attempt, check_csrf, csrf_for, current_session, established, onwards,
+    rd_query, Gate,
 };
 use crate::portal::i18n::{banned_message, fill, Texts};
 use crate::portal::pages::{
-    render, BackupCodesPage, ConfirmPasswordPage, DeviceRow, EmailConfirmPage, SessionRow,
-    SettingsPage, TelegramLink, TelegramRow, TotpEnrollPage,
+    render, BackupCodesPage, ConfirmIdentityPage, ConfirmPasswordPage, DeviceRow, EmailConfirmPage,
+    SessionRow, SettingsPage, TelegramLink, TelegramRow, TotpEnrollPage,
 };
 use crate::state::AppState;
 use crate::store::{AuthLevel, Timestamp};
@@ -438,6 +439,155 @@ pub async fn confirm(state: &AppState, req: &Request, t: &'static Texts) -> Resu
     ))
 }
 
+/// The changes that add a second factor: before the account's first one, the user
+/// proves control of its email address (the password alone must not be enough to enrol
+/// a thief's own authenticator).
+const ENROLMENTS: &[&str] = &[
+    "/settings/totp/start",
+    "/settings/totp/confirm",
+    "/settings/webauthn/add",
+    "/settings/webauthn/finish",
+    "/settings/telegram/link",
+    "/settings/telegram/enable",
+];
+
+/// Whether `action` must wait for the emailed identity check.
+fn identity_check_needed(state: &AppState, identity: &Identity, action: &str) -> Result<bool> {
+    let window = state.config.second_factor.reauthentication_window.as_secs();
+    let proved = identity.session.identity_at > 0
+        && now().saturating_sub(identity.session.identity_at) < window;
+    Ok(ENROLMENTS.contains(&action)
+        && state.config.second_factor.verify_identity_by_email
+        && state.mailer.enabled()
+        && !identity.user.email.is_empty()
+        && !proved
+        && !mfa::has_second_factor(state.store.as_ref(), &identity.user.username)?)
+}
+
+/// The "confirm it is you" page, which replays `req`'s form once the code is right.
+fn identity_page(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    next: &str,
+    sent_to: Option<&str>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let form = req.form();
+    let replay: Vec<(String, String)> = form
+        .fields()
+        .filter(|(k, _)| !matches!(k.as_str(), "csrf" | "next" | "identity_code"))
+        .cloned()
+        .collect();
+    let intro = match sent_to {
+        Some(to) => fill(t.identity_sent, to),
+        None => {
+            let email = current_session(state, req)
+                .ok()
+                .flatten()
+                .map(|i| crate::notify::email::mask(&i.user.email))
+                .unwrap_or_default();
+            fill(t.identity_intro, email)
+        }
+    };
+    let csrf = csrf_for(state, req);
+    let page = ConfirmIdentityPage {
+        t,
+        title: t.identity_title,
+        mount: req.mount,
+        csrf: &csrf.token,
+        next,
+        replay,
+        intro,
+        sent: sent_to.is_some(),
+        error,
+    };
+    csrf.attach(html(status, render(&page)))
+}
+
+/// `POST /settings/identity/send`: mails the identity code.
+pub async fn identity_send(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let identity = match established(state, req, "/settings")? {
+        Gate::Elsewhere(response) => return Ok(response),
+        Gate::Established(identity) => identity,
+    };
+    check_csrf(state, req)?;
+    let Some(next) = req
+        .form()
+        .get("next")
+        .filter(|n| ENROLMENTS.contains(n))
+        .map(str::to_string)
+    else {
+        return Ok(done(req, ""));
+    };
+    let masked = crate::notify::email::mask(&identity.user.email);
+    let (sent, error) =
+        match email::send_code(state, &identity.user, email::Purpose::Identity, t, now()).await? {
+            email::SendOutcome::Sent { .. } => (true, None),
+            email::SendOutcome::Cooldown(wait) => (true, Some(fill(t.identity_wait, wait))),
+            email::SendOutcome::HourlyCap => (false, Some(t.email_hourly_cap.to_string())),
+            email::SendOutcome::NoAddress => (false, Some(t.email_not_sent.to_string())),
+        };
+    audit!(
+        "identity_code_requested",
+        user = identity.user.username,
+        ip = req.ip_text()
+    );
+    Ok(identity_page(
+        state,
+        req,
+        t,
+        &next,
+        sent.then_some(masked.as_str()),
+        error,
+        StatusCode::OK,
+    ))
+}
+
+/// `POST /settings/identity/verify`: checks the identity code, then sends the browser
+/// back to re-submit the change it wanted (307 keeps method and body).
+pub fn identity_verify(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let identity = match established(state, req, "/settings")? {
+        Gate::Elsewhere(response) => return Ok(response),
+        Gate::Established(identity) => identity,
+    };
+    check_csrf(state, req)?;
+    let form = req.form();
+    let Some(next) = form
+        .get("next")
+        .filter(|n| ENROLMENTS.contains(n))
+        .map(str::to_string)
+    else {
+        return Ok(done(req, ""));
+    };
+    let code = form.get("identity_code").unwrap_or("");
+    let username = &identity.user.username;
+    match email::check(state, username, code, email::Purpose::Identity, now())? {
+        mfa::CodeResult::Accepted => {
+            state.sessions.identity_proved(&identity.session, now())?;
+            audit!("identity_proved", user = username, ip = req.ip_text());
+            Ok(redirect(
+                StatusCode::TEMPORARY_REDIRECT,
+                &format!("{}{next}", req.mount),
+            ))
+        }
+        _ => {
+            audit!("identity_code_failed", user = username, ip = req.ip_text());
+            let masked = crate::notify::email::mask(&identity.user.email);
+            Ok(identity_page(
+                state,
+                req,
+                t,
+                &next,
+                Some(&masked),
+                Some(t.identity_wrong.into()),
+                StatusCode::UNAUTHORIZED,
+            ))
+        }
+    }
+}
+
 /// For a change: the signed-in identity with a valid CSRF token and a fresh password,
 /// or the response to send instead.
 pub(crate) fn authorise_change(
@@ -457,6 +607,17 @@ pub(crate) fn authorise_change(
         now(),
     ) {
         return Ok(Err(confirm_page(state, req, t, None, action)));
+    }
+    if identity_check_needed(state, &identity, action)? {
+        return Ok(Err(identity_page(
+            state,
+            req,
+            t,
+            action,
+            None,
+            None,
+            StatusCode::OK,
+        )));
     }
     Ok(Ok(identity))
 }

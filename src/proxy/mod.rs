@@ -11,15 +11,14 @@ use async_trait::async_trait;
 use http::StatusCode;
 use pingora::http::RequestHeader;
 use pingora::prelude::HttpPeer;
-use pingora::proxy::{ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::auth::gate::{decide, Decision};
 use crate::auth::now;
 use crate::auth::session::Identity;
 use crate::http::pingora_io::{into_pingora, peer_ip, read_request};
-use crate::http::{
-    accepts_html, bare_host, client_ip, is_identity_header, redirect, text, Response,
-};
+use crate::http::target::{canonical_target, parse_authority, Authority, Target};
+use crate::http::{accepts_html, client_ip, is_identity_header, redirect, text, Response};
 use crate::policy::RequestFacts;
 use crate::portal::i18n::texts_for;
 use crate::portal::{message, Portal, PROXY_MOUNT};
@@ -35,7 +34,43 @@ pub struct Gateway {
 pub struct RequestCtx {
     upstream: Option<usize>,
     identity: Option<Box<Identity>>,
-    client_ip: Option<std::net::IpAddr>,
+    /// The canonical target the rules judged: what the panel receives.
+    target: Option<Target>,
+    /// The normalised `host[:port]` the rules judged: the panel's `Host`.
+    authority: Option<String>,
+}
+
+/// The request's host and canonical target, or why it is refused: exactly one `Host`
+/// (an absolute-form target must name the same authority), an exact `host[:port]`, and
+/// a path that canonicalises without ambiguity.
+fn host_and_target(header: &RequestHeader) -> Result<(Authority, Target), String> {
+    let mut hosts = header.headers.get_all(http::header::HOST).iter();
+    let host = hosts
+        .next()
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| "the Host header is not text".to_string())
+        })
+        .transpose()?;
+    if hosts.next().is_some() {
+        return Err("more than one Host header".into());
+    }
+    let authority = match (host, header.uri.authority()) {
+        (Some(h), Some(a)) if !h.eq_ignore_ascii_case(a.as_str()) => {
+            return Err("the request line names another host than the Host header".into())
+        }
+        (Some(h), _) => h,
+        (None, Some(a)) => a.as_str(),
+        (None, None) => return Err("no Host header".into()),
+    };
+    let authority = parse_authority(authority).map_err(|e| format!("the host: {e}"))?;
+    let raw = header
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let target = canonical_target(raw).map_err(|e| format!("the path: {e}"))?;
+    Ok((authority, target))
 }
 
 impl Gateway {
@@ -98,7 +133,21 @@ impl ProxyHttp for Gateway {
         ctx: &mut Self::CTX,
     ) -> pingora::Result<bool> {
         let state = self.state();
-        if is_portal_path(session.req_header().uri.path()) {
+        // The wait for the next request on this connection (pingora's default is 60 s).
+        session.set_keepalive(Some(state.config.limits.keepalive_timeout.as_secs().max(1)));
+        let (authority, target) = match host_and_target(session.req_header()) {
+            Ok(found) => found,
+            Err(why) => {
+                tracing::info!(reason = %why, "proxy request refused: ambiguous host or target");
+                state.metrics.refused_targets.inc();
+                return respond(
+                    session,
+                    text(StatusCode::BAD_REQUEST, format!("bad request: {why}\n")),
+                )
+                .await;
+            }
+        };
+        if is_portal_path(target.path()) {
             let response =
                 match read_request(session, PROXY_MOUNT, &state.config.trusted_proxies).await {
                     Ok(request) => self.portal.handle(request).await,
@@ -113,14 +162,8 @@ impl ProxyHttp for Gateway {
                 .get("accept-language")
                 .and_then(|v| v.to_str().ok()),
         );
-        let authority = header
-            .headers
-            .get(http::header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| header.uri.authority().map(|a| a.as_str()))
-            .unwrap_or("");
-        let host = bare_host(authority);
-        let Some(upstream) = state.config.upstreams.iter().position(|u| u.serves(&host)) else {
+        let host = authority.host();
+        let Some(upstream) = state.config.upstreams.iter().position(|u| u.serves(host)) else {
             return respond(
                 session,
                 message(
@@ -133,21 +176,16 @@ impl ProxyHttp for Gateway {
             )
             .await;
         };
-        let path = header
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        ctx.client_ip = client_ip(
-            peer_ip(session),
-            &header.headers,
-            &state.config.trusted_proxies,
-        );
         let facts = RequestFacts {
-            host: &host,
-            path,
+            host,
+            path: target.path(),
+            query: target.query(),
             method: header.method.as_str(),
-            client_ip: ctx.client_ip,
+            client_ip: client_ip(
+                peer_ip(session),
+                &header.headers,
+                &state.config.trusted_proxies,
+            ),
         };
         let cookies = header
             .headers
@@ -171,12 +209,15 @@ impl ProxyHttp for Gateway {
             Ok(Decision::Allow(identity)) => {
                 ctx.upstream = Some(upstream);
                 ctx.identity = identity;
+                ctx.target = Some(target);
+                ctx.authority = Some(authority.to_string());
                 Ok(false)
             }
             Ok(decision @ (Decision::Login | Decision::Enroll)) => {
                 let response = if accepts_html(&header.headers) {
                     let rd: String =
-                        url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
+                        url::form_urlencoded::byte_serialize(target.path_and_query().as_bytes())
+                            .collect();
                     let page = if matches!(decision, Decision::Enroll) {
                         "settings"
                     } else {
@@ -213,12 +254,66 @@ impl ProxyHttp for Gateway {
         let index = ctx
             .upstream
             .ok_or_else(|| pingora::Error::new_str("no upstream chosen"))?;
-        let upstream = &self.state().config.upstreams[index];
-        Ok(Box::new(HttpPeer::new(
-            upstream.address,
-            upstream.tls,
-            upstream.sni.clone(),
-        )))
+        let config = &self.state().config;
+        let upstream = &config.upstreams[index];
+        let mut peer = HttpPeer::new(upstream.address, upstream.tls, upstream.sni.clone());
+        peer.options.connection_timeout = Some(config.upstream_connect_timeout);
+        peer.options.total_connection_timeout = Some(config.upstream_connect_timeout);
+        peer.options.read_timeout = Some(config.upstream_read_timeout);
+        Ok(Box::new(peer))
+    }
+
+    /// A panel that cannot be reached or does not answer in time gets the client a page
+    /// that says so (502 / 504), not a hung connection or an empty answer.
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &pingora::Error,
+        _ctx: &mut Self::CTX,
+    ) -> FailToProxy {
+        use pingora::{ErrorSource, ErrorType};
+        let t = texts_for(
+            session
+                .req_header()
+                .headers
+                .get("accept-language")
+                .and_then(|v| v.to_str().ok()),
+        );
+        let (status, title, text) = match (e.esource(), e.etype()) {
+            (_, ErrorType::HTTPStatus(code)) => {
+                let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::BAD_GATEWAY);
+                (status, t.error_title, t.error_title)
+            }
+            (ErrorSource::Upstream, ErrorType::ReadTimedout | ErrorType::WriteTimedout) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                t.gateway_timeout_title,
+                t.gateway_timeout,
+            ),
+            (ErrorSource::Upstream, _) => {
+                (StatusCode::BAD_GATEWAY, t.bad_gateway_title, t.bad_gateway)
+            }
+            (
+                ErrorSource::Downstream,
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
+            ) => {
+                return FailToProxy {
+                    error_code: 0,
+                    can_reuse_downstream: false,
+                }
+            }
+            (ErrorSource::Downstream, _) => (StatusCode::BAD_REQUEST, t.error_title, t.error_title),
+            _ => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                t.error_title,
+                t.error_title,
+            ),
+        };
+        tracing::warn!(status = status.as_u16(), error = %e, "proxying failed");
+        let _ = respond(session, message(status, t, PROXY_MOUNT, title, text)).await;
+        FailToProxy {
+            error_code: status.as_u16(),
+            can_reuse_downstream: false,
+        }
     }
 
     async fn upstream_request_filter(
@@ -227,6 +322,16 @@ impl ProxyHttp for Gateway {
         request: &mut RequestHeader,
         ctx: &mut Self::CTX,
     ) -> pingora::Result<()> {
+        // The panel serves exactly what the rules judged: the canonical target.
+        let target = ctx
+            .target
+            .as_ref()
+            .ok_or_else(|| pingora::Error::new_str("no target judged"))?;
+        let uri = target
+            .path_and_query()
+            .parse::<http::Uri>()
+            .map_err(|_| pingora::Error::new_str("canonical target is not a URI"))?;
+        request.set_uri(uri);
         let spoofed: Vec<String> = request
             .headers
             .keys()
@@ -259,6 +364,9 @@ impl ProxyHttp for Gateway {
                 request.insert_header("Remote-Name", name)?;
             }
         }
+        // The panel's Host is the normalised one the rules matched.
+        let authority = ctx.authority.clone().unwrap_or_default();
+        request.insert_header(http::header::HOST, authority.as_str())?;
         let peer = peer_ip(session);
         let peer_trusted =
             peer.is_some_and(|ip| state.config.trusted_proxies.iter().any(|n| n.contains(&ip)));
@@ -278,16 +386,8 @@ impl ProxyHttp for Gateway {
         }
         if !peer_trusted {
             request.insert_header("X-Forwarded-Proto", "http")?;
-            if let Some(host) = session
-                .req_header()
-                .headers
-                .get(http::header::HOST)
-                .cloned()
-            {
-                request.insert_header("X-Forwarded-Host", host)?;
-            }
+            request.insert_header("X-Forwarded-Host", authority)?;
         }
-        let _ = ctx.client_ip;
         Ok(())
     }
 }

@@ -64,6 +64,10 @@ pub struct SessionRecord {
     /// When the password was last entered in this session (for "confirm your password").
     #[serde(default)]
     pub password_at: Timestamp,
+    /// When this session proved control of the account's email address (before a first
+    /// second factor is added).
+    #[serde(default)]
+    pub identity_at: Timestamp,
 }
 
 /// A keyspace for records other than users and sessions. Keys inside a space start with

@@ -279,6 +279,7 @@ mod tests {
             ip: "127.0.0.1".into(),
             user_agent: "test".into(),
             password_at: 1,
+            identity_at: 0,
         }
     }
 

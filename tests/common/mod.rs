@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cdp;
+pub mod fronts;
 pub mod telegram;
 
 use std::collections::HashMap;
@@ -16,6 +17,25 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 pub const PASSWORD: &str = "correct horse battery";
+
+/// Splits the lines of a `[server]` table out of a configuration snippet.
+fn split_server_table(extra: &str) -> (String, String) {
+    let (mut server, mut rest) = (String::new(), String::new());
+    let mut in_server = false;
+    for line in extra.lines() {
+        let header = line.trim_start().starts_with('[');
+        if header {
+            in_server = line.trim() == "[server]";
+            if in_server {
+                continue;
+            }
+        }
+        let target = if in_server { &mut server } else { &mut rest };
+        target.push_str(line);
+        target.push('\n');
+    }
+    (server, rest)
+}
 
 /// A free loopback port (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
@@ -163,10 +183,14 @@ impl Gatehouse {
         let portal = free_port();
         let proxy = free_port();
         let config_path = dir.path().join("gatehouse.toml");
+        let extra = extra
+            .replace("{proxy}", &proxy.to_string())
+            .replace("{portal}", &portal.to_string());
+        // A `[server]` table in `extra` joins the harness's own.
+        let (server_extra, extra) = split_server_table(&extra);
         let text = format!(
-            "[server]\nlisten = \"127.0.0.1:{portal}\"\ndata_dir = {:?}\nlog_level = \"info\"\nthreads = 2\n\n[password]\nmemory_kib = 8192\niterations = 1\nparallelism = 1\n\n{}\n",
+            "[server]\nlisten = \"127.0.0.1:{portal}\"\ndata_dir = {:?}\nlog_level = \"info\"\nthreads = 2\n{server_extra}\n[password]\nmemory_kib = 8192\niterations = 1\nparallelism = 1\n\n{extra}\n",
             dir.path().join("data").display().to_string(),
-            extra.replace("{proxy}", &proxy.to_string()).replace("{portal}", &portal.to_string())
         );
         std::fs::write(&config_path, text).unwrap();
         Gatehouse {

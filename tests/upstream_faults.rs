@@ -1,0 +1,73 @@
+//! Proxy mode in front of a panel that misbehaves: one that never answers gets the
+//! client a 504 page after `proxy.read_timeout`, one that cannot be reached a 502 page,
+//! in the portal's look, never a hung connection or an empty answer.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{free_port, Browser, Gatehouse};
+
+const PANEL: &str = "panel.example.test";
+
+fn config(panel: &str) -> String {
+    format!(
+        r#"
+[proxy]
+listen = "127.0.0.1:{{proxy}}"
+connect_timeout = "1s"
+read_timeout = "1s"
+[[proxy.upstreams]]
+hosts = ["{PANEL}"]
+address = "{panel}"
+[session]
+secure = false
+[access_control]
+default_policy = "one_factor"
+[[access_control.rules]]
+domain = ["{PANEL}"]
+resources = ["^/public/"]
+policy = "bypass"
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_panel_that_never_answers_gets_the_client_a_504_page_after_the_read_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let panel = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s); // accepted, read nothing, answer nothing
+        }
+    });
+    let gate = Gatehouse::start(&config(&panel.to_string()));
+    let mut b = Browser::new(&[PANEL]);
+    let start = Instant::now();
+    let page = b
+        .get(&format!("http://{PANEL}:{}/public/report", gate.proxy))
+        .await;
+    assert_eq!(page.status, 504, "{}", page.body);
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(
+        page.body.contains("took too long to answer"),
+        "{}",
+        page.body
+    );
+    assert!(page.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"),);
+}
+
+#[tokio::test]
+async fn a_panel_that_cannot_be_reached_gets_the_client_a_502_page() {
+    let gate = Gatehouse::start(&config(&format!("127.0.0.1:{}", free_port())));
+    let mut b = Browser::new(&[PANEL]);
+    let page = b
+        .get(&format!("http://{PANEL}:{}/public/report", gate.proxy))
+        .await;
+    assert_eq!(page.status, 502, "{}", page.body);
+    assert!(page.body.contains("could not be reached"), "{}", page.body);
+}
