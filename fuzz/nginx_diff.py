@@ -102,13 +102,8 @@ def random_target(rng):
     return text.encode("utf-8")
 
 
-def run_driver(binary, inputs):
-    payload = "".join(data.hex() + "\n" for data in inputs).encode("ascii")
-    result = subprocess.run([binary], input=payload, capture_output=True, check=True)
-    lines = result.stdout.decode("ascii").splitlines()
-    if len(lines) != len(inputs):
-        sys.exit(f"driver printed {len(lines)} lines for {len(inputs)} inputs")
-    return [None if line == "ERR" else line[3:] for line in lines]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from canon_diff import run_driver  # noqa: E402  (the same driver protocol)
 
 
 # --- nginx -----------------------------------------------------------------------

@@ -14,7 +14,8 @@ use crate::auth::now;
 use crate::auth::session::Identity;
 use crate::http::redirect::safe_redirect;
 use crate::http::target::{
-    canonical_target, parse_authority, HostError, Target as CanonicalTarget, TargetError,
+    canonical_target_without_dots, parse_authority, HostError, Target as CanonicalTarget,
+    TargetError,
 };
 use crate::http::{accepts_html, Request, Response};
 use crate::policy::RequestFacts;
@@ -49,6 +50,7 @@ pub enum Unusable {
     Host(HostError),
     Target(TargetError),
     Method,
+    Upgrade,
 }
 
 impl std::fmt::Display for Unusable {
@@ -60,6 +62,7 @@ impl std::fmt::Display for Unusable {
             Unusable::Host(e) => write!(f, "the host: {e}"),
             Unusable::Target(e) => write!(f, "the path: {e}"),
             Unusable::Method => write!(f, "the method is not an HTTP token"),
+            Unusable::Upgrade => write!(f, "an upgrade to something other than websocket"),
         }
     }
 }
@@ -101,6 +104,13 @@ pub fn target_of(req: &Request, kind: Kind) -> Result<Target, Unusable> {
     if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
         return Err(Unusable::Method);
     }
+    // An upgrade the front proxy would tunnel to the panel (`h2c` smuggling): only
+    // WebSocket is a protocol a panel behind a login gateway speaks.
+    if let Some(upgrade) = single(req, "upgrade")? {
+        if !upgrade.trim().eq_ignore_ascii_case("websocket") {
+            return Err(Unusable::Upgrade);
+        }
+    }
     let original = match kind {
         Kind::AuthRequest => single(req, "x-original-url")?,
         Kind::ForwardAuth => None,
@@ -125,7 +135,9 @@ pub fn target_of(req: &Request, kind: Kind) -> Result<Target, Unusable> {
         }
     };
     let authority = parse_authority(authority).map_err(Unusable::Host)?;
-    let target = canonical_target(raw_target).map_err(Unusable::Target)?;
+    // The front proxy forwards the raw target: dot segments are refused, since the
+    // panel might not resolve them as the rules would.
+    let target = canonical_target_without_dots(raw_target).map_err(Unusable::Target)?;
     Ok(Target {
         url: format!("{scheme}://{authority}{}", target.path_and_query()),
         host: authority.host().to_string(),

@@ -130,6 +130,13 @@ impl AccessRules {
                     .collect::<Result<Vec<_>>>()
             };
             let resources = regexes("resources", &r.resources)?;
+            if let Some(j) = r.resources.iter().position(|x| x.contains("\\?")) {
+                return Err(Error::config(
+                    key("resources", j),
+                    &r.resources[j],
+                    "resources match the path alone (the query is never part of it): move the query part to `query`",
+                ));
+            }
             let query = regexes("query", &r.query)?;
             let methods = r
                 .methods
@@ -233,16 +240,42 @@ impl AccessRules {
     }
 }
 
+/// A query string with its percent-escapes decoded and `+` read as a space.
+fn decode_query(raw: &str) -> String {
+    let spaced = raw.replace('+', " ");
+    let bytes = spaced.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 impl Rule {
     fn matches_request(&self, request: &RequestFacts<'_>) -> bool {
         (self.domains.is_empty() || self.domains.iter().any(|d| host_matches(d, request.host)))
             && (self.resources.is_empty()
                 || self.resources.iter().any(|r| r.is_match(request.path)))
-            && (self.query.is_empty()
-                || self
-                    .query
+            && (self.query.is_empty() || {
+                // As sent and as a panel reads it (escapes decoded, `+` a space), so
+                // `?%65xport=` matches a rule written for `export=`.
+                let raw = request.query.unwrap_or("");
+                let decoded = decode_query(raw);
+                self.query
                     .iter()
-                    .any(|r| r.is_match(request.query.unwrap_or(""))))
+                    .any(|r| r.is_match(raw) || r.is_match(&decoded))
+            })
             && (self.methods.is_empty()
                 || self
                     .methods
@@ -437,13 +470,30 @@ mod tests {
             r.evaluate(&facts("a.org", "/site.css", "GET", "192.0.2.1"), None),
             Verdict::Apply(Policy::Bypass)
         );
-        // ...and a rule that asks for the query gets it.
-        assert_eq!(
-            r.evaluate(
-                &facts("a.org", "/x?a=1&export=csv", "GET", "192.0.2.1"),
-                None
-            ),
-            Verdict::Apply(Policy::Deny)
+        // ...and a rule that asks for the query gets it, however it is escaped.
+        for q in [
+            "/x?a=1&export=csv",
+            "/x?a=1&%65xport=csv",
+            "/x?%65%78port=1",
+        ] {
+            assert_eq!(
+                r.evaluate(&facts("a.org", q, "GET", "192.0.2.1"), None),
+                Verdict::Apply(Policy::Deny),
+                "{q}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_resource_regex_written_for_the_query_is_refused_at_start() {
+        let mut old_style = rule(Policy::Deny);
+        old_style.resources = vec![r"^/report\?format=csv".into()];
+        let err = AccessRules::compile(Policy::OneFactor, &[old_style])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("resources[0]") && err.contains("query"),
+            "{err}"
         );
     }
 

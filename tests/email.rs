@@ -82,42 +82,49 @@ from = "gatehouse@example.test"
                 &[("rd", "")],
             )
             .await;
-        assert_eq!(asked.status, 200, "{}", asked.body);
-        assert!(asked.body.contains("Confirm it is you"), "{}", asked.body);
-        let csrf = common::field(&asked.body, "csrf");
-        let fields = [
-            ("csrf", csrf.as_str()),
-            ("next", "/settings/totp/start"),
-            ("rd", ""),
-        ];
-        let sent = b
-            .post(&self.url("/.gatehouse/settings/identity/send"), &fields)
-            .await;
-        assert!(
-            sent.body.contains("We sent a code to a***@example.test"),
-            "{}",
-            sent.body
-        );
-        let mail = self.smtp.wait_for(mail_index, 10).await;
-        assert_eq!(mail.subject, "Confirm it is you");
-        let csrf = common::field(&sent.body, "csrf");
-        let code = mail.code();
-        let proved = b
-            .post(
-                &self.url("/.gatehouse/settings/identity/verify"),
-                &[
-                    ("csrf", csrf.as_str()),
-                    ("next", "/settings/totp/start"),
-                    ("rd", ""),
-                    ("identity_code", code.as_str()),
-                ],
-            )
+        let proved = self
+            .pass_identity_check(b, &asked, "/settings/totp/start", mail_index)
             .await;
         assert_eq!(proved.status, 307, "{}", proved.body);
         assert_eq!(
             proved.location.as_deref(),
             Some("/.gatehouse/settings/totp/start")
         );
+    }
+
+    /// From the "confirm it is you" page `gated` (in front of `next`): asks for the
+    /// code, reads it from message `mail_index` and enters it; returns the answer.
+    async fn pass_identity_check(
+        &self,
+        b: &mut Browser,
+        gated: &common::Page,
+        next: &str,
+        mail_index: usize,
+    ) -> common::Page {
+        assert_eq!(gated.status, 200, "{}", gated.body);
+        assert!(gated.body.contains("Confirm it is you"), "{}", gated.body);
+        let csrf = common::field(&gated.body, "csrf");
+        let sent = b
+            .post(
+                &self.url("/.gatehouse/settings/identity/send"),
+                &[("csrf", csrf.as_str()), ("next", next), ("rd", "")],
+            )
+            .await;
+        assert!(sent.body.contains("We sent a code to "), "{}", sent.body);
+        let mail = self.smtp.wait_for(mail_index, 10).await;
+        assert_eq!(mail.subject, "Confirm it is you");
+        let csrf = common::field(&sent.body, "csrf");
+        let code = mail.code();
+        b.post(
+            &self.url("/.gatehouse/settings/identity/verify"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("next", next),
+                ("rd", ""),
+                ("identity_code", code.as_str()),
+            ],
+        )
+        .await
     }
 
     /// Ann turns on email codes from the settings page; returns the backup codes page.
@@ -428,6 +435,32 @@ async fn changing_the_address_needs_the_password_and_a_code_and_tells_the_old_on
         .await;
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("does not look like an email address"));
+    // Bob has no second factor: moving the address first needs a code mailed to the
+    // current one (else a password thief would move it to their own mailbox).
+    let gated = b
+        .post_with_csrf(
+            &settings,
+            &start,
+            &[
+                ("new_address", "bobby@example.test"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert!(
+        !gated.body.contains(PASSWORD),
+        "the password is never put back into a page"
+    );
+    let proved = s
+        .pass_identity_check(&mut b, &gated, "/settings/address/start", 1)
+        .await;
+    assert_eq!(proved.status, 303, "{}", proved.body);
+    let identity_mail = s.smtp.wait_for(1, 10).await;
+    assert!(
+        identity_mail.to.contains("bob@example.test"),
+        "{}",
+        identity_mail.to
+    );
     let wrong = b
         .post_with_csrf(
             &settings,
@@ -451,7 +484,7 @@ async fn changing_the_address_needs_the_password_and_a_code_and_tells_the_old_on
         "{}",
         asked.body
     );
-    let mail = s.smtp.wait_for(1, 10).await;
+    let mail = s.smtp.wait_for(2, 10).await;
     assert!(mail.to.contains("bobby@example.test"), "{}", mail.to);
     let csrf = common::field(&asked.body, "csrf");
     let done = b
@@ -461,7 +494,7 @@ async fn changing_the_address_needs_the_password_and_a_code_and_tells_the_old_on
         )
         .await;
     assert_eq!(done.status, 303, "{}", done.body);
-    let notice = s.smtp.wait_for(2, 10).await;
+    let notice = s.smtp.wait_for(3, 10).await;
     assert!(
         notice.to.contains("bob@example.test"),
         "the old address is told: {}",
@@ -560,4 +593,68 @@ async fn the_password_alone_cannot_enrol_a_first_second_factor_when_the_account_
         )
         .await;
     assert!(!again.body.contains("Confirm it is you"), "{}", again.body);
+}
+
+#[tokio::test]
+async fn reset_links_point_where_the_configuration_says_whatever_host_the_request_names() {
+    let s = Setup::new().await;
+    // The attacker asks for the victim's reset link with a Host naming their own port.
+    let mut attacker = Browser::new(&[PANEL]);
+    let forgot = s.url("/.gatehouse/forgot");
+    let page = attacker.get(&forgot).await;
+    let csrf = common::field(&page.body, "csrf");
+    let cookie = attacker
+        .cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let asked = attacker
+        .client
+        .post(&forgot)
+        .header("host", format!("{PANEL}:6666"))
+        .header("cookie", cookie)
+        .form(&[("csrf", csrf.as_str()), ("who", "ann")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status().as_u16(), 200);
+    let mail = s.smtp.wait_for(1, 10).await;
+    let link = mail.link();
+    assert!(
+        link.starts_with(&format!(
+            "http://{PANEL}:{}/.gatehouse/reset?token=",
+            s.gate.proxy
+        )),
+        "the configured public_url, not the request's Host: {link}"
+    );
+}
+
+#[tokio::test]
+async fn a_catch_all_proxy_without_public_url_mails_no_reset_link_at_all() {
+    let smtp = SmtpServer::start();
+    let (addr, _) = start_upstream().await;
+    let gate = Gatehouse::start(&format!(
+        "[proxy]\nlisten = \"127.0.0.1:{{proxy}}\"\n[[proxy.upstreams]]\nhosts = [\"*\"]\naddress = \"{addr}\"\n[session]\nsecure = false\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nfrom = \"gatehouse@example.test\"\n",
+        smtp.port
+    ));
+    let mut attacker = Browser::new(&["evil.example.test"]);
+    let forgot = format!("http://evil.example.test:{}/.gatehouse/forgot", gate.proxy);
+    let asked = attacker
+        .post_with_csrf(&forgot, &forgot, &[("who", "ann")])
+        .await;
+    assert!(
+        asked.body.contains("If an account matches"),
+        "{}",
+        asked.body
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(
+        smtp.messages().is_empty(),
+        "no link built from a Host header"
+    );
+    assert!(
+        gate.log().contains("proxy.upstreams[0].public_url"),
+        "the operator is told at start"
+    );
 }

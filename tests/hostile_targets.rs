@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::fronts::{raw_request, start_caddy, start_nginx, start_normalising_panel};
+use common::fronts::{raw_request, start_caddy, start_nginx, start_panel, PanelKind};
 use common::{free_port, Browser, Gatehouse, PASSWORD};
 
 const RULES: &str = r#"
@@ -58,6 +58,12 @@ const CLIMBING_OUT_OF_THE_BYPASS: &[&str] = &[
     "/static/%2e%2e/%2e%2e/admin",
     "/static/..%2f..%2fadmin",
     "/static/%c0%ae%c0%ae/admin",
+    // Climbing out of /admin into the bypass: a panel that does not resolve dot
+    // segments (Flask) serves /admin/<path> while a resolving gate would see /static/.
+    "/admin/../static/x",
+    "/admin/%2e%2e/static/x",
+    "/admin/./x/../../static/y",
+    "/admin/.%2e/static/x",
 ];
 
 /// Spellings of `/admin` a signed-in user outside `admins` (or an admin without the
@@ -80,6 +86,10 @@ const SPELLINGS_OF_ADMIN: &[&str] = &[
     "/\\admin",
     "/admin%2f",
     "/admin/.",
+    // Path parameters: Tomcat strips `;...` before routing.
+    "/;/admin",
+    "/admin;x.css",
+    "/admin;jsessionid=1",
 ];
 
 fn get(target: &str, host: &str, cookie: &str) -> String {
@@ -192,32 +202,38 @@ fn forward_auth_config(front: u16) -> String {
 
 #[tokio::test]
 async fn hostile_targets_through_nginx_never_reach_what_the_rules_refuse() {
-    let front = free_port();
-    let (panel, _panel) = start_normalising_panel();
-    let gate = Gatehouse::start(&forward_auth_config(front));
-    let _nginx = start_nginx(&gate.dir.path().join("nginx"), front, gate.portal, panel);
-    let home = format!("http://panel.example.test:{front}/home");
-    let bob = session_cookie(&home, "bob").await;
-    let ann = session_cookie(&home, "ann").await;
-    corpus_never_reaches_admin(front, &bob, &ann, "nginx").await;
+    for kind in [PanelKind::Normalising, PanelKind::Literal] {
+        let front = free_port();
+        let (panel, _panel) = start_panel(kind);
+        let gate = Gatehouse::start(&forward_auth_config(front));
+        let _nginx = start_nginx(&gate.dir.path().join("nginx"), front, gate.portal, panel);
+        let home = format!("http://panel.example.test:{front}/home");
+        let bob = session_cookie(&home, "bob").await;
+        let ann = session_cookie(&home, "ann").await;
+        corpus_never_reaches_admin(front, &bob, &ann, &format!("nginx, {kind:?} panel")).await;
+    }
 }
 
 #[tokio::test]
 async fn hostile_targets_through_caddy_never_reach_what_the_rules_refuse() {
-    let front = free_port();
-    let (panel, _panel) = start_normalising_panel();
-    let gate = Gatehouse::start(&forward_auth_config(front));
-    let _caddy = start_caddy(&gate.dir.path().join("caddy"), front, gate.portal, panel);
-    let home = format!("http://panel.example.test:{front}/home");
-    let bob = session_cookie(&home, "bob").await;
-    let ann = session_cookie(&home, "ann").await;
-    corpus_never_reaches_admin(front, &bob, &ann, "caddy").await;
+    for kind in [PanelKind::Normalising, PanelKind::Literal] {
+        let front = free_port();
+        let (panel, _panel) = start_panel(kind);
+        let gate = Gatehouse::start(&forward_auth_config(front));
+        let _caddy = start_caddy(&gate.dir.path().join("caddy"), front, gate.portal, panel);
+        let home = format!("http://panel.example.test:{front}/home");
+        let bob = session_cookie(&home, "bob").await;
+        let ann = session_cookie(&home, "ann").await;
+        corpus_never_reaches_admin(front, &bob, &ann, &format!("caddy, {kind:?} panel")).await;
+    }
 }
 
 #[tokio::test]
 async fn hostile_targets_in_proxy_mode_never_reach_what_the_rules_refuse_and_the_panel_gets_the_canonical_path(
 ) {
-    let (panel, _panel) = start_normalising_panel();
+    // The panel receives the canonical target, so even a literal one serves what the
+    // rules judged.
+    let (panel, _panel) = start_panel(PanelKind::Literal);
     let gate = Gatehouse::start(&format!(
         "[proxy]\nlisten = \"127.0.0.1:{{proxy}}\"\n[[proxy.upstreams]]\nhosts = [\"panel.example.test\"]\naddress = \"{panel}\"\n[session]\nsecure = false\n{RULES}"
     ));

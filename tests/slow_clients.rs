@@ -66,6 +66,20 @@ fn login_path(gate: &Gatehouse, port: u16) -> &'static str {
     }
 }
 
+/// A connection on `port` that has had one request answered and is kept alive; and the
+/// login page's path there.
+async fn kept_alive_after_one_request(gate: &Gatehouse, port: u16) -> (TcpStream, &'static str) {
+    let mut s = connect_from("127.0.0.1", port).await;
+    let path = login_path(gate, port);
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {PANEL}:{port}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut first = [0u8; 12];
+    s.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    (s, path)
+}
+
 async fn served(source: &str, port: u16, path: &str) -> bool {
     let mut s = connect_from(source, port).await;
     s.write_all(
@@ -126,14 +140,7 @@ async fn slow_headers_are_cut_at_the_deadline_while_others_are_served_on_both_li
 async fn idle_keepalive_connections_are_closed_after_the_keepalive_timeout() {
     let gate = setup().await;
     for port in [gate.proxy, gate.portal] {
-        let mut s = connect_from("127.0.0.1", port).await;
-        let path = login_path(&gate, port);
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {PANEL}:{port}\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
-        let mut first = [0u8; 12];
-        s.read_exact(&mut first).await.unwrap();
-        assert_eq!(&first, b"HTTP/1.1 200");
+        let (mut s, _) = kept_alive_after_one_request(&gate, port).await;
         let closed = closed_after(&mut s, Duration::from_secs(10)).await;
         let closed = closed.expect("the idle connection is closed");
         assert!(
@@ -180,14 +187,7 @@ async fn one_address_cannot_hold_more_than_its_share_of_connections() {
 async fn a_slow_second_request_on_a_kept_alive_connection_is_cut_at_the_deadline_too() {
     let gate = setup().await;
     for port in [gate.proxy, gate.portal] {
-        let mut s = connect_from("127.0.0.1", port).await;
-        let path = login_path(&gate, port);
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {PANEL}:{port}\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
-        let mut first = [0u8; 12];
-        s.read_exact(&mut first).await.unwrap();
-        assert_eq!(&first, b"HTTP/1.1 200");
+        let (mut s, path) = kept_alive_after_one_request(&gate, port).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let start = Instant::now();
         s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {PANEL}\r\n").as_bytes())
@@ -204,4 +204,62 @@ async fn a_slow_second_request_on_a_kept_alive_connection_is_cut_at_the_deadline
         let cut = cut.expect("the dripping request was cut");
         assert!((1.5..6.0).contains(&cut), "cut after {cut:.1} s on {port}");
     }
+}
+
+#[tokio::test]
+async fn empty_lines_before_a_request_start_its_deadline() {
+    let gate = setup().await;
+    let mut s = connect_from("127.0.0.1", gate.proxy).await;
+    let start = Instant::now();
+    let mut cut = None;
+    for _ in 0..30 {
+        if s.write_all(b"\r\n").await.is_err() {
+            cut = Some(start.elapsed().as_secs_f64());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let cut = cut.expect("a client sending only empty lines was cut");
+    assert!((1.5..6.0).contains(&cut), "cut after {cut:.1} s");
+}
+
+#[tokio::test]
+async fn a_post_with_a_body_leaves_the_kept_alive_connection_usable_after_a_pause() {
+    let gate = setup().await;
+    let port = gate.portal;
+    let mut s = connect_from("127.0.0.1", port).await;
+    let body = format!("csrf=x&username=ann&password={}", "x".repeat(3000));
+    s.write_all(
+        format!(
+            "POST /login HTTP/1.1\r\nHost: {PANEL}:{port}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = vec![0u8; 16384];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 403"));
+    // Drain the rest of that answer.
+    while tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf))
+        .await
+        .is_ok_and(|r| r.is_ok_and(|n| n > 0))
+    {}
+    // A pause longer than the header deadline, then the next request on the same
+    // connection is served: the body was followed by its length, not mistaken for a
+    // slow head.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    s.write_all(format!("GET / HTTP/1.1\r\nHost: {PANEL}:{port}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
 }

@@ -2,22 +2,22 @@
 //! and per client address) and deadlines pingora does not have on its own.
 //!
 //! pingora's per-read timeout lets a slow client (slowloris) keep a connection by
-//! sending a byte now and then, and its keep-alive wait between requests has no end.
-//! [`GuardedApp`] wraps a listener's app: it refuses connections over the limits at once,
-//! and wraps each connection's stream in [`Guarded`], which watches the bytes as they
-//! are read and ends the connection when
-//! - no new request starts within `keepalive_timeout` of the previous one (or of the
-//!   connection's start), or
-//! - a request's headers are not complete within `header_timeout` of its first byte.
+//! sending a byte now and then. [`GuardedApp`] wraps a listener's app: it refuses
+//! connections over the limits at once, and wraps each connection's stream in
+//! [`Guarded`], which follows the client's bytes through each request's head and body
+//! (by `Content-Length` or chunked framing, so early responses and pipelining do not
+//! confuse it) and ends the connection when
+//! - the first request does not start within `keepalive_timeout`, or
+//! - a request's head is not complete within `header_timeout` of its first byte (empty
+//!   lines before a request line count as its start).
 //!
-//! Once a request's headers are in, its body and the response run without these
-//! deadlines (pingora's own per-read timeouts still apply). The bytes that arrive after
-//! a response has started begin the next request on a kept-alive connection, which
-//! gets the same header deadline; the wait for it is pingora's keep-alive timeout,
-//! which the listeners set to `keepalive_timeout`. After `101 Switching Protocols`
-//! (WebSocket) nothing is watched any more. Peers in
-//! `server.trusted_proxies` (nginx, Caddy, a load balancer) are not limited per address:
-//! every client of theirs shares their address.
+//! Between requests on a kept-alive connection, pingora's keep-alive timeout (which the
+//! listeners set to `keepalive_timeout`) limits the wait. Bodies and responses run
+//! without these deadlines (pingora's per-read timeouts apply). After a `101 Switching
+//! Protocols` answer to a request that asked for it (WebSocket) nothing is watched.
+//! Peers in `server.trusted_proxies` (nginx, Caddy, a load balancer) are not limited per
+//! address: every client of theirs shares their address. IPv6 clients are counted by
+//! their /64.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -91,6 +91,7 @@ impl<A> GuardedApp<A> {
         else {
             return Some(admitted);
         };
+        let ip = client_network(ip);
         let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
         let count = per_ip.entry(ip).or_default();
         if *count >= self.limits.max_connections_per_ip {
@@ -100,6 +101,18 @@ impl<A> GuardedApp<A> {
         *count += 1;
         admitted.ip = Some(ip);
         Some(admitted)
+    }
+}
+
+/// What one client is counted by: its IPv4 address, or its IPv6 /64 (one subscriber
+/// usually gets a whole /64, so per-address counting would not limit anyone).
+fn client_network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
     }
 }
 
@@ -148,19 +161,46 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for GuardedApp<A> {
     }
 }
 
-/// Where a connection is in its current request.
+/// Where a connection is in its request stream. Request boundaries come from the
+/// requests' own framing (`Content-Length`, chunked bodies), so an early response or a
+/// pipelined request never confuses them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Waiting for the first byte of the first request.
+    /// Waiting for the first byte of the connection's first request.
     Idle,
-    /// Reading headers; `matched` bytes of a blank line seen at the end so far.
-    Headers { matched: u8 },
-    /// Headers complete: body and response, no deadline here. Once a (final) response
-    /// has started (`responded`), the next bytes that arrive begin the next request.
-    Open { responded: bool },
-    /// Switched protocols (WebSocket): no more HTTP requests on this connection.
+    /// Between requests on a kept-alive connection (pingora's keep-alive timeout, set to
+    /// `keepalive_timeout` by the listeners, limits the wait).
+    Between,
+    /// Reading a request's head, due within `header_timeout` of its first byte.
+    Head,
+    /// Reading a body of known length: bytes left.
+    Body(u64),
+    /// Reading a chunked body.
+    Chunked(Chunk),
+    /// Switched protocols (WebSocket): nothing is watched any more.
     Upgraded,
 }
+
+/// Where a chunked body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    /// The chunk-size digits (value so far).
+    Size(u64),
+    /// Chunk extensions, up to the end of the line.
+    Extension(u64),
+    /// Chunk data: bytes left.
+    Data(u64),
+    /// The CRLF after chunk data.
+    DataEnd,
+    /// At the start of a trailer line (an empty one ends the body).
+    TrailerStart,
+    /// Inside a trailer line.
+    TrailerLine,
+}
+
+/// The longest request head remembered to find its framing headers; pingora refuses
+/// longer ones anyway.
+const MAX_HEAD: usize = 64 * 1024;
 
 /// A stream that ends itself when a request is too slow to start or to send its headers.
 pub struct Guarded {
@@ -168,6 +208,15 @@ pub struct Guarded {
     phase: Phase,
     deadline: Pin<Box<Sleep>>,
     header_timeout: Duration,
+    /// The current head, for its framing headers.
+    head: Vec<u8>,
+    /// Whether a byte other than CR/LF was seen in the current head (parsers skip
+    /// empty lines before a request line, so they must not end the head).
+    head_started: bool,
+    /// Bytes of the blank line ending the head seen so far ("\r\n\r\n" or "\n\n").
+    blank: u8,
+    /// The last request asked to switch protocols: watch for `101`.
+    upgrade_asked: bool,
 }
 
 impl std::fmt::Debug for Guarded {
@@ -186,58 +235,138 @@ impl Guarded {
             phase: Phase::Idle,
             deadline: Box::pin(tokio::time::sleep(limits.keepalive_timeout)),
             header_timeout: limits.header_timeout,
+            head: Vec::new(),
+            head_started: false,
+            blank: 0,
+            upgrade_asked: false,
         }
     }
 
-    /// Follows the request's bytes up to the blank line that ends its headers.
-    fn saw(&mut self, bytes: &[u8]) {
-        if bytes.is_empty() {
+    /// Whether the deadline applies now.
+    fn timed(&self) -> bool {
+        matches!(self.phase, Phase::Idle | Phase::Head)
+    }
+
+    /// Follows the bytes the client sent, through heads and bodies.
+    fn saw(&mut self, mut bytes: &[u8]) {
+        while let Some((&b, rest)) = bytes.split_first() {
+            match self.phase {
+                Phase::Upgraded => return,
+                Phase::Idle | Phase::Between => {
+                    // The first byte of a request: its head is due within the deadline.
+                    self.phase = Phase::Head;
+                    self.head.clear();
+                    self.head_started = false;
+                    self.blank = 0;
+                    self.deadline
+                        .as_mut()
+                        .reset(Instant::now() + self.header_timeout);
+                    continue;
+                }
+                Phase::Head => {
+                    bytes = rest;
+                    if !self.head_started && (b == b'\r' || b == b'\n') {
+                        continue;
+                    }
+                    self.head_started = true;
+                    if self.head.len() < MAX_HEAD {
+                        self.head.push(b);
+                    }
+                    self.blank = match (self.blank, b) {
+                        (1 | 3, b'\n') => self.blank + 1,
+                        (2, b'\n') => 4,
+                        (0, b'\n') => 2,
+                        (0 | 2, b'\r') => self.blank + 1,
+                        (_, b'\r') => 1,
+                        _ => 0,
+                    };
+                    if self.blank >= 4 {
+                        self.phase = self.after_head();
+                    }
+                }
+                Phase::Body(left) => {
+                    let take = (left as usize).min(bytes.len());
+                    bytes = &bytes[take..];
+                    let left = left - take as u64;
+                    self.phase = if left == 0 {
+                        Phase::Between
+                    } else {
+                        Phase::Body(left)
+                    };
+                }
+                Phase::Chunked(Chunk::Data(left)) => {
+                    let take = (left as usize).min(bytes.len());
+                    bytes = &bytes[take..];
+                    let left = left - take as u64;
+                    self.phase = Phase::Chunked(if left == 0 {
+                        Chunk::DataEnd
+                    } else {
+                        Chunk::Data(left)
+                    });
+                }
+                Phase::Chunked(chunk) => {
+                    bytes = rest;
+                    self.phase = next_chunk_state(chunk, b);
+                }
+            }
+        }
+    }
+
+    /// The head is complete: what follows is its body, if it has one.
+    fn after_head(&mut self) -> Phase {
+        let text = String::from_utf8_lossy(&self.head).to_ascii_lowercase();
+        let mut length = None;
+        let mut chunked = false;
+        self.upgrade_asked = false;
+        for line in text.lines().skip(1) {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            match name.trim() {
+                "content-length" => length = value.trim().parse::<u64>().ok(),
+                "transfer-encoding" => chunked = value.trim().ends_with("chunked"),
+                "upgrade" => self.upgrade_asked = true,
+                _ => {}
+            }
+        }
+        match (chunked, length) {
+            (true, _) => Phase::Chunked(Chunk::Size(0)),
+            (false, Some(n)) if n > 0 => Phase::Body(n),
+            _ => Phase::Between,
+        }
+    }
+
+    /// Follows what is written back: `101` to a request that asked for it hands the
+    /// connection to another protocol.
+    fn wrote(&mut self, bytes: &[u8]) {
+        if !self.upgrade_asked || !bytes.starts_with(b"HTTP/") {
             return;
         }
-        if matches!(self.phase, Phase::Idle | Phase::Open { responded: true }) {
-            // The first byte of a request: its headers are due within the deadline.
-            self.phase = Phase::Headers { matched: 0 };
-            self.deadline
-                .as_mut()
-                .reset(Instant::now() + self.header_timeout);
-        }
-        self.phase = bytes.iter().fold(self.phase, |phase, &b| advance(phase, b));
-    }
-
-    /// Follows what is written back: a final response ends the request (what arrives
-    /// next is the next request); `101` hands the connection to another protocol.
-    fn wrote(&mut self, bytes: &[u8]) {
-        if let Phase::Open { responded: false } = self.phase {
-            if bytes.starts_with(b"HTTP/1.1 101") || bytes.starts_with(b"HTTP/1.0 101") {
-                self.phase = Phase::Upgraded;
-            } else if !(bytes.starts_with(b"HTTP/1.1 1") || bytes.is_empty()) {
-                self.phase = Phase::Open { responded: true };
-            }
+        self.upgrade_asked = false;
+        if bytes.get(8..13) == Some(b" 101 ".as_slice()) {
+            self.phase = Phase::Upgraded;
         }
     }
 }
 
-/// The phase after one more byte: counts "\r\n\r\n" (or a bare "\n\n", which parsers
-/// also accept) at the end of the headers.
-fn advance(phase: Phase, b: u8) -> Phase {
-    let matched = match phase {
-        Phase::Open { .. } | Phase::Upgraded => return phase,
-        Phase::Idle => 0,
-        Phase::Headers { matched } => matched,
-    };
-    let matched = match (matched, b) {
-        (1 | 3, b'\n') => matched + 1,
-        (2, b'\n') => 4,
-        (0, b'\n') => 2,
-        (0 | 2, b'\r') => matched + 1,
-        (_, b'\r') => 1,
-        _ => 0,
-    };
-    if matched >= 4 {
-        Phase::Open { responded: false }
-    } else {
-        Phase::Headers { matched }
-    }
+/// The chunked-body state after one more byte (data bytes are taken in bulk elsewhere).
+fn next_chunk_state(chunk: Chunk, b: u8) -> Phase {
+    let hex = |b: u8| char::from(b).to_digit(16).map(u64::from);
+    Phase::Chunked(match (chunk, b) {
+        (Chunk::Size(n), _) if hex(b).is_some() => {
+            Chunk::Size(n.saturating_mul(16).saturating_add(hex(b).unwrap_or(0)))
+        }
+        (Chunk::Size(n) | Chunk::Extension(n), b'\n') if n == 0 => Chunk::TrailerStart,
+        (Chunk::Size(n) | Chunk::Extension(n), b'\n') => Chunk::Data(n),
+        (Chunk::Size(n) | Chunk::Extension(n), _) => Chunk::Extension(n),
+        (Chunk::DataEnd, b'\n') => Chunk::Size(0),
+        (Chunk::DataEnd, _) => Chunk::DataEnd,
+        (Chunk::TrailerStart, b'\n') => return Phase::Between,
+        (Chunk::TrailerStart, b'\r') => Chunk::TrailerStart,
+        (Chunk::TrailerLine, b'\n') => Chunk::TrailerStart,
+        (Chunk::TrailerStart | Chunk::TrailerLine, _) => Chunk::TrailerLine,
+        (Chunk::Data(n), _) => Chunk::Data(n),
+    })
 }
 
 fn too_slow(phase: Phase) -> std::io::Error {
@@ -255,16 +384,10 @@ impl AsyncRead for Guarded {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
-        if matches!(this.phase, Phase::Open { .. } | Phase::Upgraded) {
-            let before = buf.filled().len();
-            let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-            if this.phase == (Phase::Open { responded: true }) {
-                let new = buf.filled()[before..].to_vec();
-                this.saw(&new);
-            }
-            return polled;
+        if this.phase == Phase::Upgraded {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
         }
-        if this.deadline.is_elapsed() {
+        if this.timed() && this.deadline.is_elapsed() {
             return Poll::Ready(Err(too_slow(this.phase)));
         }
         let before = buf.filled().len();
@@ -275,10 +398,11 @@ impl AsyncRead for Guarded {
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+            Poll::Pending if this.timed() => match this.deadline.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Err(too_slow(this.phase))),
                 Poll::Pending => Poll::Pending,
             },
+            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -394,27 +518,88 @@ impl Peek for Guarded {
 mod tests {
     use super::*;
 
-    fn phase_after(chunks: &[&[u8]]) -> Phase {
-        chunks
-            .iter()
-            .flat_map(|c| c.iter())
-            .fold(Phase::Idle, |phase, &b| advance(phase, b))
+    /// The phases a client's bytes go through, fed in the given pieces.
+    fn phases(chunks: &[&[u8]]) -> Vec<Phase> {
+        let (a, _b) = tokio::io::duplex(64);
+        let limits = Limits {
+            header_timeout: Duration::from_secs(1),
+            keepalive_timeout: Duration::from_secs(1),
+            max_connections: 1,
+            max_connections_per_ip: 1,
+            trusted_proxies: vec![],
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut g = Guarded::new(Box::new(a), &limits);
+            chunks
+                .iter()
+                .map(|c| {
+                    g.saw(c);
+                    g.phase
+                })
+                .collect()
+        })
     }
 
-    const OPEN: Phase = Phase::Open { responded: false };
+    #[test]
+    fn a_head_ends_at_its_blank_line_however_the_bytes_are_split() {
+        assert_eq!(
+            phases(&[b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"]),
+            [Phase::Between]
+        );
+        assert_eq!(
+            phases(&[b"GET / HTTP/1.1\r\nHost: a\r", b"\n", b"\r", b"\n"]),
+            [Phase::Head, Phase::Head, Phase::Head, Phase::Between]
+        );
+        assert_eq!(phases(&[b"GET / HTTP/1.1\nHost: a\n\n"]), [Phase::Between]);
+    }
 
     #[test]
-    fn headers_end_at_the_first_blank_line_however_the_bytes_are_split() {
-        assert_eq!(phase_after(&[b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"]), OPEN);
+    fn ipv6_clients_are_counted_by_their_64() {
+        let a = client_network("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = client_network("2001:db8:1:2:bbbb::9".parse().unwrap());
+        let c = client_network("2001:db8:1:3::1".parse().unwrap());
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(client_network(v4), v4);
+    }
+
+    #[test]
+    fn empty_lines_before_a_request_do_not_end_its_head() {
         assert_eq!(
-            phase_after(&[b"GET / HTTP/1.1\r\nHost: a\r", b"\n", b"\r", b"\n"]),
-            OPEN
+            phases(&[b"\r\n\r\n\r\n", b"GET / HTTP/1.1\r\n"]),
+            [Phase::Head, Phase::Head]
         );
-        assert_eq!(phase_after(&[b"GET / HTTP/1.1\nHost: a\n\n"]), OPEN);
+    }
+
+    #[test]
+    fn a_body_of_known_length_then_the_next_request() {
         assert_eq!(
-            phase_after(&[b"GET / HTTP/1.1\r\nHost: a\r\n"]),
-            Phase::Headers { matched: 2 }
+            phases(&[
+                b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nab",
+                b"cde",
+                b"GET /next HTTP/1.1\r\n"
+            ]),
+            [Phase::Body(3), Phase::Between, Phase::Head]
         );
-        assert_eq!(phase_after(&[]), Phase::Idle);
+        // Pipelined in one piece.
+        assert_eq!(
+            phases(&[b"POST / HTTP/1.1\r\ncontent-length: 2\r\n\r\nokGET / HTTP/1.1\r\n\r\n"]),
+            [Phase::Between]
+        );
+    }
+
+    #[test]
+    fn a_chunked_body_with_blank_lines_inside_is_followed_to_its_end() {
+        let body: &[u8] = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n6;x=y\r\n\r\n\r\n\r\n\r\n0\r\nX-T: 1\r\n\r\n";
+        assert_eq!(phases(&[body]), [Phase::Between]);
+        assert_eq!(
+            phases(&[&body[..body.len() - 2]]),
+            [Phase::Chunked(Chunk::TrailerStart)]
+        );
     }
 }

@@ -81,10 +81,15 @@ pub enum TargetError {
     DoubleEncoding,
     /// A `..` segment with nothing left to remove.
     AboveRoot,
-    /// A `.` or `..` segment carrying `;` parameters (`..;x`, `.;`).
-    DotSegmentWithParams,
+    /// A `;` (raw or `%3B`) in the path: servers such as Tomcat strip `;parameters`
+    /// before routing (`/;/admin` is `/admin` there), others keep them.
+    PathParameters,
     /// Longer than [`MAX_TARGET_LEN`].
     TooLong,
+    /// A `.` or `..` segment where the panel may not resolve it the way the rules did
+    /// (forward-auth: the front proxy forwards the raw target; see
+    /// [`canonical_target_without_dots`]).
+    DotSegment,
 }
 
 impl fmt::Display for TargetError {
@@ -99,14 +104,37 @@ impl fmt::Display for TargetError {
             Self::InvalidEscape => "a '%' not followed by two hex digits",
             Self::DoubleEncoding => "a double-encoded escape in the path",
             Self::AboveRoot => "a '..' segment above the root",
-            Self::DotSegmentWithParams => "a dot segment with ';' parameters",
+            Self::PathParameters => "a ';' path parameter, which servers read differently",
             Self::TooLong => "the request target is too long",
+            Self::DotSegment => "a '.' or '..' segment the panel may read differently",
         };
         f.write_str(reason)
     }
 }
 
 impl std::error::Error for TargetError {}
+
+/// Like [`canonical_target`], and also refuses any `.` or `..` segment (plain or
+/// percent-encoded). For forward-auth, where the front proxy forwards the raw target:
+/// a panel that does not resolve dot segments (Flask routes `/admin/../static/x` to
+/// `/admin/<path>`) would serve another path than the canonical one the rules judged.
+/// Browsers resolve dot segments before sending, so real users never meet this.
+///
+/// # Errors
+///
+/// As [`canonical_target`], plus [`TargetError::DotSegment`].
+pub fn canonical_target_without_dots(raw: &str) -> Result<Target, TargetError> {
+    let target = canonical_target(raw)?;
+    let path = raw.split('?').next().unwrap_or("");
+    let dotted = path.split('/').any(|segment| {
+        let lower = segment.to_ascii_lowercase().replace("%2e", ".");
+        lower == "." || lower == ".."
+    });
+    if dotted {
+        return Err(TargetError::DotSegment);
+    }
+    Ok(target)
+}
 
 /// Parses an origin-form target (`path[?query]` as received) into its canonical form.
 ///
@@ -133,6 +161,9 @@ pub fn canonical_target(raw: &str) -> Result<Target, TargetError> {
         Some((path, query)) => (path, Some(query.to_string())),
         None => (raw, None),
     };
+    if raw_path.contains(';') || raw_path.to_ascii_lowercase().contains("%3b") {
+        return Err(TargetError::PathParameters);
+    }
     let escaped = normalise_escapes(raw_path)?;
     let path = resolve_segments(&escaped)?;
     Ok(Target { path, query })
@@ -194,7 +225,7 @@ fn resolve_segments(path: &str) -> Result<String, TargetError> {
             }
             other => {
                 if is_dot_segment_with_params(other) {
-                    return Err(TargetError::DotSegmentWithParams);
+                    return Err(TargetError::PathParameters);
                 }
                 stack.push(other);
                 trailing_slash = false;
@@ -495,8 +526,8 @@ mod tests {
         ("/A/%7Euser", Ok("/A/~user")),
         ("/A/%7euser", Ok("/A/~user")),
         ("/%2d%5f%2e%7e", Ok("/-_.~")),
-        ("/a%3bb", Ok("/a%3Bb")),
-        ("/a%3Bb", Ok("/a%3Bb")),
+        ("/a%3bb", Err(T::PathParameters)),
+        ("/a%3Bb", Err(T::PathParameters)),
         ("/a%3fb", Ok("/a%3Fb")),
         ("/a%23b", Ok("/a%23b")),
         ("/a%20b", Ok("/a%20b")),
@@ -506,7 +537,7 @@ mod tests {
         ("/caf\u{e9}", Ok("/caf%C3%A9")),
         ("/\u{65e5}\u{672c}", Ok("/%E6%97%A5%E6%9C%AC")),
         ("/a\"<>^`{|}[]", Ok("/a%22%3C%3E%5E%60%7B%7C%7D%5B%5D")),
-        ("/!$&'()*+,;=:@-._~", Ok("/!$&'()*+,;=:@-._~")),
+        ("/!$&'()*+,=:@-._~", Ok("/!$&'()*+,=:@-._~")),
         // Separators.
         ("//admin", Ok("/admin")),
         ("///admin//x///", Ok("/admin/x/")),
@@ -515,19 +546,21 @@ mod tests {
         ("/%5cadmin", Err(T::EncodedSeparator)),
         ("/adm\\in", Err(T::Backslash)),
         ("/\\admin", Err(T::Backslash)),
-        // Tomcat-style path parameters on dot segments.
-        ("/static/..;/admin", Err(T::DotSegmentWithParams)),
-        (
-            "/static/..;jsessionid=x/admin",
-            Err(T::DotSegmentWithParams),
-        ),
-        ("/static/.;/admin", Err(T::DotSegmentWithParams)),
-        ("/static/%2e%2e;/admin", Err(T::DotSegmentWithParams)),
-        ("/static/..%3b/admin", Err(T::DotSegmentWithParams)),
-        ("/static/;/admin", Ok("/static/;/admin")),
-        ("/static/x;..", Ok("/static/x;..")),
-        ("/static/...;/admin", Ok("/static/...;/admin")),
-        ("/a;b/c", Ok("/a;b/c")),
+        // Path parameters: Tomcat strips them before routing (`/;/admin` is `/admin`).
+        ("/static/..;/admin", Err(T::PathParameters)),
+        ("/static/..;jsessionid=x/admin", Err(T::PathParameters)),
+        ("/static/.;/admin", Err(T::PathParameters)),
+        ("/static/%2e%2e;/admin", Err(T::PathParameters)),
+        ("/static/..%3b/admin", Err(T::PathParameters)),
+        ("/static/;/admin", Err(T::PathParameters)),
+        ("/;/admin", Err(T::PathParameters)),
+        ("/admin;x.css", Err(T::PathParameters)),
+        ("/admin;jsessionid=1", Err(T::PathParameters)),
+        ("/static/x;..", Err(T::PathParameters)),
+        ("/static/...;/admin", Err(T::PathParameters)),
+        ("/a%3Bb/c", Err(T::PathParameters)),
+        ("/a;b/c", Err(T::PathParameters)),
+        ("/a?x=1;y=2", Ok("/a?x=1;y=2")),
         // Above the root.
         ("/..", Err(T::AboveRoot)),
         ("/../", Err(T::AboveRoot)),
@@ -795,6 +828,27 @@ mod tests {
             if let Err(e) = expected {
                 assert!(!e.to_string().is_empty());
             }
+        }
+    }
+
+    #[test]
+    fn forward_auth_targets_refuse_every_dot_segment() {
+        for raw in [
+            "/admin/../static/x",
+            "/static/%2e%2e/admin",
+            "/./admin",
+            "/a/%2E/b",
+            "/a/.",
+            "/a/..",
+        ] {
+            assert_eq!(
+                canonical_target_without_dots(raw),
+                Err(TargetError::DotSegment),
+                "{raw}"
+            );
+        }
+        for raw in ["/a/.../b", "/a/.b/", "/a.b/c", "/%61dmin", "/a//b?x=/../"] {
+            assert!(canonical_target_without_dots(raw).is_ok(), "{raw}");
         }
     }
 }

@@ -188,6 +188,35 @@ pub fn pending_enrollment(state: &AppState, username: &str) -> Result<Option<Enr
     }
 }
 
+/// What a check changes in the record, if anything: a valid code's step becomes the
+/// last one used; a future step revealed by the clock hint is burned. `None` for a valid
+/// code whose step was burned (refused as used) and for checks that change nothing.
+fn settle(record: &TotpRecord, check: CodeCheck, now: Timestamp) -> Option<TotpRecord> {
+    match check {
+        CodeCheck::Valid { step } if record.burned_steps.contains(&step) => None,
+        CodeCheck::Valid { step } => Some(TotpRecord {
+            enabled: true,
+            last_step: step,
+            ..record.clone()
+        }),
+        CodeCheck::ClockOff { steps } if steps > 0 => {
+            let revealed = now / STEP + steps as u64;
+            let oldest = (now / STEP).saturating_sub(DRIFT_SEARCH_STEPS);
+            let mut burned = record.burned_steps.clone();
+            burned.retain(|s| *s >= oldest);
+            if burned.contains(&revealed) {
+                return None;
+            }
+            burned.push(revealed);
+            Some(TotpRecord {
+                burned_steps: burned,
+                ..record.clone()
+            })
+        }
+        _ => None,
+    }
+}
+
 /// Checks a code and records its step; shared by login and enrolment.
 fn check_and_consume(
     state: &AppState,
@@ -211,30 +240,11 @@ fn check_and_consume(
             state.config.second_factor.totp_skew,
             record.last_step,
         )?;
-        let updated = match check {
-            CodeCheck::Valid { step } if record.burned_steps.contains(&step) => {
-                return Ok(CodeCheck::Replayed);
-            }
-            CodeCheck::Valid { step } => TotpRecord {
-                enabled: true,
-                last_step: step,
-                ..record
-            },
-            CodeCheck::ClockOff { steps } if steps > 0 => {
-                let revealed = now / STEP + steps as u64;
-                let oldest = (now / STEP).saturating_sub(DRIFT_SEARCH_STEPS);
-                let mut burned = record.burned_steps.clone();
-                burned.retain(|s| *s >= oldest);
-                if burned.contains(&revealed) {
-                    return Ok(check);
-                }
-                burned.push(revealed);
-                TotpRecord {
-                    burned_steps: burned,
-                    ..record
-                }
-            }
-            _ => return Ok(check),
+        let Some(updated) = settle(&record, check, now) else {
+            return Ok(match check {
+                CodeCheck::Valid { .. } => CodeCheck::Replayed,
+                other => other,
+            });
         };
         if swap_json(
             state.store.as_ref(),
@@ -345,6 +355,33 @@ mod tests {
             CodeCheck::Invalid,
             "beyond 10 minutes is simply wrong"
         );
+    }
+
+    #[test]
+    fn a_future_code_revealed_by_the_clock_hint_is_never_accepted_later() {
+        let now = 1_700_000_000;
+        let step = now / STEP;
+        let record = TotpRecord {
+            secret: String::new(),
+            enabled: true,
+            last_step: 0,
+            created_at: 0,
+            burned_steps: vec![],
+        };
+        // A guess matches the code of 5 steps from now: the hint, and that step burned.
+        let ahead = code_at(SEED, step + 5).unwrap();
+        let check = check_code(SEED, &ahead, now, 1, 0).unwrap();
+        assert_eq!(check, CodeCheck::ClockOff { steps: 5 });
+        let record = settle(&record, check, now).expect("the revealed step is burned");
+        assert_eq!(record.burned_steps, vec![step + 5]);
+        // Two and a half minutes later the same code is inside the window, and refused.
+        let later = now + 5 * STEP;
+        let check = check_code(SEED, &ahead, later, 1, record.last_step).unwrap();
+        assert_eq!(check, CodeCheck::Valid { step: step + 5 });
+        assert!(settle(&record, check, later).is_none(), "refused as used");
+        // The next step's code is fine.
+        let next = check_code(SEED, &code_at(SEED, step + 6).unwrap(), later + STEP, 1, 0).unwrap();
+        assert!(settle(&record, next, later + STEP).is_some());
     }
 
     #[test]

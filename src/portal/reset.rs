@@ -123,10 +123,12 @@ pub async fn request(state: &AppState, req: &Request, t: &'static Texts) -> Resu
         .div_ceil(60);
     let answer = fill(t.forgot_sent, minutes);
     let user = find_account(state, &who)?.filter(|u| !u.disabled && !u.email.is_empty());
-    let mut keys = vec![format!("ip:{}", req.ip_text())];
-    if let Some(u) = &user {
-        keys.push(format!("user:{}", u.username));
-    }
+    // Limited by what was asked for, matched or not, so that the limit itself does
+    // not tell which accounts exist.
+    let keys = vec![
+        format!("ip:{}", req.ip_text()),
+        format!("who:{}", who.trim().to_lowercase()),
+    ];
     if let Some(left) = state.reset_limiter.banned_for(&keys, now()) {
         audit!(
             "password_reset_refused_rate",

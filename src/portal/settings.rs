@@ -144,6 +144,7 @@ fn notice_text(t: &'static Texts, key: &str) -> Option<&'static str> {
         "telegram_off" => t.telegram.done_off,
         "telegram_linked" => t.telegram.done_linked,
         "telegram_removed" => t.telegram.done_removed,
+        "identity" => t.identity_done,
         _ => return None,
     })
 }
@@ -377,12 +378,7 @@ fn confirm_page(
     error: Option<String>,
     next: &str,
 ) -> Response {
-    let form = req.form();
-    let replay: Vec<(String, String)> = form
-        .fields()
-        .filter(|(k, _)| !matches!(k.as_str(), "csrf" | "next" | "confirm_password"))
-        .cloned()
-        .collect();
+    let replay = replay_fields(req);
     let status = if error.is_some() {
         StatusCode::UNAUTHORIZED
     } else {
@@ -399,6 +395,21 @@ fn confirm_page(
         error,
     };
     csrf.attach(html(status, render(&page)))
+}
+
+/// The fields of the change a confirmation page carries on to replay it: never the
+/// page's own fields, and never a password (it is not put back into a page).
+fn replay_fields(req: &Request) -> Vec<(String, String)> {
+    req.form()
+        .fields()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "csrf" | "next" | "identity_code" | "password" | "confirm_password"
+            )
+        })
+        .cloned()
+        .collect()
 }
 
 /// `POST /settings/confirm`: checks the password, then sends the browser back to
@@ -439,9 +450,10 @@ pub async fn confirm(state: &AppState, req: &Request, t: &'static Texts) -> Resu
     ))
 }
 
-/// The changes that add a second factor: before the account's first one, the user
-/// proves control of its email address (the password alone must not be enough to enrol
-/// a thief's own authenticator).
+/// The changes that add a second factor, or a way back into the account: before the
+/// account's first second factor, the user proves control of its email address (the
+/// password alone must not be enough to enrol a thief's own authenticator, to move the
+/// address to the thief's mailbox first, or to plant a recovery phone number).
 const ENROLMENTS: &[&str] = &[
     "/settings/totp/start",
     "/settings/totp/confirm",
@@ -449,7 +461,15 @@ const ENROLMENTS: &[&str] = &[
     "/settings/webauthn/finish",
     "/settings/telegram/link",
     "/settings/telegram/enable",
+    "/settings/phone/add",
+    "/settings/phone/confirm",
+    "/settings/address/start",
+    "/settings/address/confirm",
 ];
+
+/// Of [`ENROLMENTS`], the forms that carry a password: not replayed after the identity
+/// check (the password is never put back into a page); the user submits them again.
+const NOT_REPLAYED: &[&str] = &["/settings/address/start"];
 
 /// Whether `action` must wait for the emailed identity check.
 fn identity_check_needed(state: &AppState, identity: &Identity, action: &str) -> Result<bool> {
@@ -474,12 +494,7 @@ fn identity_page(
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let form = req.form();
-    let replay: Vec<(String, String)> = form
-        .fields()
-        .filter(|(k, _)| !matches!(k.as_str(), "csrf" | "next" | "identity_code"))
-        .cloned()
-        .collect();
+    let replay = replay_fields(req);
     let intro = match sent_to {
         Some(to) => fill(t.identity_sent, to),
         None => {
@@ -506,20 +521,30 @@ fn identity_page(
     csrf.attach(html(status, render(&page)))
 }
 
-/// `POST /settings/identity/send`: mails the identity code.
-pub async fn identity_send(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+/// For the identity check's own forms: the signed-in identity (CSRF checked) and the
+/// change waiting for it, or the response to send instead.
+fn identity_step(
+    state: &AppState,
+    req: &Request,
+) -> Result<Result<(Box<Identity>, String), Response>> {
     let identity = match established(state, req, "/settings")? {
-        Gate::Elsewhere(response) => return Ok(response),
+        Gate::Elsewhere(response) => return Ok(Err(response)),
         Gate::Established(identity) => identity,
     };
     check_csrf(state, req)?;
-    let Some(next) = req
+    Ok(req
         .form()
         .get("next")
         .filter(|n| ENROLMENTS.contains(n))
-        .map(str::to_string)
-    else {
-        return Ok(done(req, ""));
+        .map(|next| (identity, next.to_string()))
+        .ok_or_else(|| done(req, "")))
+}
+
+/// `POST /settings/identity/send`: mails the identity code.
+pub async fn identity_send(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let (identity, next) = match identity_step(state, req)? {
+        Ok(found) => found,
+        Err(response) => return Ok(response),
     };
     let masked = crate::notify::email::mask(&identity.user.email);
     let (sent, error) =
@@ -548,25 +573,20 @@ pub async fn identity_send(state: &AppState, req: &Request, t: &'static Texts) -
 /// `POST /settings/identity/verify`: checks the identity code, then sends the browser
 /// back to re-submit the change it wanted (307 keeps method and body).
 pub fn identity_verify(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = match established(state, req, "/settings")? {
-        Gate::Elsewhere(response) => return Ok(response),
-        Gate::Established(identity) => identity,
+    let (identity, next) = match identity_step(state, req)? {
+        Ok(found) => found,
+        Err(response) => return Ok(response),
     };
-    check_csrf(state, req)?;
     let form = req.form();
-    let Some(next) = form
-        .get("next")
-        .filter(|n| ENROLMENTS.contains(n))
-        .map(str::to_string)
-    else {
-        return Ok(done(req, ""));
-    };
     let code = form.get("identity_code").unwrap_or("");
     let username = &identity.user.username;
     match email::check(state, username, code, email::Purpose::Identity, now())? {
         mfa::CodeResult::Accepted => {
             state.sessions.identity_proved(&identity.session, now())?;
             audit!("identity_proved", user = username, ip = req.ip_text());
+            if NOT_REPLAYED.contains(&next.as_str()) {
+                return Ok(done(req, "identity"));
+            }
             Ok(redirect(
                 StatusCode::TEMPORARY_REDIRECT,
                 &format!("{}{next}", req.mount),
@@ -961,6 +981,17 @@ pub async fn address_start(state: &AppState, req: &Request, t: &'static Texts) -
             Some(t.address_invalid.into()),
         );
     }
+    if identity_check_needed(state, &identity, "/settings/address/start")? {
+        return Ok(identity_page(
+            state,
+            req,
+            t,
+            "/settings/address/start",
+            None,
+            None,
+            StatusCode::OK,
+        ));
+    }
     let password = form.get("password").unwrap_or("").to_string();
     if let Some(wrong) = wrong_password(
         state,
@@ -1015,6 +1046,17 @@ pub fn address_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Re
         Gate::Established(identity) => identity,
     };
     check_csrf(state, req)?;
+    if identity_check_needed(state, &identity, "/settings/address/confirm")? {
+        return Ok(identity_page(
+            state,
+            req,
+            t,
+            "/settings/address/confirm",
+            None,
+            None,
+            StatusCode::OK,
+        ));
+    }
     let username = identity.user.username.clone();
     let Some(new) = email::pending_new_address(state.store.as_ref(), &username)? else {
         return Ok(done(req, ""));

@@ -248,7 +248,7 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_peer(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         ctx: &mut Self::CTX,
     ) -> pingora::Result<Box<HttpPeer>> {
         let index = ctx
@@ -259,7 +259,14 @@ impl ProxyHttp for Gateway {
         let mut peer = HttpPeer::new(upstream.address, upstream.tls, upstream.sni.clone());
         peer.options.connection_timeout = Some(config.upstream_connect_timeout);
         peer.options.total_connection_timeout = Some(config.upstream_connect_timeout);
-        peer.options.read_timeout = Some(config.upstream_read_timeout);
+        // A WebSocket may stay quiet for long: the read timeout is for HTTP answers.
+        if !session
+            .req_header()
+            .headers
+            .contains_key(http::header::UPGRADE)
+        {
+            peer.options.read_timeout = Some(config.upstream_read_timeout);
+        }
         Ok(Box::new(peer))
     }
 
@@ -370,21 +377,36 @@ impl ProxyHttp for Gateway {
         let peer = peer_ip(session);
         let peer_trusted =
             peer.is_some_and(|ip| state.config.trusted_proxies.iter().any(|n| n.contains(&ip)));
-        let forwarded_for = match (
-            request
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok()),
-            peer,
-        ) {
-            (Some(existing), Some(peer)) if peer_trusted => format!("{existing}, {peer}"),
+        // All the lines a trusted proxy sent, in order, then the peer.
+        let existing: Vec<String> = request
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_string)
+            .collect();
+        let forwarded_for = match (existing.is_empty(), peer) {
+            (false, Some(peer)) if peer_trusted => format!("{}, {peer}", existing.join(", ")),
             (_, Some(peer)) => peer.to_string(),
             (_, None) => String::new(),
         };
+        request.remove_header("x-forwarded-for");
         if !forwarded_for.is_empty() {
             request.insert_header("X-Forwarded-For", forwarded_for)?;
         }
         if !peer_trusted {
+            // Headers some panels route or trust by (Symfony/Zend/IIS rewrite headers,
+            // RFC 7239, nginx's real-IP convention): a client never chooses them.
+            for name in [
+                "x-original-url",
+                "x-rewrite-url",
+                "forwarded",
+                "x-real-ip",
+                "x-forwarded-port",
+                "x-forwarded-prefix",
+            ] {
+                request.remove_header(name);
+            }
             request.insert_header("X-Forwarded-Proto", "http")?;
             request.insert_header("X-Forwarded-Host", authority)?;
         }

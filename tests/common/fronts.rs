@@ -100,14 +100,27 @@ pub fn start_caddy(dir: &Path, front: u16, portal: u16, panel: SocketAddr) -> Ch
     guard
 }
 
-/// Starts the normalising panel; returns its address and the process.
-pub fn start_normalising_panel() -> (SocketAddr, ChildGuard) {
+/// How the stand-in panel reads a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PanelKind {
+    /// Decodes, resolves dot segments, merges slashes (most frameworks).
+    Normalising,
+    /// Decodes only (Flask/Werkzeug routing `/admin/../x` to `/admin/<path>`).
+    Literal,
+}
+
+/// Starts a stand-in panel of `kind`; returns its address and the process.
+pub fn start_panel(kind: PanelKind) -> (SocketAddr, ChildGuard) {
     use std::io::BufRead;
-    let mut child = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/common/normalising_panel.py"
-        ))
+    let mut command = Command::new("python3");
+    command.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/common/normalising_panel.py"
+    ));
+    if kind == PanelKind::Literal {
+        command.arg("--literal");
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .spawn()
         .expect("python3 starts");

@@ -5,6 +5,9 @@ merges slashes (what Werkzeug, Express, Rails, PHP's built-in router and most ot
 end up doing, one way or another), then answers with what it would serve:
 `served=/path` plus the raw target and the identity headers it received. Prints its
 port on the first line of stdout.
+
+With `--literal` it decodes but neither resolves dot segments nor merges slashes, the
+way Flask/Werkzeug routes `/admin/../static/x` to `/admin/<path>`.
 """
 
 import posixpath
@@ -23,9 +26,12 @@ class Panel(BaseHTTPRequestHandler):
             raw = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
         path = raw.split("?", 1)[0]
         decoded = urllib.parse.unquote(path).replace("\\", "/")
-        served = "/" + posixpath.normpath(decoded).lstrip("/")
-        if served == "/.":
-            served = "/"
+        if LITERAL:
+            served = decoded
+        else:
+            served = "/" + posixpath.normpath(decoded).lstrip("/")
+            if served == "/.":
+                served = "/"
         lines = [
             f"served={served}",
             f"raw={self.path}",
@@ -45,6 +51,9 @@ class Panel(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+LITERAL = "--literal" in sys.argv
 
 
 def main():
