@@ -257,8 +257,13 @@ fn main() {
                     _ => random_input(rng),
                 })
                 .collect();
-            mentioned.extend(hops.iter().filter_map(|h| h.trim().parse::<IpAddr>().ok()));
-            if let Some(v) = header(&hops.join(", ")) {
+            let line = hops.join(", ");
+            // A hop drawn from the seeds may hold commas itself: split as a reader would.
+            mentioned.extend(
+                line.split(',')
+                    .filter_map(|h| h.trim().parse::<IpAddr>().ok()),
+            );
+            if let Some(v) = header(&line) {
                 headers.append("x-forwarded-for", v);
             }
         }
