@@ -288,15 +288,37 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
     }
 }
 
-/// Sends a command to a running server; `None` when no server listens.
+/// How long the CLI waits for a running server's answer.
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Sends a command to a running server; `None` when no server listens. A server that
+/// accepts but does not answer in time (stopped, hung) is an error, not a wait forever.
 pub fn send(data_dir: &Path, command: &Command) -> Option<Result<String>> {
-    let mut stream = std::os::unix::net::UnixStream::connect(socket_path(data_dir)).ok()?;
+    let path = socket_path(data_dir);
+    let mut stream = std::os::unix::net::UnixStream::connect(&path).ok()?;
+    let timed_out = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )
+    };
     let result = (|| {
+        stream.set_read_timeout(Some(ANSWER_WITHIN))?;
+        stream.set_write_timeout(Some(ANSWER_WITHIN))?;
         let mut line = serde_json::to_string(command)?;
         line.push('\n');
         stream.write_all(line.as_bytes())?;
         let mut reply = String::new();
-        BufReader::new(&stream).read_line(&mut reply)?;
+        if let Err(e) = BufReader::new(&stream).read_line(&mut reply) {
+            if timed_out(&e) {
+                return Err(Error::Invalid(format!(
+                    "the server's admin socket {} did not answer within {} s: is `gatehouse serve` stopped or hung? (nothing was changed by this command)",
+                    path.display(),
+                    ANSWER_WITHIN.as_secs()
+                )));
+            }
+            return Err(e.into());
+        }
         let reply: Reply = serde_json::from_str(&reply)?;
         if reply.ok {
             Ok(reply.output)

@@ -115,6 +115,8 @@ enum SessionsCmd {
     },
     /// Revoke one session by id, or all of a user's.
     Revoke {
+        /// As `sessions list` prints it (an id may start with `-`).
+        #[arg(allow_hyphen_values = true)]
         id: Option<String>,
         #[arg(long)]
         user: Option<String>,
@@ -182,7 +184,11 @@ fn run(cli: Cli) -> Result<()> {
         Top::Serve => {
             let config = config::load(path)?;
             init_logging(config.log_format, &config.log_level);
+            crate::server::check_listeners(&config)?;
             let state = AppState::open(config)?;
+            if state.store.list_users()?.is_empty() {
+                tracing::warn!("the store has no users, so nobody can sign in: add one with `gatehouse user add NAME --password-stdin`");
+            }
             crate::server::run(state, None);
             Ok(())
         }

@@ -91,6 +91,28 @@ impl BackgroundService for Housekeeping {
 /// Extra listening services (the demo panel).
 pub type ExtraService = Box<dyn FnOnce(&mut Server)>;
 
+/// Binds every configured listener once, so that an address in use stops the start
+/// with the key, the address and the reason (pingora would retry for half a minute,
+/// then leave a process that answers nothing).
+pub fn check_listeners(config: &crate::config::Config) -> crate::error::Result<()> {
+    for (key, addr) in [
+        ("server.listen", config.portal_listen),
+        ("proxy.listen", config.proxy_listen),
+        ("server.metrics_listen", config.metrics_listen),
+    ] {
+        if let Some(addr) = addr {
+            std::net::TcpListener::bind(addr).map_err(|e| {
+                crate::error::Error::config(
+                    key,
+                    addr.to_string(),
+                    format!("cannot listen there: {e}"),
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Builds the pingora server with every configured listener.
 pub fn build(state: Arc<AppState>, extra: Option<ExtraService>) -> Server {
     let config = &state.config;
@@ -98,6 +120,9 @@ pub fn build(state: Arc<AppState>, extra: Option<ExtraService>) -> Server {
         threads: config.threads,
         pid_file: config.data_dir.join("gatehouse.pid").display().to_string(),
         upgrade_sock: config.data_dir.join("upgrade.sock").display().to_string(),
+        // One try and at most one retry (of a request safe to repeat, as pingora
+        // decides): a panel that resets connections must not see a GET 16 times.
+        max_retries: 2,
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(2),
         ..ServerConf::default()

@@ -179,3 +179,111 @@ fn the_shipped_example_config_is_valid() {
     assert!(ok, "{err}");
     assert!(out.contains("default_policy = \"one_factor\""), "{out}");
 }
+
+#[test]
+fn the_cli_gives_up_on_a_server_that_does_not_answer() {
+    let g = Gatehouse::start("");
+    let pid = g.pid().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let start = std::time::Instant::now();
+    let (ok, _, err) = g.cli(&["user", "list"]);
+    let took = start.elapsed();
+    let _ = std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status();
+    assert!(!ok, "no answer is an error");
+    assert!(
+        took < std::time::Duration::from_secs(15),
+        "gave up after {took:?}"
+    );
+    assert!(err.contains("did not answer within"), "{err}");
+}
+
+#[test]
+fn a_session_id_that_starts_with_a_dash_is_taken_as_an_id() {
+    let g = Gatehouse::start("");
+    let (ok, out, err) = g.cli(&["sessions", "revoke", "-AbCdEf0123456789"]);
+    assert!(!ok);
+    assert!(
+        !err.contains("unexpected argument") && !err.contains("Usage"),
+        "read as an id, not a flag: {out}{err}"
+    );
+    assert!(err.contains("session -AbCdEf0123456789"), "{err}");
+}
+
+#[test]
+fn serve_stops_at_once_when_its_port_is_taken() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let g = Gatehouse::configure(&format!(
+        "[proxy]\nlisten = \"127.0.0.1:{port}\"\n[[proxy.upstreams]]\nhosts = [\"*\"]\naddress = \"127.0.0.1:9\""
+    ));
+    let start = std::time::Instant::now();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&g.config_path)
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(start.elapsed() < std::time::Duration::from_secs(10));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("proxy.listen") && err.contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
+    assert!(!err.contains("listening"), "{err}");
+}
+
+#[test]
+fn config_check_refuses_listeners_sharing_an_address_and_a_portal_outside_the_cookie_domain() {
+    let g = Gatehouse::configure(
+        "[proxy]\nlisten = \"127.0.0.1:{portal}\"\n[[proxy.upstreams]]\nhosts = [\"*\"]\naddress = \"127.0.0.1:9\"",
+    );
+    let (ok, _, err) = g.cli(&["config", "check"]);
+    assert!(
+        !ok && err.contains("proxy.listen") && err.contains("same address"),
+        "{err}"
+    );
+    let g = Gatehouse::configure(
+        "[portal]\nurl = \"https://auth.other.test/\"\n[session]\ndomain = \"example.test\"",
+    );
+    let (ok, _, err) = g.cli(&["config", "check"]);
+    assert!(
+        !ok && err.contains("portal.url") && err.contains("example.test"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unusable_data_dir_is_named_with_its_key_and_an_empty_store_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let config = dir.path().join("gatehouse.toml");
+    std::fs::write(
+        &config,
+        format!("[server]\ndata_dir = {:?}\n", file.join("data")),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("server.data_dir") && err.contains("a-file/data"),
+        "{err}"
+    );
+
+    let mut g = Gatehouse::configure("");
+    g.spawn();
+    assert!(g.log().contains("has no users"), "{}", g.log());
+}

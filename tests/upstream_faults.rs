@@ -71,3 +71,43 @@ async fn a_panel_that_cannot_be_reached_gets_the_client_a_502_page() {
     assert_eq!(page.status, 502, "{}", page.body);
     assert!(page.body.contains("could not be reached"), "{}", page.body);
 }
+
+#[tokio::test]
+async fn a_panel_that_resets_connections_sees_a_request_at_most_twice_and_the_client_a_502_page() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let panel = listener.local_addr().unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            if s.read(&mut buf).await.is_ok_and(|n| n > 0) {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            // A reset (RST) rather than a clean close: what a crashing panel does.
+            #[allow(deprecated)]
+            let _ = s.set_linger(Some(Duration::ZERO));
+            drop(s); // reset, no answer
+        }
+    });
+    let gate = Gatehouse::start(&config(&panel.to_string()));
+    let mut b = Browser::new(&[PANEL]);
+    let page = b
+        .get(&format!("http://{PANEL}:{}/public/report", gate.proxy))
+        .await;
+    assert_eq!(page.status, 502, "{}", page.body);
+    assert!(page.body.contains("could not be reached"), "{}", page.body);
+    assert!(
+        page.headers.get("server").is_none(),
+        "no Server header naming the proxy: {:?}",
+        page.headers.get("server")
+    );
+    let tries = seen.load(Ordering::SeqCst);
+    assert!(
+        (1..=2).contains(&tries),
+        "the panel saw the GET {tries} times"
+    );
+}

@@ -899,6 +899,40 @@ impl RawConfig {
             .filter(|s| !s.is_empty())
             .map(|s| parse_addr("proxy.listen", s))
             .transpose()?;
+        let metrics_listen = self
+            .server
+            .metrics_listen
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_addr("server.metrics_listen", s))
+            .transpose()?;
+        // Two listeners on one address would share the port (SO_REUSEPORT) and split
+        // the requests between them.
+        for (key, a, other_key, b) in [
+            ("proxy.listen", proxy_listen, "server.listen", portal_listen),
+            (
+                "server.metrics_listen",
+                metrics_listen,
+                "server.listen",
+                portal_listen,
+            ),
+            (
+                "server.metrics_listen",
+                metrics_listen,
+                "proxy.listen",
+                proxy_listen,
+            ),
+        ] {
+            if let (Some(a), Some(b)) = (a, b) {
+                if a == b {
+                    return Err(Error::config(
+                        key,
+                        a.to_string(),
+                        format!("the same address as {other_key}: each listener needs its own"),
+                    ));
+                }
+            }
+        }
         if portal_listen.is_none() && proxy_listen.is_none() {
             return Err(Error::config(
                 "server.listen",
@@ -988,6 +1022,18 @@ impl RawConfig {
                     "session.domain",
                     d,
                     "a cookie domain cannot contain `*`",
+                ));
+            }
+        }
+        // The portal sets the session cookie for the domain; a portal outside it could
+        // never set a cookie the panels see: every login would loop.
+        if let (Some(d), Some(url)) = (&domain, self.portal.url.as_ref().and(portal_url.as_ref())) {
+            let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+            if host != *d && !host.ends_with(&format!(".{d}")) {
+                return Err(Error::config(
+                    "portal.url",
+                    url.as_str(),
+                    format!("its host is outside session.domain ({d}): the portal could not set a cookie the panels receive, and every login would loop"),
                 ));
             }
         }
@@ -1263,13 +1309,7 @@ impl RawConfig {
         )?;
         Ok(Config {
             portal_listen,
-            metrics_listen: self
-                .server
-                .metrics_listen
-                .as_deref()
-                .filter(|s| !s.is_empty())
-                .map(|s| parse_addr("server.metrics_listen", s))
-                .transpose()?,
+            metrics_listen,
             data_dir: self.server.data_dir,
             trusted_proxies: trusted_proxies.clone(),
             log_format: self.server.log_format,

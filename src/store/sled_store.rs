@@ -73,8 +73,18 @@ pub fn make_private(dir: &Path) -> Result<()> {
 impl SledStore {
     /// Opens (or creates) the store in `dir`. Fails clearly when another process has it.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        make_private(dir)?;
+        let unusable = |e: std::io::Error| {
+            Error::config(
+                "server.data_dir",
+                dir.display().to_string(),
+                format!("cannot use it: {e}"),
+            )
+        };
+        std::fs::create_dir_all(dir).map_err(unusable)?;
+        make_private(dir).map_err(|e| match e {
+            Error::Io(e) => unusable(e),
+            other => other,
+        })?;
         let is_lock = |e: &sled::Error| matches!(e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock"));
         // A store closed a moment ago (a restart, a CLI command that just finished) can
         // hold its lock while sled's background flusher winds down: wait a little.

@@ -232,6 +232,11 @@ impl Gatehouse {
         cli(&self.config_path, args, None)
     }
 
+    /// The running server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server runs").id()
+    }
+
     /// Starts `gatehouse serve` and waits for the health endpoint.
     pub fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("gatehouse.log")).unwrap();
