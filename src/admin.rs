@@ -135,11 +135,11 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
             username,
             password_hash,
         } => {
-            let mut user = store
-                .get_user(&username.to_lowercase())?
+            let user = store
+                .update_user(&username.to_lowercase(), &mut |u| {
+                    u.password_hash = password_hash.clone()
+                })?
                 .ok_or_else(|| Error::NotFound(format!("user {username}")))?;
-            user.password_hash = password_hash;
-            store.put_user(&user)?;
             let ended = store.delete_sessions_of(&user.username, None)?;
             audit!(
                 "password_changed",
@@ -167,11 +167,9 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
             Ok(out.trim_end().to_string())
         }
         Command::UserSetDisabled { username, disabled } => {
-            let mut user = store
-                .get_user(&username.to_lowercase())?
+            let user = store
+                .update_user(&username.to_lowercase(), &mut |u| u.disabled = disabled)?
                 .ok_or_else(|| Error::NotFound(format!("user {username}")))?;
-            user.disabled = disabled;
-            store.put_user(&user)?;
             let ended = if disabled {
                 store.delete_sessions_of(&user.username, None)?
             } else {

@@ -36,6 +36,9 @@ pub enum Error {
     /// A value the operator gave is not acceptable (CLI input and the like).
     #[error("{0}")]
     Invalid(String),
+    /// The session was ended (revoked, its user disabled) while this request ran.
+    #[error("your session has ended; please sign in again")]
+    SessionEnded,
     /// Too much work is waiting (e.g. password checks during a login flood).
     #[error("too many sign-in attempts are being checked right now; please try again in a moment")]
     Busy,
@@ -51,6 +54,7 @@ impl Error {
             Error::BadRequest(_) | Error::Invalid(_) => StatusCode::BAD_REQUEST,
             Error::Csrf => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::SessionEnded => StatusCode::UNAUTHORIZED,
             Error::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Error::Config { .. }
             | Error::Store(_)

@@ -14,7 +14,7 @@ use sha2::Sha256;
 
 use crate::auth::random_token;
 use crate::config::{SameSite, SessionConfig};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::{AuthLevel, SessionRecord, Store, Timestamp, User};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -213,6 +213,10 @@ impl Sessions {
 
     /// Raises a session's level under a new id (the old id stops working), keeping its
     /// lifetime; returns the new record, whose cookie must replace the old one.
+    ///
+    /// A revocation wins over an upgrade in flight: the old session must still exist
+    /// when it is taken away, and its user must still be active once the new one is
+    /// written (else the new one is removed again); [`Error::SessionEnded`] otherwise.
     pub fn upgrade(
         &self,
         old: &SessionRecord,
@@ -225,27 +229,42 @@ impl Sessions {
             last_seen: now,
             ..old.clone()
         };
+        if !self.store.delete_session(&old.id)? {
+            return Err(Error::SessionEnded);
+        }
         self.store.put_session(&record)?;
-        self.store.delete_session(&old.id)?;
+        let active = self
+            .store
+            .get_user(&record.username)?
+            .is_some_and(|u| !u.disabled);
+        if !active {
+            self.store.delete_session(&record.id)?;
+            return Err(Error::SessionEnded);
+        }
         Ok(record)
     }
 
     /// Records that this session just proved control of the account's email address.
     pub fn identity_proved(&self, session: &SessionRecord, now: Timestamp) -> Result<()> {
-        self.store.put_session(&SessionRecord {
-            identity_at: now,
-            last_seen: now,
-            ..session.clone()
-        })
+        self.store
+            .update_session(&SessionRecord {
+                identity_at: now,
+                last_seen: now,
+                ..session.clone()
+            })
+            .map(drop)
     }
 
     /// Records that the password was just entered again in this session.
     pub fn password_confirmed(&self, session: &SessionRecord, now: Timestamp) -> Result<()> {
-        self.store.put_session(&SessionRecord {
-            password_at: now,
-            last_seen: now,
-            ..session.clone()
-        })
+        // Only a session that still exists: a revocation during the password check wins.
+        self.store
+            .update_session(&SessionRecord {
+                password_at: now,
+                last_seen: now,
+                ..session.clone()
+            })
+            .map(drop)
     }
 
     /// Whether the password was entered within `window` in this session.

@@ -776,8 +776,20 @@ impl RawPhone {
                 )?;
                 let from = need("from", &t.from)?;
                 check_e164("phone.twilio.from", &from)?;
+                // A pool holds 10,000 numbers or more: their form is checked here (the
+                // full numbering-plan check costs too much at every start), Twilio
+                // checks that they are the account's.
                 for (i, n) in t.flash_from.iter().enumerate() {
-                    check_e164(&format!("phone.twilio.flash_from[{i}]"), n)?;
+                    let digits = n.strip_prefix('+').unwrap_or("");
+                    if !(8..=15).contains(&digits.len())
+                        || !digits.bytes().all(|b| b.is_ascii_digit())
+                    {
+                        return Err(Error::config(
+                            format!("phone.twilio.flash_from[{i}]"),
+                            n,
+                            "expected a number in E.164 form such as +15551234567",
+                        ));
+                    }
                 }
                 // A flash call's code is its caller's last 4 digits: unguessable only when
                 // every ending can occur, i.e. the pool has a number for each of them.

@@ -313,8 +313,23 @@ pub async fn reset_submit(state: &AppState, req: &Request, t: &'static Texts) ->
             None,
         ));
     };
-    user.password_hash = state.passwords.hash(new).await?;
-    state.store.put_user(&user)?;
+    let hash = state.passwords.hash(new).await?;
+    // Only the password, atomically, on the record as it is now.
+    let Some(updated) = state
+        .store
+        .update_user(&user.username, &mut |u| u.password_hash = hash.clone())?
+    else {
+        return Ok(reset_page(
+            state,
+            req,
+            t,
+            StatusCode::GONE,
+            "",
+            Some(t.reset_invalid.into()),
+            None,
+        ));
+    };
+    user = updated;
     let ended = state.store.delete_sessions_of(&user.username, None)?;
     let mut done = vec![t.reset_done];
     let had_2fa = mfa::has_second_factor(state.store.as_ref(), &user.username)?;

@@ -294,9 +294,11 @@ pub fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
                 return again(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left), None);
             }
             state.metrics.second_factor_success.inc();
-            let mut user = identity.user.clone();
-            user.last_method = Some(method.id().to_string());
-            state.store.put_user(&user)?;
+            // Only this field, atomically: a stale copy of the user must never be
+            // written back over a change made meanwhile (a disable, a new password).
+            state.store.update_user(&username, &mut |u| {
+                u.last_method = Some(method.id().to_string());
+            })?;
             let session = state
                 .sessions
                 .upgrade(&identity.session, AuthLevel::TwoFactor, now())?;

@@ -14,7 +14,7 @@ use crate::audit;
 use crate::auth::limiter::{login_keys, user_key};
 use crate::auth::session::Sessions;
 use crate::auth::{now, session::Identity};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::http::{add_cookie, html, redirect, Request, Response};
 use crate::mfa::{self, backup, email, totp, webauthn, Factor};
 use crate::notify::email::{Delivery, Letter};
@@ -1064,12 +1064,14 @@ pub fn address_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Re
     let code = req.form().get("code").unwrap_or("").to_string();
     match email::check(state, &username, &code, email::Purpose::NewAddress, now())? {
         email::CodeResult::Accepted => {
-            let mut user = state
+            let old = identity.user.email.clone();
+            if state
                 .store
-                .get_user(&username)?
-                .unwrap_or_else(|| identity.user.clone());
-            let old = std::mem::replace(&mut user.email, new.clone());
-            state.store.put_user(&user)?;
+                .update_user(&username, &mut |u| u.email = new.clone())?
+                .is_none()
+            {
+                return Err(Error::SessionEnded);
+            }
             audit!("email_address_changed", user = username, ip = req.ip_text());
             state.mailer.send_later(
                 &old,
@@ -1315,9 +1317,14 @@ pub async fn password_change(
     {
         return Ok(wrong);
     }
-    let mut user = identity.user.clone();
-    user.password_hash = state.passwords.hash(new).await?;
-    state.store.put_user(&user)?;
+    let hash = state.passwords.hash(new).await?;
+    // Only the password, atomically, on the record as it is now (never a stale copy).
+    let user = state
+        .store
+        .update_user(&identity.user.username, &mut |u| {
+            u.password_hash = hash.clone()
+        })?
+        .ok_or(Error::SessionEnded)?;
     let ended = state
         .store
         .delete_sessions_of(&user.username, Some(&identity.session.id))?;

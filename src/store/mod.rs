@@ -203,8 +203,17 @@ where
 /// call may block for long (sled's are in-memory with background flushing).
 pub trait Store: Send + Sync {
     fn get_user(&self, username: &str) -> Result<Option<User>>;
-    /// Inserts or replaces, durably.
+    /// Inserts or replaces, durably. For a new user; changes to an existing one go
+    /// through [`Store::update_user`].
     fn put_user(&self, user: &User) -> Result<()>;
+    /// Changes an existing user atomically (compare-and-swap: a concurrent change is
+    /// re-read, never overwritten with a stale copy), durably; `None` when the user no
+    /// longer exists (nothing is written then).
+    fn update_user(
+        &self,
+        username: &str,
+        change: &mut dyn FnMut(&mut User),
+    ) -> Result<Option<User>>;
     /// Removes the user and all their sessions, durably. Returns whether it existed.
     fn delete_user(&self, username: &str) -> Result<bool>;
     fn list_users(&self) -> Result<Vec<User>>;
@@ -216,6 +225,9 @@ pub trait Store: Send + Sync {
     fn put_sessions(&self, sessions: &[SessionRecord]) -> Result<()>;
     /// Updates `last_seen` without waiting for the disk.
     fn touch_session(&self, session: &SessionRecord) -> Result<()>;
+    /// Rewrites a session only if it still exists, durably; returns whether it did. A
+    /// change racing a revocation can never bring the session back.
+    fn update_session(&self, session: &SessionRecord) -> Result<bool>;
     /// Removes one session, durably. Returns whether it existed.
     fn delete_session(&self, id: &str) -> Result<bool>;
     fn sessions_of(&self, username: &str) -> Result<Vec<SessionRecord>>;

@@ -144,6 +144,30 @@ impl Store for SledStore {
         self.flush()
     }
 
+    fn update_user(
+        &self,
+        username: &str,
+        change: &mut dyn FnMut(&mut User),
+    ) -> Result<Option<User>> {
+        loop {
+            let Some(old) = self.users.get(username)? else {
+                return Ok(None);
+            };
+            let mut user: User = decode(&old)?;
+            change(&mut user);
+            let new = encode(&user)?;
+            if self
+                .users
+                .compare_and_swap(username, Some(old), Some(new))?
+                .is_ok()
+            {
+                self.flush()?;
+                return Ok(Some(user));
+            }
+            // Changed meanwhile: apply the change to the newer record.
+        }
+    }
+
     fn delete_user(&self, username: &str) -> Result<bool> {
         self.delete_sessions_of(username, None)?;
         for key in self.factors.scan_prefix(user_prefix(username)).keys() {
@@ -188,6 +212,18 @@ impl Store for SledStore {
             .sessions
             .fetch_and_update(session.id.as_bytes(), |old| old.map(|_| new.clone()))?;
         Ok(())
+    }
+
+    fn update_session(&self, session: &SessionRecord) -> Result<bool> {
+        let new = encode(session)?;
+        let existed = self
+            .sessions
+            .fetch_and_update(session.id.as_bytes(), |old| old.map(|_| new.clone()))?
+            .is_some();
+        if existed {
+            self.flush()?;
+        }
+        Ok(existed)
     }
 
     fn delete_session(&self, id: &str) -> Result<bool> {

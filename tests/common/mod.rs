@@ -18,23 +18,23 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 pub const PASSWORD: &str = "correct horse battery";
 
-/// Splits the lines of a `[server]` table out of a configuration snippet.
-fn split_server_table(extra: &str) -> (String, String) {
-    let (mut server, mut rest) = (String::new(), String::new());
-    let mut in_server = false;
+/// Splits the lines of a `[name]` table out of a configuration snippet.
+fn split_table(extra: &str, name: &str) -> (String, String) {
+    let (mut table, mut rest) = (String::new(), String::new());
+    let mut inside = false;
+    let header = format!("[{name}]");
     for line in extra.lines() {
-        let header = line.trim_start().starts_with('[');
-        if header {
-            in_server = line.trim() == "[server]";
-            if in_server {
+        if line.trim_start().starts_with('[') {
+            inside = line.trim() == header;
+            if inside {
                 continue;
             }
         }
-        let target = if in_server { &mut server } else { &mut rest };
+        let target = if inside { &mut table } else { &mut rest };
         target.push_str(line);
         target.push('\n');
     }
-    (server, rest)
+    (table, rest)
 }
 
 /// A free loopback port (bound and released; good enough for tests).
@@ -186,10 +186,17 @@ impl Gatehouse {
         let extra = extra
             .replace("{proxy}", &proxy.to_string())
             .replace("{portal}", &portal.to_string());
-        // A `[server]` table in `extra` joins the harness's own.
-        let (server_extra, extra) = split_server_table(&extra);
+        // `[server]` and `[password]` tables in `extra` join (and override) the
+        // harness's own.
+        let (server_extra, extra) = split_table(&extra, "server");
+        let (password_extra, extra) = split_table(&extra, "password");
+        let password = if password_extra.trim().is_empty() {
+            "memory_kib = 8192\niterations = 1\nparallelism = 1\n".to_string()
+        } else {
+            password_extra
+        };
         let text = format!(
-            "[server]\nlisten = \"127.0.0.1:{portal}\"\ndata_dir = {:?}\nlog_level = \"info\"\nthreads = 2\n{server_extra}\n[password]\nmemory_kib = 8192\niterations = 1\nparallelism = 1\n\n{extra}\n",
+            "[server]\nlisten = \"127.0.0.1:{portal}\"\ndata_dir = {:?}\nlog_level = \"info\"\nthreads = 2\n{server_extra}\n[password]\n{password}\n{extra}\n",
             dir.path().join("data").display().to_string(),
         );
         std::fs::write(&config_path, text).unwrap();
