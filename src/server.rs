@@ -123,7 +123,9 @@ pub fn build(state: Arc<AppState>, extra: Option<ExtraService>) -> Server {
         // One try and at most one retry (of a request safe to repeat, as pingora
         // decides): a panel that resets connections must not see a GET 16 times.
         max_retries: 2,
-        grace_period_seconds: Some(0),
+        // SIGTERM: the listeners stop accepting at once, requests in flight get the grace
+        // period to finish, then background work gets a moment to wind down.
+        grace_period_seconds: Some(config.shutdown_grace.as_secs()),
         graceful_shutdown_timeout_seconds: Some(2),
         ..ServerConf::default()
     };

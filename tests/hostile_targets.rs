@@ -137,13 +137,28 @@ async fn corpus_never_reaches_admin(port: u16, bob: &str, ann: &str, what: &str)
     assert_eq!(served(&r), Some("/home"), "{what}: bob's page: {r}");
     assert!(r.contains("remote-user=bob"), "{what}: {r}");
     // The session cookie stays between the browser and gatehouse; the panel's own pass.
-    for cookies in [format!("theme=dark; {bob}"), format!("{bob}; theme=dark")] {
+    for cookies in [
+        format!("theme=dark; {bob}"),
+        format!("{bob}; theme=dark"),
+        format!("theme=dark;\t{bob}"),
+    ] {
         let (_, r) = raw_request(port, &get("/home", &host, &cookies)).await;
         assert_eq!(served(&r), Some("/home"), "{what}: {r}");
         let seen = r.lines().find(|l| l.starts_with("cookie=")).unwrap_or("");
         assert!(seen.contains("theme=dark"), "{what}: {seen}");
         assert!(!seen.contains("gatehouse_session"), "{what}: {seen}");
     }
+
+    // The cookie twice (tossed from a sibling subdomain): neither is believed, so the
+    // request is not signed in and no copy can slip past a front's cookie filter.
+    let twice = format!("{bob}; theme=dark; {bob}");
+    let (_, r) = raw_request(port, &get("/home", &host, &twice)).await;
+    assert!(
+        !r.lines()
+            .any(|l| l.starts_with("cookie=") && l.contains("gatehouse_session")),
+        "{what}: {r}"
+    );
+    assert_ne!(served(&r), Some("/home"), "{what}: not signed in: {r}");
 
     let mut failures = Vec::new();
     for target in CLIMBING_OUT_OF_THE_BYPASS {

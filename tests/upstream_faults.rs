@@ -111,3 +111,56 @@ async fn a_panel_that_resets_connections_sees_a_request_at_most_twice_and_the_cl
         "the panel saw the GET {tries} times"
     );
 }
+
+#[tokio::test]
+async fn sigterm_lets_a_request_in_flight_finish_refuses_new_ones_and_exits_0() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A slow panel: answers 0.8 s after each request (inside the 1 s read timeout).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let panel = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                tokio::time::sleep(Duration::from_millis(800)).await;
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nslow",
+                    )
+                    .await;
+            });
+        }
+    });
+    let mut gate = Gatehouse::start(&format!(
+        "[server]\nshutdown_grace = \"3s\"\n{}",
+        config(&panel.to_string())
+    ));
+    let b = Browser::new(&[PANEL]);
+    let url = format!("http://{PANEL}:{}/public/report", gate.proxy);
+    let client = b.client.clone();
+    let in_flight = tokio::spawn(async move {
+        let r = client.get(url).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pid = gate.pid().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = tokio::net::TcpStream::connect(("127.0.0.1", gate.proxy)).await;
+    assert!(refused.is_err(), "no new connections once SIGTERM arrived");
+    let (status, body) = in_flight.await.unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "slow"),
+        "the request in flight finished"
+    );
+    let exit = gate
+        .wait_exit(Duration::from_secs(10))
+        .expect("the server exits");
+    assert!(exit.success(), "exit status {exit:?}");
+}

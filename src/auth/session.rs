@@ -373,11 +373,17 @@ impl Sessions {
 }
 
 /// The value of cookie `name` in a `Cookie` request header, if present.
+/// The value of the cookie `name`, when the header holds exactly one of that name: two
+/// (cookie tossing from a sibling subdomain, with another path) are ambiguous, and
+/// neither is believed. (A front proxy that strips the first one would otherwise pass
+/// the other to the panel.)
 pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
-    header.split(';').find_map(|pair| {
+    let mut found = header.split(';').filter_map(|pair| {
         let (k, v) = pair.trim().split_once('=')?;
-        (k == name).then_some(v.trim_matches('"'))
-    })
+        (k.trim() == name).then_some(v.trim().trim_matches('"'))
+    });
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
 }
 
 #[cfg(test)]
@@ -561,5 +567,11 @@ mod tests {
     fn cookie_value_finds_the_named_cookie() {
         assert_eq!(cookie_value("a=1; gh=xyz; b=2", "gh"), Some("xyz"));
         assert_eq!(cookie_value("agh=1", "gh"), None);
+        assert_eq!(
+            cookie_value("gh=a; x=1; gh=b", "gh"),
+            None,
+            "two are ambiguous"
+        );
+        assert_eq!(cookie_value("x=1;\tgh=t", "gh"), Some("t"));
     }
 }

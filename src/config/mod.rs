@@ -71,6 +71,10 @@ pub struct RawServer {
     /// Both listeners: open connections from one client address (trusted proxies are
     /// not limited: all their clients share their address).
     pub max_connections_per_ip: usize,
+    /// On SIGTERM: stop accepting, then give requests in flight this long to finish
+    /// before the process exits (it waits the whole time; 0 = exit at once).
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
 }
 
 impl Default for RawServer {
@@ -87,6 +91,7 @@ impl Default for RawServer {
             keepalive_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             max_connections_per_ip: 128,
+            shutdown_grace: Duration::from_secs(5),
         }
     }
 }
@@ -534,6 +539,8 @@ pub struct Config {
     pub threads: usize,
     /// Deadlines and connection limits of both listeners.
     pub limits: crate::http::guard::Limits,
+    /// How long requests in flight may finish after SIGTERM.
+    pub shutdown_grace: Duration,
     /// Connect and read timeouts towards the panels.
     pub upstream_connect_timeout: Duration,
     pub upstream_read_timeout: Duration,
@@ -1334,6 +1341,7 @@ impl RawConfig {
                 max_connections_per_ip: self.server.max_connections_per_ip,
                 trusted_proxies: trusted_proxies.clone(),
             },
+            shutdown_grace: self.server.shutdown_grace,
             upstream_connect_timeout: self.proxy.connect_timeout,
             upstream_read_timeout: self.proxy.read_timeout,
             portal_url,

@@ -107,8 +107,8 @@ impl<A> GuardedApp<A> {
 /// What one client is counted by: its IPv4 address, or its IPv6 /64 (one subscriber
 /// usually gets a whole /64, so per-address counting would not limit anyone).
 fn client_network(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
+    match ip.to_canonical() {
+        v4 @ IpAddr::V4(_) => v4,
         IpAddr::V6(v6) => {
             let bits = u128::from(v6) & !((1u128 << 64) - 1);
             IpAddr::V6(bits.into())
@@ -144,9 +144,10 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for GuardedApp<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let ip = stream
-            .get_socket_digest()
-            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet().map(|a| a.ip())));
+        let ip = stream.get_socket_digest().and_then(|d| {
+            d.peer_addr()
+                .and_then(|a| a.as_inet().map(|a| a.ip().to_canonical()))
+        });
         let _admitted = self.admit(ip)?;
         let mut stream: Stream = Box::new(Guarded::new(stream, &self.limits));
         // pingora serves a kept-alive connection's requests inside one call; should it
@@ -566,6 +567,9 @@ mod tests {
         assert_ne!(a, c);
         let v4: IpAddr = "192.0.2.1".parse().unwrap();
         assert_eq!(client_network(v4), v4);
+        // IPv4 clients of a dual-stack listener are each themselves, not one /64.
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(client_network(mapped), v4);
     }
 
     #[test]

@@ -203,7 +203,7 @@ pub fn add_cookie(response: &mut Response, set_cookie: &str) {
 /// the left, is never reached while a trusted proxy added the client's real address.
 pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
-    let peer = peer?;
+    let peer = peer?.to_canonical();
     if !is_trusted(&peer) {
         return Some(peer);
     }

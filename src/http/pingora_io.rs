@@ -12,7 +12,8 @@ pub fn peer_ip(session: &ServerSession) -> Option<std::net::IpAddr> {
     session
         .client_addr()
         .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
+        // An IPv4 client on a dual-stack listener arrives as `::ffff:a.b.c.d`.
+        .map(|a| a.ip().to_canonical())
 }
 
 /// Reads the request (and its body, up to [`MAX_BODY`]) for the portal mounted at `mount`.

@@ -19,6 +19,9 @@ use crate::portal::pages::{render, LoginPage, SignedInPage};
 use crate::state::AppState;
 use crate::store::AuthLevel;
 
+/// Longest username read from a login form.
+const MAX_USERNAME: usize = 128;
+
 /// What the login form shows besides its fields.
 pub(crate) struct LoginView<'a> {
     pub rd: &'a str,
@@ -119,7 +122,16 @@ pub fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respon
 pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let form = req.form();
     let rd = form.get("rd").unwrap_or("");
-    let username = form.get("username").unwrap_or("").trim().to_lowercase();
+    // No account name is this long (`user add` refuses them): a longer one is cut, so
+    // it can neither fill the log nor the limiter's memory.
+    let username: String = form
+        .get("username")
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .take(MAX_USERNAME)
+        .collect::<String>()
+        .to_lowercase();
     let password = form.get("password").unwrap_or("");
     let again = |status, error: String| {
         login_page(

@@ -114,7 +114,14 @@ pub async fn request(state: &AppState, req: &Request, t: &'static Texts) -> Resu
         return forgot(state, req, t);
     }
     check_csrf(state, req)?;
-    let who = req.form().get("who").unwrap_or("").to_string();
+    // An account name or address; anything longer than any of them is cut.
+    let who: String = req
+        .form()
+        .get("who")
+        .unwrap_or("")
+        .chars()
+        .take(256)
+        .collect();
     let minutes = state
         .config
         .password_reset

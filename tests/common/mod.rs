@@ -61,6 +61,8 @@ pub struct Gatehouse {
     pub config_path: PathBuf,
     pub portal: u16,
     pub proxy: u16,
+    /// Whether the configuration has a proxy listener (on `proxy`).
+    uses_proxy: bool,
     child: Option<Child>,
 }
 
@@ -183,6 +185,7 @@ impl Gatehouse {
         let portal = free_port();
         let proxy = free_port();
         let config_path = dir.path().join("gatehouse.toml");
+        let uses_proxy = extra.contains("127.0.0.1:{proxy}");
         let extra = extra
             .replace("{proxy}", &proxy.to_string())
             .replace("{portal}", &portal.to_string());
@@ -205,6 +208,7 @@ impl Gatehouse {
             config_path,
             portal,
             proxy,
+            uses_proxy,
             child: None,
         }
     }
@@ -278,11 +282,30 @@ impl Gatehouse {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+        if self.uses_proxy {
+            wait_for_port(self.proxy, "the proxy listener", || self.log());
+        }
         // The proxy listener starts with the portal; make sure it accepts too.
         let _ = std::net::TcpStream::connect(("127.0.0.1", self.proxy));
     }
 
     /// Kills the server with SIGKILL (no chance to flush anything).
+    /// Waits up to `limit` for the server to exit by itself; its exit status.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
