@@ -62,7 +62,7 @@ impl AppState {
         Ok(Arc::new(AppState {
             sealer: Sealer::new(&key),
             code_hasher: CodeHasher::new(&key),
-            mailer: Mailer::new(config.smtp.clone()),
+            mailer: Mailer::new(config.smtp.clone(), store.clone()),
             phone: config
                 .phone
                 .as_ref()

@@ -658,3 +658,35 @@ async fn a_catch_all_proxy_without_public_url_mails_no_reset_link_at_all() {
         "the operator is told at start"
     );
 }
+
+#[tokio::test]
+async fn mail_queued_while_the_mail_server_was_down_is_sent_after_a_restart() {
+    let mut s = Setup::with(SmtpServer::reserve(), "").await;
+    let mut b = Browser::new(&[PANEL]);
+    s.log_in(&mut b, "ann", PASSWORD).await;
+    let asked = b
+        .post_with_csrf(
+            &s.url("/.gatehouse/settings"),
+            &s.url("/.gatehouse/settings/email/start"),
+            &[("rd", "")],
+        )
+        .await;
+    assert!(
+        asked.body.contains("could not send the email right now"),
+        "{}",
+        asked.body
+    );
+    // Killed while the message waits for its next try; the mail server comes up.
+    s.gate.kill9();
+    s.smtp.run();
+    s.gate.spawn();
+    let mail = s.smtp.wait_for(1, 20).await;
+    assert_eq!(mail.subject, "Confirm your email address");
+    assert!(
+        s.gate.log().contains("mail queued before the restart"),
+        "{}",
+        s.gate.log()
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(s.smtp.messages().len(), 1, "sent once");
+}

@@ -2,9 +2,13 @@
 //!
 //! Requests never talk to the mail server: they put an [`Outgoing`] message on a queue
 //! and may wait a short, bounded time for the first delivery attempt, so the page can
-//! say "sent" or "could not be sent right now". A background service owns the SMTP
-//! transport (lettre's pooled transport must live and die inside a tokio runtime) and
-//! retries each failed message with backoff, logging clearly when it gives up.
+//! say "sent" or "could not be sent right now". Every message is first written to the
+//! store's outbox (`mail\0…` keys), so one queued while the mail server is down is
+//! delivered after a restart too. A background service owns the SMTP transport
+//! (lettre's pooled transport must live and die inside a tokio runtime), re-queues what
+//! the outbox holds at start, and retries each failed message with backoff, logging each
+//! attempt, and clearly when it gives up; a message leaves the outbox when delivered or
+//! given up.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -20,6 +24,19 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{SmtpConfig, SmtpTls};
 use crate::portal::i18n::Texts;
+use crate::store::{Space, Store};
+
+/// Outbox keys of queued mail (the recovery hook's events share the outbox).
+pub const MAIL_PREFIX: &str = "mail\0";
+
+/// A message as the outbox keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Queued {
+    to: String,
+    subject: String,
+    text: String,
+    html: String,
+}
 
 /// Delays between delivery attempts of one message (then it is given up).
 const RETRY_DELAYS: &[u64] = &[2, 5, 15, 30, 60, 120, 300];
@@ -31,6 +48,8 @@ pub struct Outgoing {
     pub text: String,
     pub html: String,
     first_attempt: Option<oneshot::Sender<bool>>,
+    /// Its outbox key, once written there.
+    key: Option<String>,
 }
 
 /// What became of a message by the time the request stopped waiting.
@@ -98,6 +117,7 @@ impl Letter<'_> {
             text,
             html,
             first_attempt: None,
+            key: None,
         }
     }
 }
@@ -105,17 +125,77 @@ impl Letter<'_> {
 /// The sending side, shared by request handlers.
 pub struct Mailer {
     config: Option<SmtpConfig>,
+    store: std::sync::Arc<dyn Store>,
     queue: mpsc::Sender<Outgoing>,
     receiver: Mutex<Option<mpsc::Receiver<Outgoing>>>,
 }
 
 impl Mailer {
-    pub fn new(config: Option<SmtpConfig>) -> Self {
+    pub fn new(config: Option<SmtpConfig>, store: std::sync::Arc<dyn Store>) -> Self {
         let (queue, receiver) = mpsc::channel(1024);
         Mailer {
             config,
+            store,
             queue,
             receiver: Mutex::new(Some(receiver)),
+        }
+    }
+
+    /// Writes a message to the outbox before it is queued; a failure (a full disk) is
+    /// logged and the message still goes out from memory.
+    fn persist(&self, outgoing: &mut Outgoing) {
+        let key = format!(
+            "{MAIL_PREFIX}{:012}\0{}",
+            crate::auth::now(),
+            crate::auth::random_token(8)
+        );
+        let queued = Queued {
+            to: outgoing.to.clone(),
+            subject: outgoing.subject.clone(),
+            text: outgoing.text.clone(),
+            html: outgoing.html.clone(),
+        };
+        let written = serde_json::to_vec(&queued)
+            .map_err(crate::error::Error::from)
+            .and_then(|bytes| self.store.put_raw(Space::Outbox, &key, &bytes));
+        match written {
+            Ok(()) => outgoing.key = Some(key),
+            Err(e) => {
+                tracing::error!(to = %outgoing.to, error = %e, "could not write the mail to the outbox; it is queued in memory only")
+            }
+        }
+    }
+
+    /// Messages left in the outbox by an earlier run.
+    fn pending(&self) -> Vec<Outgoing> {
+        let Ok(entries) = self.store.scan_raw(Space::Outbox) else {
+            return Vec::new();
+        };
+        entries
+            .into_iter()
+            .filter(|(key, _)| key.starts_with(MAIL_PREFIX))
+            .filter_map(|(key, raw)| {
+                let queued: Queued = serde_json::from_slice(&raw)
+                    .map_err(|e| tracing::error!(key = %key.replace('\0', "/"), error = %e, "unreadable mail in the outbox; left there"))
+                    .ok()?;
+                Some(Outgoing {
+                    to: queued.to,
+                    subject: queued.subject,
+                    text: queued.text,
+                    html: queued.html,
+                    first_attempt: None,
+                    key: Some(key),
+                })
+            })
+            .collect()
+    }
+
+    /// A message is done with (delivered or given up): out of the outbox.
+    fn forget(&self, outgoing: &Outgoing) {
+        if let Some(key) = &outgoing.key {
+            if let Err(e) = self.store.delete_raw(Space::Outbox, key) {
+                tracing::error!(error = %e, "could not remove a sent mail from the outbox");
+            }
         }
     }
 
@@ -132,6 +212,7 @@ impl Mailer {
         let (tx, rx) = oneshot::channel();
         let mut outgoing = letter.into_outgoing(to);
         outgoing.first_attempt = Some(tx);
+        self.persist(&mut outgoing);
         if self.queue.try_send(outgoing).is_err() {
             tracing::error!(to, "mail queue is full; message dropped");
             return Delivery::Failed;
@@ -148,8 +229,13 @@ impl Mailer {
         if !self.enabled() || to.is_empty() {
             return;
         }
-        if self.queue.try_send(letter.into_outgoing(to)).is_err() {
-            tracing::error!(to, "mail queue is full; notice dropped");
+        let mut outgoing = letter.into_outgoing(to);
+        self.persist(&mut outgoing);
+        if self.queue.try_send(outgoing).is_err() {
+            tracing::error!(
+                to,
+                "mail queue is full; the notice waits in the outbox for the next start"
+            );
         }
     }
 }
@@ -216,18 +302,26 @@ impl BackgroundService for MailerService {
             }
         };
         tracing::info!(host = %config.host, port = config.port, "mail queue running");
+        let earlier = mailer.pending();
+        if !earlier.is_empty() {
+            tracing::info!(
+                count = earlier.len(),
+                "mail queued before the restart is sent now"
+            );
+        }
+        for outgoing in earlier {
+            let (transport, config, state) =
+                (transport.clone(), config.clone(), self.state.clone());
+            tokio::spawn(async move { deliver(&transport, &config, outgoing, &state).await });
+        }
         loop {
             let outgoing = tokio::select! {
                 _ = shutdown.changed() => break,
                 next = receiver.recv() => match next { Some(o) => o, None => break },
             };
-            let transport = transport.clone();
-            let config = config.clone();
-            let counters = (
-                self.state.metrics.mail_sent.clone(),
-                self.state.metrics.mail_failed.clone(),
-            );
-            tokio::spawn(async move { deliver(&transport, &config, outgoing, counters).await });
+            let (transport, config, state) =
+                (transport.clone(), config.clone(), self.state.clone());
+            tokio::spawn(async move { deliver(&transport, &config, outgoing, &state).await });
         }
     }
 }
@@ -236,10 +330,12 @@ async fn deliver(
     transport: &AsyncSmtpTransport<Tokio1Executor>,
     config: &SmtpConfig,
     mut outgoing: Outgoing,
-    (sent, failed): (prometheus::IntCounter, prometheus::IntCounter),
+    state: &crate::state::AppState,
 ) {
+    let (sent, failed) = (&state.metrics.mail_sent, &state.metrics.mail_failed);
     let Some(message) = message(config, &outgoing) else {
         tracing::error!(to = %outgoing.to, "cannot build an email to this address; dropped");
+        state.mailer.forget(&outgoing);
         if let Some(tx) = outgoing.first_attempt.take() {
             let _ = tx.send(false);
         }
@@ -251,6 +347,7 @@ async fn deliver(
             Ok(_) => {
                 sent.inc();
                 tracing::info!(to = %outgoing.to, subject = %outgoing.subject, attempt, "mail delivered to the SMTP server");
+                state.mailer.forget(&outgoing);
                 if let Some(tx) = outgoing.first_attempt.take() {
                     let _ = tx.send(true);
                 }
@@ -263,6 +360,7 @@ async fn deliver(
                 }
                 let Some(delay) = RETRY_DELAYS.get(attempt) else {
                     tracing::error!(to = %outgoing.to, subject = %outgoing.subject, error = %e, "mail could not be delivered; giving up");
+                    state.mailer.forget(&outgoing);
                     return;
                 };
                 tracing::warn!(to = %outgoing.to, error = %e, retry_in_s = delay, "mail delivery failed; will retry");

@@ -69,6 +69,10 @@ async fn deliver_due(
     client: &reqwest::Client,
 ) -> Result<()> {
     for (key, raw) in state.store.scan_raw(Space::Outbox)? {
+        // The mail queue shares the outbox.
+        if key.starts_with(crate::notify::email::MAIL_PREFIX) {
+            continue;
+        }
         let mut pending: Pending = serde_json::from_slice(&raw)?;
         if pending.next_at > now() {
             continue;
