@@ -127,6 +127,24 @@ from = "gatehouse@example.test"
         .await
     }
 
+    /// Ann signs in and asks to turn email codes on while the mail server is down: the
+    /// page says the mail could not be sent yet (it waits in the queue).
+    async fn ann_asks_for_an_email_code_while_the_mail_server_is_down(&self, b: &mut Browser) {
+        self.log_in(b, "ann", PASSWORD).await;
+        let asked = b
+            .post_with_csrf(
+                &self.url("/.gatehouse/settings"),
+                &self.url("/.gatehouse/settings/email/start"),
+                &[("rd", "")],
+            )
+            .await;
+        assert!(
+            asked.body.contains("could not send the email right now"),
+            "{}",
+            asked.body
+        );
+    }
+
     /// Ann turns on email codes from the settings page; returns the backup codes page.
     async fn ann_with_email_codes(&mut self) -> common::Page {
         let mut b = std::mem::replace(&mut self.browser, Browser::new(&[]));
@@ -396,20 +414,8 @@ async fn mail_server_down_is_told_and_the_queue_retries() {
     let login = s.browser.get(&s.url("/.gatehouse/")).await;
     assert_eq!(login.status, 200, "the login page works without mail");
     let mut b = Browser::new(&[PANEL]);
-    s.log_in(&mut b, "ann", PASSWORD).await;
-    let settings = s.url("/.gatehouse/settings");
-    let asked = b
-        .post_with_csrf(
-            &settings,
-            &s.url("/.gatehouse/settings/email/start"),
-            &[("rd", "")],
-        )
+    s.ann_asks_for_an_email_code_while_the_mail_server_is_down(&mut b)
         .await;
-    assert!(
-        asked.body.contains("could not send the email right now"),
-        "{}",
-        asked.body
-    );
     s.smtp.run();
     let mail = s.smtp.wait_for(1, 20).await;
     assert_eq!(
@@ -663,19 +669,8 @@ async fn a_catch_all_proxy_without_public_url_mails_no_reset_link_at_all() {
 async fn mail_queued_while_the_mail_server_was_down_is_sent_after_a_restart() {
     let mut s = Setup::with(SmtpServer::reserve(), "").await;
     let mut b = Browser::new(&[PANEL]);
-    s.log_in(&mut b, "ann", PASSWORD).await;
-    let asked = b
-        .post_with_csrf(
-            &s.url("/.gatehouse/settings"),
-            &s.url("/.gatehouse/settings/email/start"),
-            &[("rd", "")],
-        )
+    s.ann_asks_for_an_email_code_while_the_mail_server_is_down(&mut b)
         .await;
-    assert!(
-        asked.body.contains("could not send the email right now"),
-        "{}",
-        asked.body
-    );
     // Killed while the message waits for its next try; the mail server comes up.
     s.gate.kill9();
     s.smtp.run();

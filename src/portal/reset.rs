@@ -213,6 +213,19 @@ fn valid_token(state: &AppState, token: &str) -> Result<Option<(Vec<u8>, ResetTo
     Ok((record.expires_at > now()).then_some((raw, record)))
 }
 
+/// The answer to a reset link that is unknown, used or expired (or whose account is gone).
+fn link_invalid(state: &AppState, req: &Request, t: &'static Texts) -> Response {
+    reset_page(
+        state,
+        req,
+        t,
+        StatusCode::GONE,
+        "",
+        Some(t.reset_invalid.into()),
+        None,
+    )
+}
+
 fn reset_page(
     state: &AppState,
     req: &Request,
@@ -241,15 +254,7 @@ fn reset_page(
 pub fn reset_form(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let token = req.query_param("token").unwrap_or_default();
     if valid_token(state, &token)?.is_none() {
-        return Ok(reset_page(
-            state,
-            req,
-            t,
-            StatusCode::GONE,
-            "",
-            Some(t.reset_invalid.into()),
-            None,
-        ));
+        return Ok(link_invalid(state, req, t));
     }
     Ok(reset_page(
         state,
@@ -270,15 +275,7 @@ pub async fn reset_submit(state: &AppState, req: &Request, t: &'static Texts) ->
     let new = form.get("new_password").unwrap_or("").to_string();
     let repeat = form.get("repeat_password").unwrap_or("");
     let Some((raw, record)) = valid_token(state, &token)? else {
-        return Ok(reset_page(
-            state,
-            req,
-            t,
-            StatusCode::GONE,
-            "",
-            Some(t.reset_invalid.into()),
-            None,
-        ));
+        return Ok(link_invalid(state, req, t));
     };
     let problem = new_password_problem(state, t, &new, repeat, &record.username);
     if let Some(problem) = problem {
@@ -299,26 +296,10 @@ pub async fn reset_submit(state: &AppState, req: &Request, t: &'static Texts) ->
         Some(&raw),
         None,
     )? {
-        return Ok(reset_page(
-            state,
-            req,
-            t,
-            StatusCode::GONE,
-            "",
-            Some(t.reset_invalid.into()),
-            None,
-        ));
+        return Ok(link_invalid(state, req, t));
     }
     let Some(mut user) = state.store.get_user(&record.username)? else {
-        return Ok(reset_page(
-            state,
-            req,
-            t,
-            StatusCode::GONE,
-            "",
-            Some(t.reset_invalid.into()),
-            None,
-        ));
+        return Ok(link_invalid(state, req, t));
     };
     let hash = state.passwords.hash(new).await?;
     // Only the password, atomically, on the record as it is now.
@@ -326,15 +307,7 @@ pub async fn reset_submit(state: &AppState, req: &Request, t: &'static Texts) ->
         .store
         .update_user(&user.username, &mut |u| u.password_hash = hash.clone())?
     else {
-        return Ok(reset_page(
-            state,
-            req,
-            t,
-            StatusCode::GONE,
-            "",
-            Some(t.reset_invalid.into()),
-            None,
-        ));
+        return Ok(link_invalid(state, req, t));
     };
     user = updated;
     let ended = state.store.delete_sessions_of(&user.username, None)?;
