@@ -53,6 +53,11 @@ enum Top {
         #[command(subcommand)]
         command: SessionsCmd,
     },
+    /// The keys the store was used with.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCmd,
+    },
     /// Fill the store with users and signed sessions for bench/run.sh (server stopped).
     #[command(hide = true)]
     BenchSeed {
@@ -69,6 +74,13 @@ enum Top {
 enum ConfigCmd {
     /// Validate the configuration and print it, secrets masked.
     Check,
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Accept the configured session secret and encryption key as the store's own after
+    /// changing them on purpose (server stopped).
+    Accept,
 }
 
 #[derive(Subcommand)]
@@ -241,6 +253,31 @@ fn run(cli: Cli) -> Result<()> {
             sessions,
             out,
         } => crate::bench_seed::run(config::load(path)?, users, sessions, &out),
+        Top::Keys {
+            command: KeysCmd::Accept,
+        } => {
+            let config = config::load(path)?;
+            let store = crate::store::SledStore::open(&config.data_dir)?;
+            let secret = crate::auth::session::load_or_create_secret(
+                config.session.secret.as_deref(),
+                &config.data_dir,
+            )?;
+            let key = crate::crypto::load_or_create_key(
+                config.encryption_key.as_deref(),
+                &config.data_dir,
+            )?;
+            crate::crypto::check_key_fingerprints(
+                &store,
+                &[
+                    ("session.secret", &secret),
+                    ("storage.encryption_key", &key),
+                ],
+                true,
+            )?;
+            crate::audit!("keys_accepted", by = "cli");
+            println!("the configured keys are now the store's own");
+            Ok(())
+        }
         Top::Sessions { command } => {
             let config = config::load(path)?;
             let command = match command {

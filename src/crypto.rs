@@ -48,6 +48,43 @@ pub fn load_or_create_key(configured: Option<&str>, data_dir: &Path) -> Result<V
     Ok(key.into_bytes())
 }
 
+/// Checks the keys against the fingerprints the store keeps of the keys it was used
+/// with (recording them the first time, or when `accept` says the operator changed them
+/// on purpose). A changed or missing key stops the start with the key's name: with
+/// another encryption key every stored secret would fail to open (each TOTP second step
+/// would answer 500), with another session secret everyone would be silently signed out.
+pub fn check_key_fingerprints(
+    store: &dyn crate::store::Store,
+    keys: &[(&str, &[u8])],
+    accept: bool,
+) -> Result<()> {
+    use crate::store::Space;
+    for (name, material) in keys {
+        let record = format!("fingerprint\0{name}");
+        let print = hex::encode(&derive(material, "fingerprint")[..8]);
+        match store.get_raw(Space::Tokens, &record)? {
+            Some(stored) if stored == print.as_bytes() => {}
+            Some(stored) if !accept => {
+                return Err(Error::config(
+                    *name,
+                    format!("fingerprint {print}"),
+                    format!(
+                        "this is not the key the store was used with (fingerprint {}): put the original key back (restore its file from the backup), or, to change it on purpose, run `gatehouse keys accept` with the server stopped ({})",
+                        String::from_utf8_lossy(&stored),
+                        if *name == "storage.encryption_key" {
+                            "stored second factors then need `user reset-2fa`"
+                        } else {
+                            "everyone is signed out"
+                        }
+                    ),
+                ));
+            }
+            _ => store.put_raw(Space::Tokens, &record, print.as_bytes())?,
+        }
+    }
+    Ok(())
+}
+
 fn derive(material: &[u8], purpose: &str) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"gatehouse key derivation v1\0");

@@ -59,6 +59,14 @@ impl AppState {
         let passwords = Passwords::new(&config.password)?;
         let limiter = Limiter::new(config.regulation.clone());
         let key = load_or_create_key(config.encryption_key.as_deref(), &config.data_dir)?;
+        crate::crypto::check_key_fingerprints(
+            store.as_ref(),
+            &[
+                ("session.secret", &secret),
+                ("storage.encryption_key", &key),
+            ],
+            false,
+        )?;
         Ok(Arc::new(AppState {
             sealer: Sealer::new(&key),
             code_hasher: CodeHasher::new(&key),

@@ -70,6 +70,46 @@ pub fn make_private(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The store's identity, kept both inside it and beside it (`store.id`): a store that
+/// lost its records (sled recovers a damaged log by dropping what it cannot read, and
+/// would start empty and silent) or that belongs to another data directory is refused.
+fn check_identity(dir: &Path, db: &sled::Db) -> Result<()> {
+    const KEY: &[u8] = b"store-id";
+    let marker = dir.join("store.id");
+    let outside = std::fs::read_to_string(&marker)
+        .ok()
+        .map(|s| s.trim().to_string());
+    let inside = db
+        .get(KEY)?
+        .map(|v| String::from_utf8_lossy(&v).into_owned());
+    let refuse = |why: &str| {
+        Error::Invalid(format!(
+            "the store in {} {why}: stop here and restore the data directory from a backup (see README, Operating)",
+            dir.join("store").display()
+        ))
+    };
+    match (outside, inside) {
+        (Some(a), Some(b)) if a == b => Ok(()),
+        (Some(_), Some(_)) => Err(refuse(
+            "belongs to another data directory (its store.id differs)",
+        )),
+        (Some(_), None) => Err(refuse(
+            "has lost its records (damaged, or replaced by an empty one)",
+        )),
+        (None, Some(id)) => {
+            crate::auth::session::write_private(&marker, id.as_bytes())?;
+            Ok(())
+        }
+        (None, None) => {
+            let id = crate::auth::random_token(16);
+            db.insert(KEY, id.as_bytes())?;
+            db.flush()?;
+            crate::auth::session::write_private(&marker, id.as_bytes())?;
+            Ok(())
+        }
+    }
+}
+
 impl SledStore {
     /// Opens (or creates) the store in `dir`. Fails clearly when another process has it.
     pub fn open(dir: &Path) -> Result<Self> {
@@ -89,10 +129,35 @@ impl SledStore {
         // A store closed a moment ago (a restart, a CLI command that just finished) can
         // hold its lock while sled's background flusher winds down: wait a little.
         let mut attempts = 0;
+        let store_path = dir.join("store");
+        let damaged = |why: String| {
+            Error::Invalid(format!(
+                "the store in {} is damaged ({why}): stop here and restore the data directory from a backup (see README, Operating)",
+                store_path.display()
+            ))
+        };
         let db = loop {
-            // sled's default page cache is 1 GiB; records here are small and hot.
-            match sled::Config::new().path(dir.join("store")).cache_capacity(STORE_CACHE_BYTES).open() {
+            // sled's default page cache is 1 GiB; records here are small and hot. sled
+            // panics on some kinds of damage: that is a message, never a crash.
+            let opened = std::panic::catch_unwind(|| {
+                sled::Config::new()
+                    .path(&store_path)
+                    .cache_capacity(STORE_CACHE_BYTES)
+                    .open()
+            })
+            .map_err(|panic| {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "it could not be read".into());
+                damaged(why)
+            })?;
+            match opened {
                 Ok(db) => break db,
+                Err(e @ (sled::Error::Corruption { .. } | sled::Error::ReportableBug(_))) => {
+                    return Err(damaged(e.to_string()))
+                }
                 Err(e) if is_lock(&e) && attempts < 40 => {
                     attempts += 1;
                     std::thread::sleep(std::time::Duration::from_millis(50));
@@ -109,6 +174,7 @@ impl SledStore {
         // sled creates its files with the process umask: close them to others (also the
         // files of an older version's store, on upgrade).
         make_private(dir)?;
+        check_identity(dir, &db)?;
         Ok(SledStore {
             users: db.open_tree("users")?,
             sessions: db.open_tree("sessions")?,
