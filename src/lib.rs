@@ -6,7 +6,9 @@
 //!   [`demo`]: `gatehouse demo`.
 //! - [`config`]: figment layers → one validated [`config::Config`]; [`error`]: the one
 //!   error type and its HTTP status; [`state`]: the shared [`state::AppState`].
-//! - [`http`]: request/response types, security headers, client IP, `rd` validation.
+//! - [`http`]: request/response types, security headers, client IP, `rd` validation,
+//!   the canonical request target and host ([`http::target`]), the connection guard of
+//!   both listeners ([`http::guard`]).
 //! - [`portal`]: login, logout, health, assets (framework-free `Portal::handle`).
 //! - [`forward_auth`]: `/api/authz/*` for nginx, Traefik, Caddy.
 //! - [`proxy`]: the `ProxyHttp` of proxy mode, identity headers.
