@@ -234,7 +234,9 @@ fn main() {
         let Ok(t) = target_of(&request_with(headers), kind) else {
             return Ok(false);
         };
-        if !t.url.starts_with("http") || t.host.ends_with('.') || !t.target.path().starts_with('/')
+        if !t.url().starts_with("http")
+            || t.authority.host().ends_with('.')
+            || !t.target.path().starts_with('/')
         {
             return Err(format!("{t:?}"));
         }

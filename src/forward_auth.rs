@@ -14,8 +14,8 @@ use crate::auth::now;
 use crate::auth::session::Identity;
 use crate::http::redirect::safe_redirect;
 use crate::http::target::{
-    canonical_target_without_dots, parse_authority, HostError, Target as CanonicalTarget,
-    TargetError,
+    canonical_target_without_dots, parse_authority, Authority, HostError,
+    Target as CanonicalTarget, TargetError,
 };
 use crate::http::{accepts_html, Request, Response};
 use crate::policy::RequestFacts;
@@ -33,12 +33,24 @@ pub enum Kind {
 /// The original request as the front proxy describes it, in canonical form.
 #[derive(Debug)]
 pub struct Target {
-    /// `scheme://host[:port]/canonical-path[?query]`: where to come back after login.
-    pub url: String,
-    /// Normalised host, no port.
-    pub host: String,
+    pub scheme: &'static str,
+    /// Normalised `host[:port]`.
+    pub authority: Authority,
     pub target: CanonicalTarget,
     pub method: String,
+}
+
+impl Target {
+    /// `scheme://host[:port]/canonical-path[?query]`: where to come back after login
+    /// (built only then, not for every check).
+    pub fn url(&self) -> String {
+        format!(
+            "{}://{}{}",
+            self.scheme,
+            self.authority,
+            self.target.path_and_query()
+        )
+    }
 }
 
 /// Why a forward-auth request cannot be judged (answered 400, never guessed).
@@ -139,8 +151,8 @@ pub fn target_of(req: &Request, kind: Kind) -> Result<Target, Unusable> {
     // panel might not resolve them as the rules would.
     let target = canonical_target_without_dots(raw_target).map_err(Unusable::Target)?;
     Ok(Target {
-        url: format!("{scheme}://{authority}{}", target.path_and_query()),
-        host: authority.host().to_string(),
+        scheme,
+        authority,
         target,
         method,
     })
@@ -210,7 +222,7 @@ pub fn answer(state: &AppState, req: &Request, kind: Kind) -> Response {
         }
     };
     let facts = RequestFacts {
-        host: &target.host,
+        host: target.authority.host(),
         path: target.target.path(),
         query: target.target.query(),
         method: &target.method,
@@ -240,7 +252,7 @@ pub fn answer(state: &AppState, req: &Request, kind: Kind) -> Response {
             } else {
                 ""
             };
-            let location = portal_url(state, page, &target.url);
+            let location = portal_url(state, page, &target.url());
             let status = match kind {
                 Kind::AuthRequest => StatusCode::UNAUTHORIZED,
                 Kind::ForwardAuth if !accepts_html(&req.headers) => StatusCode::UNAUTHORIZED,

@@ -60,14 +60,7 @@ fn serve_refuses_to_start_on_a_bad_config() {
     let g = Gatehouse::configure(
         "[[access_control.rules]]\nresources = [\"(unclosed\"]\npolicy = \"deny\"",
     );
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&g.config_path)
-        .arg("serve")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = common::refused_serve(&g.config_path);
     assert!(
         err.contains("access_control.rules[0].resources[0]") && err.contains("regex"),
         "{err}"
@@ -223,15 +216,8 @@ fn serve_stops_at_once_when_its_port_is_taken() {
         "[proxy]\nlisten = \"127.0.0.1:{port}\"\n[[proxy.upstreams]]\nhosts = [\"*\"]\naddress = \"127.0.0.1:9\""
     ));
     let start = std::time::Instant::now();
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&g.config_path)
-        .arg("serve")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    let err = common::refused_serve(&g.config_path);
     assert!(start.elapsed() < std::time::Duration::from_secs(10));
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("proxy.listen") && err.contains(&format!("127.0.0.1:{port}")),
         "{err}"
@@ -270,14 +256,7 @@ fn an_unusable_data_dir_is_named_with_its_key_and_an_empty_store_is_warned_about
         format!("[server]\ndata_dir = {:?}\n", file.join("data")),
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = common::refused_serve(&config);
     assert!(
         err.contains("server.data_dir") && err.contains("a-file/data"),
         "{err}"

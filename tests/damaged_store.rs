@@ -3,23 +3,11 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{Gatehouse, BIN};
+use common::Gatehouse;
 
 /// `gatehouse serve` on `g`'s config, expected to refuse: its stderr.
 fn refused_start(g: &Gatehouse) -> String {
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&g.config_path)
-        .arg("serve")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "it must not start: {err}");
-    assert_eq!(out.status.code(), Some(1), "an error, not a crash: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    err
+    common::refused_serve(&g.config_path)
 }
 
 /// Copies a directory tree (the backup the README describes: the whole data directory,

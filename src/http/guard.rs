@@ -315,19 +315,22 @@ impl Guarded {
 
     /// The head is complete: what follows is its body, if it has one.
     fn after_head(&mut self) -> Phase {
-        let text = String::from_utf8_lossy(&self.head).to_ascii_lowercase();
         let mut length = None;
         let mut chunked = false;
         self.upgrade_asked = false;
-        for line in text.lines().skip(1) {
-            let Some((name, value)) = line.split_once(':') else {
+        for line in self.head.split(|b| *b == b'\n').skip(1) {
+            let Some(colon) = line.iter().position(|b| *b == b':') else {
                 continue;
             };
-            match name.trim() {
-                "content-length" => length = value.trim().parse::<u64>().ok(),
-                "transfer-encoding" => chunked = value.trim().ends_with("chunked"),
-                "upgrade" => self.upgrade_asked = true,
-                _ => {}
+            let (name, value) = (line[..colon].trim_ascii(), line[colon + 1..].trim_ascii());
+            if name.eq_ignore_ascii_case(b"content-length") {
+                length = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok());
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                chunked = value.to_ascii_lowercase().ends_with(b"chunked");
+            } else if name.eq_ignore_ascii_case(b"upgrade") {
+                self.upgrade_asked = true;
             }
         }
         match (chunked, length) {
@@ -394,8 +397,7 @@ impl AsyncRead for Guarded {
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                let new = buf.filled()[before..].to_vec();
-                this.saw(&new);
+                this.saw(&buf.filled()[before..]);
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),

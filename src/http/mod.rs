@@ -224,22 +224,6 @@ pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNet]) -
     Some(last_trusted)
 }
 
-/// Host without port, lower case, from a `Host` header or authority.
-pub fn bare_host(host: &str) -> String {
-    let host = if host.starts_with('[') {
-        host.split_once(']')
-            .map(|(h, _)| format!("{h}]"))
-            .unwrap_or_default()
-    } else {
-        host.rsplit_once(':')
-            .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
-            .map(|(h, _)| h)
-            .unwrap_or(host)
-            .to_string()
-    };
-    host.to_ascii_lowercase()
-}
-
 /// The identity headers gatehouse sets for the panel; clients may never send these.
 pub const IDENTITY_HEADERS: [&str; 4] = [
     "remote-user",
@@ -336,10 +320,12 @@ mod tests {
     }
 
     #[test]
-    fn bare_host_strips_port_and_case() {
-        assert_eq!(bare_host("Panel.Example.com:8443"), "panel.example.com");
-        assert_eq!(bare_host("[::1]:80"), "[::1]");
-        assert_eq!(bare_host("localhost"), "localhost");
+    fn hosts_lose_port_and_case() {
+        // What `bare_host` did, now the one parser's job (`target::parse_authority`).
+        let host = |h: &str| target::parse_authority(h).unwrap().host().to_string();
+        assert_eq!(host("Panel.Example.com:8443"), "panel.example.com");
+        assert_eq!(host("[::1]:80"), "[::1]");
+        assert_eq!(host("localhost"), "localhost");
     }
 
     #[test]

@@ -50,6 +50,17 @@ impl Target {
         self.query.as_deref()
     }
 
+    /// Whether `raw` (as received) spells exactly this target, so it can be forwarded
+    /// unchanged.
+    #[must_use]
+    pub fn is_spelled(&self, raw: &str) -> bool {
+        match (&self.query, raw.split_once('?')) {
+            (Some(q), Some((p, rq))) => p == self.path && rq == q,
+            (None, None) => raw == self.path,
+            _ => false,
+        }
+    }
+
     /// path, plus "?query" when there is one (what is forwarded to the panel).
     #[must_use]
     pub fn path_and_query(&self) -> String {
@@ -126,9 +137,14 @@ impl std::error::Error for TargetError {}
 pub fn canonical_target_without_dots(raw: &str) -> Result<Target, TargetError> {
     let target = canonical_target(raw)?;
     let path = raw.split('?').next().unwrap_or("");
+    // A segment of one or two dots, each plain or `%2e`, read without allocating.
+    let is_dot = |s: &[u8]| s == b"." || s.eq_ignore_ascii_case(b"%2e");
     let dotted = path.split('/').any(|segment| {
-        let lower = segment.to_ascii_lowercase().replace("%2e", ".");
-        lower == "." || lower == ".."
+        let s = segment.as_bytes();
+        (1..=s.len()).any(|cut| {
+            let (a, b) = s.split_at(cut);
+            is_dot(a) && (b.is_empty() || is_dot(b))
+        })
     });
     if dotted {
         return Err(TargetError::DotSegment);
@@ -850,5 +866,16 @@ mod tests {
         for raw in ["/a/.../b", "/a/.b/", "/a.b/c", "/%61dmin", "/a//b?x=/../"] {
             assert!(canonical_target_without_dots(raw).is_ok(), "{raw}");
         }
+    }
+
+    #[test]
+    fn a_target_knows_whether_the_raw_form_already_spells_it() {
+        let t = |raw: &str| canonical_target(raw).unwrap();
+        assert!(t("/a/b?x=1").is_spelled("/a/b?x=1"));
+        assert!(t("/a/b").is_spelled("/a/b"));
+        assert!(!t("/a/./b").is_spelled("/a/./b"));
+        assert!(!t("/%61").is_spelled("/%61"));
+        assert!(!t("/a?").is_spelled("/a"));
+        assert!(!t("/a").is_spelled("/a?"));
     }
 }

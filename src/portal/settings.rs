@@ -19,8 +19,7 @@ use crate::http::{add_cookie, html, redirect, Request, Response};
 use crate::mfa::{self, backup, email, totp, webauthn, Factor};
 use crate::notify::email::{Delivery, Letter};
 use crate::portal::common::{
-    attempt_failed, begin_attempt, check_csrf, csrf_for, current_session, established, onwards,
-    rd_query, Gate,
+    attempt_failed, begin_attempt, check_csrf, csrf_for, established, onwards, rd_query, Gate,
 };
 use crate::portal::i18n::{banned_message, fill, Texts};
 use crate::portal::pages::{
@@ -485,27 +484,43 @@ fn identity_check_needed(state: &AppState, identity: &Identity, action: &str) ->
 }
 
 /// The "confirm it is you" page, which replays `req`'s form once the code is right.
+/// Where the identity check stands.
+enum IdentityStep {
+    /// Nothing sent (yet, or now: the note says why).
+    Ask(Option<String>),
+    /// A code was sent (or one is outstanding); a note to show, if any.
+    Sent(Option<String>),
+    /// The code entered was wrong, expired or used up.
+    Wrong,
+}
+
 fn identity_page(
     state: &AppState,
     req: &Request,
     t: &'static Texts,
+    identity: &Identity,
     next: &str,
-    sent_to: Option<&str>,
-    error: Option<String>,
-    status: StatusCode,
+    step: IdentityStep,
 ) -> Response {
     let replay = replay_fields(req);
-    let intro = match sent_to {
-        Some(to) => fill(t.identity_sent, to),
-        None => {
-            let email = current_session(state, req)
-                .ok()
-                .flatten()
-                .map(|i| crate::notify::email::mask(&i.user.email))
-                .unwrap_or_default();
-            fill(t.identity_intro, email)
-        }
+    let masked = crate::notify::email::mask(&identity.user.email);
+    let (sent, error, status) = match step {
+        IdentityStep::Ask(note) => (false, note, StatusCode::OK),
+        IdentityStep::Sent(note) => (true, note, StatusCode::OK),
+        IdentityStep::Wrong => (
+            true,
+            Some(t.identity_wrong.to_string()),
+            StatusCode::UNAUTHORIZED,
+        ),
     };
+    let intro = fill(
+        if sent {
+            t.identity_sent
+        } else {
+            t.identity_intro
+        },
+        masked,
+    );
     let csrf = csrf_for(state, req);
     let page = ConfirmIdentityPage {
         t,
@@ -515,7 +530,7 @@ fn identity_page(
         next,
         replay,
         intro,
-        sent: sent_to.is_some(),
+        sent,
         error,
     };
     csrf.attach(html(status, render(&page)))
@@ -540,34 +555,37 @@ fn identity_step(
         .ok_or_else(|| done(req, "")))
 }
 
+/// The "confirm it is you" page in front of `next`, before any code was sent.
+fn ask_identity(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    identity: &Identity,
+    next: &str,
+) -> Response {
+    identity_page(state, req, t, identity, next, IdentityStep::Ask(None))
+}
+
 /// `POST /settings/identity/send`: mails the identity code.
 pub async fn identity_send(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let (identity, next) = match identity_step(state, req)? {
         Ok(found) => found,
         Err(response) => return Ok(response),
     };
-    let masked = crate::notify::email::mask(&identity.user.email);
-    let (sent, error) =
-        match email::send_code(state, &identity.user, email::Purpose::Identity, t, now()).await? {
-            email::SendOutcome::Sent { .. } => (true, None),
-            email::SendOutcome::Cooldown(wait) => (true, Some(fill(t.identity_wait, wait))),
-            email::SendOutcome::HourlyCap => (false, Some(t.email_hourly_cap.to_string())),
-            email::SendOutcome::NoAddress => (false, Some(t.email_not_sent.to_string())),
-        };
+    let step = match email::send_code(state, &identity.user, email::Purpose::Identity, t, now())
+        .await?
+    {
+        email::SendOutcome::Sent { .. } => IdentityStep::Sent(None),
+        email::SendOutcome::Cooldown(wait) => IdentityStep::Sent(Some(fill(t.identity_wait, wait))),
+        email::SendOutcome::HourlyCap => IdentityStep::Ask(Some(t.email_hourly_cap.to_string())),
+        email::SendOutcome::NoAddress => IdentityStep::Ask(Some(t.email_not_sent.to_string())),
+    };
     audit!(
         "identity_code_requested",
         user = identity.user.username,
         ip = req.ip_text()
     );
-    Ok(identity_page(
-        state,
-        req,
-        t,
-        &next,
-        sent.then_some(masked.as_str()),
-        error,
-        StatusCode::OK,
-    ))
+    Ok(identity_page(state, req, t, &identity, &next, step))
 }
 
 /// `POST /settings/identity/verify`: checks the identity code, then sends the browser
@@ -594,15 +612,13 @@ pub fn identity_verify(state: &AppState, req: &Request, t: &'static Texts) -> Re
         }
         _ => {
             audit!("identity_code_failed", user = username, ip = req.ip_text());
-            let masked = crate::notify::email::mask(&identity.user.email);
             Ok(identity_page(
                 state,
                 req,
                 t,
+                &identity,
                 &next,
-                Some(&masked),
-                Some(t.identity_wrong.into()),
-                StatusCode::UNAUTHORIZED,
+                IdentityStep::Wrong,
             ))
         }
     }
@@ -629,15 +645,7 @@ pub(crate) fn authorise_change(
         return Ok(Err(confirm_page(state, req, t, None, action)));
     }
     if identity_check_needed(state, &identity, action)? {
-        return Ok(Err(identity_page(
-            state,
-            req,
-            t,
-            action,
-            None,
-            None,
-            StatusCode::OK,
-        )));
+        return Ok(Err(ask_identity(state, req, t, &identity, action)));
     }
     Ok(Ok(identity))
 }
@@ -982,14 +990,12 @@ pub async fn address_start(state: &AppState, req: &Request, t: &'static Texts) -
         );
     }
     if identity_check_needed(state, &identity, "/settings/address/start")? {
-        return Ok(identity_page(
+        return Ok(ask_identity(
             state,
             req,
             t,
+            &identity,
             "/settings/address/start",
-            None,
-            None,
-            StatusCode::OK,
         ));
     }
     let password = form.get("password").unwrap_or("").to_string();
@@ -1047,14 +1053,12 @@ pub fn address_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Re
     };
     check_csrf(state, req)?;
     if identity_check_needed(state, &identity, "/settings/address/confirm")? {
-        return Ok(identity_page(
+        return Ok(ask_identity(
             state,
             req,
             t,
+            &identity,
             "/settings/address/confirm",
-            None,
-            None,
-            StatusCode::OK,
         ));
     }
     let username = identity.user.username.clone();

@@ -34,10 +34,11 @@ pub struct Gateway {
 pub struct RequestCtx {
     upstream: Option<usize>,
     identity: Option<Box<Identity>>,
-    /// The canonical target the rules judged: what the panel receives.
-    target: Option<Target>,
+    /// The canonical target the rules judged, when it differs from what the client
+    /// sent: the panel receives it instead (most requests are canonical already).
+    rewritten: Option<http::Uri>,
     /// The normalised `host[:port]` the rules judged: the panel's `Host`.
-    authority: Option<String>,
+    authority: Option<Authority>,
 }
 
 /// The request's host and canonical target, or why it is refused: exactly one `Host`
@@ -209,8 +210,13 @@ impl ProxyHttp for Gateway {
             Ok(Decision::Allow(identity)) => {
                 ctx.upstream = Some(upstream);
                 ctx.identity = identity;
-                ctx.target = Some(target);
-                ctx.authority = Some(authority.to_string());
+                if !target.is_spelled(header.uri.path_and_query().map_or("/", |p| p.as_str())) {
+                    ctx.rewritten =
+                        Some(target.path_and_query().parse().map_err(|_| {
+                            pingora::Error::new_str("canonical target is not a URI")
+                        })?);
+                }
+                ctx.authority = Some(authority);
                 Ok(false)
             }
             Ok(decision @ (Decision::Login | Decision::Enroll)) => {
@@ -330,15 +336,19 @@ impl ProxyHttp for Gateway {
         ctx: &mut Self::CTX,
     ) -> pingora::Result<()> {
         // The panel serves exactly what the rules judged: the canonical target.
-        let target = ctx
-            .target
-            .as_ref()
-            .ok_or_else(|| pingora::Error::new_str("no target judged"))?;
-        let uri = target
-            .path_and_query()
-            .parse::<http::Uri>()
-            .map_err(|_| pingora::Error::new_str("canonical target is not a URI"))?;
-        request.set_uri(uri);
+        if let Some(uri) = ctx.rewritten.take() {
+            request.set_uri(uri);
+        } else {
+            // Forward the origin form the rules judged (an absolute-form request line
+            // names the same host; the panel gets only the path).
+            let origin = request.uri.path_and_query().map_or("/", |p| p.as_str());
+            if request.uri.authority().is_some() {
+                let uri = origin
+                    .parse::<http::Uri>()
+                    .map_err(|_| pingora::Error::new_str("target is not a URI"))?;
+                request.set_uri(uri);
+            }
+        }
         let spoofed: Vec<String> = request
             .headers
             .keys()
@@ -372,7 +382,11 @@ impl ProxyHttp for Gateway {
             }
         }
         // The panel's Host is the normalised one the rules matched.
-        let authority = ctx.authority.clone().unwrap_or_default();
+        let authority = ctx
+            .authority
+            .as_ref()
+            .ok_or_else(|| pingora::Error::new_str("no host judged"))?
+            .to_string();
         request.insert_header(http::header::HOST, authority.as_str())?;
         let peer = peer_ip(session);
         let peer_trusted =

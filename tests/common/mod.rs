@@ -151,6 +151,22 @@ pub async fn start_upstream() -> (SocketAddr, Recorded) {
     (addr, recorded)
 }
 
+/// Runs `gatehouse serve` on `config`, which must refuse to start with an error (exit
+/// status 1), not a crash; returns its stderr.
+pub fn refused_serve(config: &Path) -> String {
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "it must not start: {err}");
+    assert_eq!(out.status.code(), Some(1), "an error, not a crash: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
 /// Runs the CLI against a config; returns (success, stdout, stderr).
 pub fn cli(config: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     let mut child = Command::new(BIN)
