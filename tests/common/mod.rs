@@ -38,12 +38,24 @@ fn split_table(extra: &str, name: &str) -> (String, String) {
 }
 
 /// A free loopback port (bound and released; good enough for tests).
+///
+/// Never the same port twice in one test binary: tests run in parallel, and pingora
+/// listens with SO_REUSEPORT, so two servers given one port would both bind it and
+/// share its requests.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Where a test may leave files for a reviewer (screenshots, logs).
