@@ -18,6 +18,10 @@ pub enum Error {
     /// The embedded store failed.
     #[error("store error: {0}")]
     Store(#[from] sled::Error),
+    /// The store cannot write now (a full disk, a failing drive); it recovers by itself
+    /// once the cause is gone, and health reports it meanwhile.
+    #[error("store unavailable: {0}")]
+    StoreUnavailable(String),
     /// A stored record could not be (de)serialised.
     #[error("corrupt record: {0}")]
     Codec(#[from] serde_json::Error),
@@ -55,7 +59,7 @@ impl Error {
             Error::Csrf => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::SessionEnded => StatusCode::UNAUTHORIZED,
-            Error::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Busy | Error::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Config { .. }
             | Error::Store(_)
             | Error::Codec(_)

@@ -46,10 +46,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Opens the sled store in the configured data directory.
+    /// Opens the sled store in the configured data directory, watched (health's
+    /// periodic write, reopening after a failure) for as long as it is open.
     pub fn open(config: Config) -> Result<Arc<Self>> {
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.data_dir)?);
-        Self::with_store(config, store)
+        let store = SledStore::open(&config.data_dir)?;
+        store.watch(config.health_write_interval);
+        Self::with_store(config, Arc::new(store))
     }
 
     /// Builds the state around an already open store.

@@ -296,7 +296,10 @@ impl Sessions {
             self.config.inactivity.as_secs()
         };
         if now >= session.expires_at || now.saturating_sub(session.last_seen) >= idle_limit {
-            self.store.delete_session(id)?;
+            // Refused either way; a store that cannot write now removes it later.
+            if let Err(e) = self.store.delete_session(id) {
+                tracing::debug!(error = %e, "an expired session could not be removed yet");
+            }
             return Ok(None);
         }
         let user = match self.store.get_user(&session.username)? {
@@ -305,7 +308,11 @@ impl Sessions {
         };
         if now.saturating_sub(session.last_seen) >= TOUCH_EVERY {
             session.last_seen = now;
-            self.store.touch_session(&session)?;
+            // Advisory: a store that cannot write (a full disk) must not turn away
+            // sessions it can still read.
+            if let Err(e) = self.store.touch_session(&session) {
+                tracing::debug!(error = %e, "last_seen not updated");
+            }
         }
         Ok(Some(Identity { session, user }))
     }

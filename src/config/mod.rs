@@ -75,6 +75,10 @@ pub struct RawServer {
     /// before the process exits (it waits the whole time; 0 = exit at once).
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// How often a real write proves that the store still writes (`/api/health`
+    /// answers 503 with the reason when it does not).
+    #[serde(with = "humantime_serde")]
+    pub health_write_interval: Duration,
 }
 
 impl Default for RawServer {
@@ -92,6 +96,7 @@ impl Default for RawServer {
             max_connections: 10_000,
             max_connections_per_ip: 128,
             shutdown_grace: Duration::from_secs(5),
+            health_write_interval: Duration::from_secs(10),
         }
     }
 }
@@ -541,6 +546,8 @@ pub struct Config {
     pub limits: crate::http::guard::Limits,
     /// How long requests in flight may finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// How often the store's health is proven by a real write.
+    pub health_write_interval: Duration,
     /// Connect and read timeouts towards the panels.
     pub upstream_connect_timeout: Duration,
     pub upstream_read_timeout: Duration,
@@ -886,6 +893,10 @@ impl RawConfig {
         for (key, value) in [
             ("server.header_timeout", self.server.header_timeout),
             ("server.keepalive_timeout", self.server.keepalive_timeout),
+            (
+                "server.health_write_interval",
+                self.server.health_write_interval,
+            ),
             ("proxy.connect_timeout", self.proxy.connect_timeout),
             ("proxy.read_timeout", self.proxy.read_timeout),
         ] {
@@ -1342,6 +1353,7 @@ impl RawConfig {
                 trusted_proxies: trusted_proxies.clone(),
             },
             shutdown_grace: self.server.shutdown_grace,
+            health_write_interval: self.server.health_write_interval,
             upstream_connect_timeout: self.proxy.connect_timeout,
             upstream_read_timeout: self.proxy.read_timeout,
             portal_url,

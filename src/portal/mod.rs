@@ -161,16 +161,14 @@ impl Portal {
         result.unwrap_or_else(|e| error_page(&e, t, req.mount))
     }
 
+    /// 200 while the store reads and writes; 503 with the reason otherwise.
     fn health(&self) -> Response {
-        match self.state.store.get_user("") {
-            Ok(_) => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
-            Err(e) => {
-                tracing::error!(error = %e, "health check: store unreadable");
-                json(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &serde_json::json!({"status": "store unavailable"}),
-                )
-            }
+        match self.state.store.health() {
+            Ok(()) => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+            Err(reason) => json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &serde_json::json!({"status": "store unavailable", "reason": reason}),
+            ),
         }
     }
 }
@@ -196,7 +194,8 @@ pub fn message(
 
 /// The page for an error; internals are logged, never shown.
 pub fn error_page(e: &Error, t: &'static Texts, mount: &str) -> Response {
-    if e.status().is_server_error() && !matches!(e, Error::Busy) {
+    // A store that cannot write was logged once, when it started failing.
+    if e.status().is_server_error() && !matches!(e, Error::Busy | Error::StoreUnavailable(_)) {
         tracing::error!(error = %e, "request failed");
     }
     let text = match e {

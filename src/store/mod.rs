@@ -250,4 +250,12 @@ pub trait Store: Send + Sync {
         old: Option<&[u8]>,
         new: Option<&[u8]>,
     ) -> Result<bool>;
+
+    /// Why the store is not healthy, if it is not (for `/api/health`): by default, a
+    /// real read that fails.
+    fn health(&self) -> std::result::Result<(), String> {
+        self.get_user("")
+            .map(drop)
+            .map_err(|e| format!("the store cannot read: {e}"))
+    }
 }

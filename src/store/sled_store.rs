@@ -8,8 +8,21 @@
 //! - `tokens`:        `kind \0 keyed hash of the token` → JSON (password reset links);
 //!   `phone \0 number` → username (one account per number)
 //! - `outbox`:        `time-random` → JSON event waiting for delivery (recovery hook)
+//!
+//! Two things sled does not do by itself are added here:
+//! - **Durability.** sled's `flush` waits for `pwrite` and `sync_file_range`, which
+//!   neither flushes the drive's cache nor commits a grown file's size; its real `fsync`
+//!   runs every 500 ms on a background thread. Every durable write here also
+//!   `fdatasync`s the log itself, shared by writers that wait at the same moment (group
+//!   commit), so an answered change survives a power cut.
+//! - **Recovery from I/O errors.** After one failed write (a full disk), sled refuses
+//!   every later write until the database is reopened. The store remembers the failure,
+//!   keeps serving reads from what it has, reports the reason to health, and a watcher
+//!   thread reopens the database once the disk has room again: no restart needed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -20,9 +33,30 @@ use crate::error::{Error, Result};
 /// The most memory sled's page cache may use.
 const STORE_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
+/// Free space the disk needs before a store that failed to write is reopened: sled
+/// takes its log in segments of 512 KiB, and may write a snapshot while opening.
+const ROOM_TO_REOPEN: u64 = 4 * 1024 * 1024;
+
+/// How often the watcher looks at a failing store.
+const WATCH_EVERY: Duration = Duration::from_millis(500);
+
 /// sled-backed store; cloning shares the same database.
 #[derive(Clone)]
 pub struct SledStore {
+    shared: Arc<Shared>,
+}
+
+/// What every clone of a [`SledStore`] shares.
+struct Shared {
+    dir: PathBuf,
+    /// The open database; `None` only while it is being reopened.
+    open: RwLock<Option<Arc<Handles>>>,
+    /// Why writes fail, from the first failure until the database is reopened.
+    failure: Mutex<Option<String>>,
+}
+
+/// One opened database and its trees.
+struct Handles {
     db: sled::Db,
     users: sled::Tree,
     sessions: sled::Tree,
@@ -30,6 +64,51 @@ pub struct SledStore {
     factors: sled::Tree,
     tokens: sled::Tree,
     outbox: sled::Tree,
+    log: GroupSync,
+}
+
+/// `fdatasync` of sled's log file, shared by the writers waiting at the same time: a
+/// writer whose change an `fdatasync` begun after its write already covered returns at
+/// once.
+struct GroupSync {
+    file: std::fs::File,
+    /// Tickets handed out to writers (one per durable write).
+    requested: std::sync::atomic::AtomicU64,
+    /// The highest ticket known to be on disk.
+    synced: Mutex<u64>,
+    /// Tests: the next sync fails as a full disk would.
+    #[cfg(test)]
+    fail_next: std::sync::atomic::AtomicBool,
+}
+
+impl GroupSync {
+    fn open(path: &Path) -> std::io::Result<Self> {
+        Ok(GroupSync {
+            file: std::fs::File::open(path)?,
+            requested: Default::default(),
+            synced: Mutex::new(0),
+            #[cfg(test)]
+            fail_next: Default::default(),
+        })
+    }
+
+    fn sync(&self) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        #[cfg(test)]
+        if self.fail_next.swap(false, SeqCst) {
+            return Err(std::io::Error::from_raw_os_error(28));
+        }
+        let ticket = self.requested.fetch_add(1, SeqCst) + 1;
+        let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        if *synced >= ticket {
+            return Ok(());
+        }
+        // Everyone who took a ticket before this point has written already.
+        let covered = self.requested.load(SeqCst);
+        self.file.sync_data()?;
+        *synced = covered;
+        Ok(())
+    }
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
@@ -110,9 +189,43 @@ fn check_identity(dir: &Path, db: &sled::Db) -> Result<()> {
     }
 }
 
+/// Removes snapshots sled began and never finished (`snap.*.generating`). A start or
+/// a snapshot cut short (a full disk, kill -9) leaves one, possibly empty, and sled
+/// then takes it for the latest snapshot and refuses the whole store as corrupt. A
+/// finished snapshot is renamed before it counts, so these hold nothing needed.
+fn remove_unfinished_snapshots(store_path: &Path) -> Result<usize> {
+    let mut removed = 0;
+    let Ok(entries) = std::fs::read_dir(store_path) else {
+        return Ok(0);
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 impl SledStore {
     /// Opens (or creates) the store in `dir`. Fails clearly when another process has it.
     pub fn open(dir: &Path) -> Result<Self> {
+        let handles = Handles::open(dir)?;
+        Ok(SledStore {
+            shared: Arc::new(Shared {
+                dir: dir.to_path_buf(),
+                open: RwLock::new(Some(Arc::new(handles))),
+                failure: Mutex::new(None),
+            }),
+        })
+    }
+}
+
+impl Handles {
+    fn open(dir: &Path) -> Result<Self> {
         let unusable = |e: std::io::Error| {
             Error::config(
                 "server.data_dir",
@@ -136,6 +249,7 @@ impl SledStore {
                 store_path.display()
             ))
         };
+        let mut cleaned = false;
         let db = loop {
             // sled's default page cache is 1 GiB; records here are small and hot. sled
             // panics on some kinds of damage: that is a message, never a crash.
@@ -155,6 +269,14 @@ impl SledStore {
             })?;
             match opened {
                 Ok(db) => break db,
+                // sled took the store's lock before reading it: nobody else is writing
+                // a snapshot now.
+                Err(sled::Error::Corruption { .. })
+                    if !cleaned && remove_unfinished_snapshots(&store_path)? > 0 =>
+                {
+                    tracing::warn!(store = %store_path.display(), "removed a snapshot sled had not finished writing (a full disk or a crash cut it short)");
+                    cleaned = true;
+                }
                 Err(e @ (sled::Error::Corruption { .. } | sled::Error::ReportableBug(_))) => {
                     return Err(damaged(e.to_string()))
                 }
@@ -168,20 +290,26 @@ impl SledStore {
                         dir.display()
                     )))
                 }
-                Err(e) => return Err(Error::Store(e)),
+                Err(e) => {
+                    return Err(Error::Invalid(format!(
+                        "the store in {} cannot be opened: {e}",
+                        store_path.display()
+                    )))
+                }
             }
         };
         // sled creates its files with the process umask: close them to others (also the
         // files of an older version's store, on upgrade).
         make_private(dir)?;
         check_identity(dir, &db)?;
-        Ok(SledStore {
+        Ok(Handles {
             users: db.open_tree("users")?,
             sessions: db.open_tree("sessions")?,
             user_sessions: db.open_tree("user_sessions")?,
             factors: db.open_tree(Space::Factors.tree_name())?,
             tokens: db.open_tree(Space::Tokens.tree_name())?,
             outbox: db.open_tree(Space::Outbox.tree_name())?,
+            log: GroupSync::open(&store_path.join("db"))?,
             db,
         })
     }
@@ -194,13 +322,169 @@ impl SledStore {
         }
     }
 
+    /// Makes every change made so far durable: sled's flush, then the log's fdatasync.
     fn flush(&self) -> Result<()> {
         self.db.flush()?;
+        self.log.sync()?;
         Ok(())
     }
 }
 
-impl Store for SledStore {
+/// The I/O error inside a store error, if it is one (a full disk, a failing drive).
+fn io_failure(e: &Error) -> Option<String> {
+    match e {
+        Error::Store(sled::Error::Io(io)) | Error::Io(io) => Some(io.to_string()),
+        Error::StoreUnavailable(why) => Some(why.clone()),
+        _ => None,
+    }
+}
+
+impl SledStore {
+    /// The open database, or unavailable while it is being reopened.
+    fn handles(&self) -> Result<Arc<Handles>> {
+        let open = self.shared.open.read().unwrap_or_else(|p| p.into_inner());
+        open.clone().ok_or_else(|| {
+            Error::StoreUnavailable("the store is being reopened after a write failed".into())
+        })
+    }
+
+    /// Runs one operation on the open database. An I/O failure is remembered (health
+    /// reports it, the watcher reopens the database once it can) and answered as
+    /// "unavailable", never as a crash.
+    fn with<R>(&self, op: impl FnOnce(&Handles) -> Result<R>) -> Result<R> {
+        let handles = self.handles()?;
+        op(&handles).map_err(|e| match io_failure(&e) {
+            Some(why) => {
+                let mut failure = self.shared.failure.lock().unwrap_or_else(|p| p.into_inner());
+                if failure.is_none() {
+                    tracing::error!(store = %self.shared.dir.display(), error = %why, "the store cannot write; health reports it until the database is reopened");
+                    *failure = Some(why.clone());
+                }
+                Error::StoreUnavailable(why)
+            }
+            None => e,
+        })
+    }
+
+    /// A real durable write, as health's periodic proof that the store still writes.
+    pub fn write_probe(&self) -> Result<()> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        self.with(|h| {
+            h.db.insert(b"health-probe", &now.to_be_bytes())?;
+            h.flush()
+        })
+    }
+
+    /// After a write failed: reopens the database once the disk has room again. sled
+    /// keeps refusing writes after one failure until it is reopened. Returns whether the
+    /// store is healthy afterwards.
+    pub fn recover(&self) -> bool {
+        if self
+            .shared
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+        {
+            return true;
+        }
+        let room = fs2::available_space(&self.shared.dir).unwrap_or(0);
+        let reopening = self
+            .shared
+            .open
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none();
+        if room < ROOM_TO_REOPEN && !reopening {
+            // Keep serving reads from the database as it is until there is room.
+            return false;
+        }
+        // Take the database away from new operations, wait for those running (each is
+        // short and synchronous), and close it so its lock is released.
+        let old = self
+            .shared
+            .open
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(mut old) = old {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(handles) => {
+                        drop(handles);
+                        break;
+                    }
+                    Err(still_used) if Instant::now() < deadline => {
+                        old = still_used;
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(still_used) => {
+                        // Not expected: put it back and try again later.
+                        *self.shared.open.write().unwrap_or_else(|p| p.into_inner()) =
+                            Some(still_used);
+                        return false;
+                    }
+                }
+            }
+        }
+        match Handles::open(&self.shared.dir) {
+            Ok(handles) => {
+                *self.shared.open.write().unwrap_or_else(|p| p.into_inner()) =
+                    Some(Arc::new(handles));
+                *self
+                    .shared
+                    .failure
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = None;
+                match self.write_probe() {
+                    Ok(()) => {
+                        tracing::info!(store = %self.shared.dir.display(), "the store writes again: reopened after the failure");
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+            Err(e) => {
+                tracing::error!(store = %self.shared.dir.display(), error = %e, "reopening the store failed; trying again");
+                false
+            }
+        }
+    }
+
+    /// Starts the watcher thread of a serving process: every `write_every` a real
+    /// write proves the store still writes, and after a failure the database is
+    /// reopened as soon as the disk has room. The thread ends with the last clone.
+    pub fn watch(&self, write_every: Duration) {
+        let weak: Weak<Shared> = Arc::downgrade(&self.shared);
+        let spawned = std::thread::Builder::new()
+            .name("store-watch".into())
+            .spawn(move || {
+                let mut last_probe = Instant::now();
+                loop {
+                    std::thread::sleep(WATCH_EVERY);
+                    let Some(shared) = weak.upgrade() else { return };
+                    let store = SledStore { shared };
+                    if !store.recover() {
+                        continue;
+                    }
+                    if last_probe.elapsed() >= write_every {
+                        last_probe = Instant::now();
+                        let _ = store.write_probe();
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start the store's watcher thread");
+        }
+    }
+}
+
+/// The operations themselves, on one opened database ([`SledStore`] runs them).
+impl Handles {
     fn get_user(&self, username: &str) -> Result<Option<User>> {
         self.users.get(username)?.map(|v| decode(&v)).transpose()
     }
@@ -374,6 +658,110 @@ impl Store for SledStore {
     }
 }
 
+impl Store for SledStore {
+    /// Why the store is not healthy, if it is not: a write failed and the database has
+    /// not been reopened yet, or a real read fails now.
+    fn health(&self) -> std::result::Result<(), String> {
+        if let Some(why) = self
+            .shared
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Err(format!("the store cannot write: {why}"));
+        }
+        self.with(|h| Ok(h.db.get(b"store-id").map(drop)?))
+            .map_err(|e| format!("the store cannot read: {e}"))
+    }
+
+    fn get_user(&self, username: &str) -> Result<Option<User>> {
+        self.with(|h| h.get_user(username))
+    }
+
+    fn put_user(&self, user: &User) -> Result<()> {
+        self.with(|h| h.put_user(user))
+    }
+
+    fn update_user(
+        &self,
+        username: &str,
+        change: &mut dyn FnMut(&mut User),
+    ) -> Result<Option<User>> {
+        self.with(|h| h.update_user(username, change))
+    }
+
+    fn delete_user(&self, username: &str) -> Result<bool> {
+        self.with(|h| h.delete_user(username))
+    }
+
+    fn list_users(&self) -> Result<Vec<User>> {
+        self.with(|h| h.list_users())
+    }
+
+    fn get_session(&self, id: &str) -> Result<Option<SessionRecord>> {
+        self.with(|h| h.get_session(id))
+    }
+
+    fn put_session(&self, session: &SessionRecord) -> Result<()> {
+        self.with(|h| h.put_session(session))
+    }
+
+    fn put_sessions(&self, sessions: &[SessionRecord]) -> Result<()> {
+        self.with(|h| h.put_sessions(sessions))
+    }
+
+    fn touch_session(&self, session: &SessionRecord) -> Result<()> {
+        self.with(|h| h.touch_session(session))
+    }
+
+    fn update_session(&self, session: &SessionRecord) -> Result<bool> {
+        self.with(|h| h.update_session(session))
+    }
+
+    fn delete_session(&self, id: &str) -> Result<bool> {
+        self.with(|h| h.delete_session(id))
+    }
+
+    fn sessions_of(&self, username: &str) -> Result<Vec<SessionRecord>> {
+        self.with(|h| h.sessions_of(username))
+    }
+
+    fn all_sessions(&self) -> Result<Vec<SessionRecord>> {
+        self.with(|h| h.all_sessions())
+    }
+
+    fn delete_sessions_of(&self, username: &str, keep: Option<&str>) -> Result<usize> {
+        self.with(|h| h.delete_sessions_of(username, keep))
+    }
+
+    fn get_raw(&self, space: Space, key: &str) -> Result<Option<Vec<u8>>> {
+        self.with(|h| h.get_raw(space, key))
+    }
+
+    fn put_raw(&self, space: Space, key: &str, value: &[u8]) -> Result<()> {
+        self.with(|h| h.put_raw(space, key, value))
+    }
+
+    fn delete_raw(&self, space: Space, key: &str) -> Result<bool> {
+        self.with(|h| h.delete_raw(space, key))
+    }
+
+    fn scan_raw(&self, space: Space) -> Result<Vec<(String, Vec<u8>)>> {
+        self.with(|h| h.scan_raw(space))
+    }
+
+    fn compare_and_swap_raw(
+        &self,
+        space: Space,
+        key: &str,
+        old: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool> {
+        self.with(|h| h.compare_and_swap_raw(space, key, old, new))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,5 +856,70 @@ mod tests {
         }
         let store = SledStore::open(dir.path()).unwrap();
         assert!(store.get_session("x").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_write_failure_is_reported_and_a_reopen_makes_writes_work_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        store.put_session(&session("a", "ann")).unwrap();
+        store
+            .handles()
+            .unwrap()
+            .log
+            .fail_next
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let err = store.put_session(&session("b", "ann")).unwrap_err();
+        assert!(matches!(err, Error::StoreUnavailable(_)), "{err}");
+        assert_eq!(err.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        let health = store.health().unwrap_err();
+        assert!(health.contains("No space left"), "{health}");
+        // Reads keep working meanwhile.
+        assert!(store.get_session("a").unwrap().is_some());
+        assert!(store.recover(), "reopened: the disk has room");
+        assert_eq!(store.health(), Ok(()));
+        store.put_session(&session("c", "ann")).unwrap();
+        assert!(store.get_session("c").unwrap().is_some());
+        assert!(store.get_session("a").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_snapshot_sled_never_finished_does_not_make_the_store_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            store.put_session(&session("a", "ann")).unwrap();
+        }
+        // What a start cut short by a full disk leaves behind.
+        std::fs::write(
+            dir.path().join("store/snap.FFFFFFFFFFFFFFFF.generating"),
+            b"",
+        )
+        .unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        assert!(store.get_session("a").unwrap().is_some());
+        assert!(!dir
+            .path()
+            .join("store/snap.FFFFFFFFFFFFFFFF.generating")
+            .exists());
+    }
+
+    #[test]
+    fn concurrent_durable_writes_share_syncs_and_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                let store = &store;
+                scope.spawn(move || {
+                    for i in 0..25 {
+                        store
+                            .put_session(&session(&format!("{t}-{i}"), "ann"))
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(store.sessions_of("ann").unwrap().len(), 100);
     }
 }
