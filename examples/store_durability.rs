@@ -83,6 +83,7 @@ fn gatehouse_store(dir: &std::path::Path, writers: usize) -> (String, f64) {
                                     user_agent: "x".repeat(200),
                                     password_at: 1,
                                     identity_at: 0,
+                                    generation: 0,
                                 })
                                 .unwrap();
                             begun.elapsed()
@@ -103,7 +104,10 @@ fn gatehouse_store(dir: &std::path::Path, writers: usize) -> (String, f64) {
 fn main() {
     let base = std::env::args().nth(1).unwrap_or_else(|| ".".into());
     let dir = tempfile::tempdir_in(base).unwrap();
-    println!("{WRITES} durable writes of ~350 bytes in {}", dir.path().display());
+    println!(
+        "{WRITES} durable writes of ~350 bytes in {}",
+        dir.path().display()
+    );
     for writers in [1, 8] {
         for fdatasync in [false, true] {
             let (times, rate) = raw_sled(dir.path(), fdatasync, writers);

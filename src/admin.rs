@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit;
 use crate::auth::now;
+use crate::auth::session::end_sessions;
 use crate::error::{Error, Result};
 use crate::store::{Store, User};
 
@@ -118,6 +119,9 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
             if store.get_user(&username)?.is_some() {
                 return Err(Error::Invalid(format!("user {username} already exists")));
             }
+            // Whatever an earlier account of this name left (a deletion cut short by a
+            // crash) goes first: a new account inherits no factor and no session.
+            store.delete_user(&username)?;
             store.put_user(&User {
                 username: username.clone(),
                 display_name,
@@ -127,6 +131,9 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
                 disabled: false,
                 last_method: None,
                 created_at: now(),
+                // Random, so no session left from an earlier account of the same name
+                // can ever match it.
+                session_generation: rand::random::<u64>() >> 1,
             })?;
             audit!("user_added", user = username, by = "cli");
             Ok(format!("user {username} added"))
@@ -135,12 +142,10 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
             username,
             password_hash,
         } => {
-            let user = store
-                .update_user(&username.to_lowercase(), &mut |u| {
-                    u.password_hash = password_hash.clone()
-                })?
-                .ok_or_else(|| Error::NotFound(format!("user {username}")))?;
-            let ended = store.delete_sessions_of(&user.username, None)?;
+            let (user, _, ended) = end_sessions(store, &username.to_lowercase(), None, &mut |u| {
+                u.password_hash = password_hash.clone()
+            })?
+            .ok_or_else(|| Error::NotFound(format!("user {username}")))?;
             audit!(
                 "password_changed",
                 user = user.username,
@@ -167,14 +172,17 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
             Ok(out.trim_end().to_string())
         }
         Command::UserSetDisabled { username, disabled } => {
-            let user = store
-                .update_user(&username.to_lowercase(), &mut |u| u.disabled = disabled)?
-                .ok_or_else(|| Error::NotFound(format!("user {username}")))?;
-            let ended = if disabled {
-                store.delete_sessions_of(&user.username, None)?
+            let (user, ended) = if disabled {
+                end_sessions(store, &username.to_lowercase(), None, &mut |u| {
+                    u.disabled = true
+                })?
+                .map(|(user, _, ended)| (user, ended))
             } else {
-                0
-            };
+                store
+                    .update_user(&username.to_lowercase(), &mut |u| u.disabled = false)?
+                    .map(|user| (user, 0))
+            }
+            .ok_or_else(|| Error::NotFound(format!("user {username}")))?;
             let word = if disabled { "disabled" } else { "enabled" };
             audit!(format!("user_{word}"), user = user.username, by = "cli");
             Ok(format!(
@@ -277,7 +285,11 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
             }
             (None, Some(username)) => {
                 let username = username.to_lowercase();
-                let n = store.delete_sessions_of(&username, None)?;
+                // Records of a user that no longer exists are removed all the same.
+                let n = match end_sessions(store, &username, None, &mut |_| {})? {
+                    Some((_, _, ended)) => ended,
+                    None => store.delete_sessions_of(&username, None)?,
+                };
                 audit!("sessions_revoked", user = username, count = n, by = "cli");
                 Ok(format!("{n} session(s) of {username} revoked"))
             }

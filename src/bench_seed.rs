@@ -28,6 +28,7 @@ pub fn run(config: Config, users: usize, sessions: usize, out: &Path) -> Result<
             disabled: false,
             created_at: t,
             last_method: None,
+            session_generation: 0,
         })?;
     }
     let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
@@ -46,6 +47,7 @@ pub fn run(config: Config, users: usize, sessions: usize, out: &Path) -> Result<
                 user_agent: "bench".into(),
                 password_at: t,
                 identity_at: 0,
+                generation: 0,
             })
             .collect();
         state.store.put_sessions(&chunk)?;

@@ -28,6 +28,7 @@ pub mod auth;
 pub mod bench_seed;
 pub mod cli;
 pub mod config;
+pub mod crash;
 pub mod crypto;
 pub mod demo;
 pub mod error;

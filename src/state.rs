@@ -57,7 +57,8 @@ impl AppState {
     /// Builds the state around an already open store.
     pub fn with_store(config: Config, store: Arc<dyn Store>) -> Result<Arc<Self>> {
         let secret = load_or_create_secret(config.session.secret.as_deref(), &config.data_dir)?;
-        let sessions = Sessions::new(&secret, config.session.clone(), store.clone());
+        let sessions = Sessions::new(&secret, config.session.clone(), store.clone())
+            .with_second_factor_check(crate::mfa::has_second_factor);
         let passwords = Passwords::new(&config.password)?;
         let limiter = Limiter::new(config.regulation.clone());
         let key = load_or_create_key(config.encryption_key.as_deref(), &config.data_dir)?;

@@ -82,12 +82,50 @@ pub struct Identity {
 }
 
 /// Creates, checks and ends sessions.
+/// Ends every session of a user but `keep`, together with `change` to the user, in one
+/// atomic write: the user's session generation is raised with the change, so no other
+/// session is valid from that moment, crash or not. `keep` is then carried over to the
+/// new generation (if it still exists), and the ended records are removed. Returns the
+/// user, `keep` as it is now valid (or `None`), and how many sessions were removed;
+/// `None` when the user no longer exists.
+pub fn end_sessions(
+    store: &dyn Store,
+    username: &str,
+    keep: Option<&SessionRecord>,
+    change: &mut dyn FnMut(&mut User),
+) -> Result<Option<(User, Option<SessionRecord>, usize)>> {
+    let Some(user) = store.update_user(username, &mut |u| {
+        change(u);
+        u.session_generation += 1;
+    })?
+    else {
+        return Ok(None);
+    };
+    let kept = match keep {
+        Some(session) => {
+            let carried = SessionRecord {
+                generation: user.session_generation,
+                ..session.clone()
+            };
+            store.update_session(&carried)?.then_some(carried)
+        }
+        None => None,
+    };
+    let ended = store.delete_sessions_of(username, kept.as_ref().map(|s| s.id.as_str()))?;
+    Ok(Some((user, kept, ended)))
+}
+
+/// Whether a user has a second factor on (the `mfa` layer's answer).
+pub type SecondFactorCheck = fn(&dyn Store, &str) -> Result<bool>;
+
 #[derive(Clone)]
 pub struct Sessions {
     cookie_key: [u8; 32],
     csrf_key: [u8; 32],
     config: Arc<SessionConfig>,
     store: Arc<dyn Store>,
+    /// Checks that a one-factor session's user still has no second factor.
+    second_factor_check: Option<SecondFactorCheck>,
 }
 
 impl Sessions {
@@ -97,7 +135,16 @@ impl Sessions {
             csrf_key: derive(secret, "gatehouse csrf v1"),
             config: Arc::new(config),
             store,
+            second_factor_check: None,
         }
+    }
+
+    /// A one-factor session grants something only while its user has no second factor:
+    /// whatever a crash during a first factor's enrolment left behind, such a session
+    /// is refused once the factor is saved.
+    pub fn with_second_factor_check(mut self, check: SecondFactorCheck) -> Self {
+        self.second_factor_check = Some(check);
+        self
     }
 
     pub fn config(&self) -> &SessionConfig {
@@ -208,6 +255,7 @@ impl Sessions {
             user_agent: user_agent.chars().take(256).collect(),
             password_at: now,
             identity_at: 0,
+            generation: user.session_generation,
         }
     }
 
@@ -216,7 +264,8 @@ impl Sessions {
     ///
     /// A revocation wins over an upgrade in flight: the old session must still exist
     /// when it is taken away, and its user must still be active once the new one is
-    /// written (else the new one is removed again); [`Error::SessionEnded`] otherwise.
+    /// written, its sessions not ended meanwhile (else the new one is removed again);
+    /// [`Error::SessionEnded`] otherwise.
     pub fn upgrade(
         &self,
         old: &SessionRecord,
@@ -236,7 +285,7 @@ impl Sessions {
         let active = self
             .store
             .get_user(&record.username)?
-            .is_some_and(|u| !u.disabled);
+            .is_some_and(|u| !u.disabled && u.session_generation == record.generation);
         if !active {
             self.store.delete_session(&record.id)?;
             return Err(Error::SessionEnded);
@@ -303,9 +352,16 @@ impl Sessions {
             return Ok(None);
         }
         let user = match self.store.get_user(&session.username)? {
-            Some(user) if !user.disabled => user,
+            Some(user) if !user.disabled && user.session_generation == session.generation => user,
             _ => return Ok(None),
         };
+        if session.level == AuthLevel::OneFactor {
+            if let Some(has_second_factor) = self.second_factor_check {
+                if has_second_factor(self.store.as_ref(), &user.username)? {
+                    return Ok(None);
+                }
+            }
+        }
         if now.saturating_sub(session.last_seen) >= TOUCH_EVERY {
             session.last_seen = now;
             // Advisory: a store that cannot write (a full disk) must not turn away
@@ -427,7 +483,80 @@ mod tests {
             disabled: false,
             created_at: 0,
             last_method: None,
+            session_generation: 0,
         }
+    }
+
+    #[test]
+    fn ending_sessions_refuses_every_older_one_at_once_and_carries_the_kept_one_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, store) = sessions(dir.path());
+        store.put_user(&user()).unwrap();
+        let kept = s
+            .create(&user(), AuthLevel::OneFactor, false, "ip", "ua", 10)
+            .unwrap();
+        let other = s
+            .create(&user(), AuthLevel::OneFactor, false, "ip", "ua", 10)
+            .unwrap();
+        // A second step in flight, from before the change.
+        let pending = s
+            .create(
+                &user(),
+                AuthLevel::SecondFactorPending,
+                false,
+                "ip",
+                "ua",
+                10,
+            )
+            .unwrap();
+        // As a crash right after the user's write would leave it: the records of the
+        // other sessions are still there.
+        store
+            .update_user("ann", &mut |u| u.session_generation += 1)
+            .unwrap();
+        assert!(s.resolve(&s.sign(&other.id), 11).unwrap().is_none());
+        assert!(s.resolve(&s.sign(&kept.id), 11).unwrap().is_none());
+        assert!(matches!(
+            s.upgrade(&pending, AuthLevel::TwoFactor, 11),
+            Err(Error::SessionEnded)
+        ));
+
+        let current = store.get_user("ann").unwrap().unwrap();
+        let kept = SessionRecord {
+            generation: current.session_generation,
+            ..kept
+        };
+        store.update_session(&kept).unwrap();
+        let (_, carried, _) = end_sessions(store.as_ref(), "ann", Some(&kept), &mut |_| {})
+            .unwrap()
+            .unwrap();
+        let carried = carried.unwrap();
+        assert!(s.resolve(&s.sign(&carried.id), 11).unwrap().is_some());
+        assert_eq!(store.sessions_of("ann").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_one_factor_session_grants_nothing_once_its_user_has_a_second_factor() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, store) = sessions(dir.path());
+        let s = s.with_second_factor_check(|store, user| {
+            Ok(store
+                .get_raw(crate::store::Space::Factors, &format!("{user}\0totp"))?
+                .is_some())
+        });
+        store.put_user(&user()).unwrap();
+        let one = s
+            .create(&user(), AuthLevel::OneFactor, false, "ip", "ua", 10)
+            .unwrap();
+        let two = s
+            .create(&user(), AuthLevel::TwoFactor, false, "ip", "ua", 10)
+            .unwrap();
+        assert!(s.resolve(&s.sign(&one.id), 11).unwrap().is_some());
+        store
+            .put_raw(crate::store::Space::Factors, "ann\0totp", b"{}")
+            .unwrap();
+        assert!(s.resolve(&s.sign(&one.id), 11).unwrap().is_none());
+        assert!(s.resolve(&s.sign(&two.id), 11).unwrap().is_some());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit;
 use crate::error::Result;
 use crate::state::AppState;
-use crate::store::{Store, Timestamp};
+use crate::store::{SessionRecord, Store, Timestamp};
 
 /// A second factor a user can turn on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -259,7 +259,7 @@ pub fn factor_enabled(
     state: &AppState,
     username: &str,
     factor: Factor,
-    keep_session: Option<&str>,
+    keep_session: Option<&SessionRecord>,
     was_first: bool,
     now: Timestamp,
 ) -> Result<Option<Vec<String>>> {
@@ -267,7 +267,16 @@ pub fn factor_enabled(
     if !was_first {
         return Ok(None);
     }
-    let ended = state.store.delete_sessions_of(username, keep_session)?;
+    // Other sessions were made with one factor. They are refused from the moment the
+    // factor was saved (see `Sessions::with_second_factor_check`); this ends them for
+    // good, in one write.
+    let ended = crate::auth::session::end_sessions(
+        state.store.as_ref(),
+        username,
+        keep_session,
+        &mut |_| {},
+    )?
+    .map_or(0, |(_, _, ended)| ended);
     audit!(
         "two_factor_on",
         user = username,

@@ -246,11 +246,22 @@ pub fn link_finish(
         telegram_id = account.telegram_id
     );
     if turned_on {
+        // The session that asked for the link proved the password and now the
+        // Telegram account: it is raised in place (its cookie is in the browser, which
+        // renews the id when it picks up the codes), so it keeps working once the
+        // factor counts; every other session ends.
+        let linking_session =
+            store
+                .get_session(&link.session_id)?
+                .map(|session| crate::store::SessionRecord {
+                    level: crate::store::AuthLevel::TwoFactor,
+                    ..session
+                });
         let codes = crate::mfa::factor_enabled(
             state,
             &username,
             crate::mfa::Factor::Telegram,
-            Some(&link.session_id),
+            linking_session.as_ref(),
             was_first_factor,
             now,
         )?;

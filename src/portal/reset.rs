@@ -302,15 +302,16 @@ pub async fn reset_submit(state: &AppState, req: &Request, t: &'static Texts) ->
         return Ok(link_invalid(state, req, t));
     };
     let hash = state.passwords.hash(new).await?;
-    // Only the password, atomically, on the record as it is now.
-    let Some(updated) = state
-        .store
-        .update_user(&user.username, &mut |u| u.password_hash = hash.clone())?
+    // Only the password, atomically, on the record as it is now; every session ends in
+    // the same write.
+    let Some((updated, _, ended)) =
+        crate::auth::session::end_sessions(state.store.as_ref(), &user.username, None, &mut |u| {
+            u.password_hash = hash.clone()
+        })?
     else {
         return Ok(link_invalid(state, req, t));
     };
     user = updated;
-    let ended = state.store.delete_sessions_of(&user.username, None)?;
     let mut done = vec![t.reset_done];
     let had_2fa = mfa::has_second_factor(state.store.as_ref(), &user.username)?;
     if state.config.password_reset.disables_second_factors && had_2fa {

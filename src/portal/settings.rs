@@ -12,7 +12,7 @@ use http::StatusCode;
 
 use crate::audit;
 use crate::auth::limiter::{login_keys, user_key};
-use crate::auth::session::Sessions;
+use crate::auth::session::{end_sessions, Sessions};
 use crate::auth::{now, session::Identity};
 use crate::error::{Error, Result};
 use crate::http::{add_cookie, html, redirect, Request, Response};
@@ -1178,6 +1178,7 @@ pub(crate) fn enabled(
     was_first: bool,
     done_key: &str,
 ) -> Result<Response> {
+    crate::crash::point("factor-saved");
     let session = state
         .sessions
         .upgrade(&identity.session, AuthLevel::TwoFactor, now())?;
@@ -1185,7 +1186,7 @@ pub(crate) fn enabled(
         state,
         &identity.user.username,
         factor,
-        Some(&session.id),
+        Some(&session),
         was_first,
         now(),
     )?;
@@ -1278,9 +1279,13 @@ pub fn session_end(state: &AppState, req: &Request, t: &'static Texts) -> Result
 /// `POST /settings/sessions/end-others`.
 pub fn sessions_end_others(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let identity = change!(state, req, t, "/settings/sessions/end-others");
-    let ended = state
-        .store
-        .delete_sessions_of(&identity.user.username, Some(&identity.session.id))?;
+    let (_, _, ended) = end_sessions(
+        state.store.as_ref(),
+        &identity.user.username,
+        Some(&identity.session),
+        &mut |_| {},
+    )?
+    .ok_or(Error::SessionEnded)?;
     audit!(
         "sessions_ended",
         user = identity.user.username,
@@ -1322,19 +1327,18 @@ pub async fn password_change(
         return Ok(wrong);
     }
     let hash = state.passwords.hash(new).await?;
-    // Only the password, atomically, on the record as it is now (never a stale copy).
-    let user = state
-        .store
-        .update_user(&identity.user.username, &mut |u| {
-            u.password_hash = hash.clone()
-        })?
-        .ok_or(Error::SessionEnded)?;
-    let ended = state
-        .store
-        .delete_sessions_of(&user.username, Some(&identity.session.id))?;
-    state
-        .sessions
-        .password_confirmed(&identity.session, now())?;
+    // Only the password, atomically, on the record as it is now (never a stale copy),
+    // and in the same write every other session ends.
+    let (user, kept, ended) = end_sessions(
+        state.store.as_ref(),
+        &identity.user.username,
+        Some(&identity.session),
+        &mut |u| u.password_hash = hash.clone(),
+    )?
+    .ok_or(Error::SessionEnded)?;
+    crate::crash::point("password-changed");
+    let kept = kept.ok_or(Error::SessionEnded)?;
+    state.sessions.password_confirmed(&kept, now())?;
     audit!(
         "password_changed",
         user = user.username,

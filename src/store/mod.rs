@@ -1,9 +1,11 @@
 //! Persistent state behind a [`Store`] trait, with sled as the default implementation.
 //!
 //! Records are plain serde structs stored as JSON. Every write that a user would call
-//! "done" (a new account, a login, a revocation) is flushed to disk before the call
-//! returns, so a crash or `kill -9` loses nothing committed. The one exception is the
-//! `last_seen` touch of a session, which is advisory and throttled.
+//! "done" (a new account, a login, a revocation) is flushed and fdatasync'ed before the
+//! call returns, so a crash, `kill -9` or a power cut loses nothing committed. The one
+//! exception is the `last_seen` touch of a session, which is advisory and throttled.
+//! A store that cannot write answers [`crate::error::Error::StoreUnavailable`] and
+//! reports why through [`Store::health`].
 
 mod sled_store;
 
@@ -34,6 +36,11 @@ pub struct User {
     /// The second-step method used last, preselected next time.
     #[serde(default)]
     pub last_method: Option<String>,
+    /// Only sessions of this generation are valid: raising it ends every session of
+    /// the user in the same atomic write as the change that calls for it (a password
+    /// change), so no crash can leave one behind.
+    #[serde(default)]
+    pub session_generation: u64,
 }
 
 /// How far a session got through the login (ordered: more is stronger).
@@ -68,6 +75,9 @@ pub struct SessionRecord {
     /// second factor is added).
     #[serde(default)]
     pub identity_at: Timestamp,
+    /// The user's [`User::session_generation`] when this session was made valid.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// A keyspace for records other than users and sessions. Keys inside a space start with

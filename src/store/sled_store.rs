@@ -519,11 +519,14 @@ impl Handles {
     }
 
     fn delete_user(&self, username: &str) -> Result<bool> {
+        // The account first, durably: a crash before the rest leaves sessions that
+        // grant nothing without their user, never a user who lost some factors.
+        let existed = self.users.remove(username)?.is_some();
+        self.flush()?;
         self.delete_sessions_of(username, None)?;
         for key in self.factors.scan_prefix(user_prefix(username)).keys() {
             self.factors.remove(key?)?;
         }
-        let existed = self.users.remove(username)?.is_some();
         self.flush()?;
         Ok(existed)
     }
@@ -780,6 +783,7 @@ mod tests {
             user_agent: "test".into(),
             password_at: 1,
             identity_at: 0,
+            generation: 0,
         }
     }
 

@@ -75,6 +75,8 @@ pub struct Gatehouse {
     pub proxy: u16,
     /// Whether the configuration has a proxy listener (on `proxy`).
     uses_proxy: bool,
+    /// Environment variables for the next `spawn` (e.g. a crash point).
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -237,6 +239,7 @@ impl Gatehouse {
             portal,
             proxy,
             uses_proxy,
+            env: Vec::new(),
             child: None,
         }
     }
@@ -283,6 +286,7 @@ impl Gatehouse {
             .arg("--config")
             .arg(&self.config_path)
             .arg("serve")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
