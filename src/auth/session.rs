@@ -85,7 +85,9 @@ pub struct Identity {
 /// Ends every session of a user but `keep`, together with `change` to the user, in one
 /// atomic write: the user's session generation is raised with the change, so no other
 /// session is valid from that moment, crash or not. `keep` is then carried over to the
-/// new generation (if it still exists), and the ended records are removed. Returns the
+/// new generation (if it was valid until then), at least at the level it is given with
+/// (the Telegram bot raises the session that linked a first factor), and the ended
+/// records are removed. Returns the
 /// user, `keep` as it is now valid (or `None`), and how many sessions were removed;
 /// `None` when the user no longer exists.
 pub fn end_sessions(
@@ -94,21 +96,27 @@ pub fn end_sessions(
     keep: Option<&SessionRecord>,
     change: &mut dyn FnMut(&mut User),
 ) -> Result<Option<(User, Option<SessionRecord>, usize)>> {
+    let mut before = 0;
     let Some(user) = store.update_user(username, &mut |u| {
         change(u);
+        before = u.session_generation;
         u.session_generation += 1;
     })?
     else {
         return Ok(None);
     };
+    // Only a session that was valid right before this change is carried over: one an
+    // earlier, concurrent end (a reset, `user disable`) already ended stays ended,
+    // and so does one revoked meanwhile.
     let kept = match keep {
-        Some(session) => {
-            let carried = SessionRecord {
-                generation: user.session_generation,
-                ..session.clone()
-            };
-            store.update_session(&carried)?.then_some(carried)
-        }
+        Some(session) => store.modify_session(&session.id, true, &mut |s| {
+            let valid = s.generation == before && s.username == user.username;
+            if valid {
+                s.generation = user.session_generation;
+                s.level = s.level.max(session.level);
+            }
+            valid
+        })?,
         None => None,
     };
     let ended = store.delete_sessions_of(username, kept.as_ref().map(|s| s.id.as_str()))?;
@@ -296,10 +304,10 @@ impl Sessions {
     /// Records that this session just proved control of the account's email address.
     pub fn identity_proved(&self, session: &SessionRecord, now: Timestamp) -> Result<()> {
         self.store
-            .update_session(&SessionRecord {
-                identity_at: now,
-                last_seen: now,
-                ..session.clone()
+            .modify_session(&session.id, true, &mut |s| {
+                s.identity_at = now;
+                s.last_seen = now;
+                true
             })
             .map(drop)
     }
@@ -308,10 +316,10 @@ impl Sessions {
     pub fn password_confirmed(&self, session: &SessionRecord, now: Timestamp) -> Result<()> {
         // Only a session that still exists: a revocation during the password check wins.
         self.store
-            .update_session(&SessionRecord {
-                password_at: now,
-                last_seen: now,
-                ..session.clone()
+            .modify_session(&session.id, true, &mut |s| {
+                s.password_at = now;
+                s.last_seen = now;
+                true
             })
             .map(drop)
     }
@@ -365,8 +373,13 @@ impl Sessions {
         if now.saturating_sub(session.last_seen) >= TOUCH_EVERY {
             session.last_seen = now;
             // Advisory: a store that cannot write (a full disk) must not turn away
-            // sessions it can still read.
-            if let Err(e) = self.store.touch_session(&session) {
+            // sessions it can still read. Only `last_seen` changes, on the record as
+            // stored.
+            let touched = self.store.modify_session(id, false, &mut |s| {
+                s.last_seen = s.last_seen.max(now);
+                true
+            });
+            if let Err(e) = touched {
                 tracing::debug!(error = %e, "last_seen not updated");
             }
         }
@@ -522,17 +535,41 @@ mod tests {
         ));
 
         let current = store.get_user("ann").unwrap().unwrap();
-        let kept = SessionRecord {
-            generation: current.session_generation,
-            ..kept
-        };
-        store.update_session(&kept).unwrap();
+        let kept = store
+            .modify_session(&kept.id, true, &mut |s| {
+                s.generation = current.session_generation;
+                true
+            })
+            .unwrap()
+            .unwrap();
         let (_, carried, _) = end_sessions(store.as_ref(), "ann", Some(&kept), &mut |_| {})
             .unwrap()
             .unwrap();
         let carried = carried.unwrap();
         assert!(s.resolve(&s.sign(&carried.id), 11).unwrap().is_some());
         assert_eq!(store.sessions_of("ann").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_session_ended_by_an_earlier_change_is_not_carried_over_by_a_later_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, store) = sessions(dir.path());
+        store.put_user(&user()).unwrap();
+        let mine = s
+            .create(&user(), AuthLevel::OneFactor, false, "ip", "ua", 10)
+            .unwrap();
+        // A reset ended every session, and stopped (a crash, a full disk) before the
+        // records were removed...
+        store
+            .update_user("ann", &mut |u| u.session_generation += 1)
+            .unwrap();
+        assert!(store.get_session(&mine.id).unwrap().is_some());
+        // ...while "sign out other sessions" from `mine`, read before, was on its way.
+        let (_, kept, _) = end_sessions(store.as_ref(), "ann", Some(&mine), &mut |_| {})
+            .unwrap()
+            .unwrap();
+        assert!(kept.is_none());
+        assert!(s.resolve(&s.sign(&mine.id), 11).unwrap().is_none());
     }
 
     #[test]

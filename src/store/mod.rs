@@ -233,11 +233,17 @@ pub trait Store: Send + Sync {
     fn put_session(&self, session: &SessionRecord) -> Result<()>;
     /// Inserts many sessions with one flush at the end (bulk loading).
     fn put_sessions(&self, sessions: &[SessionRecord]) -> Result<()>;
-    /// Updates `last_seen` without waiting for the disk.
-    fn touch_session(&self, session: &SessionRecord) -> Result<()>;
-    /// Rewrites a session only if it still exists, durably; returns whether it did. A
-    /// change racing a revocation can never bring the session back.
-    fn update_session(&self, session: &SessionRecord) -> Result<bool>;
+    /// Changes a stored session atomically (compare-and-swap on the record as it is
+    /// now, never a copy read earlier) when `change` returns true; durably unless
+    /// `durable` is false (the advisory `last_seen`). Returns the new record, or `None`
+    /// when the session no longer exists or `change` declined: a change racing a
+    /// revocation can never bring the session back.
+    fn modify_session(
+        &self,
+        id: &str,
+        durable: bool,
+        change: &mut dyn FnMut(&mut SessionRecord) -> bool,
+    ) -> Result<Option<SessionRecord>>;
     /// Removes one session, durably. Returns whether it existed.
     fn delete_session(&self, id: &str) -> Result<bool>;
     fn sessions_of(&self, username: &str) -> Result<Vec<SessionRecord>>;

@@ -76,6 +76,10 @@ struct GroupSync {
     requested: std::sync::atomic::AtomicU64,
     /// The highest ticket known to be on disk.
     synced: Mutex<u64>,
+    /// Set for good by a failed fdatasync: Linux reports a failed writeback once, so a
+    /// later fdatasync may succeed although the pages it should have covered are lost.
+    /// Only reopening the database (a new `GroupSync`) clears it.
+    failed: std::sync::atomic::AtomicBool,
     /// Tests: the next sync fails as a full disk would.
     #[cfg(test)]
     fail_next: std::sync::atomic::AtomicBool,
@@ -87,6 +91,7 @@ impl GroupSync {
             file: std::fs::File::open(path)?,
             requested: Default::default(),
             synced: Mutex::new(0),
+            failed: Default::default(),
             #[cfg(test)]
             fail_next: Default::default(),
         })
@@ -96,16 +101,24 @@ impl GroupSync {
         use std::sync::atomic::Ordering::SeqCst;
         #[cfg(test)]
         if self.fail_next.swap(false, SeqCst) {
+            self.failed.store(true, SeqCst);
             return Err(std::io::Error::from_raw_os_error(28));
         }
+        let failed = || std::io::Error::other("an earlier fdatasync of the store's log failed");
         let ticket = self.requested.fetch_add(1, SeqCst) + 1;
         let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        if self.failed.load(SeqCst) {
+            return Err(failed());
+        }
         if *synced >= ticket {
             return Ok(());
         }
         // Everyone who took a ticket before this point has written already.
         let covered = self.requested.load(SeqCst);
-        self.file.sync_data()?;
+        if let Err(e) = self.file.sync_data() {
+            self.failed.store(true, SeqCst);
+            return Err(e);
+        }
         *synced = covered;
         Ok(())
     }
@@ -378,28 +391,58 @@ impl SledStore {
         })
     }
 
-    /// After a write failed: reopens the database once the disk has room again. sled
-    /// keeps refusing writes after one failure until it is reopened. Returns whether the
-    /// store is healthy afterwards.
+    /// Whether the data directory's disk can take a reopen: sled starts a new 512 KiB
+    /// log segment and may write a snapshot as big as the last one. The free space is
+    /// checked first (cheap), then proven by writing and syncing a scratch file of that
+    /// size (a read-only or failing disk fails here, before the open database is given
+    /// up).
+    fn room_to_reopen(&self) -> bool {
+        let dir = &self.shared.dir;
+        let largest_snapshot = std::fs::read_dir(dir.join("store"))
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("snap."))
+                    .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
+        let reserve = ROOM_TO_REOPEN.max(2 * largest_snapshot + 1024 * 1024);
+        if fs2::available_space(dir).unwrap_or(0) < reserve {
+            return false;
+        }
+        let scratch = dir.join(".space-probe");
+        let proven = (|| -> std::io::Result<()> {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&scratch)?;
+            let block = vec![0u8; 64 * 1024];
+            let mut written = 0;
+            while written < reserve {
+                file.write_all(&block)?;
+                written += block.len() as u64;
+            }
+            file.sync_all()
+        })();
+        let _ = std::fs::remove_file(&scratch);
+        proven.is_ok()
+    }
+
+    /// After a write failed: reopens the database once the disk has room again (sled
+    /// keeps refusing writes after one failure until it is reopened). The database in
+    /// use keeps serving reads until the disk is proven able to take the reopen.
+    /// Returns whether the store is healthy afterwards.
     pub fn recover(&self) -> bool {
-        if self
+        let failing = self
             .shared
             .failure
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .is_none()
-        {
+            .is_some();
+        if !failing {
             return true;
         }
-        let room = fs2::available_space(&self.shared.dir).unwrap_or(0);
-        let reopening = self
-            .shared
-            .open
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none();
-        if room < ROOM_TO_REOPEN && !reopening {
-            // Keep serving reads from the database as it is until there is room.
+        if !self.room_to_reopen() {
             return false;
         }
         // Take the database away from new operations, wait for those running (each is
@@ -415,7 +458,13 @@ impl SledStore {
             loop {
                 match Arc::try_unwrap(old) {
                     Ok(handles) => {
-                        drop(handles);
+                        // sled may panic closing a log whose last sync failed.
+                        let closed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            drop(handles)
+                        }));
+                        if closed.is_err() {
+                            tracing::warn!("sled complained while closing the failed store");
+                        }
                         break;
                     }
                     Err(still_used) if Instant::now() < deadline => {
@@ -464,13 +513,23 @@ impl SledStore {
             .name("store-watch".into())
             .spawn(move || {
                 let mut last_probe = Instant::now();
+                // While recovery fails, look less often: up to every 5 s.
+                let mut pause = WATCH_EVERY;
                 loop {
-                    std::thread::sleep(WATCH_EVERY);
+                    std::thread::sleep(pause);
                     let Some(shared) = weak.upgrade() else { return };
                     let store = SledStore { shared };
-                    if !store.recover() {
+                    let recovered =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.recover()))
+                            .unwrap_or_else(|_| {
+                                tracing::error!("recovering the store panicked; trying again");
+                                false
+                            });
+                    if !recovered {
+                        pause = (pause * 2).min(Duration::from_secs(5));
                         continue;
                     }
+                    pause = WATCH_EVERY;
                     if last_probe.elapsed() >= write_every {
                         last_probe = Instant::now();
                         let _ = store.write_probe();
@@ -557,26 +616,33 @@ impl Handles {
         self.flush()
     }
 
-    fn touch_session(&self, session: &SessionRecord) -> Result<()> {
-        // Only rewrite a session that still exists, so a touch racing a revocation
-        // cannot bring it back.
-        let new = encode(session)?;
-        let _ = self
-            .sessions
-            .fetch_and_update(session.id.as_bytes(), |old| old.map(|_| new.clone()))?;
-        Ok(())
-    }
-
-    fn update_session(&self, session: &SessionRecord) -> Result<bool> {
-        let new = encode(session)?;
-        let existed = self
-            .sessions
-            .fetch_and_update(session.id.as_bytes(), |old| old.map(|_| new.clone()))?
-            .is_some();
-        if existed {
-            self.flush()?;
+    fn modify_session(
+        &self,
+        id: &str,
+        durable: bool,
+        change: &mut dyn FnMut(&mut SessionRecord) -> bool,
+    ) -> Result<Option<SessionRecord>> {
+        loop {
+            let Some(old) = self.sessions.get(id)? else {
+                return Ok(None);
+            };
+            let mut session: SessionRecord = decode(&old)?;
+            if !change(&mut session) {
+                return Ok(None);
+            }
+            let new = encode(&session)?;
+            if self
+                .sessions
+                .compare_and_swap(id, Some(old), Some(new))?
+                .is_ok()
+            {
+                if durable {
+                    self.flush()?;
+                }
+                return Ok(Some(session));
+            }
+            // Changed (or removed) meanwhile: look again.
         }
-        Ok(existed)
     }
 
     fn delete_session(&self, id: &str) -> Result<bool> {
@@ -714,12 +780,13 @@ impl Store for SledStore {
         self.with(|h| h.put_sessions(sessions))
     }
 
-    fn touch_session(&self, session: &SessionRecord) -> Result<()> {
-        self.with(|h| h.touch_session(session))
-    }
-
-    fn update_session(&self, session: &SessionRecord) -> Result<bool> {
-        self.with(|h| h.update_session(session))
+    fn modify_session(
+        &self,
+        id: &str,
+        durable: bool,
+        change: &mut dyn FnMut(&mut SessionRecord) -> bool,
+    ) -> Result<Option<SessionRecord>> {
+        self.with(|h| h.modify_session(id, durable, change))
     }
 
     fn delete_session(&self, id: &str) -> Result<bool> {
@@ -847,7 +914,13 @@ mod tests {
         let s = session("x", "ann");
         store.put_session(&s).unwrap();
         store.delete_session("x").unwrap();
-        store.touch_session(&s).unwrap();
+        let touched = store
+            .modify_session("x", false, &mut |s| {
+                s.last_seen = 50;
+                true
+            })
+            .unwrap();
+        assert!(touched.is_none());
         assert!(store.get_session("x").unwrap().is_none());
     }
 
@@ -878,8 +951,10 @@ mod tests {
         assert_eq!(err.status(), http::StatusCode::SERVICE_UNAVAILABLE);
         let health = store.health().unwrap_err();
         assert!(health.contains("No space left"), "{health}");
-        // Reads keep working meanwhile.
+        // Reads keep working meanwhile; writes keep failing (a later fdatasync that
+        // succeeds proves nothing about the pages the failed one lost).
         assert!(store.get_session("a").unwrap().is_some());
+        assert!(store.handles().unwrap().log.sync().is_err());
         assert!(store.recover(), "reopened: the disk has room");
         assert_eq!(store.health(), Ok(()));
         store.put_session(&session("c", "ann")).unwrap();
