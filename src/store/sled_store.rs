@@ -53,6 +53,9 @@ struct Shared {
     open: RwLock<Option<Arc<Handles>>>,
     /// Why writes fail, from the first failure until the database is reopened.
     failure: Mutex<Option<String>>,
+    /// The first damage found while running (a record that cannot be decoded, a page
+    /// sled finds corrupt): reported by health until the process restarts.
+    damage: Mutex<Option<String>>,
 }
 
 /// One opened database and its trees.
@@ -232,6 +235,7 @@ impl SledStore {
                 dir: dir.to_path_buf(),
                 open: RwLock::new(Some(Arc::new(handles))),
                 failure: Mutex::new(None),
+                damage: Mutex::new(None),
             }),
         })
     }
@@ -375,7 +379,19 @@ impl SledStore {
                 }
                 Error::StoreUnavailable(why)
             }
-            None => e,
+            None => {
+                if matches!(
+                    e,
+                    Error::Codec(_) | Error::Store(sled::Error::Corruption { .. })
+                ) {
+                    let mut damage = self.shared.damage.lock().unwrap_or_else(|p| p.into_inner());
+                    if damage.is_none() {
+                        tracing::error!(store = %self.shared.dir.display(), error = %e, "the store holds damaged data; health reports it: restore the data directory from a backup (see README, Operating)");
+                        *damage = Some(e.to_string());
+                    }
+                }
+                e
+            }
         })
     }
 
@@ -740,6 +756,17 @@ impl Store for SledStore {
         {
             return Err(format!("the store cannot write: {why}"));
         }
+        if let Some(why) = self
+            .shared
+            .damage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Err(format!(
+                "the store holds damaged data ({why}): restore the data directory from a backup"
+            ));
+        }
         self.with(|h| Ok(h.db.get(b"store-id").map(drop)?))
             .map_err(|e| format!("the store cannot read: {e}"))
     }
@@ -960,6 +987,30 @@ mod tests {
         store.put_session(&session("c", "ann")).unwrap();
         assert!(store.get_session("c").unwrap().is_some());
         assert!(store.get_session("a").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_damaged_record_found_while_running_is_reported_by_health() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        store.put_session(&session("a", "ann")).unwrap();
+        assert_eq!(store.health(), Ok(()));
+        store
+            .handles()
+            .unwrap()
+            .sessions
+            .insert("b", &b"{not json"[..])
+            .unwrap();
+        assert!(store.get_session("b").is_err());
+        let health = store.health().unwrap_err();
+        assert!(
+            health.contains("damaged") && health.contains("backup"),
+            "{health}"
+        );
+        assert!(
+            store.get_session("a").unwrap().is_some(),
+            "the rest still reads"
+        );
     }
 
     #[test]
