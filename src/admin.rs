@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::audit;
-use crate::auth::now;
 use crate::auth::session::end_sessions;
+use crate::basics::now;
 use crate::error::{Error, Result};
 use crate::store::{Store, User};
 

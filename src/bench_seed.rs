@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::auth::{now, random_token};
+use crate::basics::{now, random_token};
 use crate::config::Config;
 use crate::error::Result;
 use crate::state::AppState;

@@ -19,7 +19,7 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::auth::session::write_private;
+use crate::basics::write_private;
 use crate::error::{Error, Result};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -42,7 +42,7 @@ pub fn load_or_create_key(configured: Option<&str>, data_dir: &Path) -> Result<V
         return Ok(text.trim().as_bytes().to_vec());
     }
     std::fs::create_dir_all(data_dir)?;
-    let key = crate::auth::random_token(48);
+    let key = crate::basics::random_token(48);
     write_private(&path, key.as_bytes())?;
     tracing::info!(path = %path.display(), "generated a new encryption key for secrets at rest");
     Ok(key.into_bytes())

@@ -92,7 +92,7 @@ pub fn run(config_path: Option<&Path>, listen: &str, email: &str) -> Result<()> 
     let config = raw.validate()?;
     let state = AppState::open(config)?;
 
-    let password = crate::auth::random_token(12);
+    let password = crate::basics::random_token(12);
     let hash = state.passwords.hash_now(&password)?;
     execute(
         state.store.as_ref(),

@@ -10,8 +10,8 @@ use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, LOCATION};
 use http::StatusCode;
 
 use crate::auth::gate::{decide, Decision};
-use crate::auth::now;
 use crate::auth::session::Identity;
+use crate::basics::now;
 use crate::http::redirect::safe_redirect;
 use crate::http::target::{
     canonical_target_without_dots, parse_authority, Authority, HostError,

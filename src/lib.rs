@@ -25,6 +25,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod basics;
 pub mod bench_seed;
 pub mod cli;
 pub mod config;

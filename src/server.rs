@@ -13,7 +13,7 @@ use pingora::server::{RunArgs, Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
-use crate::auth::now;
+use crate::basics::now;
 use crate::http::guard::GuardedApp;
 use crate::http::pingora_io::read_request;
 use crate::portal::Portal;

@@ -212,7 +212,7 @@ impl Drop for Attempt<'_> {
             let mut entries = self.limiter.lock();
             Limiter::release(&mut entries, &self.keys);
             self.limiter
-                .record_failure_locked(&mut entries, &self.keys, crate::auth::now());
+                .record_failure_locked(&mut entries, &self.keys, crate::basics::now());
         }
     }
 }
@@ -315,9 +315,9 @@ mod tests {
         let l = limiter();
         let keys = vec!["user:ann".to_string()];
         for _ in 0..3 {
-            drop(l.begin(&keys, crate::auth::now()).unwrap());
+            drop(l.begin(&keys, crate::basics::now()).unwrap());
         }
-        assert!(l.banned_for(&keys, crate::auth::now()).is_some());
+        assert!(l.banned_for(&keys, crate::basics::now()).is_some());
     }
 
     #[test]

@@ -69,7 +69,7 @@ impl Passwords {
         .map_err(|e| Error::config("password", format!("{params:?}"), e.to_string()))?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, p);
         let dummy_hash: Arc<str> = argon
-            .hash_password(crate::auth::random_token(16).as_bytes())
+            .hash_password(crate::basics::random_token(16).as_bytes())
             .map_err(|e| Error::Internal(format!("argon2: {e}")))?
             .to_string()
             .into();

@@ -12,7 +12,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::auth::random_token;
+use crate::basics::{random_token, write_private};
 use crate::config::{SameSite, SessionConfig};
 use crate::error::{Error, Result};
 use crate::store::{AuthLevel, SessionRecord, Store, Timestamp, User};
@@ -49,23 +49,6 @@ pub fn load_or_create_secret(configured: Option<&str>, data_dir: &Path) -> Resul
     write_private(&path, secret.as_bytes())?;
     tracing::info!(path = %path.display(), "generated a new session secret");
     Ok(secret.into_bytes())
-}
-
-/// Writes a file readable by its owner only.
-pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
 }
 
 fn derive(secret: &[u8], purpose: &str) -> [u8; 32] {

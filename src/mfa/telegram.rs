@@ -167,7 +167,7 @@ pub fn link_start(
         .telegram
         .as_ref()
         .map_or(600, |t| t.link_lifetime.as_secs());
-    let token = crate::auth::random_token(24);
+    let token = crate::basics::random_token(24);
     put_json(
         state.store.as_ref(),
         Space::Tokens,
@@ -459,16 +459,16 @@ pub fn new_attempt(
     let mut buttons: Vec<Button> = numbers
         .into_iter()
         .map(|n| Button {
-            token: crate::auth::random_token(6),
+            token: crate::basics::random_token(6),
             action: Action::Number(n),
         })
         .collect();
     buttons.push(Button {
-        token: crate::auth::random_token(6),
+        token: crate::basics::random_token(6),
         action: Action::NotMe,
     });
     let attempt = Attempt {
-        id: crate::auth::random_token(12),
+        id: crate::basics::random_token(12),
         username: username.to_string(),
         session_id: session_id.to_string(),
         number,

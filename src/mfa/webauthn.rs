@@ -275,7 +275,7 @@ fn put_ceremony(
     pending: Pending,
     now: Timestamp,
 ) -> Result<String> {
-    let id = crate::auth::random_token(16);
+    let id = crate::basics::random_token(16);
     put_json(
         state.store.as_ref(),
         Space::Tokens,
@@ -452,7 +452,7 @@ pub fn register_finish(
         }));
     }
     let device = Device {
-        key: crate::auth::random_token(6),
+        key: crate::basics::random_token(6),
         name: name.clone(),
         discoverable: answer.extensions.cred_props.as_ref().and_then(|p| p.rk),
         credential,

@@ -146,8 +146,8 @@ impl Mailer {
     fn persist(&self, outgoing: &mut Outgoing) {
         let key = format!(
             "{MAIL_PREFIX}{:012}\0{}",
-            crate::auth::now(),
-            crate::auth::random_token(8)
+            crate::basics::now(),
+            crate::basics::random_token(8)
         );
         let queued = Queued {
             to: outgoing.to.clone(),

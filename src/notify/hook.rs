@@ -17,7 +17,7 @@ use pingora::services::background::BackgroundService;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::auth::now;
+use crate::basics::now;
 use crate::config::RecoveryHook;
 use crate::error::Result;
 use crate::state::AppState;
@@ -45,7 +45,7 @@ pub fn enqueue(state: &AppState, event: &str, user: &str, ip: &str) -> Result<()
     }
     let t = now();
     let body = serde_json::json!({"event": event, "user": user, "time": t, "ip": ip}).to_string();
-    let key = format!("{t:012}-{}", crate::auth::random_token(8));
+    let key = format!("{t:012}-{}", crate::basics::random_token(8));
     state.store.put_raw(
         Space::Outbox,
         &key,

@@ -27,7 +27,7 @@ use teloxide::Bot;
 use tokio::sync::Notify;
 
 use crate::audit;
-use crate::auth::now;
+use crate::basics::now;
 use crate::config::{TelegramConfig, TelegramMode};
 use crate::mfa::telegram::{self as tg, Action, Attempt, Decision, LinkOutcome, Refused, Status};
 use crate::portal::i18n::texts_for;

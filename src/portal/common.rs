@@ -5,7 +5,7 @@ use http::StatusCode;
 
 use crate::auth::limiter::Attempt;
 use crate::auth::session::{cookie_value, Identity};
-use crate::auth::{now, random_token};
+use crate::basics::{now, random_token};
 use crate::error::{Error, Result};
 use crate::http::redirect::safe_redirect;
 use crate::http::target::parse_authority;

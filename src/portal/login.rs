@@ -6,7 +6,7 @@ use http::StatusCode;
 
 use crate::audit;
 use crate::auth::limiter::{login_keys, user_key};
-use crate::auth::now;
+use crate::basics::now;
 use crate::error::{Error, Result};
 use crate::http::redirect::safe_redirect;
 use crate::http::{add_cookie, html, redirect, Request, Response};

@@ -10,8 +10,8 @@ use http::StatusCode;
 
 use crate::audit;
 use crate::auth::limiter::{login_keys, user_key};
-use crate::auth::now;
 use crate::auth::session::cookie_value;
+use crate::basics::now;
 use crate::error::{Error, Result};
 use crate::http::{add_cookie, html, json, redirect, Request, Response};
 use crate::mfa::webauthn::{self, NameProblem, Refusal};

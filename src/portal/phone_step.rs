@@ -9,7 +9,7 @@ use http::StatusCode;
 
 use crate::audit;
 use crate::auth::limiter::{login_keys, user_key};
-use crate::auth::now;
+use crate::basics::now;
 use crate::error::Result;
 use crate::http::{add_cookie, html, redirect, Request, Response};
 use crate::mfa::phone::{self, Channel, CodeResult, Refusal};

@@ -11,7 +11,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use crate::audit;
-use crate::auth::{now, random_token};
+use crate::basics::{now, random_token};
 use crate::error::Result;
 use crate::http::{add_cookie, html, Request, Response};
 use crate::mfa;

@@ -6,8 +6,8 @@ use http::StatusCode;
 
 use crate::audit;
 use crate::auth::limiter::{login_keys, user_key};
-use crate::auth::now;
 use crate::auth::session::Identity;
+use crate::basics::now;
 use crate::error::Result;
 use crate::http::{add_cookie, html, redirect, Request, Response};
 use crate::mfa::{self, email, Method, Rejection};

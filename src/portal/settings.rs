@@ -12,8 +12,9 @@ use http::StatusCode;
 
 use crate::audit;
 use crate::auth::limiter::{login_keys, user_key};
+use crate::auth::session::Identity;
 use crate::auth::session::{end_sessions, Sessions};
-use crate::auth::{now, session::Identity};
+use crate::basics::now;
 use crate::error::{Error, Result};
 use crate::http::{add_cookie, html, redirect, Request, Response};
 use crate::mfa::{self, backup, email, totp, webauthn, Factor};

@@ -8,8 +8,8 @@ use std::time::Duration;
 use http::StatusCode;
 
 use crate::audit;
-use crate::auth::now;
 use crate::auth::session::Identity;
+use crate::basics::now;
 use crate::error::{Error, Result};
 use crate::http::{add_cookie, json, redirect, Request, Response};
 use crate::mfa::telegram::{self as tg, Refused, Status};

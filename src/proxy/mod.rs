@@ -14,8 +14,8 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::auth::gate::{decide, Decision};
-use crate::auth::now;
 use crate::auth::session::Identity;
+use crate::basics::now;
 use crate::http::pingora_io::{into_pingora, peer_ip, read_request};
 use crate::http::target::{canonical_target, parse_authority, Authority, Target};
 use crate::http::{accepts_html, client_ip, is_identity_header, redirect, text, Response};

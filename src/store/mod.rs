@@ -15,8 +15,7 @@ pub use sled_store::SledStore;
 
 use crate::error::Result;
 
-/// Seconds since the Unix epoch.
-pub type Timestamp = u64;
+pub use crate::basics::Timestamp;
 
 /// An account.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -192,14 +192,14 @@ fn check_identity(dir: &Path, db: &sled::Db) -> Result<()> {
             "has lost its records (damaged, or replaced by an empty one)",
         )),
         (None, Some(id)) => {
-            crate::auth::session::write_private(&marker, id.as_bytes())?;
+            crate::basics::write_private(&marker, id.as_bytes())?;
             Ok(())
         }
         (None, None) => {
-            let id = crate::auth::random_token(16);
+            let id = crate::basics::random_token(16);
             db.insert(KEY, id.as_bytes())?;
             db.flush()?;
-            crate::auth::session::write_private(&marker, id.as_bytes())?;
+            crate::basics::write_private(&marker, id.as_bytes())?;
             Ok(())
         }
     }
