@@ -38,6 +38,7 @@ pub mod http;
 pub mod metrics;
 pub mod mfa;
 pub mod notify;
+pub mod phone_number;
 pub mod policy;
 pub mod portal;
 pub mod proxy;

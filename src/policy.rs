@@ -13,8 +13,8 @@ use ipnet::IpNet;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{check_host_pattern, host_matches};
 use crate::error::{Error, Result};
+use crate::http::host_pattern::{check_host_pattern, host_matches};
 
 /// What a rule asks of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

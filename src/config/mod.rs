@@ -15,6 +15,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::http::host_pattern::{check_host_pattern, host_matches};
 use crate::policy::{AccessRules, Policy, RawRule};
 
 mod telegram;
@@ -607,21 +608,6 @@ impl Upstream {
     }
 }
 
-/// `pattern` is `*`, `*.example.com` (any subdomain) or an exact host name.
-pub fn host_matches(pattern: &str, host: &str) -> bool {
-    if pattern == "*" {
-        return true;
-    }
-    match pattern.strip_prefix("*.") {
-        Some(suffix) => {
-            host.len() > suffix.len() + 1
-                && host.ends_with(suffix)
-                && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
-        }
-        None => pattern.eq_ignore_ascii_case(host),
-    }
-}
-
 /// Reads the layers: embedded defaults, then the TOML file (if it exists or was named),
 /// then `GATEHOUSE_*` variables.
 pub fn figment(path: Option<&Path>) -> Figment {
@@ -683,27 +669,6 @@ pub(crate) fn parse_url(key: &str, value: &str) -> Result<url::Url> {
         ));
     }
     Ok(parsed)
-}
-
-/// A host pattern (`*`, `*.example.com` or an exact name), normalised the way request
-/// hosts are ([`crate::http::target::normalise_host`]), so both sides compare alike.
-pub fn check_host_pattern(key: &str, value: &str) -> Result<String> {
-    if value == "*" {
-        return Ok(value.to_string());
-    }
-    let (wildcard, body) = match value.strip_prefix("*.") {
-        Some(body) => ("*.", body),
-        None => ("", value),
-    };
-    crate::http::target::normalise_host(body)
-        .map(|host| format!("{wildcard}{host}"))
-        .map_err(|e| {
-            Error::config(
-                key,
-                value,
-                format!("expected a host name, `*.domain` or `*` ({e})"),
-            )
-        })
 }
 
 /// A public base URL: `http(s)://host[:port]` with nothing after it but an optional `/`.
@@ -810,7 +775,7 @@ impl RawPhone {
                 let endings: std::collections::HashSet<String> = t
                     .flash_from
                     .iter()
-                    .map(|n| crate::notify::phone::last_four(n))
+                    .map(|n| crate::phone_number::last_four(n))
                     .collect();
                 if !t.flash_from.is_empty() && endings.len() < 10_000 {
                     return Err(Error::config(
@@ -876,7 +841,7 @@ impl RawPhone {
 
 /// A phone number in E.164 form, or an error naming the key.
 fn check_e164(key: &str, number: &str) -> Result<()> {
-    crate::notify::phone::normalise(number)
+    crate::phone_number::normalise(number)
         .map(|_| ())
         .ok_or_else(|| {
             Error::config(

@@ -3,6 +3,7 @@
 //! headers, form parsing, client-IP resolution and `rd` validation.
 
 pub mod guard;
+pub mod host_pattern;
 pub mod pingora_io;
 pub mod redirect;
 pub mod target;

@@ -5,7 +5,7 @@
 //! (other hosts, scheme tricks, backslashes, control characters, encoded separators in
 //! the authority) is refused, and the caller falls back to its safe default.
 
-use crate::config::host_matches;
+use crate::http::host_pattern::host_matches;
 
 /// The redirect target to use, or `None` when `rd` must be ignored.
 pub fn safe_redirect(rd: &str, protected_domains: &[String]) -> Option<String> {

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::PhoneConfig;
 use crate::error::Result;
-use crate::notify::phone::{mask, normalise};
+use crate::phone_number::{mask, normalise};
 use crate::state::AppState;
 use crate::store::{get_json, modify_json, put_json, user_key, Space, Store, Timestamp, User};
 

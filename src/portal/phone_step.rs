@@ -13,7 +13,7 @@ use crate::basics::now;
 use crate::error::Result;
 use crate::http::{add_cookie, html, redirect, Request, Response};
 use crate::mfa::phone::{self, Channel, CodeResult, Refusal};
-use crate::notify::phone::mask;
+use crate::phone_number::mask;
 use crate::portal::common::{
     attempt_failed, begin_attempt, check_csrf, csrf_for, current_session, rd_query,
 };

@@ -1117,10 +1117,7 @@ pub async fn phone_add(state: &AppState, req: &Request, t: &'static Texts) -> Re
             t,
             CodeFor::Phone,
             StatusCode::OK,
-            Some(fill(
-                t.number_code_sent,
-                crate::notify::phone::mask(&number),
-            )),
+            Some(fill(t.number_code_sent, crate::phone_number::mask(&number))),
             None,
         )),
         Err(refusal) => {
