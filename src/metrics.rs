@@ -123,7 +123,7 @@ impl Default for Metrics {
 
 /// The metrics listener's app: `GET /metrics`.
 pub struct MetricsApp {
-    pub state: std::sync::Arc<crate::state::AppState>,
+    pub metrics: std::sync::Arc<Metrics>,
 }
 
 #[async_trait::async_trait]
@@ -133,7 +133,7 @@ impl pingora::apps::http_app::ServeHttp for MetricsApp {
         session: &mut pingora::protocols::http::ServerSession,
     ) -> http::Response<Vec<u8>> {
         let (status, body) = if session.req_header().uri.path() == "/metrics" {
-            (200, self.state.metrics.render())
+            (200, self.metrics.render())
         } else {
             (404, "not found\n".to_string())
         };

@@ -179,7 +179,7 @@ pub fn build(state: Arc<AppState>, extra: Option<ExtraService>) -> Server {
         let mut metrics = Service::new(
             "gatehouse metrics".to_string(),
             crate::metrics::MetricsApp {
-                state: state.clone(),
+                metrics: state.metrics.clone(),
             },
         );
         metrics.add_tcp(&addr.to_string());

@@ -36,7 +36,7 @@ pub struct AppState {
     /// Hourly budgets of calls and SMS.
     pub phone_budgets: crate::mfa::phone::Budgets,
     /// Prometheus counters.
-    pub metrics: crate::metrics::Metrics,
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Limits how many passwordless ceremonies one IP may start (each is a store write).
     pub ceremony_limiter: Limiter,
     /// The Telegram bot, when `[telegram]` is configured.
