@@ -45,3 +45,4 @@ pub mod proxy;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod texts;

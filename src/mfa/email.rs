@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::notify::email::{mask, Delivery, Letter};
-use crate::portal::i18n::{fill, Texts};
 use crate::state::AppState;
 use crate::store::{get_json, modify_json, put_json, user_key, Space, Store, Timestamp, User};
+use crate::texts::{fill, Texts};
 
 /// Why a code is being sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

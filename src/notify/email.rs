@@ -23,8 +23,8 @@ use pingora::services::background::BackgroundService;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{SmtpConfig, SmtpTls};
-use crate::portal::i18n::Texts;
 use crate::store::{Space, Store};
+use crate::texts::Texts;
 
 /// Outbox keys of queued mail (the recovery hook's events share the outbox).
 pub const MAIL_PREFIX: &str = "mail\0";

@@ -30,10 +30,10 @@ use crate::audit;
 use crate::basics::now;
 use crate::config::{TelegramConfig, TelegramMode};
 use crate::mfa::telegram::{self as tg, Action, Attempt, Decision, LinkOutcome, Refused, Status};
-use crate::portal::i18n::texts_for;
-use crate::portal::telegram_texts::TelegramTexts;
 use crate::state::AppState;
 use crate::store::{get_json, put_json, Space};
+use crate::texts::telegram::TelegramTexts;
+use crate::texts::texts_for;
 
 /// Browsers waiting for an attempt to be decided.
 #[derive(Default)]
@@ -204,12 +204,12 @@ fn telegram_texts(lang: Option<&str>) -> &'static TelegramTexts {
 
 /// The confirmation message of an attempt.
 fn login_text(t: &TelegramTexts, a: &Attempt) -> String {
-    let time = crate::portal::format_time(a.created_at);
+    let time = crate::texts::format_time(a.created_at);
     t.bot_login
         .replace("{site}", &a.site)
         .replace("{time}", &time)
         .replace("{ip}", &a.ip)
-        .replace("{browser}", &crate::portal::describe_device(&a.user_agent))
+        .replace("{browser}", &crate::texts::describe_device(&a.user_agent))
 }
 
 /// Sends the confirmation of a new attempt to every linked account; returns how many
@@ -332,7 +332,7 @@ pub async fn handle_update(state: &AppState, bot: &TelegramBot, update: Update) 
                             state,
                             &user,
                             texts,
-                            &crate::portal::i18n::fill(texts.telegram.notice_linked, &label),
+                            &crate::texts::fill(texts.telegram.notice_linked, &label),
                         );
                     }
                     t.bot_linked.replace("{user}", &username)

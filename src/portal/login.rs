@@ -14,10 +14,10 @@ use crate::mfa;
 use crate::portal::common::{
     attempt_failed, begin_attempt, check_csrf, csrf_for, current_session, onwards, rd_query,
 };
-use crate::portal::i18n::{banned_message, Texts};
 use crate::portal::pages::{render, LoginPage, SignedInPage};
 use crate::state::AppState;
 use crate::store::AuthLevel;
+use crate::texts::{banned_message, Texts};
 
 /// Longest username read from a login form.
 const MAX_USERNAME: usize = 128;

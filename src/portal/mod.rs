@@ -4,18 +4,15 @@
 //! the proxy's `request_filter` under the reserved prefix `/.gatehouse/`.
 
 pub mod common;
-pub mod i18n;
 mod login;
 pub mod pages;
-mod passkey_texts;
 mod passkeys;
 mod phone_step;
 pub(crate) mod reset;
 mod second_step;
 mod settings;
 mod telegram;
-pub(crate) mod telegram_texts;
-pub use settings::{describe_device, format_time, notice as settings_notice};
+pub use settings::notice as settings_notice;
 
 use std::sync::Arc;
 
@@ -23,9 +20,9 @@ use http::{Method, StatusCode};
 
 use crate::error::Error;
 use crate::http::{asset, html, json, Request, Response};
-use crate::portal::i18n::{texts_for, Texts};
 use crate::portal::pages::{render, MessagePage};
 use crate::state::AppState;
+use crate::texts::{texts_for, Texts};
 
 /// The reserved path prefix of the portal in proxy mode.
 pub const PROXY_MOUNT: &str = "/.gatehouse";

@@ -2,7 +2,7 @@
 
 use askama::Template;
 
-use crate::portal::i18n::Texts;
+use crate::texts::Texts;
 
 #[derive(Template)]
 #[template(path = "login.html")]

@@ -17,7 +17,6 @@ use crate::http::{add_cookie, html, json, redirect, Request, Response};
 use crate::mfa::webauthn::{self, NameProblem, Refusal};
 use crate::mfa::{self, Factor};
 use crate::portal::common::{check_csrf, count_failure, csrf_for, onwards};
-use crate::portal::i18n::{banned_message, fill, Texts};
 use crate::portal::login::{login_page, LoginView};
 use crate::portal::pages::{render, WebauthnRegisterPage};
 use crate::portal::settings::{
@@ -25,6 +24,7 @@ use crate::portal::settings::{
 };
 use crate::state::AppState;
 use crate::store::AuthLevel;
+use crate::texts::{banned_message, fill, Texts};
 
 /// The message for a refused ceremony answer.
 pub fn refusal_text(t: &'static Texts, refusal: Refusal) -> &'static str {

@@ -17,11 +17,11 @@ use crate::phone_number::mask;
 use crate::portal::common::{
     attempt_failed, begin_attempt, check_csrf, csrf_for, current_session, rd_query,
 };
-use crate::portal::i18n::{banned_message, fill, Texts};
 use crate::portal::pages::{render, PhoneDonePage, PhoneStepPage};
 use crate::portal::settings::notice;
 use crate::state::AppState;
 use crate::store::AuthLevel;
+use crate::texts::{banned_message, fill, Texts};
 
 /// Whether the phone way is on offer for this user.
 pub fn offered(state: &AppState, username: &str) -> Result<bool> {

@@ -17,11 +17,11 @@ use crate::http::{add_cookie, html, Request, Response};
 use crate::mfa;
 use crate::notify::email::Letter;
 use crate::portal::common::{check_csrf, csrf_for};
-use crate::portal::i18n::{fill, Texts};
 use crate::portal::pages::{render, ForgotPage, ResetPage};
 use crate::portal::settings::{new_password_problem, notice};
 use crate::state::AppState;
 use crate::store::{Space, Timestamp, User};
+use crate::texts::{fill, Texts};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ResetToken {

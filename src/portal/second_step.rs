@@ -15,10 +15,10 @@ use crate::notify::email::Delivery;
 use crate::portal::common::{
     attempt_failed, begin_attempt, check_csrf, csrf_for, current_session, onwards, rd_query,
 };
-use crate::portal::i18n::{banned_message, fill, texts_for, Texts};
 use crate::portal::pages::{render, MethodLink, SecondStepPage};
 use crate::state::AppState;
 use crate::store::AuthLevel;
+use crate::texts::{banned_message, fill, texts_for, Texts};
 
 fn label(t: &'static Texts, method: Method) -> &'static str {
     match method {

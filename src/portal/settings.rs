@@ -22,13 +22,14 @@ use crate::notify::email::{Delivery, Letter};
 use crate::portal::common::{
     attempt_failed, begin_attempt, check_csrf, csrf_for, established, onwards, rd_query, Gate,
 };
-use crate::portal::i18n::{banned_message, fill, Texts};
 use crate::portal::pages::{
     render, BackupCodesPage, ConfirmIdentityPage, ConfirmPasswordPage, DeviceRow, EmailConfirmPage,
     SessionRow, SettingsPage, TelegramLink, TelegramRow, TotpEnrollPage,
 };
 use crate::state::AppState;
-use crate::store::{AuthLevel, Timestamp};
+use crate::store::AuthLevel;
+use crate::texts::{banned_message, fill, Texts};
+use crate::texts::{describe_device, format_time};
 
 /// The setting changes that may be replayed after a password confirmation.
 const REPLAYABLE: &[&str] = &[
@@ -84,42 +85,6 @@ pub fn is_common_password(password: &str) -> bool {
         .lines()
         .filter(|l| !l.starts_with('#'))
         .any(|l| l == lower)
-}
-
-/// `2026-11-22 06:02 UTC`.
-pub fn format_time(ts: Timestamp) -> String {
-    let text = humantime::format_rfc3339_seconds(
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts),
-    )
-    .to_string();
-    format!(
-        "{} UTC",
-        text.replace('T', " ")
-            .trim_end_matches('Z')
-            .rsplit_once(':')
-            .map_or(text.as_str(), |(hm, _)| hm)
-    )
-}
-
-/// "Firefox 120 on Linux" from a user agent.
-pub fn describe_device(user_agent: &str) -> String {
-    match woothee::parser::Parser::new().parse(user_agent) {
-        Some(r) if r.name != "UNKNOWN" => {
-            let major = r.version.split('.').next().unwrap_or("");
-            let browser = if major.is_empty() || major == "UNKNOWN" {
-                r.name.to_string()
-            } else {
-                format!("{} {major}", r.name)
-            };
-            if r.os == "UNKNOWN" {
-                browser
-            } else {
-                format!("{browser} on {}", r.os)
-            }
-        }
-        _ if user_agent.is_empty() => "Unknown device".into(),
-        _ => user_agent.chars().take(60).collect(),
-    }
 }
 
 fn notice_text(t: &'static Texts, key: &str) -> Option<&'static str> {

@@ -16,7 +16,6 @@ use crate::mfa::telegram::{self as tg, Refused, Status};
 use crate::mfa::{self, Factor};
 use crate::notify::telegram::{expire_attempt, send_attempt, TelegramBot};
 use crate::portal::common::{check_csrf, current_session, established, rd_query, Gate};
-use crate::portal::i18n::{fill, Texts};
 use crate::portal::pages::TelegramLink;
 use crate::portal::settings::{
     authorise_change, change, done, enabled, notice, password_in_form, qr_data_uri, settings_page,
@@ -24,6 +23,7 @@ use crate::portal::settings::{
 };
 use crate::state::AppState;
 use crate::store::AuthLevel;
+use crate::texts::{fill, Texts};
 
 /// How long a long-poll request is held.
 const HOLD: Duration = Duration::from_secs(20);

@@ -20,9 +20,9 @@ use crate::http::pingora_io::{into_pingora, peer_ip, read_request};
 use crate::http::target::{canonical_target, parse_authority, Authority, Target};
 use crate::http::{accepts_html, client_ip, is_identity_header, redirect, text, Response};
 use crate::policy::RequestFacts;
-use crate::portal::i18n::texts_for;
 use crate::portal::{message, Portal, PROXY_MOUNT};
 use crate::state::AppState;
+use crate::texts::texts_for;
 
 /// The proxy service.
 pub struct Gateway {

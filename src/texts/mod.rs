@@ -1,11 +1,19 @@
-//! The portal's texts in English and Ukrainian, chosen by `Accept-Language`.
+//! Every text gatehouse shows (portal pages, mails, Telegram messages) in English and
+//! Ukrainian, chosen by `Accept-Language`, and the formatting of values inside them.
+//! Below the portal and the notifiers, which both use it.
+
+pub mod format;
+pub mod passkeys;
+pub mod telegram;
+
+pub use format::{describe_device, format_time};
 
 /// Every text a page shows.
 #[derive(Debug)]
 pub struct Texts {
     pub lang: &'static str,
-    pub passkeys: &'static crate::portal::passkey_texts::PasskeyTexts,
-    pub telegram: &'static crate::portal::telegram_texts::TelegramTexts,
+    pub passkeys: &'static crate::texts::passkeys::PasskeyTexts,
+    pub telegram: &'static crate::texts::telegram::TelegramTexts,
     pub sign_in_title: &'static str,
     pub username: &'static str,
     pub password: &'static str,
@@ -204,8 +212,8 @@ pub struct Texts {
 
 pub static EN: Texts = Texts {
     lang: "en",
-    passkeys: &crate::portal::passkey_texts::EN,
-    telegram: &crate::portal::telegram_texts::EN,
+    passkeys: &crate::texts::passkeys::EN,
+    telegram: &crate::texts::telegram::EN,
     sign_in_title: "Sign in",
     username: "Username",
     password: "Password",
@@ -401,8 +409,8 @@ pub static EN: Texts = Texts {
 
 pub static UK: Texts = Texts {
     lang: "uk",
-    passkeys: &crate::portal::passkey_texts::UK,
-    telegram: &crate::portal::telegram_texts::UK,
+    passkeys: &crate::texts::passkeys::UK,
+    telegram: &crate::texts::telegram::UK,
     sign_in_title: "Вхід",
     username: "Ім'я користувача",
     password: "Пароль",

@@ -1,5 +1,5 @@
 //! The Telegram texts, for the portal's pages and the bot's messages, in English and
-//! Ukrainian; reached from [`crate::portal::i18n::Texts::telegram`]. In bot messages
+//! Ukrainian; reached from [`crate::texts::Texts::telegram`]. In bot messages
 //! `{site}`, `{time}`, `{ip}`, `{browser}` and `{user}` are filled in.
 
 /// Every Telegram text.

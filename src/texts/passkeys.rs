@@ -1,5 +1,5 @@
 //! The passkey (WebAuthn) texts of the portal, in English and Ukrainian; reached from
-//! [`crate::portal::i18n::Texts::passkeys`].
+//! [`crate::texts::Texts::passkeys`].
 
 /// Every passkey text a page shows.
 #[derive(Debug)]
