@@ -45,4 +45,5 @@ pub mod proxy;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod telegram_bot;
 pub mod texts;

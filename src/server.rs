@@ -190,14 +190,16 @@ pub fn build(state: Arc<AppState>, extra: Option<ExtraService>) -> Server {
         server.add_service(background_service(
             "recovery hook",
             crate::notify::hook::HookService {
-                state: state.clone(),
+                store: state.store.clone(),
+                hook: state.config.recovery_hook.clone(),
+                metrics: state.metrics.clone(),
             },
         ));
     }
     if state.telegram.is_some() {
         server.add_service(background_service(
             "telegram bot",
-            crate::notify::telegram::BotService {
+            crate::telegram_bot::BotService {
                 state: state.clone(),
             },
         ));
@@ -206,7 +208,8 @@ pub fn build(state: Arc<AppState>, extra: Option<ExtraService>) -> Server {
         server.add_service(background_service(
             "mail queue",
             crate::notify::email::MailerService {
-                state: state.clone(),
+                mailer: state.mailer.clone(),
+                metrics: state.metrics.clone(),
             },
         ));
     }

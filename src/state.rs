@@ -28,7 +28,7 @@ pub struct AppState {
     /// Hashes one-time codes (backup codes, emailed codes, reset tokens).
     pub code_hasher: CodeHasher,
     /// The outgoing mail queue.
-    pub mailer: Mailer,
+    pub mailer: Arc<Mailer>,
     /// Limits "forgot password" requests per account and per IP.
     pub reset_limiter: Limiter,
     /// The telephony provider, when `[phone]` is configured.
@@ -73,7 +73,7 @@ impl AppState {
         Ok(Arc::new(AppState {
             sealer: Sealer::new(&key),
             code_hasher: CodeHasher::new(&key),
-            mailer: Mailer::new(config.smtp.clone(), store.clone()),
+            mailer: Arc::new(Mailer::new(config.smtp.clone(), store.clone())),
             phone: config
                 .phone
                 .as_ref()

@@ -276,13 +276,14 @@ fn message(config: &SmtpConfig, outgoing: &Outgoing) -> Option<Message> {
 
 /// Drains the queue; each message is tried, then retried with backoff on its own task.
 pub struct MailerService {
-    pub state: std::sync::Arc<crate::state::AppState>,
+    pub mailer: std::sync::Arc<Mailer>,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 #[async_trait]
 impl BackgroundService for MailerService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mailer = &self.state.mailer;
+        let mailer = &self.mailer;
         let Some(config) = mailer.config.clone() else {
             return;
         };
@@ -310,18 +311,30 @@ impl BackgroundService for MailerService {
             );
         }
         for outgoing in earlier {
-            let (transport, config, state) =
-                (transport.clone(), config.clone(), self.state.clone());
-            tokio::spawn(async move { deliver(&transport, &config, outgoing, &state).await });
+            let (transport, config, mailer, metrics) = (
+                transport.clone(),
+                config.clone(),
+                self.mailer.clone(),
+                self.metrics.clone(),
+            );
+            tokio::spawn(
+                async move { deliver(&transport, &config, outgoing, &mailer, &metrics).await },
+            );
         }
         loop {
             let outgoing = tokio::select! {
                 _ = shutdown.changed() => break,
                 next = receiver.recv() => match next { Some(o) => o, None => break },
             };
-            let (transport, config, state) =
-                (transport.clone(), config.clone(), self.state.clone());
-            tokio::spawn(async move { deliver(&transport, &config, outgoing, &state).await });
+            let (transport, config, mailer, metrics) = (
+                transport.clone(),
+                config.clone(),
+                self.mailer.clone(),
+                self.metrics.clone(),
+            );
+            tokio::spawn(
+                async move { deliver(&transport, &config, outgoing, &mailer, &metrics).await },
+            );
         }
     }
 }
@@ -330,12 +343,13 @@ async fn deliver(
     transport: &AsyncSmtpTransport<Tokio1Executor>,
     config: &SmtpConfig,
     mut outgoing: Outgoing,
-    state: &crate::state::AppState,
+    mailer: &Mailer,
+    metrics: &crate::metrics::Metrics,
 ) {
-    let (sent, failed) = (&state.metrics.mail_sent, &state.metrics.mail_failed);
+    let (sent, failed) = (&metrics.mail_sent, &metrics.mail_failed);
     let Some(message) = message(config, &outgoing) else {
         tracing::error!(to = %outgoing.to, "cannot build an email to this address; dropped");
-        state.mailer.forget(&outgoing);
+        mailer.forget(&outgoing);
         if let Some(tx) = outgoing.first_attempt.take() {
             let _ = tx.send(false);
         }
@@ -347,7 +361,7 @@ async fn deliver(
             Ok(_) => {
                 sent.inc();
                 tracing::info!(to = %outgoing.to, subject = %outgoing.subject, attempt, "mail delivered to the SMTP server");
-                state.mailer.forget(&outgoing);
+                mailer.forget(&outgoing);
                 if let Some(tx) = outgoing.first_attempt.take() {
                     let _ = tx.send(true);
                 }
@@ -360,7 +374,7 @@ async fn deliver(
                 }
                 let Some(delay) = RETRY_DELAYS.get(attempt) else {
                     tracing::error!(to = %outgoing.to, subject = %outgoing.subject, error = %e, "mail could not be delivered; giving up");
-                    state.mailer.forget(&outgoing);
+                    mailer.forget(&outgoing);
                     return;
                 };
                 tracing::warn!(to = %outgoing.to, error = %e, retry_in_s = delay, "mail delivery failed; will retry");

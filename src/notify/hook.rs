@@ -20,7 +20,8 @@ use sha2::Sha256;
 use crate::basics::now;
 use crate::config::RecoveryHook;
 use crate::error::Result;
-use crate::state::AppState;
+use crate::metrics::Metrics;
+use crate::store::Store;
 use crate::store::{Space, Timestamp};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -39,14 +40,20 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 }
 
 /// Puts an event in the outbox (durably); the hook service delivers it.
-pub fn enqueue(state: &AppState, event: &str, user: &str, ip: &str) -> Result<()> {
-    if state.config.recovery_hook.is_none() {
+pub fn enqueue(
+    store: &dyn Store,
+    hook: Option<&RecoveryHook>,
+    event: &str,
+    user: &str,
+    ip: &str,
+) -> Result<()> {
+    if hook.is_none() {
         return Ok(());
     }
     let t = now();
     let body = serde_json::json!({"event": event, "user": user, "time": t, "ip": ip}).to_string();
     let key = format!("{t:012}-{}", crate::basics::random_token(8));
-    state.store.put_raw(
+    store.put_raw(
         Space::Outbox,
         &key,
         &serde_json::to_vec(&Pending {
@@ -64,11 +71,12 @@ fn backoff(attempts: u32) -> u64 {
 }
 
 async fn deliver_due(
-    state: &AppState,
+    store: &dyn Store,
+    metrics: &Metrics,
     hook: &RecoveryHook,
     client: &reqwest::Client,
 ) -> Result<()> {
-    for (key, raw) in state.store.scan_raw(Space::Outbox)? {
+    for (key, raw) in store.scan_raw(Space::Outbox)? {
         // The mail queue shares the outbox.
         if key.starts_with(crate::notify::email::MAIL_PREFIX) {
             continue;
@@ -89,8 +97,8 @@ async fn deliver_due(
             .await;
         match result {
             Ok(response) if response.status().is_success() => {
-                state.store.delete_raw(Space::Outbox, &key)?;
-                state.metrics.hook_delivered.inc();
+                store.delete_raw(Space::Outbox, &key)?;
+                metrics.hook_delivered.inc();
                 crate::audit!("recovery_hook_delivered", attempts = pending.attempts + 1);
             }
             outcome => {
@@ -98,13 +106,11 @@ async fn deliver_due(
                     Ok(response) => format!("status {}", response.status()),
                     Err(e) => e.to_string(),
                 };
-                state.metrics.hook_failed.inc();
+                metrics.hook_failed.inc();
                 pending.attempts += 1;
                 pending.next_at = now() + backoff(pending.attempts);
                 tracing::warn!(url = %hook.url, error = %why, attempts = pending.attempts, retry_in_s = backoff(pending.attempts), "recovery hook not delivered; will retry");
-                state
-                    .store
-                    .put_raw(Space::Outbox, &key, &serde_json::to_vec(&pending)?)?;
+                store.put_raw(Space::Outbox, &key, &serde_json::to_vec(&pending)?)?;
             }
         }
     }
@@ -113,13 +119,15 @@ async fn deliver_due(
 
 /// Delivers the outbox, checking every second.
 pub struct HookService {
-    pub state: Arc<AppState>,
+    pub store: Arc<dyn Store>,
+    pub hook: Option<RecoveryHook>,
+    pub metrics: Arc<Metrics>,
 }
 
 #[async_trait]
 impl BackgroundService for HookService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let Some(hook) = self.state.config.recovery_hook.clone() else {
+        let Some(hook) = self.hook.clone() else {
             return;
         };
         let client = reqwest::Client::builder()
@@ -131,7 +139,7 @@ impl BackgroundService for HookService {
             tokio::select! {
                 _ = shutdown.changed() => break,
                 _ = tick.tick() => {
-                    if let Err(e) = deliver_due(&self.state, &hook, &client).await {
+                    if let Err(e) = deliver_due(self.store.as_ref(), &self.metrics, &hook, &client).await {
                         tracing::error!(error = %e, "recovery hook outbox failed");
                     }
                 }

@@ -204,7 +204,8 @@ pub fn verify(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
                 .upgrade(&identity.session, AuthLevel::TwoFactor, now())?;
             crate::mfa::reset(state.store.as_ref(), &username, "phone_login")?;
             crate::notify::hook::enqueue(
-                state,
+                state.store.as_ref(),
+                state.config.recovery_hook.as_ref(),
                 "second_factor_recovered_by_phone",
                 &username,
                 &ip,

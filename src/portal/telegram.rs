@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::http::{add_cookie, json, redirect, Request, Response};
 use crate::mfa::telegram::{self as tg, Refused, Status};
 use crate::mfa::{self, Factor};
-use crate::notify::telegram::{expire_attempt, send_attempt, TelegramBot};
+use crate::notify::telegram::TelegramBot;
 use crate::portal::common::{check_csrf, current_session, established, rd_query, Gate};
 use crate::portal::pages::TelegramLink;
 use crate::portal::settings::{
@@ -23,6 +23,7 @@ use crate::portal::settings::{
 };
 use crate::state::AppState;
 use crate::store::AuthLevel;
+use crate::telegram_bot::{expire_attempt, send_attempt};
 use crate::texts::{fill, Texts};
 
 /// How long a long-poll request is held.
@@ -370,6 +371,6 @@ pub async fn webhook(state: &AppState, req: &Request, _t: &'static Texts) -> Res
     }
     let update: teloxide::types::Update = serde_json::from_slice(&req.body)
         .map_err(|e| Error::BadRequest(format!("not a Telegram update: {e}")))?;
-    crate::notify::telegram::handle_update(state, bot, update).await;
+    crate::telegram_bot::handle_update(state, bot, update).await;
     Ok(json(StatusCode::OK, &serde_json::json!({"ok": true})))
 }
