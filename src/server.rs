@@ -64,8 +64,8 @@ impl Housekeeping {
             }
         }
         crate::portal::reset::sweep_expired(&self.state, now);
-        crate::mfa::webauthn::sweep_expired(&self.state, now);
-        crate::mfa::telegram::sweep(&self.state, now);
+        crate::mfa::webauthn::sweep_expired(self.state.as_ref(), now);
+        crate::mfa::telegram::sweep(self.state.as_ref(), now);
     }
 }
 

@@ -106,3 +106,36 @@ impl AppState {
         }))
     }
 }
+
+impl crate::mfa::Services for AppState {
+    fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+    fn config(&self) -> &Config {
+        &self.config
+    }
+    fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+    fn code_hasher(&self) -> &CodeHasher {
+        &self.code_hasher
+    }
+    fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+    fn phone(&self) -> &Option<Box<dyn crate::notify::phone::PhoneProvider>> {
+        &self.phone
+    }
+    fn telegram(&self) -> &Option<crate::notify::telegram::TelegramBot> {
+        &self.telegram
+    }
+    fn webauthn(&self) -> &Option<crate::mfa::webauthn::RelyingParty> {
+        &self.webauthn
+    }
+    fn mailer(&self) -> &Mailer {
+        &self.mailer
+    }
+    fn phone_budgets(&self) -> &crate::mfa::phone::Budgets {
+        &self.phone_budgets
+    }
+}

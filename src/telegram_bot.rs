@@ -154,8 +154,10 @@ pub async fn handle_update(state: &AppState, bot: &TelegramBot, update: Update) 
                     bot.waiters.wake(&format!("link:{username}"));
                     if let Ok(Some(user)) = state.store.get_user(&username) {
                         let texts = texts_for(from.language_code.as_deref());
-                        crate::portal::settings_notice(
-                            state,
+                        crate::mfa::security_notice(
+                            state.store.as_ref(),
+                            &state.mailer,
+                            state.telegram.as_ref(),
                             &user,
                             texts,
                             &crate::texts::fill(texts.telegram.notice_linked, &label),

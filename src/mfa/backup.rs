@@ -7,8 +7,8 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::Services;
 use crate::error::Result;
-use crate::state::AppState;
 use crate::store::{get_json, put_json, swap_json, user_key, Space, Store, Timestamp};
 
 /// Letters and digits that cannot be mistaken for one another.
@@ -47,16 +47,16 @@ fn new_code() -> String {
 }
 
 /// Makes a new set (replacing any old one) and returns the codes to show once.
-pub fn generate(state: &AppState, username: &str, now: Timestamp) -> Result<Vec<String>> {
-    let codes: Vec<String> = (0..state.config.second_factor.backup_codes)
+pub fn generate(state: &dyn Services, username: &str, now: Timestamp) -> Result<Vec<String>> {
+    let codes: Vec<String> = (0..state.config().second_factor.backup_codes)
         .map(|_| new_code())
         .collect();
     let hashes = codes
         .iter()
-        .map(|c| state.code_hasher.hash(&normalise(c), &context(username)))
+        .map(|c| state.code_hasher().hash(&normalise(c), &context(username)))
         .collect();
     put_json(
-        state.store.as_ref(),
+        state.store().as_ref(),
         Space::Factors,
         &record_key(username),
         &BackupRecord {
@@ -68,20 +68,20 @@ pub fn generate(state: &AppState, username: &str, now: Timestamp) -> Result<Vec<
 }
 
 /// Uses up a code if it is one of the user's; true when it was.
-pub fn verify(state: &AppState, username: &str, code: &str) -> Result<bool> {
+pub fn verify(state: &dyn Services, username: &str, code: &str) -> Result<bool> {
     let code = normalise(code);
     if code.len() != LENGTH {
         return Ok(false);
     }
     let key = record_key(username);
     for _ in 0..3 {
-        let Some(raw) = state.store.get_raw(Space::Factors, &key)? else {
+        let Some(raw) = state.store().get_raw(Space::Factors, &key)? else {
             return Ok(false);
         };
         let record: BackupRecord = serde_json::from_slice(&raw)?;
         // Compare against every hash (constant time each) so timing says nothing of position.
         let hit = record.hashes.iter().fold(None, |found, h| {
-            if state.code_hasher.matches(&code, &context(username), h) {
+            if state.code_hasher().matches(&code, &context(username), h) {
                 Some(h.clone())
             } else {
                 found
@@ -98,7 +98,7 @@ pub fn verify(state: &AppState, username: &str, code: &str) -> Result<bool> {
             ..record
         };
         if swap_json(
-            state.store.as_ref(),
+            state.store().as_ref(),
             Space::Factors,
             &key,
             &raw,

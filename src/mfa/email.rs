@@ -10,9 +10,9 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::Services;
 use crate::error::Result;
 use crate::notify::email::{mask, Delivery, Letter};
-use crate::state::AppState;
 use crate::store::{get_json, modify_json, put_json, user_key, Space, Store, Timestamp, User};
 use crate::texts::{fill, Texts};
 
@@ -82,10 +82,14 @@ pub fn is_enabled(store: &dyn Store, username: &str) -> Result<bool> {
 }
 
 /// Seconds until the user may ask for another code (0 = now).
-pub fn cooldown_left(state: &AppState, username: &str, now: Timestamp) -> Result<u64> {
-    let record: EmailRecord =
-        get_json(state.store.as_ref(), Space::Factors, &record_key(username))?.unwrap_or_default();
-    let cooldown = state.config.second_factor.email_resend_cooldown.as_secs();
+pub fn cooldown_left(state: &dyn Services, username: &str, now: Timestamp) -> Result<u64> {
+    let record: EmailRecord = get_json(
+        state.store().as_ref(),
+        Space::Factors,
+        &record_key(username),
+    )?
+    .unwrap_or_default();
+    let cooldown = state.config().second_factor.email_resend_cooldown.as_secs();
     Ok(match (&record.pending, record.sends.last()) {
         (Some(_), Some(last)) => (last + cooldown).saturating_sub(now),
         _ => 0,
@@ -94,7 +98,7 @@ pub fn cooldown_left(state: &AppState, username: &str, now: Timestamp) -> Result
 
 /// Makes a code, stores its hash and mails it, within the sending limits.
 pub async fn send_code(
-    state: &AppState,
+    state: &dyn Services,
     user: &User,
     purpose: Purpose,
     t: &'static Texts,
@@ -106,7 +110,7 @@ pub async fn send_code(
 
 /// Like [`send_code`], to another address (a new one being proved).
 pub async fn send_code_to(
-    state: &AppState,
+    state: &dyn Services,
     user: &User,
     address: &str,
     purpose: Purpose,
@@ -116,10 +120,10 @@ pub async fn send_code_to(
     if address.is_empty() {
         return Ok(SendOutcome::NoAddress);
     }
-    let sf = &state.config.second_factor;
+    let sf = &state.config().second_factor;
     let key = record_key(&user.username);
     let mut record: EmailRecord =
-        get_json(state.store.as_ref(), Space::Factors, &key)?.unwrap_or_default();
+        get_json(state.store().as_ref(), Space::Factors, &key)?.unwrap_or_default();
     record.sends.retain(|t| now.saturating_sub(*t) < 3600);
     // The cooldown guards an outstanding code; once a code is used it no longer applies.
     if let (Some(_), Some(last)) = (&record.pending, record.sends.last()) {
@@ -135,13 +139,13 @@ pub async fn send_code_to(
     let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000));
     record.sends.push(now);
     record.pending = Some(PendingCode {
-        hash: state.code_hasher.hash(&code, &context(&user.username)),
+        hash: state.code_hasher().hash(&code, &context(&user.username)),
         purpose,
         expires_at: now + sf.email_code_lifetime.as_secs(),
         tries_left: sf.email_code_tries,
         address: (purpose == Purpose::NewAddress).then(|| address.to_string()),
     });
-    put_json(state.store.as_ref(), Space::Factors, &key, &record)?;
+    put_json(state.store().as_ref(), Space::Factors, &key, &record)?;
     let minutes = sf.email_code_lifetime.as_secs().div_ceil(60);
     let letter = match purpose {
         Purpose::Login => Letter {
@@ -173,7 +177,7 @@ pub async fn send_code_to(
         },
     };
     let delivery = state
-        .mailer
+        .mailer()
         .send(address, letter, std::time::Duration::from_secs(3))
         .await;
     crate::audit!(
@@ -200,7 +204,7 @@ pub fn pending_new_address(store: &dyn Store, username: &str) -> Result<Option<S
 
 /// Checks a code for `purpose`, consuming it on success and a try on failure.
 pub fn check(
-    state: &AppState,
+    state: &dyn Services,
     username: &str,
     code: &str,
     purpose: Purpose,
@@ -208,7 +212,7 @@ pub fn check(
 ) -> Result<CodeResult> {
     let code: String = code.chars().filter(|c| c.is_ascii_digit()).collect();
     let outcome = modify_json(
-        state.store.as_ref(),
+        state.store().as_ref(),
         Space::Factors,
         &record_key(username),
         |record: &mut EmailRecord| {
@@ -218,7 +222,7 @@ pub fn check(
                 .filter(|p| p.purpose == purpose && p.expires_at > now && p.tries_left > 0)?;
             let right = code.len() == 6
                 && state
-                    .code_hasher
+                    .code_hasher()
                     .matches(&code, &context(username), &pending.hash);
             if right {
                 record.pending = None;

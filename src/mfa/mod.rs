@@ -22,8 +22,24 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit;
 use crate::error::Result;
-use crate::state::AppState;
 use crate::store::{SessionRecord, Store, Timestamp};
+
+/// What the factor logic needs of the running gateway: the store, the configuration,
+/// the keys for secrets and codes, the counters, and the services that carry codes
+/// (telephony, Telegram, the WebAuthn relying party). The state implements it; the
+/// factor modules never see more of it.
+pub trait Services: Send + Sync {
+    fn store(&self) -> &std::sync::Arc<dyn Store>;
+    fn config(&self) -> &crate::config::Config;
+    fn sealer(&self) -> &crate::crypto::Sealer;
+    fn code_hasher(&self) -> &crate::crypto::CodeHasher;
+    fn metrics(&self) -> &crate::metrics::Metrics;
+    fn phone(&self) -> &Option<Box<dyn crate::notify::phone::PhoneProvider>>;
+    fn telegram(&self) -> &Option<crate::notify::telegram::TelegramBot>;
+    fn webauthn(&self) -> &Option<webauthn::RelyingParty>;
+    fn mailer(&self) -> &crate::notify::email::Mailer;
+    fn phone_budgets(&self) -> &phone::Budgets;
+}
 
 /// A second factor a user can turn on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,15 +190,15 @@ pub fn has_second_factor(store: &dyn Store, username: &str) -> Result<bool> {
 /// The methods offered at the second step: each enabled factor's whose service is
 /// configured (a factor whose bot or relying party was removed from the config is not
 /// offered), then backup codes while any are left.
-pub fn methods_for(state: &AppState, username: &str) -> Result<Vec<Method>> {
-    let store = state.store.as_ref();
+pub fn methods_for(state: &dyn Services, username: &str) -> Result<Vec<Method>> {
+    let store = state.store().as_ref();
     let enabled = enabled_factors(store, username)?;
     let mut methods: Vec<Method> = enabled
         .iter()
         .copied()
         .filter(|f| match f {
-            Factor::Telegram => state.telegram.is_some(),
-            Factor::Webauthn => state.webauthn.is_some(),
+            Factor::Telegram => state.telegram().is_some(),
+            Factor::Webauthn => state.webauthn().is_some(),
             Factor::Totp | Factor::Email => true,
         })
         .map(Factor::method)
@@ -204,7 +220,7 @@ pub struct StepSession<'a> {
 /// For WebAuthn the "code" is the browser's answer (JSON) to the ceremony `ceremony`
 /// started for this session.
 pub fn verify(
-    state: &AppState,
+    state: &dyn Services,
     username: &str,
     session: StepSession<'_>,
     method: Method,
@@ -213,7 +229,7 @@ pub fn verify(
 ) -> Result<Result<(), Rejection>> {
     match method {
         Method::Telegram => Ok(
-            match telegram::consume(state.store.as_ref(), username, session.id, code, now)? {
+            match telegram::consume(state.store().as_ref(), username, session.id, code, now)? {
                 telegram::Status::Confirmed => Ok(()),
                 status => Err(Rejection::Telegram(status)),
             },
@@ -251,7 +267,7 @@ pub fn verify(
                 audit!(
                     "backup_code_used",
                     user = username,
-                    remaining = backup::remaining(state.store.as_ref(), username)?
+                    remaining = backup::remaining(state.store().as_ref(), username)?
                 );
                 Ok(Ok(()))
             } else {
@@ -264,7 +280,7 @@ pub fn verify(
 /// After a factor was turned on. When it is the user's first: ends every other session
 /// (the current one is kept) and returns fresh backup codes to show once.
 pub fn factor_enabled(
-    state: &AppState,
+    state: &dyn Services,
     username: &str,
     factor: Factor,
     keep_session: Option<&SessionRecord>,
@@ -279,7 +295,7 @@ pub fn factor_enabled(
     // factor was saved (see `Sessions::with_second_factor_check`); this ends them for
     // good, in one write.
     let ended = crate::auth::session::end_sessions(
-        state.store.as_ref(),
+        state.store().as_ref(),
         username,
         keep_session,
         &mut |_| {},
@@ -299,9 +315,41 @@ pub fn factor_enabled(
     Ok(Some(codes))
 }
 
+/// Sends the user a security notice: by mail (when they have an address and mail is
+/// set up) and to their linked Telegram accounts (when the bot is set up).
+pub fn security_notice(
+    store: &dyn Store,
+    mailer: &crate::notify::email::Mailer,
+    telegram: Option<&crate::notify::telegram::TelegramBot>,
+    user: &crate::store::User,
+    t: &'static crate::texts::Texts,
+    line: &str,
+) {
+    if let Some(bot) = telegram {
+        for account in telegram::accounts(store, &user.username).unwrap_or_default() {
+            bot.notice_later(account.chat_id, format!("{line}\n\n{}", t.notice_not_you));
+        }
+    }
+    mailer.send_later(
+        &user.email,
+        crate::notify::email::Letter {
+            t,
+            subject: t.notice_subject.into(),
+            lines: vec![line.to_string(), t.notice_not_you.into()],
+            code: None,
+            link: None,
+        },
+    );
+}
+
 /// Turns a factor off; when it was the last, the backup codes go too.
-pub fn disable_factor(state: &AppState, username: &str, factor: Factor, by: &str) -> Result<()> {
-    let store = state.store.as_ref();
+pub fn disable_factor(
+    state: &dyn Services,
+    username: &str,
+    factor: Factor,
+    by: &str,
+) -> Result<()> {
+    let store = state.store().as_ref();
     factor.disable(store, username)?;
     audit!(
         "factor_disabled",

@@ -19,10 +19,10 @@ use std::sync::Mutex;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::Services;
 use crate::config::PhoneConfig;
 use crate::error::Result;
 use crate::phone_number::{mask, normalise};
-use crate::state::AppState;
 use crate::store::{get_json, modify_json, put_json, user_key, Space, Store, Timestamp, User};
 
 /// How a code reaches the user.
@@ -159,7 +159,7 @@ fn budgets(config: &PhoneConfig, username: &str, number: &str, ip: &str) -> Vec<
 }
 
 fn new_code(
-    state: &AppState,
+    state: &dyn Services,
     username: &str,
     number: &str,
     code: &str,
@@ -168,7 +168,7 @@ fn new_code(
 ) -> Code {
     Code {
         number: number.into(),
-        hash: state.code_hasher.hash(code, &context(username)),
+        hash: state.code_hasher().hash(code, &context(username)),
         expires_at: now + config.code_lifetime.as_secs(),
         tries_left: config.code_tries,
     }
@@ -176,35 +176,35 @@ fn new_code(
 
 /// Adds a number (unconfirmed) and texts it a code. Returns the normalised number.
 pub async fn add_number(
-    state: &AppState,
+    state: &dyn Services,
     user: &User,
     text: &str,
     sms_text: &str,
     ip: &str,
     now: Timestamp,
 ) -> Result<std::result::Result<String, Refusal>> {
-    let (Some(config), Some(provider)) = (&state.config.phone, &state.phone) else {
+    let (Some(config), Some(provider)) = (&state.config().phone, &state.phone()) else {
         return Ok(Err(Refusal::Failed));
     };
     let Some(number) = normalise(text) else {
         return Ok(Err(Refusal::Invalid));
     };
     if state
-        .store
+        .store()
         .get_raw(Space::Tokens, &index_key(&number))?
         .is_some_and(|owner| owner != user.username.as_bytes())
     {
         return Ok(Err(Refusal::Taken));
     }
     if !state
-        .phone_budgets
+        .phone_budgets()
         .take(&budgets(config, &user.username, &number, ip), now)
     {
-        state.metrics.phone_refused.inc();
+        state.metrics().phone_refused.inc();
         return Ok(Err(Refusal::Limited));
     }
     let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000));
-    let mut record = load(state.store.as_ref(), &user.username)?;
+    let mut record = load(state.store().as_ref(), &user.username)?;
     if !record.numbers.iter().any(|n| n.number == number) {
         record.numbers.push(Number {
             number: number.clone(),
@@ -214,7 +214,7 @@ pub async fn add_number(
     }
     record.confirming = Some(new_code(state, &user.username, &number, &code, config, now));
     put_json(
-        state.store.as_ref(),
+        state.store().as_ref(),
         Space::Factors,
         &record_key(&user.username),
         &record,
@@ -226,7 +226,7 @@ pub async fn add_number(
     {
         return Ok(Err(Refusal::Failed));
     }
-    state.metrics.phone_sent.inc();
+    state.metrics().phone_sent.inc();
     crate::audit!(
         "phone_confirmation_sent",
         user = user.username,
@@ -243,7 +243,7 @@ pub fn confirming(store: &dyn Store, username: &str) -> Result<Option<String>> {
 /// Checks a code against `pick` of the record (the confirmation or the login attempt),
 /// consuming it on success and a try on failure; `apply` changes the record on success.
 fn check_code(
-    state: &AppState,
+    state: &dyn Services,
     username: &str,
     code: &str,
     now: Timestamp,
@@ -252,14 +252,14 @@ fn check_code(
 ) -> Result<CodeResult> {
     let code: String = code.chars().filter(|c| c.is_ascii_digit()).collect();
     let outcome = modify_json(
-        state.store.as_ref(),
+        state.store().as_ref(),
         Space::Factors,
         &record_key(username),
         |record: &mut PhoneRecord| {
             let pending = pick(record).filter(|c| c.expires_at > now && c.tries_left > 0)?;
             let right = !code.is_empty()
                 && state
-                    .code_hasher
+                    .code_hasher()
                     .matches(&code, &context(username), &pending.hash);
             let number = pending.number.clone();
             if right {
@@ -280,21 +280,21 @@ fn check_code(
 
 /// Confirms the number being added; it then belongs to this account.
 pub fn confirm_number(
-    state: &AppState,
+    state: &dyn Services,
     username: &str,
     code: &str,
     now: Timestamp,
 ) -> Result<std::result::Result<CodeResult, Refusal>> {
-    let Some(number) = confirming(state.store.as_ref(), username)? else {
+    let Some(number) = confirming(state.store().as_ref(), username)? else {
         return Ok(Ok(CodeResult::Dead));
     };
-    let claimed = state.store.compare_and_swap_raw(
+    let claimed = state.store().compare_and_swap_raw(
         Space::Tokens,
         &index_key(&number),
         None,
         Some(username.as_bytes()),
     )? || state
-        .store
+        .store()
         .get_raw(Space::Tokens, &index_key(&number))?
         .is_some_and(|o| o == username.as_bytes());
     if !claimed {
@@ -315,11 +315,11 @@ pub fn confirm_number(
     )?;
     if result != CodeResult::Accepted {
         // Do not hold the number for an account that has not proved it.
-        let confirmed = numbers(state.store.as_ref(), username)?
+        let confirmed = numbers(state.store().as_ref(), username)?
             .iter()
             .any(|n| n.number == number && n.confirmed);
         if !confirmed {
-            state.store.compare_and_swap_raw(
+            state.store().compare_and_swap_raw(
                 Space::Tokens,
                 &index_key(&number),
                 Some(username.as_bytes()),
@@ -337,20 +337,20 @@ pub fn confirm_number(
 }
 
 /// Removes a number from the account.
-pub fn remove_number(state: &AppState, username: &str, number: &str) -> Result<bool> {
-    let mut record = load(state.store.as_ref(), username)?;
+pub fn remove_number(state: &dyn Services, username: &str, number: &str) -> Result<bool> {
+    let mut record = load(state.store().as_ref(), username)?;
     let before = record.numbers.len();
     record.numbers.retain(|n| n.number != number);
     if record.numbers.len() == before {
         return Ok(false);
     }
     put_json(
-        state.store.as_ref(),
+        state.store().as_ref(),
         Space::Factors,
         &record_key(username),
         &record,
     )?;
-    state.store.compare_and_swap_raw(
+    state.store().compare_and_swap_raw(
         Space::Tokens,
         &index_key(number),
         Some(username.as_bytes()),
@@ -366,7 +366,7 @@ pub fn remove_number(state: &AppState, username: &str, number: &str) -> Result<b
 
 /// Places the next call (or, past `max_calls`, sends an SMS) for a login by phone.
 pub async fn call(
-    state: &AppState,
+    state: &dyn Services,
     user: &User,
     number: &str,
     lang: &str,
@@ -374,21 +374,21 @@ pub async fn call(
     ip: &str,
     now: Timestamp,
 ) -> Result<std::result::Result<Channel, Refusal>> {
-    let (Some(config), Some(provider)) = (&state.config.phone, &state.phone) else {
+    let (Some(config), Some(provider)) = (&state.config().phone, &state.phone()) else {
         return Ok(Err(Refusal::Failed));
     };
-    if !confirmed_numbers(state.store.as_ref(), &user.username)?
+    if !confirmed_numbers(state.store().as_ref(), &user.username)?
         .iter()
         .any(|n| n == number)
     {
         return Ok(Err(Refusal::Invalid));
     }
     if !state
-        .phone_budgets
+        .phone_budgets()
         .take(&budgets(config, &user.username, number, ip), now)
     {
         crate::audit!("phone_limit_reached", user = user.username, ip = ip);
-        state.metrics.phone_refused.inc();
+        state.metrics().phone_refused.inc();
         return Ok(Err(Refusal::Limited));
     }
     let domestic = config
@@ -402,7 +402,7 @@ pub async fn call(
     // The call is counted (and its code stored) before the provider is asked, in one
     // atomic change: parallel requests each get their own place in the escalation.
     let reserved = modify_json::<PhoneRecord, _>(
-        state.store.as_ref(),
+        state.store().as_ref(),
         Space::Factors,
         &record_key(&user.username),
         |record| {
@@ -446,7 +446,7 @@ pub async fn call(
         tracing::warn!(error = %e, channel = channel.id(), "phone provider refused a send");
         return Ok(Err(Refusal::Failed));
     }
-    state.metrics.phone_sent.inc();
+    state.metrics().phone_sent.inc();
     crate::audit!(
         "phone_code_sent",
         user = user.username,
@@ -463,7 +463,12 @@ pub fn current_channel(store: &dyn Store, username: &str) -> Result<Option<Chann
 }
 
 /// Checks a login code sent by phone.
-pub fn verify(state: &AppState, username: &str, code: &str, now: Timestamp) -> Result<CodeResult> {
+pub fn verify(
+    state: &dyn Services,
+    username: &str,
+    code: &str,
+    now: Timestamp,
+) -> Result<CodeResult> {
     check_code(
         state,
         username,

@@ -17,8 +17,8 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::Services;
 use crate::error::Result;
-use crate::state::AppState;
 use crate::store::{
     get_json, modify_json, put_json, update_json, user_key, Space, Store, Timestamp,
 };
@@ -141,35 +141,35 @@ struct LinkToken {
     expires_at: Timestamp,
 }
 
-fn link_key(state: &AppState, token: &str) -> String {
+fn link_key(state: &dyn Services, token: &str) -> String {
     format!(
         "tg-link\0{}",
-        state.code_hasher.hash(token, "telegram link")
+        state.code_hasher().hash(token, "telegram link")
     )
 }
 
-fn codes_key(state: &AppState, session_id: &str) -> String {
+fn codes_key(state: &dyn Services, session_id: &str) -> String {
     format!(
         "tg-codes\0{}",
-        state.code_hasher.hash(session_id, "telegram codes")
+        state.code_hasher().hash(session_id, "telegram codes")
     )
 }
 
 /// A new one-time link token for the user (the `start` parameter of the deep link).
 pub fn link_start(
-    state: &AppState,
+    state: &dyn Services,
     username: &str,
     session_id: &str,
     now: Timestamp,
 ) -> Result<String> {
     let lifetime = state
-        .config
+        .config()
         .telegram
         .as_ref()
         .map_or(600, |t| t.link_lifetime.as_secs());
     let token = crate::basics::random_token(24);
     put_json(
-        state.store.as_ref(),
+        state.store().as_ref(),
         Space::Tokens,
         &link_key(state, &token),
         &LinkToken {
@@ -196,12 +196,12 @@ pub enum LinkOutcome {
 
 /// Links the Telegram account that sent `/start <token>`.
 pub fn link_finish(
-    state: &AppState,
+    state: &dyn Services,
     token: &str,
     account: Account,
     now: Timestamp,
 ) -> Result<LinkOutcome> {
-    let store = state.store.as_ref();
+    let store = state.store().as_ref();
     let key = link_key(state, token);
     let Some(raw) = store.get_raw(Space::Tokens, &key)? else {
         return Ok(LinkOutcome::BadToken);
@@ -267,7 +267,7 @@ pub fn link_finish(
         )?;
         if let Some(codes) = codes {
             let sealed = state
-                .sealer
+                .sealer()
                 .seal(codes.join("\n").as_bytes(), &link.session_id)?;
             put_json(
                 store,
@@ -294,11 +294,11 @@ struct StashedCodes {
 
 /// The backup codes made when linking from this session turned 2FA on, once.
 pub fn take_codes(
-    state: &AppState,
+    state: &dyn Services,
     session_id: &str,
     now: Timestamp,
 ) -> Result<Option<Vec<String>>> {
-    let store = state.store.as_ref();
+    let store = state.store().as_ref();
     let key = codes_key(state, session_id);
     let Some(raw) = store.get_raw(Space::Tokens, &key)? else {
         return Ok(None);
@@ -310,7 +310,7 @@ pub fn take_codes(
     if stash.expires_at <= now {
         return Ok(None);
     }
-    let plain = state.sealer.open(&stash.sealed, session_id)?;
+    let plain = state.sealer().open(&stash.sealed, session_id)?;
     Ok(Some(
         String::from_utf8_lossy(&plain)
             .lines()
@@ -396,10 +396,10 @@ fn attempt_key(id: &str) -> String {
     format!("{ATTEMPT_PREFIX}{id}")
 }
 
-fn session_key(state: &AppState, session_id: &str) -> String {
+fn session_key(state: &dyn Services, session_id: &str) -> String {
     format!(
         "tg-session\0{}",
-        state.code_hasher.hash(session_id, "telegram session")
+        state.code_hasher().hash(session_id, "telegram session")
     )
 }
 
@@ -415,8 +415,8 @@ pub fn attempt(store: &dyn Store, id: &str) -> Result<Option<(Vec<u8>, Attempt)>
 }
 
 /// The session's latest attempt, if any.
-pub fn attempt_of_session(state: &AppState, session_id: &str) -> Result<Option<Attempt>> {
-    let store = state.store.as_ref();
+pub fn attempt_of_session(state: &dyn Services, session_id: &str) -> Result<Option<Attempt>> {
+    let store = state.store().as_ref();
     let Some(id) = get_json::<String>(store, Space::Tokens, &session_key(state, session_id))?
     else {
         return Ok(None);
@@ -435,14 +435,14 @@ pub struct Origin {
 /// Makes a new attempt for the session (the number, three decoys in random order and
 /// "this wasn't me") and stores it; the caller sends the messages.
 pub fn new_attempt(
-    state: &AppState,
+    state: &dyn Services,
     username: &str,
     session_id: &str,
     origin: Origin,
     now: Timestamp,
 ) -> Result<Attempt> {
     let timeout = state
-        .config
+        .config()
         .telegram
         .as_ref()
         .map_or(120, |t| t.confirm_timeout.as_secs());
@@ -482,7 +482,7 @@ pub fn new_attempt(
         site: origin.site,
         lang: origin.lang,
     };
-    let store = state.store.as_ref();
+    let store = state.store().as_ref();
     put_json(store, Space::Tokens, &attempt_key(&attempt.id), &attempt)?;
     put_json(
         store,
@@ -527,13 +527,13 @@ pub enum Decision {
 /// A tap on a button (`callback data` = attempt id and button token) by a Telegram
 /// account.
 pub fn decide(
-    state: &AppState,
+    state: &dyn Services,
     attempt_id: &str,
     button: &str,
     telegram_id: i64,
     now: Timestamp,
 ) -> Result<Decision> {
-    let store = state.store.as_ref();
+    let store = state.store().as_ref();
     let Some((_, current)) = attempt(store, attempt_id)? else {
         return Ok(Decision::Stale);
     };
@@ -597,8 +597,8 @@ pub fn overdue(store: &dyn Store, now: Timestamp) -> Result<(Vec<String>, Vec<St
 }
 
 /// Removes expired link tokens and code stashes, and day-old attempts.
-pub fn sweep(state: &AppState, now: Timestamp) {
-    let store = state.store.as_ref();
+pub fn sweep(state: &dyn Services, now: Timestamp) {
+    let store = state.store().as_ref();
     let Ok(entries) = store.scan_raw(Space::Tokens) else {
         return;
     };

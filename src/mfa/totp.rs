@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use totp_rs::{Algorithm, Builder, Secret};
 
+use super::Services;
 use crate::error::{Error, Result};
-use crate::state::AppState;
 use crate::store::{get_json, swap_json, user_key, Space, Store, Timestamp};
 
 /// Seconds per TOTP step.
@@ -130,9 +130,9 @@ pub fn check_code(
     Ok(CodeCheck::Invalid)
 }
 
-fn load(state: &AppState, username: &str) -> Result<Option<(Vec<u8>, TotpRecord)>> {
+fn load(state: &dyn Services, username: &str) -> Result<Option<(Vec<u8>, TotpRecord)>> {
     let key = record_key(username);
-    let Some(raw) = state.store.get_raw(Space::Factors, &key)? else {
+    let Some(raw) = state.store().get_raw(Space::Factors, &key)? else {
         return Ok(None);
     };
     let record: TotpRecord = serde_json::from_slice(&raw)?;
@@ -147,9 +147,9 @@ pub fn is_enabled(store: &dyn Store, username: &str) -> Result<bool> {
     )
 }
 
-fn enrollment(state: &AppState, username: &str, record: &TotpRecord) -> Result<Enrollment> {
-    let secret = state.sealer.open(&record.secret, &context(username))?;
-    let t = totp(&secret, &state.config.second_factor.totp_issuer, username)?;
+fn enrollment(state: &dyn Services, username: &str, record: &TotpRecord) -> Result<Enrollment> {
+    let secret = state.sealer().open(&record.secret, &context(username))?;
+    let t = totp(&secret, &state.config().second_factor.totp_issuer, username)?;
     Ok(Enrollment {
         secret_base32: Secret::from(secret).to_base32(),
         uri: t
@@ -160,19 +160,19 @@ fn enrollment(state: &AppState, username: &str, record: &TotpRecord) -> Result<E
 
 /// Starts (or restarts) enrolment with a new secret; the method stays off until
 /// [`enroll_finish`] sees a correct code.
-pub fn enroll_start(state: &AppState, username: &str, now: Timestamp) -> Result<Enrollment> {
+pub fn enroll_start(state: &dyn Services, username: &str, now: Timestamp) -> Result<Enrollment> {
     use rand::RngCore;
     let mut secret = [0u8; 20];
     rand::rngs::OsRng.fill_bytes(&mut secret);
     let record = TotpRecord {
-        secret: state.sealer.seal(&secret, &context(username))?,
+        secret: state.sealer().seal(&secret, &context(username))?,
         enabled: false,
         last_step: 0,
         created_at: now,
         burned_steps: Vec::new(),
     };
     crate::store::put_json(
-        state.store.as_ref(),
+        state.store().as_ref(),
         Space::Factors,
         &record_key(username),
         &record,
@@ -181,7 +181,7 @@ pub fn enroll_start(state: &AppState, username: &str, now: Timestamp) -> Result<
 }
 
 /// The pending enrolment, if one was started and not finished.
-pub fn pending_enrollment(state: &AppState, username: &str) -> Result<Option<Enrollment>> {
+pub fn pending_enrollment(state: &dyn Services, username: &str) -> Result<Option<Enrollment>> {
     match load(state, username)? {
         Some((_, record)) if !record.enabled => enrollment(state, username, &record).map(Some),
         _ => Ok(None),
@@ -219,7 +219,7 @@ fn settle(record: &TotpRecord, check: CodeCheck, now: Timestamp) -> Option<TotpR
 
 /// Checks a code and records its step; shared by login and enrolment.
 fn check_and_consume(
-    state: &AppState,
+    state: &dyn Services,
     username: &str,
     code: &str,
     now: Timestamp,
@@ -232,12 +232,12 @@ fn check_and_consume(
         if record.enabled != want_enabled {
             return Ok(CodeCheck::Invalid);
         }
-        let secret = state.sealer.open(&record.secret, &context(username))?;
+        let secret = state.sealer().open(&record.secret, &context(username))?;
         let check = check_code(
             &secret,
             code,
             now,
-            state.config.second_factor.totp_skew,
+            state.config().second_factor.totp_skew,
             record.last_step,
         )?;
         let Some(updated) = settle(&record, check, now) else {
@@ -247,7 +247,7 @@ fn check_and_consume(
             });
         };
         if swap_json(
-            state.store.as_ref(),
+            state.store().as_ref(),
             Space::Factors,
             &record_key(username),
             &raw,
@@ -262,7 +262,7 @@ fn check_and_consume(
 
 /// Finishes enrolment: a correct code turns the method on.
 pub fn enroll_finish(
-    state: &AppState,
+    state: &dyn Services,
     username: &str,
     code: &str,
     now: Timestamp,
@@ -271,7 +271,12 @@ pub fn enroll_finish(
 }
 
 /// Verifies a login code.
-pub fn verify(state: &AppState, username: &str, code: &str, now: Timestamp) -> Result<CodeCheck> {
+pub fn verify(
+    state: &dyn Services,
+    username: &str,
+    code: &str,
+    now: Timestamp,
+) -> Result<CodeCheck> {
     check_and_consume(state, username, code, now, true)
 }
 

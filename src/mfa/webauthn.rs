@@ -27,10 +27,10 @@ use webauthn_rs_core::proto::{
 };
 use webauthn_rs_core::WebauthnCore;
 
+use super::Services;
 use crate::audit;
 use crate::config::WebauthnConfig;
 use crate::error::{Error, Result};
-use crate::state::AppState;
 use crate::store::{get_json, put_json, update_json, user_key, Space, Store, Timestamp};
 
 /// The longest device name, in characters.
@@ -268,7 +268,7 @@ fn ceremony_key(kind: &str, owner: &str, id: &str) -> String {
 
 /// Stores a started ceremony; returns its id (for the page to send back).
 fn put_ceremony(
-    state: &AppState,
+    state: &dyn Services,
     relying: &RelyingParty,
     kind: &str,
     owner: &str,
@@ -277,7 +277,7 @@ fn put_ceremony(
 ) -> Result<String> {
     let id = crate::basics::random_token(16);
     put_json(
-        state.store.as_ref(),
+        state.store().as_ref(),
         Space::Tokens,
         &ceremony_key(kind, owner, &id),
         &Ceremony {
@@ -290,13 +290,13 @@ fn put_ceremony(
 
 /// Takes the waiting ceremony out of the store (so it works once), if not expired.
 fn take_ceremony(
-    state: &AppState,
+    state: &dyn Services,
     kind: &str,
     owner: &str,
     id: &str,
     now: Timestamp,
 ) -> Result<Option<Pending>> {
-    let store = state.store.as_ref();
+    let store = state.store().as_ref();
     let key = ceremony_key(kind, owner, id);
     let Some(raw) = store.get_raw(Space::Tokens, &key)? else {
         return Ok(None);
@@ -309,8 +309,8 @@ fn take_ceremony(
 }
 
 /// Removes expired ceremonies (called by the housekeeping service).
-pub fn sweep_expired(state: &AppState, now: Timestamp) {
-    let Ok(entries) = state.store.scan_raw(Space::Tokens) else {
+pub fn sweep_expired(state: &dyn Services, now: Timestamp) {
+    let Ok(entries) = state.store().scan_raw(Space::Tokens) else {
         return;
     };
     for (key, raw) in entries
@@ -318,14 +318,14 @@ pub fn sweep_expired(state: &AppState, now: Timestamp) {
         .filter(|(k, _)| k.starts_with(CEREMONY_PREFIX))
     {
         if serde_json::from_slice::<Ceremony>(&raw).map_or(true, |c| c.expires_at <= now) {
-            let _ = state.store.delete_raw(Space::Tokens, &key);
+            let _ = state.store().delete_raw(Space::Tokens, &key);
         }
     }
 }
 
-fn relying(state: &AppState) -> Result<&RelyingParty> {
+fn relying(state: &dyn Services) -> Result<&RelyingParty> {
     state
-        .webauthn
+        .webauthn()
         .as_ref()
         .ok_or_else(|| Error::Internal("WebAuthn is not configured".into()))
 }
@@ -337,7 +337,7 @@ fn engine_error(e: WebauthnError) -> Error {
 /// Starts adding a device called `name` (already checked) for the signed-in user.
 /// Returns the options for `navigator.credentials.create`.
 pub fn register_start(
-    state: &AppState,
+    state: &dyn Services,
     user: &crate::store::User,
     owner: &str,
     name: &str,
@@ -345,7 +345,7 @@ pub fn register_start(
 ) -> Result<(CreationChallengeResponse, String)> {
     let relying = relying(state)?;
     let username = &user.username;
-    let (handle, existing) = update(state.store.as_ref(), username, |set| {
+    let (handle, existing) = update(state.store().as_ref(), username, |set| {
         if set.handle.is_empty() {
             let mut bytes = [0u8; 16];
             rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -409,7 +409,7 @@ pub fn register_start(
 
 /// Finishes adding a device from the browser's answer (JSON).
 pub fn register_finish(
-    state: &AppState,
+    state: &dyn Services,
     username: &str,
     owner: &str,
     ceremony: &str,
@@ -441,7 +441,7 @@ pub fn register_finish(
             return Ok(Err(refusal_of(&e)));
         }
     };
-    let store = state.store.as_ref();
+    let store = state.store().as_ref();
     let index = index_key(&credential.cred_id);
     if !store.compare_and_swap_raw(Space::Tokens, &index, None, Some(username.as_bytes()))? {
         let owner = store.get_raw(Space::Tokens, &index)?.unwrap_or_default();
@@ -486,13 +486,13 @@ pub fn register_finish(
 
 /// Starts the second step with the user's devices; `None` when they have none.
 pub fn second_step_start(
-    state: &AppState,
+    state: &dyn Services,
     username: &str,
     owner: &str,
     now: Timestamp,
 ) -> Result<Option<(RequestChallengeResponse, String)>> {
     let relying = relying(state)?;
-    let credentials: Vec<Credential> = devices(state.store.as_ref(), username)?
+    let credentials: Vec<Credential> = devices(state.store().as_ref(), username)?
         .into_iter()
         .map(|d| d.credential)
         .collect();
@@ -524,7 +524,7 @@ pub fn second_step_start(
 
 /// Checks an assertion against one of `username`'s devices and records its use.
 fn check_assertion(
-    state: &AppState,
+    state: &dyn Services,
     username: &str,
     answer: &PublicKeyCredential,
     authentication: &AuthenticationState,
@@ -532,7 +532,7 @@ fn check_assertion(
     now: Timestamp,
 ) -> Result<std::result::Result<Device, Refusal>> {
     let relying = relying(state)?;
-    let store = state.store.as_ref();
+    let store = state.store().as_ref();
     let Some(set) = load(store, username)? else {
         return Ok(Err(Refusal::UnknownCredential));
     };
@@ -597,7 +597,7 @@ fn check_assertion(
 
 /// Finishes the second step from the browser's answer (JSON).
 pub fn second_step_finish(
-    state: &AppState,
+    state: &dyn Services,
     username: &str,
     owner: &str,
     ceremony: &str,
@@ -622,7 +622,7 @@ pub fn second_step_finish(
 
 /// Starts a passwordless login (any discoverable credential) for this browser.
 pub fn passwordless_start(
-    state: &AppState,
+    state: &dyn Services,
     owner: &str,
     now: Timestamp,
 ) -> Result<(RequestChallengeResponse, String)> {
@@ -654,7 +654,7 @@ pub type PasswordlessOutcome = std::result::Result<(String, Device), (Refusal, O
 
 /// Finishes a passwordless login from the browser's answer (JSON).
 pub fn passwordless_finish(
-    state: &AppState,
+    state: &dyn Services,
     owner: &str,
     ceremony: &str,
     answer: &str,
@@ -670,7 +670,7 @@ pub fn passwordless_finish(
         return Ok(Err((Refusal::Malformed, None)));
     };
     let Some(owner) = state
-        .store
+        .store()
         .get_raw(Space::Tokens, &index_key(&answer.raw_id))?
         .and_then(|raw| String::from_utf8(raw).ok())
     else {

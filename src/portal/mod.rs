@@ -12,7 +12,6 @@ pub(crate) mod reset;
 mod second_step;
 mod settings;
 mod telegram;
-pub use settings::notice as settings_notice;
 
 use std::sync::Arc;
 

@@ -1171,25 +1171,15 @@ pub(crate) fn enabled(
     Ok(response)
 }
 
-/// Sends the user a security notice: by mail (when they have an address and mail is
-/// set up) and to their linked Telegram accounts (when the bot is set up).
+/// Sends the user a security notice (see [`mfa::security_notice`]).
 pub fn notice(state: &AppState, user: &crate::store::User, t: &'static Texts, line: &str) {
-    if let Some(bot) = state.telegram.as_ref() {
-        let accounts = crate::mfa::telegram::accounts(state.store.as_ref(), &user.username)
-            .unwrap_or_default();
-        for account in accounts {
-            bot.notice_later(account.chat_id, format!("{line}\n\n{}", t.notice_not_you));
-        }
-    }
-    state.mailer.send_later(
-        &user.email,
-        Letter {
-            t,
-            subject: t.notice_subject.into(),
-            lines: vec![line.to_string(), t.notice_not_you.into()],
-            code: None,
-            link: None,
-        },
+    mfa::security_notice(
+        state.store.as_ref(),
+        &state.mailer,
+        state.telegram.as_ref(),
+        user,
+        t,
+        line,
     );
 }
 
