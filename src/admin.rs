@@ -319,15 +319,20 @@ pub fn send(data_dir: &Path, command: &Command) -> Option<Result<String>> {
         line.push('\n');
         stream.write_all(line.as_bytes())?;
         let mut reply = String::new();
-        if let Err(e) = BufReader::new(&stream).read_line(&mut reply) {
-            if timed_out(&e) {
-                return Err(Error::Invalid(format!(
-                    "the server's admin socket {} did not answer within {} s: is `gatehouse serve` stopped or hung? (nothing was changed by this command)",
-                    path.display(),
-                    ANSWER_WITHIN.as_secs()
-                )));
-            }
-            return Err(e.into());
+        let check = "check with `gatehouse user list` or `gatehouse sessions list`";
+        let read = BufReader::new(&stream).read_line(&mut reply);
+        if matches!(&read, Err(e) if timed_out(e)) {
+            return Err(Error::Invalid(format!(
+                "the server's admin socket {} did not answer within {} s: is `gatehouse serve` stopped or hung? The command was sent: a server that resumes may still carry it out; {check}",
+                path.display(),
+                ANSWER_WITHIN.as_secs()
+            )));
+        }
+        if read.is_err() || reply.trim().is_empty() {
+            return Err(Error::Invalid(format!(
+                "the server closed its admin socket {} without answering (did it stop?): the change may or may not have been made; {check}",
+                path.display()
+            )));
         }
         let reply: Reply = serde_json::from_str(&reply)?;
         if reply.ok {
@@ -389,6 +394,26 @@ pub async fn serve(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_server_that_closes_the_socket_without_answering_is_not_called_store_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = std::os::unix::net::UnixListener::bind(socket_path(dir.path())).unwrap();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            drop(stream);
+        });
+        let err = send(dir.path(), &Command::UserList)
+            .expect("the socket answered the connect")
+            .unwrap_err()
+            .to_string();
+        server.join().unwrap();
+        assert!(
+            err.contains("without answering") && err.contains("may or may not"),
+            "{err}"
+        );
+        assert!(!err.contains("corrupt"), "{err}");
+    }
+
     use super::*;
     use crate::store::SledStore;
 
