@@ -2,25 +2,29 @@
 //! reverse proxy or as the forward-auth service of nginx, Traefik and Caddy.
 //!
 //! # Layout
-//! - [`cli`]: the command line; [`server`]: builds the pingora `Server` and its services;
-//!   [`demo`]: `gatehouse demo`.
-//! - [`config`]: figment layers → one validated [`config::Config`]; [`error`]: the one
-//!   error type and its HTTP status; [`state`]: the shared [`state::AppState`].
-//! - [`http`]: request/response types, security headers, client IP, `rd` validation,
-//!   the canonical request target and host ([`http::target`]), the connection guard of
-//!   both listeners ([`http::guard`]).
-//! - [`portal`]: login, logout, health, assets (framework-free `Portal::handle`).
-//! - [`forward_auth`]: `/api/authz/*` for nginx, Traefik, Caddy.
-//! - [`proxy`]: the `ProxyHttp` of proxy mode, identity headers.
-//! - [`policy`]: access rules, first match wins.
-//! - [`auth`]: passwords, sessions, brute-force limiter, and the per-request [`auth::gate`].
-//! - [`mfa`]: second factors (one module per factor, same shape) and their shared rules.
-//! - [`notify`]: reaching users outside the browser (email from a retrying queue, phone
-//!   calls and SMS, the recovery hook, the Telegram bot).
-//! - [`crypto`]: secrets at rest (AES-GCM) and keyed hashes of one-time codes.
-//! - [`store`]: the `Store` trait and its sled implementation.
-//! - [`metrics`]: Prometheus counters and their own listener.
-//! - [`admin`]: operator commands and the admin socket; [`audit`]: the audit log.
+//! Layers, each using only those below it (`tests/layers.rs` fails on any import
+//! circle between these modules):
+//! 1. Entry points: [`cli`], [`server`] (the pingora `Server` and its services),
+//!    [`demo`], [`admin`] (operator commands and the admin socket), [`bench_seed`].
+//! 2. Requests: [`portal`] (login, settings, logout, health, assets; framework-free
+//!    `Portal::handle`), [`forward_auth`] (`/api/authz/*`), [`proxy`] (the `ProxyHttp`
+//!    of proxy mode), [`telegram_bot`] (the bot's conversation and long polling).
+//! 3. [`state`]: the shared [`state::AppState`], which implements the narrow handles
+//!    the layers below ask for (such as [`mfa::Services`]).
+//! 4. [`mfa`]: second factors (one module per factor, same shape) and their rules,
+//!    including security notices.
+//! 5. [`notify`]: clients that reach users outside the browser (the mail queue and its
+//!    sender, telephony providers, the Telegram Bot API, the recovery hook).
+//! 6. [`auth`]: passwords, sessions, the brute-force limiter, the per-request
+//!    [`auth::gate`]; [`metrics`]: Prometheus counters and their listener.
+//! 7. [`config`]: figment layers → one validated [`config::Config`]; [`policy`]: access
+//!    rules, first match wins; [`crypto`]: secrets at rest (AES-GCM) and keyed hashes
+//!    of one-time codes; [`store`]: the `Store` trait and its sled implementation;
+//!    [`texts`]: every text in English and Ukrainian.
+//! 8. Foundations: [`http`] (request/response types, security headers, client IP, `rd`
+//!    validation, the canonical request target and host, host patterns, the connection
+//!    guard), [`phone_number`], [`basics`] (clock, random tokens, private files),
+//!    [`error`] (the one error type and its HTTP status), [`audit`], [`crash`].
 
 pub mod admin;
 pub mod audit;
