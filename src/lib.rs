@@ -24,7 +24,7 @@
 //! 8. Foundations: [`http`] (request/response types, security headers, client IP, `rd`
 //!    validation, the canonical request target and host, host patterns, the connection
 //!    guard), [`phone_number`], [`basics`] (clock, random tokens, private files),
-//!    [`error`] (the one error type and its HTTP status), [`audit`], [`crash`].
+//!    [`error`] (the one error type and its HTTP status), [`mod@audit`], [`crash`].
 
 pub mod admin;
 pub mod audit;
