@@ -1,0 +1,134 @@
+//! "Confirm your password" before a change: which changes may be replayed after it, the
+//! page, and the check every change goes through ([`authorise_change`], [`change!`]).
+
+use super::*;
+
+/// The setting changes that may be replayed after a password confirmation.
+pub(super) const REPLAYABLE: &[&str] = &[
+    "/settings/phone/add",
+    "/settings/phone/confirm",
+    "/settings/phone/remove",
+    "/settings/email/start",
+    "/settings/email/confirm",
+    "/settings/email/disable",
+    "/settings/totp/start",
+    "/settings/totp/confirm",
+    "/settings/backup/regenerate",
+    "/settings/sessions/end",
+    "/settings/sessions/end-others",
+    "/settings/totp/disable",
+    "/settings/webauthn/add",
+    "/settings/webauthn/finish",
+    "/settings/webauthn/passwordless",
+    "/settings/webauthn/delete",
+    "/settings/telegram/link",
+    "/settings/telegram/enable",
+    "/settings/telegram/disable",
+    "/settings/telegram/remove",
+];
+
+/// The "confirm your password" page that replays `req`'s form afterwards.
+pub(super) fn confirm_page(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    error: Option<String>,
+    next: &str,
+) -> Response {
+    let replay = replay_fields(req);
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    let csrf = csrf_for(state, req);
+    let page = ConfirmPasswordPage {
+        t,
+        title: t.confirm_title,
+        mount: req.mount,
+        csrf: &csrf.token,
+        next,
+        replay,
+        error,
+    };
+    csrf.attach(html(status, render(&page)))
+}
+
+/// The fields of the change a confirmation page carries on to replay it: never the
+/// page's own fields, and never a password (it is not put back into a page).
+pub(super) fn replay_fields(req: &Request) -> Vec<(String, String)> {
+    req.form()
+        .fields()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "csrf" | "next" | "identity_code" | "password" | "confirm_password"
+            )
+        })
+        .cloned()
+        .collect()
+}
+
+/// `POST /settings/confirm`: checks the password, then sends the browser back to
+/// re-submit the change it wanted (307 keeps method and body).
+pub async fn confirm(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let identity = match established(state, req, "/settings")? {
+        Gate::Elsewhere(response) => return Ok(response),
+        Gate::Established(identity) => identity,
+    };
+    check_csrf(state, req)?;
+    let form = req.form();
+    let Some(next) = form
+        .get("next")
+        .filter(|n| REPLAYABLE.contains(n))
+        .map(str::to_string)
+    else {
+        return Ok(done(req, ""));
+    };
+    let password = form.get("confirm_password").unwrap_or("").to_string();
+    if let PasswordCheck::Wrong(_, message) = check_password(
+        state,
+        req,
+        t,
+        &identity,
+        password,
+        "password_confirmation_failed",
+    )
+    .await?
+    {
+        return Ok(confirm_page(state, req, t, Some(message), &next));
+    }
+    state
+        .sessions
+        .password_confirmed(&identity.session, now())?;
+    Ok(redirect(
+        StatusCode::TEMPORARY_REDIRECT,
+        &format!("{}{next}", req.mount),
+    ))
+}
+
+/// For a change: the signed-in identity with a valid CSRF token and a fresh password,
+/// or the response to send instead.
+pub(crate) fn authorise_change(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    action: &str,
+) -> Result<Result<Box<Identity>, Response>> {
+    let identity = match established(state, req, "/settings")? {
+        Gate::Elsewhere(response) => return Ok(Err(response)),
+        Gate::Established(identity) => identity,
+    };
+    check_csrf(state, req)?;
+    if !Sessions::password_is_fresh(
+        &identity.session,
+        state.config.second_factor.reauthentication_window,
+        now(),
+    ) {
+        return Ok(Err(confirm_page(state, req, t, None, action)));
+    }
+    if identity_check_needed(state, &identity, action)? {
+        return Ok(Err(ask_identity(state, req, t, &identity, action)));
+    }
+    Ok(Ok(identity))
+}

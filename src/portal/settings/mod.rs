@@ -1,0 +1,262 @@
+//! The Security settings page, for the signed-in user's own account: authenticator app,
+//! backup codes, sessions, password.
+//!
+//! Every change is a POST behind CSRF protection. Changes also need the password to
+//! have been entered within `second_factor.reauthentication_window`; when it was not,
+//! the user gets a "confirm your password" page that, once answered, replays the same
+//! form (HTTP 307 keeps the method and body). Turning off the last factor always asks
+//! for the password in the form itself.
+//!
+//! This module is the page itself; one submodule per thing the user manages
+//! ([`authenticator`], [`address`] for email codes and the address, [`phone`],
+//! [`sessions`], [`password`], [`factors`] as a whole), and the steps every change may
+//! pass through ([`confirm`], [`identity`]).
+
+use base64::Engine;
+use http::StatusCode;
+
+use crate::audit;
+use crate::auth::limiter::{login_keys, user_key};
+use crate::auth::session::Identity;
+use crate::auth::session::{end_sessions, Sessions};
+use crate::basics::now;
+use crate::error::{Error, Result};
+use crate::http::{add_cookie, html, redirect, Request, Response};
+use crate::mfa::{self, backup, email, totp, webauthn, Factor};
+use crate::notify::email::{Delivery, Letter};
+use crate::portal::common::{
+    attempt_failed, begin_attempt, check_csrf, csrf_for, established, onwards, rd_query, Gate,
+};
+use crate::portal::pages::{
+    render, BackupCodesPage, ConfirmIdentityPage, ConfirmPasswordPage, DeviceRow, EmailConfirmPage,
+    SessionRow, SettingsPage, TelegramLink, TelegramRow, TotpEnrollPage,
+};
+use crate::state::AppState;
+use crate::store::AuthLevel;
+use crate::texts::{banned_message, fill, Texts};
+use crate::texts::{describe_device, format_time};
+
+/// The identity for a settings change, or an early return with the response to send.
+macro_rules! change {
+    ($state:expr, $req:expr, $t:expr, $action:expr) => {
+        match authorise_change($state, $req, $t, $action)? {
+            Ok(identity) => identity,
+            Err(response) => return Ok(response),
+        }
+    };
+}
+pub(crate) use change;
+
+mod address;
+mod authenticator;
+mod confirm;
+mod factors;
+mod identity;
+mod password;
+mod phone;
+mod sessions;
+
+pub use address::*;
+pub use authenticator::*;
+pub use confirm::*;
+pub use factors::*;
+pub use identity::*;
+pub use password::*;
+pub use phone::*;
+pub use sessions::*;
+
+fn notice_text(t: &'static Texts, key: &str) -> Option<&'static str> {
+    Some(match key {
+        "password" => t.done_password,
+        "totp_on" => t.done_totp_on,
+        "totp_off" => t.done_totp_off,
+        "email_on" => t.done_email_on,
+        "email_off" => t.done_email_off,
+        "address" => t.done_address,
+        "number_added" => t.done_number_added,
+        "number_removed" => t.done_number_removed,
+        "2fa_off" => t.done_2fa_off,
+        "session_ended" => t.done_session_ended,
+        "others_ended" => t.done_others_ended,
+        "two_factor_needed" => t.two_factor_needed,
+        "webauthn_added" => t.passkeys.done_added,
+        "webauthn_deleted" => t.passkeys.done_deleted,
+        "passwordless_on" => t.passkeys.done_passwordless_on,
+        "passwordless_off" => t.passkeys.done_passwordless_off,
+        "telegram_on" => t.telegram.done_on,
+        "telegram_off" => t.telegram.done_off,
+        "telegram_linked" => t.telegram.done_linked,
+        "telegram_removed" => t.telegram.done_removed,
+        "identity" => t.identity_done,
+        _ => return None,
+    })
+}
+
+pub(crate) fn settings_page(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    identity: &Identity,
+    status: StatusCode,
+    error: Option<String>,
+) -> Result<Response> {
+    settings_page_with(state, req, t, identity, status, error, None)
+}
+
+/// The settings page, with the Telegram section showing a fresh deep link when given.
+pub(crate) fn settings_page_with(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    identity: &Identity,
+    status: StatusCode,
+    error: Option<String>,
+    telegram_link: Option<TelegramLink>,
+) -> Result<Response> {
+    let username = &identity.user.username;
+    let rd = req.query_param("rd").unwrap_or_default();
+    let factors = mfa::enabled_factors(state.store.as_ref(), username)?;
+    let totp_on = factors.contains(&Factor::Totp);
+    let email_on = factors.contains(&Factor::Email);
+    let mut notice = req.query_param("done").and_then(|k| notice_text(t, &k));
+    if notice.is_none() && !rd.is_empty() && factors.is_empty() {
+        notice = Some(t.two_factor_needed);
+    }
+    let mut sessions = state.store.sessions_of(username)?;
+    sessions.sort_by_key(|s| std::cmp::Reverse(s.last_seen));
+    let rows = sessions
+        .iter()
+        .filter(|s| s.level >= AuthLevel::OneFactor || s.id == identity.session.id)
+        .map(|s| SessionRow {
+            id: s.id.clone(),
+            device: describe_device(&s.user_agent),
+            ip: s.ip.clone(),
+            created: format_time(s.created_at),
+            last_seen: format_time(s.last_seen),
+            current: s.id == identity.session.id,
+        })
+        .collect();
+    let continue_to = (!rd.is_empty() && !factors.is_empty()).then(|| onwards(state, &rd));
+    let devices = webauthn::devices(state.store.as_ref(), username)?;
+    let telegram_accounts = crate::mfa::telegram::accounts(state.store.as_ref(), username)?;
+    let device_is_last = devices.len() == 1 && factors == [Factor::Webauthn];
+    let device_rows = devices
+        .into_iter()
+        .map(|d| DeviceRow {
+            key: d.key,
+            added: format_time(d.added_at),
+            last_used: d.last_used.map(format_time),
+            passwordless: d.passwordless,
+            not_discoverable: d.discoverable == Some(false),
+            delete_confirm: fill(t.passkeys.delete_confirm, &d.name),
+            name: d.name,
+        })
+        .collect();
+    let form = req.form();
+    let device_name = if req.path == "/settings/webauthn/add" {
+        form.get("name").unwrap_or("")
+    } else {
+        ""
+    };
+    let csrf = csrf_for(state, req);
+    let page = SettingsPage {
+        t,
+        title: t.settings_title,
+        mount: req.mount,
+        csrf: &csrf.token,
+        rd: &rd,
+        username,
+        notice,
+        error,
+        continue_to,
+        telegram_available: state.telegram.is_some(),
+        telegram_link,
+        telegram_on: factors.contains(&Factor::Telegram),
+        telegram_is_last: factors == [Factor::Telegram] && telegram_accounts.len() == 1,
+        telegram_only: factors == [Factor::Telegram],
+        telegram_accounts: telegram_accounts
+            .into_iter()
+            .map(|a| TelegramRow {
+                id: a.telegram_id,
+                linked: format_time(a.linked_at),
+                remove_confirm: fill(t.telegram.remove_confirm, a.label()),
+                label: a.label(),
+            })
+            .collect(),
+        passkeys_available: state.webauthn.is_some(),
+        devices: device_rows,
+        device_is_last,
+        device_name,
+        device_name_max: webauthn::NAME_MAX,
+        totp_on,
+        totp_is_last: totp_on && factors.len() == 1,
+        email_on,
+        email_is_last: email_on && factors.len() == 1,
+        has_email: !identity.user.email.is_empty(),
+        email_address: &identity.user.email,
+        phone_enabled: state.phone.is_some(),
+        phone_numbers: crate::mfa::phone::numbers(state.store.as_ref(), username)?
+            .into_iter()
+            .map(|n| (n.number, n.confirmed))
+            .collect(),
+        mail_enabled: state.mailer.enabled(),
+        two_factor_on: !factors.is_empty(),
+        backup_left: backup::remaining(state.store.as_ref(), username)?,
+        sessions: rows,
+        min_length: state.config.password.min_length,
+    };
+    Ok(csrf.attach(html(status, render(&page))))
+}
+
+pub(crate) fn done(req: &Request, key: &str) -> Response {
+    redirect(
+        StatusCode::SEE_OTHER,
+        &format!("{}/settings?done={key}", req.mount),
+    )
+}
+
+/// `GET /settings`.
+pub fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    match established(state, req, "/settings")? {
+        Gate::Elsewhere(response) => Ok(response),
+        Gate::Established(identity) => {
+            settings_page(state, req, t, &identity, StatusCode::OK, None)
+        }
+    }
+}
+
+/// Sends the user a security notice (see [`mfa::security_notice`]).
+pub fn notice(state: &AppState, user: &crate::store::User, t: &'static Texts, line: &str) {
+    mfa::security_notice(
+        state.store.as_ref(),
+        &state.mailer,
+        state.telegram.as_ref(),
+        user,
+        t,
+        line,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_passwords_are_recognised_in_any_case() {
+        assert!(is_common_password("Password123"));
+        assert!(is_common_password("qwerty"));
+        assert!(!is_common_password("correct horse battery"));
+    }
+
+    #[test]
+    fn devices_are_described_from_user_agents() {
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
+        assert_eq!(describe_device(firefox), "Firefox 120 on Linux");
+        assert_eq!(describe_device(""), "Unknown device");
+    }
+
+    #[test]
+    fn times_are_shown_to_the_minute_in_utc() {
+        assert_eq!(format_time(1_700_000_000), "2023-11-14 22:13 UTC");
+    }
+}

@@ -1,0 +1,43 @@
+//! Ending one of the user's sessions, or all the others.
+
+use super::*;
+
+/// `POST /settings/sessions/end`: ends one of the user's other sessions.
+pub fn session_end(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let identity = change!(state, req, t, "/settings/sessions/end");
+    let id = req.form().get("id").unwrap_or("").to_string();
+    let owned = state
+        .store
+        .sessions_of(&identity.user.username)?
+        .iter()
+        .any(|s| s.id == id);
+    if owned && id != identity.session.id {
+        state.store.delete_session(&id)?;
+        audit!(
+            "session_ended",
+            user = identity.user.username,
+            session = id.get(..8).unwrap_or(""),
+            by = "user"
+        );
+    }
+    Ok(done(req, "session_ended"))
+}
+
+/// `POST /settings/sessions/end-others`.
+pub fn sessions_end_others(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let identity = change!(state, req, t, "/settings/sessions/end-others");
+    let (_, _, ended) = end_sessions(
+        state.store.as_ref(),
+        &identity.user.username,
+        Some(&identity.session),
+        &mut |_| {},
+    )?
+    .ok_or(Error::SessionEnded)?;
+    audit!(
+        "sessions_ended",
+        user = identity.user.username,
+        count = ended,
+        by = "user"
+    );
+    Ok(done(req, "others_ended"))
+}
