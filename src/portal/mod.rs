@@ -9,6 +9,7 @@ pub mod pages;
 mod passkeys;
 mod phone_step;
 pub(crate) mod reset;
+pub mod routes;
 mod second_step;
 mod settings;
 mod telegram;
@@ -46,104 +47,136 @@ impl Portal {
         let t = texts_for(req.header("accept-language"));
         let state = &self.state;
         let result = match (&req.method, req.path.as_str()) {
-            (&Method::GET | &Method::HEAD, "/") => login::page(state, &req, t),
-            (&Method::POST, "/login") => login::submit(state, &req, t).await,
-            (&Method::POST, "/login/passkey") => passkeys::login(state, &req, t),
-            (&Method::POST, "/login/passkey/options") => passkeys::login_options(state, &req, t),
-            (&Method::GET, "/logout") => login::logout_page(state, &req, t),
-            (&Method::POST, "/logout") => login::logout(state, &req, t),
-            (&Method::GET, "/forgot") => reset::forgot(state, &req, t),
-            (&Method::POST, "/forgot") => reset::request(state, &req, t).await,
-            (&Method::GET, "/reset") => reset::reset_form(state, &req, t),
-            (&Method::POST, "/reset") => reset::reset_submit(state, &req, t).await,
-            (&Method::GET | &Method::HEAD, "/2fa") => second_step::page(state, &req, t),
-            (&Method::POST, "/2fa") => second_step::submit(state, &req, t),
-            (&Method::GET, "/2fa/phone") => phone_step::page(state, &req, t),
-            (&Method::POST, "/2fa/phone/call") => phone_step::call(state, &req, t).await,
-            (&Method::POST, "/2fa/phone/verify") => phone_step::verify(state, &req, t),
-            (&Method::POST, "/2fa/telegram/start") => telegram::start(state, &req, t).await,
-            (&Method::GET, "/2fa/telegram/wait") => telegram::wait(state, &req, t).await,
-            (&Method::POST, "/telegram/webhook") if req.mount.is_empty() => {
+            (&Method::GET | &Method::HEAD, routes::LOGIN_PAGE) => login::page(state, &req, t),
+            (&Method::POST, routes::LOGIN) => login::submit(state, &req, t).await,
+            (&Method::POST, routes::LOGIN_PASSKEY) => passkeys::login(state, &req, t),
+            (&Method::POST, routes::LOGIN_PASSKEY_OPTIONS) => {
+                passkeys::login_options(state, &req, t)
+            }
+            (&Method::GET, routes::LOGOUT) => login::logout_page(state, &req, t),
+            (&Method::POST, routes::LOGOUT) => login::logout(state, &req, t),
+            (&Method::GET, routes::FORGOT) => reset::forgot(state, &req, t),
+            (&Method::POST, routes::FORGOT) => reset::request(state, &req, t).await,
+            (&Method::GET, routes::RESET) => reset::reset_form(state, &req, t),
+            (&Method::POST, routes::RESET) => reset::reset_submit(state, &req, t).await,
+            (&Method::GET | &Method::HEAD, routes::SECOND_STEP) => {
+                second_step::page(state, &req, t)
+            }
+            (&Method::POST, routes::SECOND_STEP) => second_step::submit(state, &req, t),
+            (&Method::GET, routes::SECOND_STEP_PHONE) => phone_step::page(state, &req, t),
+            (&Method::POST, routes::SECOND_STEP_PHONE_CALL) => {
+                phone_step::call(state, &req, t).await
+            }
+            (&Method::POST, routes::SECOND_STEP_PHONE_VERIFY) => phone_step::verify(state, &req, t),
+            (&Method::POST, routes::SECOND_STEP_TELEGRAM_START) => {
+                telegram::start(state, &req, t).await
+            }
+            (&Method::GET, routes::SECOND_STEP_TELEGRAM_WAIT) => {
+                telegram::wait(state, &req, t).await
+            }
+            (&Method::POST, routes::TELEGRAM_WEBHOOK) if req.mount.is_empty() => {
                 telegram::webhook(state, &req, t).await
             }
-            (&Method::POST, "/settings/telegram/link") => telegram::link(state, &req, t),
-            (&Method::GET, "/settings/telegram/status") => telegram::status(state, &req, t).await,
-            (&Method::GET, "/settings/telegram/linked") => telegram::linked(state, &req, t),
-            (&Method::POST, "/settings/telegram/enable") => telegram::enable(state, &req, t),
-            (&Method::POST, "/settings/telegram/disable") => {
+            (&Method::POST, routes::SETTINGS_TELEGRAM_LINK) => telegram::link(state, &req, t),
+            (&Method::GET, routes::SETTINGS_TELEGRAM_STATUS) => {
+                telegram::status(state, &req, t).await
+            }
+            (&Method::GET, routes::SETTINGS_TELEGRAM_LINKED) => telegram::linked(state, &req, t),
+            (&Method::POST, routes::SETTINGS_TELEGRAM_ENABLE) => telegram::enable(state, &req, t),
+            (&Method::POST, routes::SETTINGS_TELEGRAM_DISABLE) => {
                 settings::factor_disable(state, &req, t, crate::mfa::Factor::Telegram).await
             }
-            (&Method::POST, "/settings/telegram/remove") => telegram::remove(state, &req, t).await,
-            (&Method::POST, "/2fa/email") => second_step::send_email(state, &req, t).await,
-            (&Method::GET | &Method::HEAD, "/settings") => settings::page(state, &req, t),
-            (&Method::POST, "/settings/confirm") => settings::confirm(state, &req, t).await,
-            (&Method::POST, "/settings/identity/send") => {
+            (&Method::POST, routes::SETTINGS_TELEGRAM_REMOVE) => {
+                telegram::remove(state, &req, t).await
+            }
+            (&Method::POST, routes::SECOND_STEP_EMAIL) => {
+                second_step::send_email(state, &req, t).await
+            }
+            (&Method::GET | &Method::HEAD, routes::SETTINGS) => settings::page(state, &req, t),
+            (&Method::POST, routes::SETTINGS_CONFIRM) => settings::confirm(state, &req, t).await,
+            (&Method::POST, routes::SETTINGS_IDENTITY_SEND) => {
                 settings::identity_send(state, &req, t).await
             }
-            (&Method::POST, "/settings/identity/verify") => {
+            (&Method::POST, routes::SETTINGS_IDENTITY_VERIFY) => {
                 settings::identity_verify(state, &req, t)
             }
-            (&Method::POST, "/settings/totp/start") => settings::totp_start(state, &req, t),
-            (&Method::GET, "/settings/totp") => settings::totp_page(state, &req, t),
-            (&Method::POST, "/settings/totp/confirm") => settings::totp_confirm(state, &req, t),
-            (&Method::POST, "/settings/totp/disable") => {
+            (&Method::POST, routes::SETTINGS_TOTP_START) => settings::totp_start(state, &req, t),
+            (&Method::GET, routes::SETTINGS_TOTP) => settings::totp_page(state, &req, t),
+            (&Method::POST, routes::SETTINGS_TOTP_CONFIRM) => {
+                settings::totp_confirm(state, &req, t)
+            }
+            (&Method::POST, routes::SETTINGS_TOTP_DISABLE) => {
                 settings::factor_disable(state, &req, t, crate::mfa::Factor::Totp).await
             }
-            (&Method::POST, "/settings/email/start") => settings::email_start(state, &req, t).await,
-            (&Method::POST, "/settings/email/confirm") => settings::email_confirm(state, &req, t),
-            (&Method::POST, "/settings/email/disable") => {
+            (&Method::POST, routes::SETTINGS_EMAIL_START) => {
+                settings::email_start(state, &req, t).await
+            }
+            (&Method::POST, routes::SETTINGS_EMAIL_CONFIRM) => {
+                settings::email_confirm(state, &req, t)
+            }
+            (&Method::POST, routes::SETTINGS_EMAIL_DISABLE) => {
                 settings::factor_disable(state, &req, t, crate::mfa::Factor::Email).await
             }
-            (&Method::POST, "/settings/webauthn/add") => passkeys::add(state, &req, t),
-            (&Method::POST, "/settings/webauthn/finish") => passkeys::finish(state, &req, t),
-            (&Method::POST, "/settings/webauthn/passwordless") => {
+            (&Method::POST, routes::SETTINGS_WEBAUTHN_ADD) => passkeys::add(state, &req, t),
+            (&Method::POST, routes::SETTINGS_WEBAUTHN_FINISH) => passkeys::finish(state, &req, t),
+            (&Method::POST, routes::SETTINGS_WEBAUTHN_PASSWORDLESS) => {
                 passkeys::passwordless(state, &req, t)
             }
-            (&Method::POST, "/settings/webauthn/delete") => passkeys::delete(state, &req, t).await,
-            (&Method::POST, "/settings/backup/regenerate") => {
+            (&Method::POST, routes::SETTINGS_WEBAUTHN_DELETE) => {
+                passkeys::delete(state, &req, t).await
+            }
+            (&Method::POST, routes::SETTINGS_BACKUP_REGENERATE) => {
                 settings::backup_regenerate(state, &req, t)
             }
-            (&Method::POST, "/settings/sessions/end") => settings::session_end(state, &req, t),
-            (&Method::POST, "/settings/sessions/end-others") => {
+            (&Method::POST, routes::SETTINGS_SESSIONS_END) => settings::session_end(state, &req, t),
+            (&Method::POST, routes::SETTINGS_SESSIONS_END_OTHERS) => {
                 settings::sessions_end_others(state, &req, t)
             }
-            (&Method::POST, "/settings/address/start") => {
+            (&Method::POST, routes::SETTINGS_ADDRESS_START) => {
                 settings::address_start(state, &req, t).await
             }
-            (&Method::POST, "/settings/address/confirm") => {
+            (&Method::POST, routes::SETTINGS_ADDRESS_CONFIRM) => {
                 settings::address_confirm(state, &req, t)
             }
-            (&Method::POST, "/settings/phone/add") => settings::phone_add(state, &req, t).await,
-            (&Method::POST, "/settings/phone/confirm") => settings::phone_confirm(state, &req, t),
-            (&Method::POST, "/settings/phone/remove") => settings::phone_remove(state, &req, t),
-            (&Method::POST, "/settings/password") => {
+            (&Method::POST, routes::SETTINGS_PHONE_ADD) => {
+                settings::phone_add(state, &req, t).await
+            }
+            (&Method::POST, routes::SETTINGS_PHONE_CONFIRM) => {
+                settings::phone_confirm(state, &req, t)
+            }
+            (&Method::POST, routes::SETTINGS_PHONE_REMOVE) => {
+                settings::phone_remove(state, &req, t)
+            }
+            (&Method::POST, routes::SETTINGS_PASSWORD) => {
                 settings::password_change(state, &req, t).await
             }
-            (&Method::GET | &Method::HEAD, "/assets/style.css") => Ok(asset(
+            (&Method::GET | &Method::HEAD, routes::ASSETS_STYLE_CSS) => Ok(asset(
                 "text/css; charset=utf-8",
                 include_bytes!("../../assets/style.css"),
             )),
-            (&Method::GET | &Method::HEAD, "/assets/settings.js") => Ok(asset(
+            (&Method::GET | &Method::HEAD, routes::ASSETS_SETTINGS_JS) => Ok(asset(
                 "text/javascript; charset=utf-8",
                 include_bytes!("../../assets/settings.js"),
             )),
-            (&Method::GET | &Method::HEAD, "/assets/webauthn.js") => Ok(asset(
+            (&Method::GET | &Method::HEAD, routes::ASSETS_WEBAUTHN_JS) => Ok(asset(
                 "text/javascript; charset=utf-8",
                 include_bytes!("../../assets/webauthn.js"),
             )),
-            (&Method::GET | &Method::HEAD, "/assets/telegram.js") => Ok(asset(
+            (&Method::GET | &Method::HEAD, routes::ASSETS_TELEGRAM_JS) => Ok(asset(
                 "text/javascript; charset=utf-8",
                 include_bytes!("../../assets/telegram.js"),
             )),
-            (&Method::GET | &Method::HEAD, "/api/health") => Ok(self.health()),
-            (&Method::GET | &Method::HEAD, "/api/authz/auth-request") if req.mount.is_empty() => {
+            (&Method::GET | &Method::HEAD, routes::API_HEALTH) => Ok(self.health()),
+            (&Method::GET | &Method::HEAD, routes::API_AUTHZ_AUTH_REQUEST)
+                if req.mount.is_empty() =>
+            {
                 Ok(crate::forward_auth::answer(
                     state,
                     &req,
                     crate::forward_auth::Kind::AuthRequest,
                 ))
             }
-            (_, "/api/authz/forward-auth") if req.mount.is_empty() => Ok(
+            (_, routes::API_AUTHZ_FORWARD_AUTH) if req.mount.is_empty() => Ok(
                 crate::forward_auth::answer(state, &req, crate::forward_auth::Kind::ForwardAuth),
             ),
             _ => Ok(message(

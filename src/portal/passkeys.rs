@@ -19,6 +19,7 @@ use crate::mfa::{self, Factor};
 use crate::portal::common::{check_csrf, count_failure, csrf_for, onwards};
 use crate::portal::login::{login_page, LoginView};
 use crate::portal::pages::{render, WebauthnRegisterPage};
+use crate::portal::routes;
 use crate::portal::settings::{
     authorise_change, change, done, enabled, notice, password_in_form, settings_page,
 };
@@ -49,7 +50,7 @@ fn options_text<T: serde::Serialize>(options: &T) -> Result<String> {
 /// `POST /settings/webauthn/add`: checks the name, then the page that runs the
 /// browser's registration.
 pub fn add(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = change!(state, req, t, "/settings/webauthn/add");
+    let identity = change!(state, req, t, routes::SETTINGS_WEBAUTHN_ADD);
     if state.webauthn.is_none() {
         return Ok(done(req, ""));
     }
@@ -96,7 +97,7 @@ pub fn add(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respons
 /// `POST /settings/webauthn/finish`: saves the device from the browser's answer; the
 /// first device turns two-step verification on.
 pub fn finish(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = change!(state, req, t, "/settings/webauthn/finish");
+    let identity = change!(state, req, t, routes::SETTINGS_WEBAUTHN_FINISH);
     let username = identity.user.username.clone();
     let was_first = !mfa::has_second_factor(state.store.as_ref(), &username)?;
     let form = req.form();
@@ -149,7 +150,7 @@ pub fn finish(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
 /// `POST /settings/webauthn/passwordless`: allows or stops one device's passwordless
 /// login.
 pub fn passwordless(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = change!(state, req, t, "/settings/webauthn/passwordless");
+    let identity = change!(state, req, t, routes::SETTINGS_WEBAUTHN_PASSWORDLESS);
     let form = req.form();
     let on = form.get("on") == Some("1");
     let key = form.get("key").unwrap_or("");
@@ -177,7 +178,7 @@ pub fn passwordless(state: &AppState, req: &Request, t: &'static Texts) -> Resul
 /// `POST /settings/webauthn/delete`: removes a device; when it is the last device of
 /// the only factor, the password is required and two-step verification goes off.
 pub async fn delete(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = change!(state, req, t, "/settings/webauthn/delete");
+    let identity = change!(state, req, t, routes::SETTINGS_WEBAUTHN_DELETE);
     let username = identity.user.username.clone();
     let store = state.store.as_ref();
     let key = req.form().get("key").unwrap_or("").to_string();

@@ -17,6 +17,7 @@ use crate::mfa::{self, Factor};
 use crate::notify::telegram::TelegramBot;
 use crate::portal::common::{check_csrf, current_session, established, rd_query, Gate};
 use crate::portal::pages::TelegramLink;
+use crate::portal::routes;
 use crate::portal::settings::{
     authorise_change, change, done, enabled, notice, password_in_form, qr_data_uri, settings_page,
     settings_page_with, show_codes,
@@ -40,7 +41,7 @@ fn bot(state: &AppState) -> Result<&TelegramBot> {
 /// a one-time deep link to the bot as a link and a QR code; the page then learns of the
 /// link (long-poll) without a reload.
 pub fn link(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = change!(state, req, t, "/settings/telegram/link");
+    let identity = change!(state, req, t, routes::SETTINGS_TELEGRAM_LINK);
     let bot = bot(state)?;
     let Some(bot_name) = bot.username() else {
         return settings_page(
@@ -66,7 +67,7 @@ pub fn link(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respon
 /// `GET /settings/telegram/status?before=N`: the linked accounts, answered as soon as
 /// there are more than N (or after a while).
 pub async fn status(state: &AppState, req: &Request, _t: &'static Texts) -> Result<Response> {
-    let identity = match established(state, req, "/settings")? {
+    let identity = match established(state, req, routes::SETTINGS)? {
         Gate::Elsewhere(response) => return Ok(response),
         Gate::Established(identity) => identity,
     };
@@ -96,7 +97,7 @@ pub async fn status(state: &AppState, req: &Request, _t: &'static Texts) -> Resu
 /// `GET /settings/telegram/linked`: after linking, the backup codes when linking turned
 /// 2FA on (once, in the browser that asked), else back to the settings.
 pub fn linked(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = match established(state, req, "/settings")? {
+    let identity = match established(state, req, routes::SETTINGS)? {
         Gate::Elsewhere(response) => return Ok(response),
         Gate::Established(identity) => identity,
     };
@@ -118,7 +119,7 @@ pub fn linked(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
 
 /// `POST /settings/telegram/enable`: confirmation on again with the linked accounts.
 pub fn enable(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = change!(state, req, t, "/settings/telegram/enable");
+    let identity = change!(state, req, t, routes::SETTINGS_TELEGRAM_ENABLE);
     let username = identity.user.username.clone();
     let was_first = !mfa::has_second_factor(state.store.as_ref(), &username)?;
     if tg::is_enabled(state.store.as_ref(), &username)? {
@@ -141,7 +142,7 @@ pub fn enable(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
 /// `POST /settings/telegram/remove`: unlinks one account; unlinking the last account of
 /// the only factor needs the password and turns 2FA off.
 pub async fn remove(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = change!(state, req, t, "/settings/telegram/remove");
+    let identity = change!(state, req, t, routes::SETTINGS_TELEGRAM_REMOVE);
     let username = identity.user.username.clone();
     let store = state.store.as_ref();
     let Some(id) = req

@@ -4,7 +4,7 @@ use super::*;
 
 /// `POST /settings/email/start`: mails a code to the account's address.
 pub async fn email_start(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = change!(state, req, t, "/settings/email/start");
+    let identity = change!(state, req, t, routes::SETTINGS_EMAIL_START);
     if email::is_enabled(state.store.as_ref(), &identity.user.username)? {
         return Ok(done(req, "email_on"));
     }
@@ -83,9 +83,13 @@ pub(super) fn code_page(
     let rd = req.form().get("rd").unwrap_or("").to_string();
     let csrf = csrf_for(state, req);
     let (title, action, resend) = match purpose {
-        CodeFor::EnableEmail => (t.email_confirm_title, "/settings/email/confirm", true),
-        CodeFor::NewAddress => (t.address_code_title, "/settings/address/confirm", false),
-        CodeFor::Phone => (t.number_code_title, "/settings/phone/confirm", false),
+        CodeFor::EnableEmail => (t.email_confirm_title, routes::SETTINGS_EMAIL_CONFIRM, true),
+        CodeFor::NewAddress => (
+            t.address_code_title,
+            routes::SETTINGS_ADDRESS_CONFIRM,
+            false,
+        ),
+        CodeFor::Phone => (t.number_code_title, routes::SETTINGS_PHONE_CONFIRM, false),
     };
     let page = EmailConfirmPage {
         t,
@@ -103,7 +107,7 @@ pub(super) fn code_page(
 
 /// `POST /settings/email/confirm`: the right code turns email codes on.
 pub fn email_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = change!(state, req, t, "/settings/email/confirm");
+    let identity = change!(state, req, t, routes::SETTINGS_EMAIL_CONFIRM);
     let username = identity.user.username.clone();
     let was_first = !mfa::has_second_factor(state.store.as_ref(), &username)?;
     let code = req.form().get("code").unwrap_or("").to_string();
@@ -123,7 +127,7 @@ pub fn email_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Resu
 
 /// `POST /settings/address/start`: the password and a new address; a code goes to it.
 pub async fn address_start(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = match established(state, req, "/settings")? {
+    let identity = match established(state, req, routes::SETTINGS)? {
         Gate::Elsewhere(response) => return Ok(response),
         Gate::Established(identity) => identity,
     };
@@ -141,13 +145,13 @@ pub async fn address_start(state: &AppState, req: &Request, t: &'static Texts) -
             Some(t.address_invalid.into()),
         );
     }
-    if identity_check_needed(state, &identity, "/settings/address/start")? {
+    if identity_check_needed(state, &identity, routes::SETTINGS_ADDRESS_START)? {
         return Ok(ask_identity(
             state,
             req,
             t,
             &identity,
-            "/settings/address/start",
+            routes::SETTINGS_ADDRESS_START,
         ));
     }
     let password = form.get("password").unwrap_or("").to_string();
@@ -199,18 +203,18 @@ pub async fn address_start(state: &AppState, req: &Request, t: &'static Texts) -
 /// `POST /settings/address/confirm`: the right code makes the new address the account's;
 /// the old one is told.
 pub fn address_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = match established(state, req, "/settings")? {
+    let identity = match established(state, req, routes::SETTINGS)? {
         Gate::Elsewhere(response) => return Ok(response),
         Gate::Established(identity) => identity,
     };
     check_csrf(state, req)?;
-    if identity_check_needed(state, &identity, "/settings/address/confirm")? {
+    if identity_check_needed(state, &identity, routes::SETTINGS_ADDRESS_CONFIRM)? {
         return Ok(ask_identity(
             state,
             req,
             t,
             &identity,
-            "/settings/address/confirm",
+            routes::SETTINGS_ADDRESS_CONFIRM,
         ));
     }
     let username = identity.user.username.clone();

@@ -58,7 +58,7 @@ pub(super) fn enroll_page(
 
 /// `POST /settings/totp/start`: a new secret, then (by redirect) the enrolment page.
 pub fn totp_start(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = change!(state, req, t, "/settings/totp/start");
+    let identity = change!(state, req, t, routes::SETTINGS_TOTP_START);
     if totp::is_enabled(state.store.as_ref(), &identity.user.username)? {
         return Ok(done(req, "totp_on"));
     }
@@ -72,7 +72,7 @@ pub fn totp_start(state: &AppState, req: &Request, t: &'static Texts) -> Result<
 
 /// `GET /settings/totp`: the pending enrolment (same secret), if any.
 pub fn totp_page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = match established(state, req, "/settings")? {
+    let identity = match established(state, req, routes::SETTINGS)? {
         Gate::Elsewhere(response) => return Ok(response),
         Gate::Established(identity) => identity,
     };
@@ -92,7 +92,7 @@ pub fn totp_page(state: &AppState, req: &Request, t: &'static Texts) -> Result<R
 
 /// `POST /settings/totp/confirm`: a correct code turns the app on.
 pub fn totp_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = change!(state, req, t, "/settings/totp/confirm");
+    let identity = change!(state, req, t, routes::SETTINGS_TOTP_CONFIRM);
     let username = identity.user.username.clone();
     let was_first = !mfa::has_second_factor(state.store.as_ref(), &username)?;
     let code = req.form().get("code").unwrap_or("").to_string();

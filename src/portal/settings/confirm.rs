@@ -5,26 +5,26 @@ use super::*;
 
 /// The setting changes that may be replayed after a password confirmation.
 pub(super) const REPLAYABLE: &[&str] = &[
-    "/settings/phone/add",
-    "/settings/phone/confirm",
-    "/settings/phone/remove",
-    "/settings/email/start",
-    "/settings/email/confirm",
-    "/settings/email/disable",
-    "/settings/totp/start",
-    "/settings/totp/confirm",
-    "/settings/backup/regenerate",
-    "/settings/sessions/end",
-    "/settings/sessions/end-others",
-    "/settings/totp/disable",
-    "/settings/webauthn/add",
-    "/settings/webauthn/finish",
-    "/settings/webauthn/passwordless",
-    "/settings/webauthn/delete",
-    "/settings/telegram/link",
-    "/settings/telegram/enable",
-    "/settings/telegram/disable",
-    "/settings/telegram/remove",
+    routes::SETTINGS_PHONE_ADD,
+    routes::SETTINGS_PHONE_CONFIRM,
+    routes::SETTINGS_PHONE_REMOVE,
+    routes::SETTINGS_EMAIL_START,
+    routes::SETTINGS_EMAIL_CONFIRM,
+    routes::SETTINGS_EMAIL_DISABLE,
+    routes::SETTINGS_TOTP_START,
+    routes::SETTINGS_TOTP_CONFIRM,
+    routes::SETTINGS_BACKUP_REGENERATE,
+    routes::SETTINGS_SESSIONS_END,
+    routes::SETTINGS_SESSIONS_END_OTHERS,
+    routes::SETTINGS_TOTP_DISABLE,
+    routes::SETTINGS_WEBAUTHN_ADD,
+    routes::SETTINGS_WEBAUTHN_FINISH,
+    routes::SETTINGS_WEBAUTHN_PASSWORDLESS,
+    routes::SETTINGS_WEBAUTHN_DELETE,
+    routes::SETTINGS_TELEGRAM_LINK,
+    routes::SETTINGS_TELEGRAM_ENABLE,
+    routes::SETTINGS_TELEGRAM_DISABLE,
+    routes::SETTINGS_TELEGRAM_REMOVE,
 ];
 
 /// The "confirm your password" page that replays `req`'s form afterwards.
@@ -72,7 +72,7 @@ pub(super) fn replay_fields(req: &Request) -> Vec<(String, String)> {
 /// `POST /settings/confirm`: checks the password, then sends the browser back to
 /// re-submit the change it wanted (307 keeps method and body).
 pub async fn confirm(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = match established(state, req, "/settings")? {
+    let identity = match established(state, req, routes::SETTINGS)? {
         Gate::Elsewhere(response) => return Ok(response),
         Gate::Established(identity) => identity,
     };
@@ -115,7 +115,7 @@ pub(crate) fn authorise_change(
     t: &'static Texts,
     action: &str,
 ) -> Result<Result<Box<Identity>, Response>> {
-    let identity = match established(state, req, "/settings")? {
+    let identity = match established(state, req, routes::SETTINGS)? {
         Gate::Elsewhere(response) => return Ok(Err(response)),
         Gate::Established(identity) => identity,
     };

@@ -101,7 +101,7 @@ pub(crate) fn enabled(
 
 /// `POST /settings/backup/regenerate`: a new set; the old codes stop working.
 pub fn backup_regenerate(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = change!(state, req, t, "/settings/backup/regenerate");
+    let identity = change!(state, req, t, routes::SETTINGS_BACKUP_REGENERATE);
     let username = &identity.user.username;
     if !mfa::has_second_factor(state.store.as_ref(), username)? {
         return Ok(done(req, ""));

@@ -8,21 +8,21 @@ use super::*;
 /// password alone must not be enough to enrol a thief's own authenticator, to move the
 /// address to the thief's mailbox first, or to plant a recovery phone number).
 pub(super) const ENROLMENTS: &[&str] = &[
-    "/settings/totp/start",
-    "/settings/totp/confirm",
-    "/settings/webauthn/add",
-    "/settings/webauthn/finish",
-    "/settings/telegram/link",
-    "/settings/telegram/enable",
-    "/settings/phone/add",
-    "/settings/phone/confirm",
-    "/settings/address/start",
-    "/settings/address/confirm",
+    routes::SETTINGS_TOTP_START,
+    routes::SETTINGS_TOTP_CONFIRM,
+    routes::SETTINGS_WEBAUTHN_ADD,
+    routes::SETTINGS_WEBAUTHN_FINISH,
+    routes::SETTINGS_TELEGRAM_LINK,
+    routes::SETTINGS_TELEGRAM_ENABLE,
+    routes::SETTINGS_PHONE_ADD,
+    routes::SETTINGS_PHONE_CONFIRM,
+    routes::SETTINGS_ADDRESS_START,
+    routes::SETTINGS_ADDRESS_CONFIRM,
 ];
 
 /// Of [`ENROLMENTS`], the forms that carry a password: not replayed after the identity
 /// check (the password is never put back into a page); the user submits them again.
-pub(super) const NOT_REPLAYED: &[&str] = &["/settings/address/start"];
+pub(super) const NOT_REPLAYED: &[&str] = &[routes::SETTINGS_ADDRESS_START];
 
 /// Whether `action` must wait for the emailed identity check.
 pub(super) fn identity_check_needed(
@@ -100,7 +100,7 @@ pub(super) fn identity_step(
     state: &AppState,
     req: &Request,
 ) -> Result<Result<(Box<Identity>, String), Response>> {
-    let identity = match established(state, req, "/settings")? {
+    let identity = match established(state, req, routes::SETTINGS)? {
         Gate::Elsewhere(response) => return Ok(Err(response)),
         Gate::Established(identity) => identity,
     };

@@ -31,6 +31,7 @@ use crate::portal::pages::{
     render, BackupCodesPage, ConfirmIdentityPage, ConfirmPasswordPage, DeviceRow, EmailConfirmPage,
     SessionRow, SettingsPage, TelegramLink, TelegramRow, TotpEnrollPage,
 };
+use crate::portal::routes;
 use crate::state::AppState;
 use crate::store::AuthLevel;
 use crate::texts::{banned_message, fill, Texts};
@@ -153,7 +154,7 @@ pub(crate) fn settings_page_with(
         })
         .collect();
     let form = req.form();
-    let device_name = if req.path == "/settings/webauthn/add" {
+    let device_name = if req.path == routes::SETTINGS_WEBAUTHN_ADD {
         form.get("name").unwrap_or("")
     } else {
         ""
@@ -217,7 +218,7 @@ pub(crate) fn done(req: &Request, key: &str) -> Response {
 
 /// `GET /settings`.
 pub fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    match established(state, req, "/settings")? {
+    match established(state, req, routes::SETTINGS)? {
         Gate::Elsewhere(response) => Ok(response),
         Gate::Established(identity) => {
             settings_page(state, req, t, &identity, StatusCode::OK, None)

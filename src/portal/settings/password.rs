@@ -129,7 +129,7 @@ pub async fn password_change(
     req: &Request,
     t: &'static Texts,
 ) -> Result<Response> {
-    let identity = match established(state, req, "/settings")? {
+    let identity = match established(state, req, routes::SETTINGS)? {
         Gate::Elsewhere(response) => return Ok(response),
         Gate::Established(identity) => identity,
     };

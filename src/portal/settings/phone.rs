@@ -4,7 +4,7 @@ use super::*;
 
 /// `POST /settings/phone/add`: texts a code to a new number.
 pub async fn phone_add(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = change!(state, req, t, "/settings/phone/add");
+    let identity = change!(state, req, t, routes::SETTINGS_PHONE_ADD);
     let text = req.form().get("number").unwrap_or("").to_string();
     match crate::mfa::phone::add_number(
         state,
@@ -46,7 +46,7 @@ pub async fn phone_add(state: &AppState, req: &Request, t: &'static Texts) -> Re
 
 /// `POST /settings/phone/confirm`: the SMS code makes the number count.
 pub fn phone_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = change!(state, req, t, "/settings/phone/confirm");
+    let identity = change!(state, req, t, routes::SETTINGS_PHONE_CONFIRM);
     let code = req.form().get("code").unwrap_or("").to_string();
     match crate::mfa::phone::confirm_number(state, &identity.user.username, &code, now())? {
         Ok(crate::mfa::phone::CodeResult::Accepted) => Ok(done(req, "number_added")),
@@ -64,7 +64,7 @@ pub fn phone_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Resu
 
 /// `POST /settings/phone/remove`.
 pub fn phone_remove(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = change!(state, req, t, "/settings/phone/remove");
+    let identity = change!(state, req, t, routes::SETTINGS_PHONE_REMOVE);
     let number = req.form().get("number").unwrap_or("").to_string();
     crate::mfa::phone::remove_number(state, &identity.user.username, &number)?;
     Ok(done(req, "number_removed"))

@@ -4,7 +4,7 @@ use super::*;
 
 /// `POST /settings/sessions/end`: ends one of the user's other sessions.
 pub fn session_end(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = change!(state, req, t, "/settings/sessions/end");
+    let identity = change!(state, req, t, routes::SETTINGS_SESSIONS_END);
     let id = req.form().get("id").unwrap_or("").to_string();
     let owned = state
         .store
@@ -25,7 +25,7 @@ pub fn session_end(state: &AppState, req: &Request, t: &'static Texts) -> Result
 
 /// `POST /settings/sessions/end-others`.
 pub fn sessions_end_others(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = change!(state, req, t, "/settings/sessions/end-others");
+    let identity = change!(state, req, t, routes::SETTINGS_SESSIONS_END_OTHERS);
     let (_, _, ended) = end_sessions(
         state.store.as_ref(),
         &identity.user.username,
