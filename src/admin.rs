@@ -317,9 +317,19 @@ pub fn send(data_dir: &Path, command: &Command) -> Option<Result<String>> {
         stream.set_write_timeout(Some(ANSWER_WITHIN))?;
         let mut line = serde_json::to_string(command)?;
         line.push('\n');
-        stream.write_all(line.as_bytes())?;
-        let mut reply = String::new();
         let check = "check with `gatehouse user list` or `gatehouse sessions list`";
+        let closed = || {
+            Error::Invalid(format!(
+                "the server closed its admin socket {} without answering (did it stop?): the change may or may not have been made; {check}",
+                path.display()
+            ))
+        };
+        match stream.write_all(line.as_bytes()) {
+            Err(e) if timed_out(&e) => {}
+            Err(_) => return Err(closed()),
+            Ok(()) => {}
+        }
+        let mut reply = String::new();
         let read = BufReader::new(&stream).read_line(&mut reply);
         if matches!(&read, Err(e) if timed_out(e)) {
             return Err(Error::Invalid(format!(
@@ -329,10 +339,7 @@ pub fn send(data_dir: &Path, command: &Command) -> Option<Result<String>> {
             )));
         }
         if read.is_err() || reply.trim().is_empty() {
-            return Err(Error::Invalid(format!(
-                "the server closed its admin socket {} without answering (did it stop?): the change may or may not have been made; {check}",
-                path.display()
-            )));
+            return Err(closed());
         }
         let reply: Reply = serde_json::from_str(&reply)?;
         if reply.ok {
