@@ -18,8 +18,11 @@ use crate::error::{Error, Result};
 use crate::http::host_pattern::{check_host_pattern, host_matches};
 use crate::policy::{AccessRules, Policy, RawRule};
 
+mod secret;
 mod telegram;
 mod webauthn;
+
+pub use secret::Secret;
 pub use telegram::{RawTelegram, TelegramConfig, TelegramMode};
 pub use webauthn::{RawWebauthn, WebauthnConfig};
 
@@ -135,7 +138,7 @@ pub struct RawSession {
     /// Lifetime of a "remember me" session; absent = the checkbox is not offered.
     #[serde(with = "humantime_serde")]
     pub remember_me: Option<Duration>,
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     pub secret_file: Option<PathBuf>,
 }
 
@@ -246,7 +249,7 @@ pub struct RawSmtp {
     pub port: u16,
     pub tls: SmtpTls,
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     pub password_file: Option<PathBuf>,
     pub from: String,
     pub from_name: String,
@@ -335,7 +338,7 @@ impl Default for RawPhone {
 #[serde(default, deny_unknown_fields)]
 pub struct RawPhoneWebhook {
     pub url: Option<String>,
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     pub token_file: Option<PathBuf>,
 }
 
@@ -344,7 +347,7 @@ pub struct RawPhoneWebhook {
 pub struct RawTwilio {
     pub api_url: String,
     pub account_sid: Option<String>,
-    pub auth_token: Option<String>,
+    pub auth_token: Option<Secret>,
     pub auth_token_file: Option<PathBuf>,
     /// Caller number for voice calls and SMS.
     pub from: Option<String>,
@@ -401,7 +404,7 @@ pub struct PhoneConfig {
 pub struct RawRecoveryHook {
     pub url: Option<String>,
     /// HMAC-SHA256 key for the `X-Gatehouse-Signature` header.
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     pub secret_file: Option<PathBuf>,
 }
 
@@ -442,7 +445,7 @@ impl Default for PasswordReset {
 #[serde(default, deny_unknown_fields)]
 pub struct RawStorage {
     /// Key material (at least 32 characters); absent = generated once in data_dir.
-    pub encryption_key: Option<String>,
+    pub encryption_key: Option<Secret>,
     pub encryption_key_file: Option<PathBuf>,
 }
 
@@ -692,7 +695,7 @@ fn check_public_url(key: &str, value: &str) -> Result<String> {
 /// Reads a secret given inline or as a file; both at once is an error.
 pub fn resolve_secret(
     key: &str,
-    inline: Option<String>,
+    inline: Option<Secret>,
     file: Option<&Path>,
 ) -> Result<Option<String>> {
     match (inline, file) {
@@ -701,7 +704,7 @@ pub fn resolve_secret(
             "(secret)",
             format!("give either `{key}` or `{key}_file`, not both"),
         )),
-        (Some(value), None) => Ok(Some(value)),
+        (Some(value), None) => Ok(Some(value.into_inner())),
         (None, Some(path)) => std::fs::read_to_string(path)
             .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
             .map_err(|e| {
@@ -1354,32 +1357,8 @@ impl RawConfig {
 
 /// The effective configuration as TOML, secrets masked (for `gatehouse config check`).
 pub fn render_masked(raw: &RawConfig) -> String {
-    let mut shown = raw.clone();
-    if shown.session.secret.is_some() {
-        shown.session.secret = Some("********".into());
-    }
-    if shown.phone.webhook.token.is_some() {
-        shown.phone.webhook.token = Some("********".into());
-    }
-    if shown.phone.twilio.auth_token.is_some() {
-        shown.phone.twilio.auth_token = Some("********".into());
-    }
-    if shown.telegram.token.is_some() {
-        shown.telegram.token = Some("********".into());
-    }
-    if shown.telegram.webhook_secret.is_some() {
-        shown.telegram.webhook_secret = Some("********".into());
-    }
-    if shown.recovery_hook.secret.is_some() {
-        shown.recovery_hook.secret = Some("********".into());
-    }
-    if shown.smtp.password.is_some() {
-        shown.smtp.password = Some("********".into());
-    }
-    if shown.storage.encryption_key.is_some() {
-        shown.storage.encryption_key = Some("********".into());
-    }
-    toml_string(&shown)
+    // Every secret is a [`Secret`], which serialises as its mask.
+    toml_string(raw)
 }
 
 fn toml_string(raw: &RawConfig) -> String {

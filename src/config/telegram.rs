@@ -22,7 +22,7 @@ pub enum TelegramMode {
 #[serde(default, deny_unknown_fields)]
 pub struct RawTelegram {
     /// The bot token from BotFather; absent = no Telegram.
-    pub token: Option<String>,
+    pub token: Option<super::Secret>,
     pub token_file: Option<PathBuf>,
     /// The Bot API server (Telegram's, or a private one).
     pub api_url: String,
@@ -30,7 +30,7 @@ pub struct RawTelegram {
     /// Public URL Telegram posts updates to, ending in `/telegram/webhook`.
     pub webhook_url: Option<String>,
     /// Secret Telegram sends back in `X-Telegram-Bot-Api-Secret-Token`.
-    pub webhook_secret: Option<String>,
+    pub webhook_secret: Option<super::Secret>,
     pub webhook_secret_file: Option<PathBuf>,
     /// How long a login confirmation waits for a tap.
     #[serde(with = "humantime_serde")]
