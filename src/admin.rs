@@ -324,21 +324,31 @@ pub fn send(data_dir: &Path, command: &Command) -> Option<Result<String>> {
                 path.display()
             ))
         };
+        let hung = |sent: &str| {
+            Error::Invalid(format!(
+                "the server's admin socket {} did not answer within {} s: is `gatehouse serve` stopped or hung? {sent}; {check}",
+                path.display(),
+                ANSWER_WITHIN.as_secs()
+            ))
+        };
         match stream.write_all(line.as_bytes()) {
-            Err(e) if timed_out(&e) => {}
+            Err(e) if timed_out(&e) => {
+                return Err(hung(
+                    "The command may be partly sent: a server that resumes will not carry out half of one",
+                ))
+            }
             Err(_) => return Err(closed()),
             Ok(()) => {}
         }
         let mut reply = String::new();
         let read = BufReader::new(&stream).read_line(&mut reply);
         if matches!(&read, Err(e) if timed_out(e)) {
-            return Err(Error::Invalid(format!(
-                "the server's admin socket {} did not answer within {} s: is `gatehouse serve` stopped or hung? The command was sent: a server that resumes may still carry it out; {check}",
-                path.display(),
-                ANSWER_WITHIN.as_secs()
-            )));
+            return Err(hung(
+                "The command was sent: a server that resumes may still carry it out",
+            ));
         }
-        if read.is_err() || reply.trim().is_empty() {
+        // A reply cut short (no end of line) is a server that died while answering.
+        if read.is_err() || !reply.ends_with('\n') || reply.trim().is_empty() {
             return Err(closed());
         }
         let reply: Reply = serde_json::from_str(&reply)?;

@@ -2,8 +2,8 @@
 //! reverse proxy or as the forward-auth service of nginx, Traefik and Caddy.
 //!
 //! # Layout
-//! Layers, each using only those below it (`tests/layers.rs` fails on any import
-//! circle between these modules):
+//! Layers, each using those below it and some beside it, never one above
+//! (`tests/layers.rs` fails on any import circle between these modules):
 //! 1. Entry points: [`cli`], [`server`] (the pingora `Server` and its services),
 //!    [`demo`], [`admin`] (operator commands and the admin socket), [`bench_seed`].
 //! 2. Requests: [`portal`] (login, settings, logout, health, assets; framework-free

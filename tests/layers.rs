@@ -38,6 +38,39 @@ fn code_only(text: &str) -> String {
                 .find("*/")
                 .map_or(bytes.len(), |e| i + 2 + e + 2);
             i = end;
+        } else if bytes[i] == b'r'
+            && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_'))
+            && text[i + 1..].trim_start_matches('#').starts_with('"')
+        {
+            // A raw string: r"…" or r#"…"#, with as many `#` at the end.
+            let hashes = text[i + 1..].len() - text[i + 1..].trim_start_matches('#').len();
+            let closing = format!("\"{}", "#".repeat(hashes));
+            let open = i + 1 + hashes + 1;
+            i = text[open..]
+                .find(&closing)
+                .map_or(bytes.len(), |e| open + e + closing.len());
+            out.push_str("\"\"");
+        } else if bytes[i] == b'\'' {
+            // A char literal ('x', '\n', '"'); anything else is a lifetime.
+            let rest = &text[i + 1..];
+            let literal_len = if rest.starts_with('\\') {
+                rest[2..].find('\'').map(|e| e + 3)
+            } else {
+                rest.chars()
+                    .next()
+                    .filter(|c| rest[c.len_utf8()..].starts_with('\''))
+                    .map(|c| c.len_utf8() + 1)
+            };
+            match literal_len {
+                Some(len) => {
+                    i += 1 + len;
+                    out.push_str("' '");
+                }
+                None => {
+                    out.push('\'');
+                    i += 1;
+                }
+            }
         } else if bytes[i] == b'"' {
             i += 1;
             while i < bytes.len() && bytes[i] != b'"' {
@@ -227,7 +260,8 @@ fn the_top_level_modules_have_no_import_circle() {
 #[test]
 fn the_circle_finder_finds_a_planted_circle_and_reads_grouped_imports() {
     let code = code_only(
-        "use crate::{a, b::{c, d}, e::f};\n// crate::commented\nlet s = \"crate::quoted\";\ncrate::g::h();",
+        "use crate::{a, b::{c, d}, e::f};\n// crate::commented\nlet s = \"crate::quoted\";\n\
+         let q = '\"'; let raw = r#\"crate::raw \" quote\"#; fn f<'a>(x: &'a str) {}\ncrate::g::h();",
     );
     let found: Vec<_> = referenced_modules(&code).into_iter().collect();
     assert_eq!(found, ["a", "b", "e", "g"]);

@@ -437,14 +437,16 @@ impl RawConfig {
             }
         }
 
+        // The checks run in the order they always have, so a configuration with
+        // several mistakes names the same key first.
         self.password.check()?;
         self.regulation.check()?;
-
         self.second_factor.check()?;
+        self.password.check_min_length()?;
         let encryption_key = self.storage.encryption_key()?;
-
         let smtp = self.smtp.validate()?;
         self.proxy.check()?;
+        self.second_factor.check_email_limits()?;
         let phone = self.phone.validate()?;
         let recovery_hook = self.recovery_hook.validate()?;
 

@@ -91,6 +91,11 @@ impl PasswordParams {
                 "at least 8192 KiB (OWASP's minimum is 19456 with 2 iterations)",
             ));
         }
+        Ok(())
+    }
+
+    /// New passwords are at least 8 characters long.
+    pub(super) fn check_min_length(&self) -> Result<()> {
         if self.min_length < 8 {
             return Err(Error::config(
                 "password.min_length",

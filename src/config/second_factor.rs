@@ -76,6 +76,11 @@ impl SecondFactor {
                 "must be non-empty and contain no `:`",
             ));
         }
+        Ok(())
+    }
+
+    /// Emailed codes can be tried and sent at all.
+    pub(super) fn check_email_limits(&self) -> Result<()> {
         if self.email_code_tries == 0 || self.email_codes_per_hour == 0 {
             return Err(Error::config(
                 "second_factor.email_code_tries",

@@ -1,6 +1,8 @@
-//! Notifiers: how gatehouse reaches users outside the browser. Email for now
-//! ([`email`]); Telegram and telephony follow the same pattern (a queue drained by a
-//! background service, production clients pointed at their servers by config).
+//! Notifiers: the clients that reach users and operators outside the browser. Mail
+//! ([`email`]: a persistent queue and its sender), telephony ([`phone`]: voice, flash
+//! calls, SMS), the Telegram Bot API ([`telegram`]; what the bot says is
+//! [`crate::telegram_bot`]) and the recovery hook ([`hook`]). Production clients, pointed
+//! at their servers by configuration; nothing here needs the whole state.
 
 pub mod email;
 pub mod hook;

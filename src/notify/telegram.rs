@@ -44,7 +44,7 @@ impl Waiters {
 
 /// The bot: the Bot API client and what gatehouse knows about it.
 pub struct TelegramBot {
-    pub bot: Bot,
+    pub(crate) bot: Bot,
     pub config: TelegramConfig,
     /// The bot's `@username` (from `getMe`), for deep links.
     username: RwLock<Option<String>>,
@@ -52,7 +52,7 @@ pub struct TelegramBot {
     pub waiters: Waiters,
     /// Confirmations sent per user per hour.
     pub budget: crate::auth::limiter::Limiter,
-    /// Security notices waiting to be sent (chat, text), drained by [`BotService`].
+    /// Security notices waiting to be sent (chat, text), drained by [`crate::telegram_bot::BotService`].
     notices: tokio::sync::mpsc::UnboundedSender<(i64, String)>,
     notices_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(i64, String)>>>,
 }
@@ -94,7 +94,9 @@ impl TelegramBot {
     }
 
     /// The queue of notices, for the one service that sends them (once).
-    pub fn take_notices(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<(i64, String)>> {
+    pub(crate) fn take_notices(
+        &self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<(i64, String)>> {
         self.notices_rx
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -106,7 +108,7 @@ impl TelegramBot {
         self.reachable.load(Ordering::Relaxed)
     }
 
-    pub fn mark(&self, ok: bool) {
+    pub(crate) fn mark(&self, ok: bool) {
         let was = self.reachable.swap(ok, Ordering::Relaxed);
         if was != ok {
             if ok {
@@ -179,7 +181,7 @@ impl TelegramBot {
         }
     }
 
-    pub async fn answer(&self, callback_id: teloxide::types::CallbackQueryId, text: &str) {
+    pub(crate) async fn answer(&self, callback_id: teloxide::types::CallbackQueryId, text: &str) {
         let request = self.bot.answer_callback_query(callback_id).text(text);
         if let Err(e) = request.await {
             tracing::warn!(error = %e, "telegram answerCallbackQuery failed");

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::http::redirect::safe_redirect;
 use crate::http::target::parse_authority;
 use crate::http::{add_cookie, redirect, Request, Response};
+use crate::portal::routes;
 use crate::state::AppState;
 use crate::store::AuthLevel;
 
@@ -191,7 +192,7 @@ pub fn established(state: &AppState, req: &Request, back: &str) -> Result<Gate> 
         Some(i) if i.session.level >= AuthLevel::OneFactor => Gate::Established(Box::new(i)),
         Some(_) => Gate::Elsewhere(redirect(
             StatusCode::SEE_OTHER,
-            &format!("{}/2fa{}", req.mount, rd_query(&back)),
+            &format!("{}{}{}", req.mount, routes::SECOND_STEP, rd_query(&back)),
         )),
         None => Gate::Elsewhere(redirect(
             StatusCode::SEE_OTHER,

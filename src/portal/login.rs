@@ -15,6 +15,7 @@ use crate::portal::common::{
     attempt_failed, begin_attempt, check_csrf, csrf_for, current_session, onwards, rd_query,
 };
 use crate::portal::pages::{render, LoginPage, SignedInPage};
+use crate::portal::routes;
 use crate::state::AppState;
 use crate::store::AuthLevel;
 use crate::texts::{banned_message, Texts};
@@ -65,8 +66,9 @@ pub fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respon
         Some(identity) if identity.session.level == AuthLevel::SecondFactorPending => Ok(redirect(
             StatusCode::FOUND,
             &format!(
-                "{}/2fa{}",
+                "{}{}{}",
                 req.mount,
+                routes::SECOND_STEP,
                 rd_query(target.as_deref().unwrap_or(""))
             ),
         )),
@@ -218,7 +220,7 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
             session = &session.id[..8]
         );
         let rd = safe_redirect(rd, &state.config.protected_domains).unwrap_or_default();
-        format!("{}/2fa{}", req.mount, rd_query(&rd))
+        format!("{}{}{}", req.mount, routes::SECOND_STEP, rd_query(&rd))
     } else {
         audit!(
             "login",

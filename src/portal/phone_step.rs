@@ -18,6 +18,7 @@ use crate::portal::common::{
     attempt_failed, begin_attempt, check_csrf, csrf_for, current_session, rd_query,
 };
 use crate::portal::pages::{render, PhoneDonePage, PhoneStepPage};
+use crate::portal::routes;
 use crate::portal::settings::notice;
 use crate::state::AppState;
 use crate::store::AuthLevel;
@@ -97,7 +98,7 @@ pub fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respon
         }
         _ => Ok(redirect(
             StatusCode::SEE_OTHER,
-            &format!("{}/2fa{}", req.mount, rd_query(&rd)),
+            &format!("{}{}{}", req.mount, routes::SECOND_STEP, rd_query(&rd)),
         )),
     }
 }
@@ -111,7 +112,7 @@ pub async fn call(state: &AppState, req: &Request, t: &'static Texts) -> Result<
     else {
         return Ok(redirect(
             StatusCode::SEE_OTHER,
-            &format!("{}/2fa{}", req.mount, rd_query(&rd)),
+            &format!("{}{}{}", req.mount, routes::SECOND_STEP, rd_query(&rd)),
         ));
     };
     check_csrf(state, req)?;
@@ -160,7 +161,11 @@ pub async fn call(state: &AppState, req: &Request, t: &'static Texts) -> Result<
     let rd_part = rd_query(&rd).replacen('?', "&", 1);
     Ok(redirect(
         StatusCode::SEE_OTHER,
-        &format!("{}/2fa/phone?sent={sent}&n={index}{rd_part}", req.mount),
+        &format!(
+            "{}{}?sent={sent}&n={index}{rd_part}",
+            req.mount,
+            routes::SECOND_STEP_PHONE
+        ),
     ))
 }
 

@@ -18,6 +18,7 @@ use crate::mfa;
 use crate::notify::email::Letter;
 use crate::portal::common::{check_csrf, csrf_for};
 use crate::portal::pages::{render, ForgotPage, ResetPage};
+use crate::portal::routes;
 use crate::portal::settings::{new_password_problem, notice};
 use crate::state::AppState;
 use crate::store::{Space, Timestamp, User};
@@ -174,7 +175,7 @@ pub async fn request(state: &AppState, req: &Request, t: &'static Texts) -> Resu
         );
         return Ok(forgot_page(state, req, t, StatusCode::OK, Some(answer)));
     };
-    let link = format!("{base}/reset?token={token}");
+    let link = format!("{base}{}?token={token}", routes::RESET);
     let mut lines = vec![fill(t.email_reset_line, minutes)];
     if state.config.password_reset.disables_second_factors
         && mfa::has_second_factor(state.store.as_ref(), &user.username)?

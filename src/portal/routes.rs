@@ -1,7 +1,9 @@
 //! Every path the portal serves, in one table: the router matches these, the templates
-//! link to them (`{{ crate::portal::routes::X }}`), and the checks of what may be
-//! replayed after a password confirmation name them. A test fails on a template that
-//! spells a portal path out instead.
+//! link to them (`{{ crate::portal::routes::X }}`), redirects and mailed links are built
+//! from them, and the checks of what may be replayed after a password confirmation name
+//! them. `tests/routes.rs` fails on a route the router does not serve and on a template
+//! that spells a portal path out. (The demo's stand-in panel links to the proxy mount's
+//! pages as any panel would; `config/telegram.rs` checks a webhook URL's ending.)
 //!
 //! Paths are relative to the portal's mount: `/` on the portal listener, `/.gatehouse`
 //! in proxy mode.

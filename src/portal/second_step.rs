@@ -16,6 +16,7 @@ use crate::portal::common::{
     attempt_failed, begin_attempt, check_csrf, csrf_for, current_session, onwards, rd_query,
 };
 use crate::portal::pages::{render, MethodLink, SecondStepPage};
+use crate::portal::routes;
 use crate::state::AppState;
 use crate::store::AuthLevel;
 use crate::texts::{banned_message, fill, texts_for, Texts};
@@ -184,7 +185,7 @@ pub async fn send_email(state: &AppState, req: &Request, _t: &'static Texts) -> 
     if !email::is_enabled(state.store.as_ref(), &identity.user.username)? {
         return Ok(redirect(
             StatusCode::SEE_OTHER,
-            &format!("{}/2fa{}", req.mount, rd_query(rd)),
+            &format!("{}{}{}", req.mount, routes::SECOND_STEP, rd_query(rd)),
         ));
     }
     let t = texts_for(req.header("accept-language"));
@@ -202,7 +203,11 @@ pub async fn send_email(state: &AppState, req: &Request, _t: &'static Texts) -> 
     let rd_part = rd_query(rd).replacen('?', "&", 1);
     Ok(redirect(
         StatusCode::SEE_OTHER,
-        &format!("{}/2fa?method=email&email={status}{rd_part}", req.mount),
+        &format!(
+            "{}{}?method=email&email={status}{rd_part}",
+            req.mount,
+            routes::SECOND_STEP
+        ),
     ))
 }
 

@@ -101,7 +101,7 @@ pub fn linked(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
         Gate::Elsewhere(response) => return Ok(response),
         Gate::Established(identity) => identity,
     };
-    let next = format!("{}/settings?done=telegram_linked", req.mount);
+    let next = format!("{}{}?done=telegram_linked", req.mount, routes::SETTINGS);
     match tg::take_codes(state, &identity.session.id, now())? {
         Some(codes) => {
             let session = state
@@ -199,7 +199,11 @@ fn pending(state: &AppState, req: &Request) -> Result<Option<Box<Identity>>> {
 
 fn step_url(req: &Request, rd: &str, extra: &str) -> String {
     let rd_part = rd_query(rd).replacen('?', "&", 1);
-    format!("{}/2fa?method=telegram{extra}{rd_part}", req.mount)
+    format!(
+        "{}{}?method=telegram{extra}{rd_part}",
+        req.mount,
+        routes::SECOND_STEP
+    )
 }
 
 /// `POST /2fa/telegram/start`: sends a confirmation to every linked account (a new one
@@ -219,7 +223,7 @@ pub async fn start(state: &AppState, req: &Request, t: &'static Texts) -> Result
     if !tg::is_enabled(state.store.as_ref(), &username)? {
         return Ok(redirect(
             StatusCode::SEE_OTHER,
-            &format!("{}/2fa{}", req.mount, rd_query(&rd)),
+            &format!("{}{}{}", req.mount, routes::SECOND_STEP, rd_query(&rd)),
         ));
     }
     let budget_key = vec![format!("telegram:{username}")];

@@ -37,8 +37,14 @@ pub async fn factor_disable(
     t: &'static Texts,
     factor: Factor,
 ) -> Result<Response> {
-    let action = format!("/settings/{}/disable", factor.id());
-    let identity = change!(state, req, t, &action);
+    let action = match factor {
+        Factor::Totp => routes::SETTINGS_TOTP_DISABLE,
+        Factor::Email => routes::SETTINGS_EMAIL_DISABLE,
+        // Devices are removed one by one (`passkeys::delete`); not routed here.
+        Factor::Webauthn => routes::SETTINGS_WEBAUTHN_DELETE,
+        Factor::Telegram => routes::SETTINGS_TELEGRAM_DISABLE,
+    };
+    let identity = change!(state, req, t, action);
     let username = identity.user.username.clone();
     let factors = mfa::enabled_factors(state.store.as_ref(), &username)?;
     let off_key = format!("{}_off", factor.id());
@@ -83,7 +89,7 @@ pub(crate) fn enabled(
     )?;
     let rd = req.form().get("rd").unwrap_or("").to_string();
     let next = if rd.is_empty() {
-        format!("{}/settings?done={done_key}", req.mount)
+        format!("{}{}?done={done_key}", req.mount, routes::SETTINGS)
     } else {
         onwards(state, &rd)
     };

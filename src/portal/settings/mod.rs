@@ -212,7 +212,7 @@ pub(crate) fn settings_page_with(
 pub(crate) fn done(req: &Request, key: &str) -> Response {
     redirect(
         StatusCode::SEE_OTHER,
-        &format!("{}/settings?done={key}", req.mount),
+        &format!("{}{}?done={key}", req.mount, routes::SETTINGS),
     )
 }
 
