@@ -139,3 +139,9 @@ impl crate::mfa::Services for AppState {
         &self.phone_budgets
     }
 }
+
+impl crate::telegram_bot::Services for AppState {
+    fn limiter(&self) -> &crate::auth::limiter::Limiter {
+        &self.limiter
+    }
+}

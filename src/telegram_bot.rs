@@ -19,10 +19,16 @@ use crate::basics::now;
 use crate::config::TelegramMode;
 use crate::mfa::telegram::{self as tg, Action, Attempt, Decision, LinkOutcome, Refused, Status};
 use crate::notify::telegram::TelegramBot;
-use crate::state::AppState;
 use crate::store::{get_json, put_json, Space};
 use crate::texts::telegram::TelegramTexts;
 use crate::texts::texts_for;
+
+/// What the bot needs of the running gateway: what the factors need, and the
+/// brute-force limiter ("This wasn't me" counts as a failed login). The state
+/// implements it.
+pub trait Services: crate::mfa::Services {
+    fn limiter(&self) -> &crate::auth::limiter::Limiter;
+}
 
 fn telegram_texts(lang: Option<&str>) -> &'static TelegramTexts {
     texts_for(lang).telegram
@@ -40,7 +46,7 @@ fn login_text(t: &TelegramTexts, a: &Attempt) -> String {
 
 /// Sends the confirmation of a new attempt to every linked account; returns how many
 /// messages went out (0 = Telegram could not be reached).
-pub async fn send_attempt(state: &AppState, bot: &TelegramBot, attempt: &Attempt) -> usize {
+pub async fn send_attempt(state: &dyn Services, bot: &TelegramBot, attempt: &Attempt) -> usize {
     let t = telegram_texts(Some(&attempt.lang));
     let text = login_text(t, attempt);
     let numbers: Vec<(String, String)> = attempt
@@ -62,7 +68,7 @@ pub async fn send_attempt(state: &AppState, bot: &TelegramBot, attempt: &Attempt
             )
         })
         .collect();
-    let accounts = tg::accounts(state.store.as_ref(), &attempt.username).unwrap_or_default();
+    let accounts = tg::accounts(state.store().as_ref(), &attempt.username).unwrap_or_default();
     let mut sent = Vec::new();
     for account in accounts {
         if let Ok(message_id) = bot
@@ -79,7 +85,7 @@ pub async fn send_attempt(state: &AppState, bot: &TelegramBot, attempt: &Attempt
             });
         }
     }
-    if let Err(e) = tg::record_sent(state.store.as_ref(), &attempt.id, &sent) {
+    if let Err(e) = tg::record_sent(state.store().as_ref(), &attempt.id, &sent) {
         tracing::error!(error = %e, "recording telegram messages failed");
     }
     sent.len()
@@ -104,8 +110,8 @@ async fn edit_all(bot: &TelegramBot, attempt: &Attempt, decided_in: Option<i64>)
 }
 
 /// Expires an attempt if still pending, editing its messages and waking its browser.
-pub async fn expire_attempt(state: &AppState, bot: &TelegramBot, attempt_id: &str) {
-    match tg::expire(state.store.as_ref(), attempt_id) {
+pub async fn expire_attempt(state: &dyn Services, bot: &TelegramBot, attempt_id: &str) {
+    match tg::expire(state.store().as_ref(), attempt_id) {
         Ok(Some(attempt)) => {
             audit!("telegram_expired", user = attempt.username, ip = attempt.ip);
             bot.waiters.wake(attempt_id);
@@ -131,7 +137,7 @@ fn account_of(user: &User, chat_id: i64, now: u64) -> tg::Account {
 }
 
 /// Handles one update from Telegram.
-pub async fn handle_update(state: &AppState, bot: &TelegramBot, update: Update) {
+pub async fn handle_update(state: &dyn Services, bot: &TelegramBot, update: Update) {
     match update.kind {
         UpdateKind::Message(message) => {
             let Some(from) = message.from.as_ref() else {
@@ -152,12 +158,12 @@ pub async fn handle_update(state: &AppState, bot: &TelegramBot, update: Update) 
             let reply = match tg::link_finish(state, token, account, now()) {
                 Ok(LinkOutcome::Linked { username, .. }) => {
                     bot.waiters.wake(&format!("link:{username}"));
-                    if let Ok(Some(user)) = state.store.get_user(&username) {
+                    if let Ok(Some(user)) = state.store().get_user(&username) {
                         let texts = texts_for(from.language_code.as_deref());
                         crate::mfa::security_notice(
-                            state.store.as_ref(),
-                            &state.mailer,
-                            state.telegram.as_ref(),
+                            state.store().as_ref(),
+                            state.mailer(),
+                            state.telegram().as_ref(),
                             &user,
                             texts,
                             &crate::texts::fill(texts.telegram.notice_linked, &label),
@@ -202,8 +208,8 @@ pub async fn handle_update(state: &AppState, bot: &TelegramBot, update: Update) 
                     if attempt.status == Status::Refused(Refused::NotMe) {
                         let ip = attempt.ip.parse().ok();
                         let keys = crate::auth::limiter::login_keys(&attempt.username, ip);
-                        state.limiter.record_failure(&keys, now());
-                        state.metrics.second_factor_failure.inc();
+                        state.limiter().record_failure(&keys, now());
+                        state.metrics().second_factor_failure.inc();
                     }
                     bot.waiters.wake(&attempt.id);
                     let answer = match attempt.status {
@@ -233,14 +239,14 @@ const OFFSET_KEY: &str = "tg-offset";
 /// Runs the bot: learns its name, then receives updates (polling, or registers the
 /// webhook) and expires overdue attempts, until shutdown.
 pub struct BotService {
-    pub state: Arc<AppState>,
+    pub state: Arc<dyn Services>,
 }
 
 #[async_trait]
 impl BackgroundService for BotService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let state = self.state.clone();
-        let Some(bot) = state.telegram.as_ref() else {
+        let Some(bot) = state.telegram().as_ref() else {
             return;
         };
         let expiry = {
@@ -253,26 +259,26 @@ impl BackgroundService for BotService {
                         _ = shutdown.changed() => return,
                         _ = tick.tick() => {}
                     }
-                    let Some(bot) = state.telegram.as_ref() else {
+                    let Some(bot) = state.telegram().as_ref() else {
                         return;
                     };
-                    if let Ok((due, _)) = tg::overdue(state.store.as_ref(), now()) {
+                    if let Ok((due, _)) = tg::overdue(state.store().as_ref(), now()) {
                         for id in due {
-                            expire_attempt(&state, bot, &id).await;
+                            expire_attempt(state.as_ref(), bot, &id).await;
                         }
                     }
                 }
             })
         };
         let notices = state
-            .telegram
+            .telegram()
             .as_ref()
             .and_then(TelegramBot::take_notices)
             .map(|mut rx| {
                 let state = state.clone();
                 tokio::spawn(async move {
                     while let Some((chat_id, text)) = rx.recv().await {
-                        if let Some(bot) = state.telegram.as_ref() {
+                        if let Some(bot) = state.telegram().as_ref() {
                             let _ = bot.send(chat_id, &text, Vec::new()).await;
                         }
                     }
@@ -326,8 +332,8 @@ impl BackgroundService for BotService {
     }
 }
 
-async fn poll(state: &Arc<AppState>, bot: &TelegramBot, shutdown: &mut ShutdownWatch) {
-    let store = state.store.as_ref();
+async fn poll(state: &Arc<dyn Services>, bot: &TelegramBot, shutdown: &mut ShutdownWatch) {
+    let store = state.store().as_ref();
     let mut offset: i32 = get_json(store, Space::Tokens, OFFSET_KEY)
         .ok()
         .flatten()
@@ -350,7 +356,7 @@ async fn poll(state: &Arc<AppState>, bot: &TelegramBot, shutdown: &mut ShutdownW
                 backoff = Duration::from_millis(500);
                 for update in updates {
                     offset = offset.max(update.id.0 as i32 + 1);
-                    handle_update(state, bot, update).await;
+                    handle_update(state.as_ref(), bot, update).await;
                 }
                 if let Err(e) = put_json(store, Space::Tokens, OFFSET_KEY, &offset) {
                     tracing::error!(error = %e, "saving the telegram offset failed");

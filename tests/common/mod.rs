@@ -6,6 +6,7 @@ pub mod cdp;
 pub mod fronts;
 pub mod telegram;
 
+use gatehouse::portal::routes;
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -660,19 +661,23 @@ impl Browser {
         base: &str,
         code_for: impl Fn(&str) -> String,
     ) -> Enrolled {
-        let settings = format!("{base}/settings");
+        let settings = format!("{base}{}", routes::SETTINGS);
         let started = self
-            .post_with_csrf(&settings, &format!("{base}/settings/totp/start"), &[])
+            .post_with_csrf(
+                &settings,
+                &format!("{base}{}", routes::SETTINGS_TOTP_START),
+                &[],
+            )
             .await;
         assert_eq!(started.status, 303, "{}", started.body);
-        let enroll = self.get(&format!("{base}/settings/totp")).await;
+        let enroll = self.get(&format!("{base}{}", routes::SETTINGS_TOTP)).await;
         assert_eq!(enroll.status, 200, "{}", enroll.body);
         let secret = element_text(&enroll.body, "totp-secret").replace(' ', "");
         let csrf = field(&enroll.body, "csrf");
         let code = code_for(&secret);
         let done = self
             .post(
-                &format!("{base}/settings/totp/confirm"),
+                &format!("{base}{}", routes::SETTINGS_TOTP_CONFIRM),
                 &[("csrf", &csrf), ("code", &code), ("rd", "")],
             )
             .await;
