@@ -259,11 +259,11 @@ fn run(cli: Cli) -> Result<()> {
             let config = config::load(path)?;
             let store = crate::store::SledStore::open(&config.data_dir)?;
             let secret = crate::auth::session::load_or_create_secret(
-                config.session.secret.as_deref(),
+                config.session.secret.as_ref().map(|s| s.expose()),
                 &config.data_dir,
             )?;
             let key = crate::crypto::load_or_create_key(
-                config.encryption_key.as_deref(),
+                config.encryption_key.as_ref().map(|s| s.expose()),
                 &config.data_dir,
             )?;
             crate::crypto::check_key_fingerprints(

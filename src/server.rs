@@ -38,9 +38,11 @@ impl ServeHttp for PortalApp {
     }
 }
 
-/// Background chores: sweeping expired sessions and serving the admin socket.
+/// Background chores: sweeping expired sessions, reset links, WebAuthn ceremonies and
+/// Telegram attempts, and serving the admin socket. Takes the factors' narrow handles
+/// (the store, the configuration), not the whole state.
 pub struct Housekeeping {
-    state: Arc<AppState>,
+    state: Arc<dyn crate::mfa::Services>,
 }
 
 /// How often expired sessions are removed from the store.
@@ -48,9 +50,10 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 impl Housekeeping {
     fn sweep(&self) {
-        let config = &self.state.config.session;
+        let config = &self.state.config().session;
         let now = now();
-        let Ok(sessions) = self.state.store.all_sessions() else {
+        let store = self.state.store().as_ref();
+        let Ok(sessions) = store.all_sessions() else {
             return;
         };
         for s in sessions {
@@ -60,10 +63,10 @@ impl Housekeeping {
                 config.inactivity.as_secs()
             };
             if now >= s.expires_at || now.saturating_sub(s.last_seen) >= idle {
-                let _ = self.state.store.delete_session(&s.id);
+                let _ = store.delete_session(&s.id);
             }
         }
-        crate::portal::reset::sweep_expired(&self.state, now);
+        crate::portal::reset::sweep_expired(store, now);
         crate::mfa::webauthn::sweep_expired(self.state.as_ref(), now);
         crate::mfa::telegram::sweep(self.state.as_ref(), now);
     }
@@ -73,8 +76,8 @@ impl Housekeeping {
 impl BackgroundService for Housekeeping {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let admin = tokio::spawn(crate::admin::serve(
-            self.state.store.clone(),
-            self.state.config.data_dir.clone(),
+            self.state.store().clone(),
+            self.state.config().data_dir.clone(),
             shutdown.clone(),
         ));
         let mut tick = tokio::time::interval(SWEEP_EVERY);

@@ -56,12 +56,18 @@ impl AppState {
 
     /// Builds the state around an already open store.
     pub fn with_store(config: Config, store: Arc<dyn Store>) -> Result<Arc<Self>> {
-        let secret = load_or_create_secret(config.session.secret.as_deref(), &config.data_dir)?;
+        let secret = load_or_create_secret(
+            config.session.secret.as_ref().map(|s| s.expose()),
+            &config.data_dir,
+        )?;
         let sessions = Sessions::new(&secret, config.session.clone(), store.clone())
             .with_second_factor_check(crate::mfa::has_second_factor);
         let passwords = Passwords::new(&config.password)?;
         let limiter = Limiter::new(config.regulation.clone());
-        let key = load_or_create_key(config.encryption_key.as_deref(), &config.data_dir)?;
+        let key = load_or_create_key(
+            config.encryption_key.as_ref().map(|s| s.expose()),
+            &config.data_dir,
+        )?;
         crate::crypto::check_key_fingerprints(
             store.as_ref(),
             &[

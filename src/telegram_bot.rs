@@ -300,7 +300,7 @@ impl BackgroundService for BotService {
                                 .expect("validated webhook url"),
                         );
                         if let Some(secret) = &bot.config.webhook_secret {
-                            request = request.secret_token(secret.clone());
+                            request = request.secret_token(secret.expose());
                         }
                         request
                             .allowed_updates(vec![

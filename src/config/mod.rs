@@ -102,7 +102,7 @@ pub struct Config {
     pub upstreams: Vec<Upstream>,
     pub second_factor: SecondFactor,
     /// Inline or file key for secrets at rest; `None` = generated in the data directory.
-    pub encryption_key: Option<String>,
+    pub encryption_key: Option<Secret>,
     pub smtp: Option<SmtpConfig>,
     pub password_reset: PasswordReset,
     pub proxy_public_scheme: String,
@@ -200,16 +200,16 @@ pub fn resolve_secret(
     key: &str,
     inline: Option<Secret>,
     file: Option<&Path>,
-) -> Result<Option<String>> {
+) -> Result<Option<Secret>> {
     match (inline, file) {
         (Some(_), Some(_)) => Err(Error::config(
             key,
             "(secret)",
             format!("give either `{key}` or `{key}_file`, not both"),
         )),
-        (Some(value), None) => Ok(Some(value.into_inner())),
+        (Some(value), None) => Ok(Some(value)),
         (None, Some(path)) => std::fs::read_to_string(path)
-            .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
+            .map(|s| Some(Secret::from(s.trim_end_matches(['\n', '\r']))))
             .map_err(|e| {
                 Error::config(
                     format!("{key}_file"),
@@ -678,6 +678,21 @@ mod tests {
     }
 
     #[test]
+    fn no_secret_shows_in_the_runtime_configuration() {
+        let config = from_toml(
+            "[session]\nsecret = \"session-secret-0123456789abcdefghij\"\n\
+             [storage]\nencryption_key = \"encryption-key-0123456789abcdefghij\"\n\
+             [smtp]\nhost = \"mail.example.test\"\nusername = \"u\"\npassword = \"smtp-password-1\"\nfrom = \"g@example.test\"\n",
+        )
+        .unwrap();
+        let shown = format!("{config:?}");
+        for secret in ["session-secret", "encryption-key", "smtp-password"] {
+            assert!(!shown.contains(secret), "{secret} shows: {shown}");
+        }
+        assert!(shown.contains("********"));
+    }
+
+    #[test]
     fn secret_is_read_from_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("secret");
@@ -688,7 +703,7 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(
-            config.session.secret.as_deref(),
+            config.session.secret.as_ref().map(|s| s.expose()),
             Some("abcdefghijabcdefghijabcdefghij1234")
         );
     }

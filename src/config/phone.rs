@@ -81,12 +81,12 @@ impl Default for RawTwilio {
 pub enum PhoneProviderConfig {
     Webhook {
         url: url::Url,
-        token: Option<String>,
+        token: Option<Secret>,
     },
     Twilio {
         api_url: url::Url,
         account_sid: String,
-        auth_token: String,
+        auth_token: Secret,
         from: String,
         flash_from: Vec<String>,
     },
@@ -178,7 +178,10 @@ impl RawPhone {
                 PhoneProviderConfig::Twilio {
                     api_url: parse_url("phone.twilio.api_url", &t.api_url)?,
                     account_sid: need("account_sid", &t.account_sid)?,
-                    auth_token: need("auth_token", &auth_token)?,
+                    auth_token: Secret::from(need(
+                        "auth_token",
+                        &auth_token.map(Secret::into_inner),
+                    )?),
                     from,
                     flash_from: t.flash_from.clone(),
                 }

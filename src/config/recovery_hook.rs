@@ -16,7 +16,7 @@ pub struct RawRecoveryHook {
 #[derive(Debug, Clone)]
 pub struct RecoveryHook {
     pub url: url::Url,
-    pub secret: String,
+    pub secret: Secret,
 }
 
 impl RawRecoveryHook {

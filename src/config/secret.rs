@@ -20,6 +20,11 @@ impl Secret {
         self.0
     }
 
+    /// Its length in bytes (for the minimum-length checks).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

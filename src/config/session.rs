@@ -55,5 +55,5 @@ pub struct SessionConfig {
     pub expiration: Duration,
     pub remember_me: Option<Duration>,
     /// Inline or file secret; `None` = use (or create) the one in the data directory.
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
 }

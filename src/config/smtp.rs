@@ -50,7 +50,7 @@ pub struct SmtpConfig {
     pub port: u16,
     pub tls: SmtpTls,
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     pub from: String,
     pub from_name: String,
 }

@@ -13,7 +13,7 @@ pub struct RawStorage {
 
 impl RawStorage {
     /// The configured encryption key (inline or from its file), at least 32 characters.
-    pub(super) fn encryption_key(&self) -> Result<Option<String>> {
+    pub(super) fn encryption_key(&self) -> Result<Option<Secret>> {
         let encryption_key = resolve_secret(
             "storage.encryption_key",
             self.encryption_key.clone(),

@@ -62,11 +62,11 @@ impl Default for RawTelegram {
 /// The validated Telegram settings.
 #[derive(Debug, Clone)]
 pub struct TelegramConfig {
-    pub token: String,
+    pub token: super::Secret,
     pub api_url: url::Url,
     pub mode: TelegramMode,
     pub webhook_url: Option<url::Url>,
-    pub webhook_secret: Option<String>,
+    pub webhook_secret: Option<super::Secret>,
     pub confirm_timeout: Duration,
     pub link_lifetime: Duration,
     pub confirmations_per_hour: u32,
@@ -82,7 +82,7 @@ impl RawTelegram {
         else {
             return Ok(None);
         };
-        let shape_ok = token.split_once(':').is_some_and(|(id, secret)| {
+        let shape_ok = token.expose().split_once(':').is_some_and(|(id, secret)| {
             !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()) && secret.len() >= 20
         });
         if !shape_ok {
@@ -137,7 +137,8 @@ impl RawTelegram {
                 )?
                 .filter(|s| {
                     s.len() >= 16
-                        && s.chars()
+                        && s.expose()
+                            .chars()
                             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
                 })
                 .ok_or_else(|| {

@@ -254,7 +254,11 @@ fn transport(
     if let Some(user) = &config.username {
         builder = builder.credentials(Credentials::new(
             user.clone(),
-            config.password.clone().unwrap_or_default(),
+            config
+                .password
+                .as_ref()
+                .map(|p| p.expose().to_string())
+                .unwrap_or_default(),
         ));
     }
     Ok(builder.build())

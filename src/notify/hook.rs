@@ -90,7 +90,7 @@ async fn deliver_due(
             .header("content-type", "application/json")
             .header(
                 "x-gatehouse-signature",
-                signature(&hook.secret, pending.body.as_bytes()),
+                signature(hook.secret.expose(), pending.body.as_bytes()),
             )
             .body(pending.body.clone())
             .send()

@@ -73,7 +73,7 @@ fn provider_error(what: &str, e: impl std::fmt::Display) -> Error {
 struct Webhook {
     client: reqwest::Client,
     url: url::Url,
-    token: Option<String>,
+    token: Option<crate::config::Secret>,
 }
 
 #[derive(Deserialize)]
@@ -85,7 +85,7 @@ impl Webhook {
     async fn post(&self, body: serde_json::Value) -> Result<reqwest::Response> {
         let mut request = self.client.post(self.url.clone()).json(&body);
         if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
+            request = request.bearer_auth(token.expose());
         }
         let response = request
             .send()
@@ -142,7 +142,7 @@ struct Twilio {
     client: reqwest::Client,
     api_url: url::Url,
     account_sid: String,
-    auth_token: String,
+    auth_token: crate::config::Secret,
     from: String,
     flash_from: Vec<String>,
 }
@@ -180,7 +180,7 @@ impl Twilio {
         let response = self
             .client
             .post(url)
-            .basic_auth(&self.account_sid, Some(&self.auth_token))
+            .basic_auth(&self.account_sid, Some(self.auth_token.expose()))
             .form(form)
             .send()
             .await

@@ -67,7 +67,7 @@ impl TelegramBot {
         TelegramBot {
             notices,
             notices_rx: Mutex::new(Some(notices_rx)),
-            bot: Bot::new(config.token.clone()).set_api_url(config.api_url.clone()),
+            bot: Bot::new(config.token.expose()).set_api_url(config.api_url.clone()),
             username: RwLock::new(None),
             reachable: AtomicBool::new(false),
             waiters: Waiters::default(),

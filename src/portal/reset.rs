@@ -333,8 +333,8 @@ pub async fn reset_submit(state: &AppState, req: &Request, t: &'static Texts) ->
 }
 
 /// Removes expired reset tokens (called by the housekeeping service).
-pub fn sweep_expired(state: &AppState, now: Timestamp) {
-    let Ok(entries) = state.store.scan_raw(Space::Tokens) else {
+pub fn sweep_expired(store: &dyn crate::store::Store, now: Timestamp) {
+    let Ok(entries) = store.scan_raw(Space::Tokens) else {
         return;
     };
     for (key, raw) in entries
@@ -342,7 +342,7 @@ pub fn sweep_expired(state: &AppState, now: Timestamp) {
         .filter(|(k, _)| k.starts_with("reset\0"))
     {
         if serde_json::from_slice::<ResetToken>(&raw).is_ok_and(|t| t.expires_at <= now) {
-            let _ = state.store.delete_raw(Space::Tokens, &key);
+            let _ = store.delete_raw(Space::Tokens, &key);
         }
     }
 }

@@ -366,7 +366,11 @@ pub fn rejection_text(t: &'static Texts, status: Status) -> &'static str {
 /// secret token.
 pub async fn webhook(state: &AppState, req: &Request, _t: &'static Texts) -> Result<Response> {
     let bot = bot(state)?;
-    let expected = bot.config.webhook_secret.as_deref().unwrap_or("");
+    let expected = bot
+        .config
+        .webhook_secret
+        .as_ref()
+        .map_or("", |s| s.expose());
     let given = req.header("x-telegram-bot-api-secret-token").unwrap_or("");
     if expected.is_empty() || !crate::crypto::constant_time_eq(expected, given) {
         return Ok(json(
