@@ -37,6 +37,16 @@ fn csrf_binding(session_id: &str) -> String {
     format!("session\0{session_id}")
 }
 
+/// What a form's CSRF token is bound to: the session id of a correctly signed session
+/// cookie (checking the signature only, no store read: the page's own check of the
+/// session already read it), else the browser's CSRF cookie. A token is worth nothing
+/// without the cookie it is bound to, which another site cannot read.
+fn signed_session_id<'a>(state: &AppState, req: &'a Request) -> Option<&'a str> {
+    req.header("cookie")
+        .and_then(|h| cookie_value(h, &state.sessions.config().cookie_name))
+        .and_then(|value| state.sessions.verify(value))
+}
+
 fn browser_binding(cookie: &str) -> String {
     format!("browser\0{cookie}")
 }
@@ -56,11 +66,9 @@ pub fn csrf_for(state: &AppState, req: &Request) -> Csrf {
         Some(_) => None,
         None => Some(random_token(32)),
     };
-    let token = match current_session(state, req) {
-        Ok(Some(identity)) => state
-            .sessions
-            .csrf_token(&csrf_binding(&identity.session.id)),
-        _ => {
+    let token = match signed_session_id(state, req) {
+        Some(id) => state.sessions.csrf_token(&csrf_binding(id)),
+        None => {
             let value = cookie
                 .as_deref()
                 .or(set_cookie.as_deref())
@@ -82,8 +90,8 @@ pub fn check_csrf(state: &AppState, req: &Request) -> Result<()> {
     }
     let form = req.form();
     let token = form.get("csrf").ok_or(Error::Csrf)?;
-    let binding = match current_session(state, req)? {
-        Some(identity) => csrf_binding(&identity.session.id),
+    let binding = match signed_session_id(state, req) {
+        Some(id) => csrf_binding(id),
         None => browser_binding(&csrf_cookie(state, req).ok_or(Error::Csrf)?),
     };
     if state.sessions.csrf_valid(&binding, token) {
