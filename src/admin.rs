@@ -278,7 +278,9 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
         Command::SessionsRevoke { id, username } => match (id, username) {
             (Some(id), None) => {
                 if !store.delete_session(&id)? {
-                    return Err(Error::NotFound(format!("session {id}")));
+                    return Err(Error::NotFound(format!(
+                        "session {id} (it may have ended already: expired, revoked, or ended by a password change or a disable)"
+                    )));
                 }
                 audit!("session_revoked", session = id, by = "cli");
                 Ok(format!("session {id} revoked"))
