@@ -26,24 +26,19 @@ fn summary(mut times: Vec<Duration>) -> String {
     )
 }
 
-fn raw_sled(dir: &std::path::Path, fdatasync: bool, writers: usize) -> (String, f64) {
-    let path = dir.join(format!("raw-{fdatasync}-{writers}"));
-    let db = sled::Config::new().path(&path).open().unwrap();
-    let log = std::fs::File::open(path.join("db")).unwrap();
+/// Runs `WRITES` writes spread over `writers` threads (`write(thread, i)`); the
+/// per-write summary and the writes per second.
+fn timed(writers: usize, write: impl Fn(usize, usize) + Sync) -> (String, f64) {
     let started = Instant::now();
     let times: Vec<Duration> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..writers)
             .map(|t| {
-                let (db, log) = (&db, &log);
+                let write = &write;
                 scope.spawn(move || {
                     (0..WRITES / writers)
                         .map(|i| {
                             let begun = Instant::now();
-                            db.insert(format!("{t}-{i}"), record(i, t)).unwrap();
-                            db.flush().unwrap();
-                            if fdatasync {
-                                log.sync_data().unwrap();
-                            }
+                            write(t, i);
                             begun.elapsed()
                         })
                         .collect::<Vec<_>>()
@@ -59,46 +54,39 @@ fn raw_sled(dir: &std::path::Path, fdatasync: bool, writers: usize) -> (String, 
     (summary(times), rate)
 }
 
+fn raw_sled(dir: &std::path::Path, fdatasync: bool, writers: usize) -> (String, f64) {
+    let path = dir.join(format!("raw-{fdatasync}-{writers}"));
+    let db = sled::Config::new().path(&path).open().unwrap();
+    let log = std::fs::File::open(path.join("db")).unwrap();
+    timed(writers, |t, i| {
+        db.insert(format!("{t}-{i}"), record(i, t)).unwrap();
+        db.flush().unwrap();
+        if fdatasync {
+            log.sync_data().unwrap();
+        }
+    })
+}
+
 fn gatehouse_store(dir: &std::path::Path, writers: usize) -> (String, f64) {
     let store = SledStore::open(&dir.join(format!("store-{writers}"))).unwrap();
-    let started = Instant::now();
-    let times: Vec<Duration> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..writers)
-            .map(|t| {
-                let store = &store;
-                scope.spawn(move || {
-                    (0..WRITES / writers)
-                        .map(|i| {
-                            let begun = Instant::now();
-                            store
-                                .put_session(&SessionRecord {
-                                    id: format!("{t}-{i}"),
-                                    username: "ann".into(),
-                                    level: AuthLevel::OneFactor,
-                                    created_at: 1,
-                                    last_seen: 1,
-                                    expires_at: 2,
-                                    remember_me: false,
-                                    ip: "127.0.0.1".into(),
-                                    user_agent: "x".repeat(200),
-                                    password_at: 1,
-                                    identity_at: 0,
-                                    generation: 0,
-                                })
-                                .unwrap();
-                            begun.elapsed()
-                        })
-                        .collect::<Vec<_>>()
-                })
+    timed(writers, |t, i| {
+        store
+            .put_session(&SessionRecord {
+                id: format!("{t}-{i}"),
+                username: "ann".into(),
+                level: AuthLevel::OneFactor,
+                created_at: 1,
+                last_seen: 1,
+                expires_at: 2,
+                remember_me: false,
+                ip: "127.0.0.1".into(),
+                user_agent: "x".repeat(200),
+                password_at: 1,
+                identity_at: 0,
+                generation: 0,
             })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
-    });
-    let rate = WRITES as f64 / started.elapsed().as_secs_f64();
-    (summary(times), rate)
+            .unwrap();
+    })
 }
 
 fn main() {

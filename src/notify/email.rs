@@ -307,6 +307,18 @@ impl BackgroundService for MailerService {
             }
         };
         tracing::info!(host = %config.host, port = config.port, "mail queue running");
+        // Each message is tried, then retried with backoff, on a task of its own.
+        let spawn_delivery = |outgoing: Outgoing| {
+            let (transport, config, mailer, metrics) = (
+                transport.clone(),
+                config.clone(),
+                self.mailer.clone(),
+                self.metrics.clone(),
+            );
+            tokio::spawn(
+                async move { deliver(&transport, &config, outgoing, &mailer, &metrics).await },
+            );
+        };
         let earlier = mailer.pending();
         if !earlier.is_empty() {
             tracing::info!(
@@ -315,30 +327,14 @@ impl BackgroundService for MailerService {
             );
         }
         for outgoing in earlier {
-            let (transport, config, mailer, metrics) = (
-                transport.clone(),
-                config.clone(),
-                self.mailer.clone(),
-                self.metrics.clone(),
-            );
-            tokio::spawn(
-                async move { deliver(&transport, &config, outgoing, &mailer, &metrics).await },
-            );
+            spawn_delivery(outgoing);
         }
         loop {
             let outgoing = tokio::select! {
                 _ = shutdown.changed() => break,
                 next = receiver.recv() => match next { Some(o) => o, None => break },
             };
-            let (transport, config, mailer, metrics) = (
-                transport.clone(),
-                config.clone(),
-                self.mailer.clone(),
-                self.metrics.clone(),
-            );
-            tokio::spawn(
-                async move { deliver(&transport, &config, outgoing, &mailer, &metrics).await },
-            );
+            spawn_delivery(outgoing);
         }
     }
 }

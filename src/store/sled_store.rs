@@ -52,10 +52,38 @@ struct Shared {
     /// The open database; `None` only while it is being reopened.
     open: RwLock<Option<Arc<Handles>>>,
     /// Why writes fail, from the first failure until the database is reopened.
-    failure: Mutex<Option<String>>,
+    failure: FirstProblem,
     /// The first damage found while running (a record that cannot be decoded, a page
     /// sled finds corrupt): reported by health until the process restarts.
-    damage: Mutex<Option<String>>,
+    damage: FirstProblem,
+}
+
+/// The first of a kind of problem, kept for health until cleared.
+#[derive(Default)]
+struct FirstProblem(Mutex<Option<String>>);
+
+impl FirstProblem {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps `why` unless a problem is already kept; whether it was the first.
+    fn note(&self, why: &str) -> bool {
+        let mut slot = self.slot();
+        let first = slot.is_none();
+        if first {
+            *slot = Some(why.to_string());
+        }
+        first
+    }
+
+    fn get(&self) -> Option<String> {
+        self.slot().clone()
+    }
+
+    fn clear(&self) {
+        *self.slot() = None;
+    }
 }
 
 /// One opened database and its trees.
@@ -133,6 +161,29 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     Ok(serde_json::from_slice(bytes)?)
+}
+
+/// Changes an existing JSON record of `tree` atomically: compare-and-swap on the record
+/// as it is now, re-read and re-applied when another writer came first. `None` when the
+/// record does not exist (or no longer does) or `change` declines; nothing is flushed.
+fn swap_record<T: Serialize + DeserializeOwned>(
+    tree: &sled::Tree,
+    key: &str,
+    change: &mut dyn FnMut(&mut T) -> bool,
+) -> Result<Option<T>> {
+    loop {
+        let Some(old) = tree.get(key)? else {
+            return Ok(None);
+        };
+        let mut value: T = decode(&old)?;
+        if !change(&mut value) {
+            return Ok(None);
+        }
+        let new = encode(&value)?;
+        if tree.compare_and_swap(key, Some(old), Some(new))?.is_ok() {
+            return Ok(Some(value));
+        }
+    }
 }
 
 fn index_key(username: &str, session_id: &str) -> Vec<u8> {
@@ -234,8 +285,8 @@ impl SledStore {
             shared: Arc::new(Shared {
                 dir: dir.to_path_buf(),
                 open: RwLock::new(Some(Arc::new(handles))),
-                failure: Mutex::new(None),
-                damage: Mutex::new(None),
+                failure: FirstProblem::default(),
+                damage: FirstProblem::default(),
             }),
         })
     }
@@ -370,25 +421,21 @@ impl SledStore {
     /// "unavailable", never as a crash.
     fn with<R>(&self, op: impl FnOnce(&Handles) -> Result<R>) -> Result<R> {
         let handles = self.handles()?;
+        let store = self.shared.dir.display();
         op(&handles).map_err(|e| match io_failure(&e) {
             Some(why) => {
-                let mut failure = self.shared.failure.lock().unwrap_or_else(|p| p.into_inner());
-                if failure.is_none() {
-                    tracing::error!(store = %self.shared.dir.display(), error = %why, "the store cannot write; health reports it until the database is reopened");
-                    *failure = Some(why.clone());
+                if self.shared.failure.note(&why) {
+                    tracing::error!(%store, error = %why, "the store cannot write; health reports it until the database is reopened");
                 }
                 Error::StoreUnavailable(why)
             }
             None => {
-                if matches!(
+                let damaged = matches!(
                     e,
                     Error::Codec(_) | Error::Store(sled::Error::Corruption { .. })
-                ) {
-                    let mut damage = self.shared.damage.lock().unwrap_or_else(|p| p.into_inner());
-                    if damage.is_none() {
-                        tracing::error!(store = %self.shared.dir.display(), error = %e, "the store holds damaged data; health reports it: restore the data directory from a backup (see README, Operating)");
-                        *damage = Some(e.to_string());
-                    }
+                );
+                if damaged && self.shared.damage.note(&e.to_string()) {
+                    tracing::error!(%store, error = %e, "the store holds damaged data; health reports it: restore the data directory from a backup (see README, Operating)");
                 }
                 e
             }
@@ -397,10 +444,7 @@ impl SledStore {
 
     /// A real durable write, as health's periodic proof that the store still writes.
     pub fn write_probe(&self) -> Result<()> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let now = crate::basics::now();
         self.with(|h| {
             h.db.insert(b"health-probe", &now.to_be_bytes())?;
             h.flush()
@@ -449,13 +493,7 @@ impl SledStore {
     /// use keeps serving reads until the disk is proven able to take the reopen.
     /// Returns whether the store is healthy afterwards.
     pub fn recover(&self) -> bool {
-        let failing = self
-            .shared
-            .failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some();
-        if !failing {
+        if self.shared.failure.get().is_none() {
             return true;
         }
         if !self.room_to_reopen() {
@@ -500,11 +538,7 @@ impl SledStore {
             Ok(handles) => {
                 *self.shared.open.write().unwrap_or_else(|p| p.into_inner()) =
                     Some(Arc::new(handles));
-                *self
-                    .shared
-                    .failure
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = None;
+                self.shared.failure.clear();
                 match self.write_probe() {
                     Ok(()) => {
                         tracing::info!(store = %self.shared.dir.display(), "the store writes again: reopened after the failure");
@@ -574,23 +608,12 @@ impl Handles {
         username: &str,
         change: &mut dyn FnMut(&mut User),
     ) -> Result<Option<User>> {
-        loop {
-            let Some(old) = self.users.get(username)? else {
-                return Ok(None);
-            };
-            let mut user: User = decode(&old)?;
-            change(&mut user);
-            let new = encode(&user)?;
-            if self
-                .users
-                .compare_and_swap(username, Some(old), Some(new))?
-                .is_ok()
-            {
-                self.flush()?;
-                return Ok(Some(user));
-            }
-            // Changed meanwhile: apply the change to the newer record.
-        }
+        swap_record(&self.users, username, &mut |user| {
+            change(user);
+            true
+        })?
+        .map(|user| self.flush().map(|()| user))
+        .transpose()
     }
 
     fn delete_user(&self, username: &str) -> Result<bool> {
@@ -638,27 +661,11 @@ impl Handles {
         durable: bool,
         change: &mut dyn FnMut(&mut SessionRecord) -> bool,
     ) -> Result<Option<SessionRecord>> {
-        loop {
-            let Some(old) = self.sessions.get(id)? else {
-                return Ok(None);
-            };
-            let mut session: SessionRecord = decode(&old)?;
-            if !change(&mut session) {
-                return Ok(None);
-            }
-            let new = encode(&session)?;
-            if self
-                .sessions
-                .compare_and_swap(id, Some(old), Some(new))?
-                .is_ok()
-            {
-                if durable {
-                    self.flush()?;
-                }
-                return Ok(Some(session));
-            }
-            // Changed (or removed) meanwhile: look again.
+        let changed = swap_record(&self.sessions, id, change)?;
+        if changed.is_some() && durable {
+            self.flush()?;
         }
+        Ok(changed)
     }
 
     fn delete_session(&self, id: &str) -> Result<bool> {
@@ -747,22 +754,10 @@ impl Store for SledStore {
     /// Why the store is not healthy, if it is not: a write failed and the database has
     /// not been reopened yet, or a real read fails now.
     fn health(&self) -> std::result::Result<(), String> {
-        if let Some(why) = self
-            .shared
-            .failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
+        if let Some(why) = self.shared.failure.get() {
             return Err(format!("the store cannot write: {why}"));
         }
-        if let Some(why) = self
-            .shared
-            .damage
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
+        if let Some(why) = self.shared.damage.get() {
             return Err(format!(
                 "the store holds damaged data ({why}): restore the data directory from a backup"
             ));
