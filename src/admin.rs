@@ -101,7 +101,7 @@ fn format_time(ts: u64) -> String {
 }
 
 /// Runs a command against the store; the text is what the CLI prints.
-pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
+pub async fn execute(store: &dyn Store, command: Command) -> Result<String> {
     match command {
         Command::UserAdd {
             username,
@@ -116,25 +116,27 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
             for g in &groups {
                 header_safe("group", g, false)?;
             }
-            if store.get_user(&username)?.is_some() {
+            if store.get_user(&username).await?.is_some() {
                 return Err(Error::Invalid(format!("user {username} already exists")));
             }
             // Whatever an earlier account of this name left (a deletion cut short by a
             // crash) goes first: a new account inherits no factor and no session.
-            store.delete_user(&username)?;
-            store.put_user(&User {
-                username: username.clone(),
-                display_name,
-                email,
-                groups,
-                password_hash,
-                disabled: false,
-                last_method: None,
-                created_at: now(),
-                // Random, so no session left from an earlier account of the same name
-                // can ever match it.
-                session_generation: rand::random::<u64>() >> 1,
-            })?;
+            store.delete_user(&username).await?;
+            store
+                .put_user(&User {
+                    username: username.clone(),
+                    display_name,
+                    email,
+                    groups,
+                    password_hash,
+                    disabled: false,
+                    last_method: None,
+                    created_at: now(),
+                    // Random, so no session left from an earlier account of the same name
+                    // can ever match it.
+                    session_generation: rand::random::<u64>() >> 1,
+                })
+                .await?;
             audit!("user_added", user = username, by = "cli");
             Ok(format!("user {username} added"))
         }
@@ -144,7 +146,8 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
         } => {
             let (user, _, ended) = end_sessions(store, &username.to_lowercase(), None, &mut |u| {
                 u.password_hash = password_hash.clone()
-            })?
+            })
+            .await?
             .ok_or_else(|| Error::NotFound(format!("user {username}")))?;
             audit!(
                 "password_changed",
@@ -159,7 +162,7 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
         }
         Command::UserList => {
             let mut out = String::from("USERNAME\tSTATUS\tNAME\tEMAIL\tGROUPS\n");
-            for u in store.list_users()? {
+            for u in store.list_users().await? {
                 let status = if u.disabled { "disabled" } else { "active" };
                 out.push_str(&format!(
                     "{}\t{status}\t{}\t{}\t{}\n",
@@ -175,11 +178,13 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
             let (user, ended) = if disabled {
                 end_sessions(store, &username.to_lowercase(), None, &mut |u| {
                     u.disabled = true
-                })?
+                })
+                .await?
                 .map(|(user, _, ended)| (user, ended))
             } else {
                 store
-                    .update_user(&username.to_lowercase(), &mut |u| u.disabled = false)?
+                    .update_user(&username.to_lowercase(), &mut |u| u.disabled = false)
+                    .await?
                     .map(|user| (user, 0))
             }
             .ok_or_else(|| Error::NotFound(format!("user {username}")))?;
@@ -197,7 +202,7 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
         }
         Command::UserDelete { username } => {
             let username = username.to_lowercase();
-            if !store.delete_user(&username)? {
+            if !store.delete_user(&username).await? {
                 return Err(Error::NotFound(format!("user {username}")));
             }
             audit!("user_deleted", user = username, by = "cli");
@@ -205,14 +210,17 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
         }
         Command::UserShow { username } => {
             let user = store
-                .get_user(&username.to_lowercase())?
+                .get_user(&username.to_lowercase())
+                .await?
                 .ok_or_else(|| Error::NotFound(format!("user {username}")))?;
-            let factors: Vec<&str> = crate::mfa::enabled_factors(store, &user.username)?
+            let factors: Vec<&str> = crate::mfa::enabled_factors(store, &user.username)
+                .await?
                 .iter()
                 .map(|f| f.id())
                 .collect();
-            let sessions = store.sessions_of(&user.username)?.len();
-            let devices: Vec<String> = crate::mfa::webauthn::devices(store, &user.username)?
+            let sessions = store.sessions_of(&user.username).await?.len();
+            let devices: Vec<String> = crate::mfa::webauthn::devices(store, &user.username)
+                .await?
                 .iter()
                 .map(|d| {
                     format!(
@@ -223,7 +231,8 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
                     )
                 })
                 .collect();
-            let telegram: Vec<String> = crate::mfa::telegram::accounts(store, &user.username)?
+            let telegram: Vec<String> = crate::mfa::telegram::accounts(store, &user.username)
+                .await?
                 .iter()
                 .map(|a| {
                     format!(
@@ -245,21 +254,21 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
                 if factors.is_empty() { "none".to_string() } else { factors.join(", ") },
                 if devices.is_empty() { "none".to_string() } else { devices.join("; ") },
                 if telegram.is_empty() { "none".to_string() } else { telegram.join("; ") },
-                crate::mfa::backup::remaining(store, &user.username)?,
+                crate::mfa::backup::remaining(store, &user.username).await?,
             ))
         }
         Command::UserReset2fa { username } => {
             let username = username.to_lowercase();
-            if store.get_user(&username)?.is_none() {
+            if store.get_user(&username).await?.is_none() {
                 return Err(Error::NotFound(format!("user {username}")));
             }
-            crate::mfa::reset(store, &username, "cli")?;
+            crate::mfa::reset(store, &username, "cli").await?;
             Ok(format!("every second factor of {username} is off and the backup codes are deleted; they sign in with the password alone until they turn 2FA on again"))
         }
         Command::SessionsList { username } => {
             let sessions = match username {
-                Some(u) => store.sessions_of(&u.to_lowercase())?,
-                None => store.all_sessions()?,
+                Some(u) => store.sessions_of(&u.to_lowercase()).await?,
+                None => store.all_sessions().await?,
             };
             let mut out = String::from("ID\tUSER\tIP\tCREATED\tLAST SEEN\tUSER AGENT\n");
             for s in sessions {
@@ -277,7 +286,7 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
         }
         Command::SessionsRevoke { id, username } => match (id, username) {
             (Some(id), None) => {
-                if !store.delete_session(&id)? {
+                if !store.delete_session(&id).await? {
                     return Err(Error::NotFound(format!(
                         "session {id} (it may have ended already: expired, revoked, or ended by a password change or a disable)"
                     )));
@@ -288,9 +297,9 @@ pub fn execute(store: &dyn Store, command: Command) -> Result<String> {
             (None, Some(username)) => {
                 let username = username.to_lowercase();
                 // Records of a user that no longer exists are removed all the same.
-                let n = match end_sessions(store, &username, None, &mut |_| {})? {
+                let n = match end_sessions(store, &username, None, &mut |_| {}).await? {
                     Some((_, _, ended)) => ended,
-                    None => store.delete_sessions_of(&username, None)?,
+                    None => store.delete_sessions_of(&username, None).await?,
                 };
                 audit!("sessions_revoked", user = username, count = n, by = "cli");
                 Ok(format!("{n} session(s) of {username} revoked"))
@@ -394,9 +403,8 @@ pub async fn serve(
                         return;
                     }
                     let reply = match serde_json::from_str::<Command>(&line) {
-                        Ok(command) => match tokio::task::spawn_blocking(move || execute(store.as_ref(), command)).await {
-                            Ok(Ok(output)) => Reply { ok: true, output },
-                            Ok(Err(e)) => Reply { ok: false, output: e.to_string() },
+                        Ok(command) => match execute(store.as_ref(), command).await {
+                            Ok(output) => Reply { ok: true, output },
                             Err(e) => Reply { ok: false, output: e.to_string() },
                         },
                         Err(e) => Reply { ok: false, output: format!("bad admin request: {e}") },
@@ -434,9 +442,8 @@ mod tests {
     }
 
     use super::*;
-    use crate::store::SledStore;
 
-    fn add(store: &dyn Store, name: &str) -> Result<String> {
+    async fn add(store: &dyn Store, name: &str) -> Result<String> {
         execute(
             store,
             Command::UserAdd {
@@ -447,6 +454,7 @@ mod tests {
                 password_hash: "x".into(),
             },
         )
+        .await
     }
 
     #[test]
@@ -457,21 +465,20 @@ mod tests {
         assert!(valid_username("ann\r\nRemote-User: admin").is_err());
     }
 
-    #[test]
-    fn duplicate_user_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
-        add(&store, "ann").unwrap();
+    #[tokio::test]
+    async fn duplicate_user_is_refused() {
+        let store = crate::store::MemoryEngine::store();
+        add(&store, "ann").await.unwrap();
         assert!(add(&store, "ANN")
+            .await
             .unwrap_err()
             .to_string()
             .contains("already exists"));
     }
 
-    #[test]
-    fn header_breaking_values_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
+    #[tokio::test]
+    async fn header_breaking_values_are_refused() {
+        let store = crate::store::MemoryEngine::store();
         let bad = Command::UserAdd {
             username: "bob".into(),
             email: "x\r\nX: y".into(),
@@ -479,7 +486,7 @@ mod tests {
             groups: vec![],
             password_hash: "x".into(),
         };
-        assert!(execute(&store, bad).is_err());
+        assert!(execute(&store, bad).await.is_err());
         let bad = Command::UserAdd {
             username: "bob".into(),
             email: String::new(),
@@ -487,6 +494,6 @@ mod tests {
             groups: vec!["a,b".into()],
             password_hash: "x".into(),
         };
-        assert!(execute(&store, bad).is_err());
+        assert!(execute(&store, bad).await.is_err());
     }
 }

@@ -43,3 +43,13 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path)?;
     Ok(())
 }
+
+/// Runs a future to completion on a runtime of its own (the CLI's commands, the setup
+/// before pingora starts its runtimes).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime can be built")
+        .block_on(future)
+}

@@ -12,24 +12,27 @@ use crate::state::AppState;
 use crate::store::{AuthLevel, SessionRecord, User};
 
 /// Creates `users` users (`bench-0`, …) and `sessions` sessions spread over them.
-pub fn run(config: Config, users: usize, sessions: usize, out: &Path) -> Result<()> {
-    let state = AppState::open(config)?;
+pub async fn run(config: Config, users: usize, sessions: usize, out: &Path) -> Result<()> {
+    let state = AppState::open(config).await?;
     let hash = state
         .passwords
         .hash_now("bench password, not for real use")?;
     let t = now();
     for i in 0..users {
-        state.store.put_user(&User {
-            username: format!("bench-{i}"),
-            display_name: format!("Bench User {i}"),
-            email: format!("bench-{i}@example.test"),
-            groups: vec!["bench".into()],
-            password_hash: hash.clone(),
-            disabled: false,
-            created_at: t,
-            last_method: None,
-            session_generation: 0,
-        })?;
+        state
+            .store
+            .put_user(&User {
+                username: format!("bench-{i}"),
+                display_name: format!("Bench User {i}"),
+                email: format!("bench-{i}@example.test"),
+                groups: vec!["bench".into()],
+                password_hash: hash.clone(),
+                disabled: false,
+                created_at: t,
+                last_method: None,
+                session_generation: 0,
+            })
+            .await?;
     }
     let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
     let lifetime = state.config.session.expiration.as_secs();
@@ -50,7 +53,7 @@ pub fn run(config: Config, users: usize, sessions: usize, out: &Path) -> Result<
                 generation: 0,
             })
             .collect();
-        state.store.put_sessions(&chunk)?;
+        state.store.put_sessions(&chunk).await?;
         for s in &chunk {
             writeln!(file, "{}", state.sessions.sign(&s.id))?;
         }

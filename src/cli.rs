@@ -10,7 +10,7 @@ use crate::auth::password::Passwords;
 use crate::config::{self, Config, LogFormat};
 use crate::error::{Error, Result};
 use crate::state::AppState;
-use crate::store::SledStore;
+use crate::store::{KvStore, SledStore};
 
 #[derive(Parser)]
 #[command(
@@ -170,12 +170,12 @@ pub fn init_logging(format: LogFormat, level: &str) {
 }
 
 /// Runs an admin command through the server's socket, or on the store directly.
-fn admin(config: &Config, command: Command) -> Result<String> {
+async fn admin(config: &Config, command: Command) -> Result<String> {
     if let Some(result) = admin::send(&config.data_dir, &command) {
         return result;
     }
-    let store = SledStore::open(&config.data_dir)?;
-    admin::execute(&store, command)
+    let store = KvStore::new(SledStore::open(&config.data_dir)?)?;
+    admin::execute(&store, command).await
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -185,23 +185,36 @@ fn run(cli: Cli) -> Result<()> {
             init_logging(LogFormat::Text, "warn,audit=info");
             crate::demo::run(path, &listen, &email)
         }
+        Top::Serve => {
+            let config = config::load(path)?;
+            init_logging(config.log_format, &config.log_level);
+            crate::server::check_listeners(&config)?;
+            // Set up on a runtime of its own: pingora runs its own once serving.
+            let state = crate::basics::block_on(async {
+                let state = AppState::open(config).await?;
+                if state.store.list_users().await?.is_empty() {
+                    tracing::warn!("the store has no users, so nobody can sign in: add one with `gatehouse user add NAME --password-stdin`");
+                }
+                Ok::<_, crate::error::Error>(state)
+            })?;
+            crate::server::run(state, None);
+            Ok(())
+        }
+        _ => crate::basics::block_on(run_now(cli)),
+    }
+}
+
+/// Runs a command; the server and the demo start their own runtimes (see [`run`]).
+async fn run_now(cli: Cli) -> Result<()> {
+    let path = cli.config.as_deref();
+    match cli.command {
+        Top::Demo { .. } | Top::Serve => unreachable!("run handles these"),
         Top::Config {
             command: ConfigCmd::Check,
         } => {
             let raw = config::extract(&config::figment(path))?;
             raw.clone().validate()?;
             println!("# configuration is valid\n{}", config::render_masked(&raw));
-            Ok(())
-        }
-        Top::Serve => {
-            let config = config::load(path)?;
-            init_logging(config.log_format, &config.log_level);
-            crate::server::check_listeners(&config)?;
-            let state = AppState::open(config)?;
-            if state.store.list_users()?.is_empty() {
-                tracing::warn!("the store has no users, so nobody can sign in: add one with `gatehouse user add NAME --password-stdin`");
-            }
-            crate::server::run(state, None);
             Ok(())
         }
         Top::User { command } => {
@@ -245,19 +258,19 @@ fn run(cli: Cli) -> Result<()> {
                 UserCmd::Show { name } => Command::UserShow { username: name },
                 UserCmd::Reset2fa { name } => Command::UserReset2fa { username: name },
             };
-            println!("{}", admin(&config, command)?);
+            println!("{}", admin(&config, command).await?);
             Ok(())
         }
         Top::BenchSeed {
             users,
             sessions,
             out,
-        } => crate::bench_seed::run(config::load(path)?, users, sessions, &out),
+        } => crate::bench_seed::run(config::load(path)?, users, sessions, &out).await,
         Top::Keys {
             command: KeysCmd::Accept,
         } => {
             let config = config::load(path)?;
-            let store = crate::store::SledStore::open(&config.data_dir)?;
+            let store = KvStore::new(SledStore::open(&config.data_dir)?)?;
             let secret = crate::auth::session::load_or_create_secret(
                 config.session.secret.as_ref().map(|s| s.expose()),
                 &config.data_dir,
@@ -273,7 +286,8 @@ fn run(cli: Cli) -> Result<()> {
                     ("storage.encryption_key", &key),
                 ],
                 true,
-            )?;
+            )
+            .await?;
             crate::audit!("keys_accepted", by = "cli");
             println!("the configured keys are now the store's own");
             Ok(())
@@ -284,7 +298,7 @@ fn run(cli: Cli) -> Result<()> {
                 SessionsCmd::List { user } => Command::SessionsList { username: user },
                 SessionsCmd::Revoke { id, user } => Command::SessionsRevoke { id, username: user },
             };
-            println!("{}", admin(&config, command)?);
+            println!("{}", admin(&config, command).await?);
             Ok(())
         }
     }

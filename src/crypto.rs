@@ -53,16 +53,15 @@ pub fn load_or_create_key(configured: Option<&str>, data_dir: &Path) -> Result<V
 /// on purpose). A changed or missing key stops the start with the key's name: with
 /// another encryption key every stored secret would fail to open (each TOTP second step
 /// would answer 500), with another session secret everyone would be silently signed out.
-pub fn check_key_fingerprints(
+pub async fn check_key_fingerprints(
     store: &dyn crate::store::Store,
     keys: &[(&str, &[u8])],
     accept: bool,
 ) -> Result<()> {
-    use crate::store::Space;
     for (name, material) in keys {
         let record = format!("fingerprint\0{name}");
         let print = hex::encode(&derive(material, "fingerprint")[..8]);
-        match store.get_raw(Space::Tokens, &record)? {
+        match store.get_token(&record).await? {
             Some(stored) if stored == print.as_bytes() => {}
             Some(stored) if !accept => {
                 return Err(Error::config(
@@ -79,7 +78,7 @@ pub fn check_key_fingerprints(
                     ),
                 ));
             }
-            _ => store.put_raw(Space::Tokens, &record, print.as_bytes())?,
+            _ => store.put_token(&record, print.as_bytes(), None).await?,
         }
     }
     Ok(())

@@ -90,20 +90,23 @@ pub fn run(config_path: Option<&Path>, listen: &str, email: &str) -> Result<()> 
     raw.session.secure = false;
     raw.session.domain = None;
     let config = raw.validate()?;
-    let state = AppState::open(config)?;
-
     let password = crate::basics::random_token(12);
-    let hash = state.passwords.hash_now(&password)?;
-    execute(
-        state.store.as_ref(),
-        Command::UserAdd {
-            username: "demo".into(),
-            email: email.to_string(),
-            display_name: "Demo User".into(),
-            groups: vec!["demo".into()],
-            password_hash: hash,
-        },
-    )?;
+    let state = crate::basics::block_on(async {
+        let state = AppState::open(config).await?;
+        let hash = state.passwords.hash_now(&password)?;
+        execute(
+            state.store.as_ref(),
+            Command::UserAdd {
+                username: "demo".into(),
+                email: email.to_string(),
+                display_name: "Demo User".into(),
+                groups: vec!["demo".into()],
+                password_hash: hash,
+            },
+        )
+        .await?;
+        Ok::<_, Error>(state)
+    })?;
     if TcpListener::bind(listen).is_err() {
         return Err(Error::config(
             "--listen",

@@ -212,7 +212,7 @@ fn portal_url(state: &AppState, page: &str, target: &str) -> String {
 }
 
 /// Answers one authorization request.
-pub fn answer(state: &AppState, req: &Request, kind: Kind) -> Response {
+pub async fn answer(state: &AppState, req: &Request, kind: Kind) -> Response {
     let target = match target_of(req, kind) {
         Ok(target) => target,
         Err(why) => {
@@ -235,7 +235,9 @@ pub fn answer(state: &AppState, req: &Request, kind: Kind) -> Response {
         req.header("cookie"),
         state.config.second_factor.enrollment_redirect,
         now(),
-    ) {
+    )
+    .await
+    {
         Ok(d) => d,
         Err(e) => {
             tracing::error!(error = %e, "forward-auth decision failed");

@@ -49,26 +49,28 @@ pub struct Housekeeping {
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 impl Housekeeping {
-    fn sweep(&self) {
+    async fn sweep(&self) {
         let config = &self.state.config().session;
         let now = now();
         let store = self.state.store().as_ref();
-        let Ok(sessions) = store.all_sessions() else {
-            return;
-        };
-        for s in sessions {
-            let idle = if s.remember_me {
-                u64::MAX
-            } else {
-                config.inactivity.as_secs()
-            };
-            if now >= s.expires_at || now.saturating_sub(s.last_seen) >= idle {
-                let _ = store.delete_session(&s.id);
+        if let Err(e) = store.delete_expired_sessions(now).await {
+            tracing::debug!(error = %e, "expired sessions not swept yet");
+        }
+        // Sessions idle past the inactivity limit (their users' choice, not the store's).
+        if let Ok(sessions) = store.all_sessions().await {
+            for s in sessions {
+                if !s.remember_me && now.saturating_sub(s.last_seen) >= config.inactivity.as_secs()
+                {
+                    let _ = store.delete_session(&s.id).await;
+                }
             }
         }
-        crate::portal::reset::sweep_expired(store, now);
-        crate::mfa::webauthn::sweep_expired(self.state.as_ref(), now);
-        crate::mfa::telegram::sweep(self.state.as_ref(), now);
+        let _ = store.sweep_tokens(now).await;
+        // A day covers the longest window of any limiter or budget.
+        let _ = store.sweep_tallies(now, 86_400).await;
+        crate::portal::reset::sweep_expired(store, now).await;
+        crate::mfa::webauthn::sweep_expired(self.state.as_ref(), now).await;
+        crate::mfa::telegram::sweep(self.state.as_ref(), now).await;
     }
 }
 
@@ -84,7 +86,7 @@ impl BackgroundService for Housekeeping {
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
-                _ = tick.tick() => self.sweep(),
+                _ = tick.tick() => self.sweep().await,
             }
         }
         let _ = admin.await;
@@ -193,7 +195,7 @@ pub fn build(state: Arc<AppState>, extra: Option<ExtraService>) -> Server {
         server.add_service(background_service(
             "recovery hook",
             crate::notify::hook::HookService {
-                store: state.store.clone(),
+                queue: state.store.clone(),
                 hook: state.config.recovery_hook.clone(),
                 metrics: state.metrics.clone(),
             },

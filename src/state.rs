@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::crypto::{load_or_create_key, CodeHasher, Sealer};
 use crate::error::Result;
 use crate::notify::email::Mailer;
-use crate::store::{SledStore, Store};
+use crate::store::{KvStore, SledStore, Store};
 
 /// Shared state of a running gatehouse.
 pub struct AppState {
@@ -48,22 +48,22 @@ pub struct AppState {
 impl AppState {
     /// Opens the sled store in the configured data directory, watched (health's
     /// periodic write, reopening after a failure) for as long as it is open.
-    pub fn open(config: Config) -> Result<Arc<Self>> {
-        let store = SledStore::open(&config.data_dir)?;
-        store.watch(config.health_write_interval);
-        Self::with_store(config, Arc::new(store))
+    pub async fn open(config: Config) -> Result<Arc<Self>> {
+        let sled = SledStore::open(&config.data_dir)?;
+        sled.watch(config.health_write_interval);
+        Self::with_store(config, Arc::new(KvStore::new(sled)?)).await
     }
 
     /// Builds the state around an already open store.
-    pub fn with_store(config: Config, store: Arc<dyn Store>) -> Result<Arc<Self>> {
+    pub async fn with_store(config: Config, store: Arc<dyn Store>) -> Result<Arc<Self>> {
         let secret = load_or_create_secret(
             config.session.secret.as_ref().map(|s| s.expose()),
             &config.data_dir,
         )?;
         let sessions = Sessions::new(&secret, config.session.clone(), store.clone())
-            .with_second_factor_check(crate::mfa::has_second_factor);
+            .with_second_factor_check(crate::mfa::SECOND_FACTOR_CHECK);
         let passwords = Passwords::new(&config.password)?;
-        let limiter = Limiter::new(config.regulation.clone());
+        let limiter = Limiter::new(config.regulation.clone(), store.clone(), "login");
         let key = load_or_create_key(
             config.encryption_key.as_ref().map(|s| s.expose()),
             &config.data_dir,
@@ -75,7 +75,8 @@ impl AppState {
                 ("storage.encryption_key", &key),
             ],
             false,
-        )?;
+        )
+        .await?;
         Ok(Arc::new(AppState {
             sealer: Sealer::new(&key),
             code_hasher: CodeHasher::new(&key),
@@ -84,26 +85,34 @@ impl AppState {
                 .phone
                 .as_ref()
                 .map(|p| crate::notify::phone::provider(&p.provider)),
-            phone_budgets: Default::default(),
+            phone_budgets: crate::mfa::phone::Budgets::new(store.clone()),
             metrics: Default::default(),
             telegram: config
                 .telegram
                 .clone()
-                .map(crate::notify::telegram::TelegramBot::new),
+                .map(|c| crate::notify::telegram::TelegramBot::new(c, store.clone())),
             webauthn: config
                 .webauthn
                 .as_ref()
                 .map(crate::mfa::webauthn::RelyingParty::new),
-            ceremony_limiter: Limiter::new(crate::config::Regulation {
-                max_retries: 30,
-                find_time: std::time::Duration::from_secs(60),
-                ban_time: std::time::Duration::from_secs(60),
-            }),
-            reset_limiter: Limiter::new(crate::config::Regulation {
-                max_retries: config.password_reset.requests_per_hour,
-                find_time: std::time::Duration::from_secs(3600),
-                ban_time: std::time::Duration::from_secs(3600),
-            }),
+            ceremony_limiter: Limiter::new(
+                crate::config::Regulation {
+                    max_retries: 30,
+                    find_time: std::time::Duration::from_secs(60),
+                    ban_time: std::time::Duration::from_secs(60),
+                },
+                store.clone(),
+                "ceremony",
+            ),
+            reset_limiter: Limiter::new(
+                crate::config::Regulation {
+                    max_retries: config.password_reset.requests_per_hour,
+                    find_time: std::time::Duration::from_secs(3600),
+                    ban_time: std::time::Duration::from_secs(3600),
+                },
+                store.clone(),
+                "reset",
+            ),
             config,
             store,
             sessions,

@@ -19,7 +19,7 @@ use crate::basics::now;
 use crate::config::TelegramMode;
 use crate::mfa::telegram::{self as tg, Action, Attempt, Decision, LinkOutcome, Refused, Status};
 use crate::notify::telegram::TelegramBot;
-use crate::store::{get_json, put_json, Space};
+
 use crate::texts::telegram::TelegramTexts;
 use crate::texts::texts_for;
 
@@ -68,7 +68,9 @@ pub async fn send_attempt(state: &dyn Services, bot: &TelegramBot, attempt: &Att
             )
         })
         .collect();
-    let accounts = tg::accounts(state.store().as_ref(), &attempt.username).unwrap_or_default();
+    let accounts = tg::accounts(state.store().as_ref(), &attempt.username)
+        .await
+        .unwrap_or_default();
     let mut sent = Vec::new();
     for account in accounts {
         if let Ok(message_id) = bot
@@ -85,7 +87,7 @@ pub async fn send_attempt(state: &dyn Services, bot: &TelegramBot, attempt: &Att
             });
         }
     }
-    if let Err(e) = tg::record_sent(state.store().as_ref(), &attempt.id, &sent) {
+    if let Err(e) = tg::record_sent(state.store().as_ref(), &attempt.id, &sent).await {
         tracing::error!(error = %e, "recording telegram messages failed");
     }
     sent.len()
@@ -111,7 +113,7 @@ async fn edit_all(bot: &TelegramBot, attempt: &Attempt, decided_in: Option<i64>)
 
 /// Expires an attempt if still pending, editing its messages and waking its browser.
 pub async fn expire_attempt(state: &dyn Services, bot: &TelegramBot, attempt_id: &str) {
-    match tg::expire(state.store().as_ref(), attempt_id) {
+    match tg::expire(state.store().as_ref(), attempt_id).await {
         Ok(Some(attempt)) => {
             audit!("telegram_expired", user = attempt.username, ip = attempt.ip);
             bot.waiters.wake(attempt_id);
@@ -155,10 +157,10 @@ pub async fn handle_update(state: &dyn Services, bot: &TelegramBot, update: Upda
             }
             let account = account_of(from, chat_id, now());
             let label = account.label();
-            let reply = match tg::link_finish(state, token, account, now()) {
+            let reply = match tg::link_finish(state, token, account, now()).await {
                 Ok(LinkOutcome::Linked { username, .. }) => {
                     bot.waiters.wake(&format!("link:{username}"));
-                    if let Ok(Some(user)) = state.store().get_user(&username) {
+                    if let Ok(Some(user)) = state.store().get_user(&username).await {
                         let texts = texts_for(from.language_code.as_deref());
                         crate::mfa::security_notice(
                             state.store().as_ref(),
@@ -167,7 +169,8 @@ pub async fn handle_update(state: &dyn Services, bot: &TelegramBot, update: Upda
                             &user,
                             texts,
                             &crate::texts::fill(texts.telegram.notice_linked, &label),
-                        );
+                        )
+                        .await;
                     }
                     t.bot_linked.replace("{user}", &username)
                 }
@@ -192,7 +195,7 @@ pub async fn handle_update(state: &dyn Services, bot: &TelegramBot, update: Upda
             };
             let chat_id = query.message.as_ref().map(|m| m.chat().id.0);
             let telegram_id = query.from.id.0 as i64;
-            match tg::decide(state, attempt_id, button, telegram_id, now()) {
+            match tg::decide(state, attempt_id, button, telegram_id, now()).await {
                 Ok(Decision::Decided(attempt)) => {
                     let event = match attempt.status {
                         Status::Confirmed => "telegram_confirmed",
@@ -208,7 +211,9 @@ pub async fn handle_update(state: &dyn Services, bot: &TelegramBot, update: Upda
                     if attempt.status == Status::Refused(Refused::NotMe) {
                         let ip = attempt.ip.parse().ok();
                         let keys = crate::auth::limiter::login_keys(&attempt.username, ip);
-                        state.limiter().record_failure(&keys, now());
+                        if let Err(e) = state.limiter().record_failure(&keys, now()).await {
+                            tracing::warn!(error = %e, "could not count a denied Telegram attempt");
+                        }
                         state.metrics().second_factor_failure.inc();
                     }
                     bot.waiters.wake(&attempt.id);
@@ -262,7 +267,7 @@ impl BackgroundService for BotService {
                     let Some(bot) = state.telegram().as_ref() else {
                         return;
                     };
-                    if let Ok((due, _)) = tg::overdue(state.store().as_ref(), now()) {
+                    if let Ok((due, _)) = tg::overdue(state.store().as_ref(), now()).await {
                         for id in due {
                             expire_attempt(state.as_ref(), bot, &id).await;
                         }
@@ -334,7 +339,8 @@ impl BackgroundService for BotService {
 
 async fn poll(state: &Arc<dyn Services>, bot: &TelegramBot, shutdown: &mut ShutdownWatch) {
     let store = state.store().as_ref();
-    let mut offset: i32 = get_json(store, Space::Tokens, OFFSET_KEY)
+    let mut offset: i32 = crate::store::get_token(store, OFFSET_KEY)
+        .await
         .ok()
         .flatten()
         .unwrap_or(0);
@@ -358,7 +364,7 @@ async fn poll(state: &Arc<dyn Services>, bot: &TelegramBot, shutdown: &mut Shutd
                     offset = offset.max(update.id.0 as i32 + 1);
                     handle_update(state.as_ref(), bot, update).await;
                 }
-                if let Err(e) = put_json(store, Space::Tokens, OFFSET_KEY, &offset) {
+                if let Err(e) = crate::store::put_token(store, OFFSET_KEY, &offset, None).await {
                     tracing::error!(error = %e, "saving the telegram offset failed");
                 }
             }

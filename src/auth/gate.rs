@@ -1,8 +1,10 @@
 //! The per-request access decision, shared by proxy mode and forward-auth: resolve the
 //! session from the cookie, match the access rules, compare the level reached.
 //!
-//! This is the hot path: no argon2, no network, no lock held across an await (it has
-//! no await at all); one HMAC check and two store reads.
+//! This is the hot path: no argon2, no network, no lock held across an await; one HMAC
+//! check and two store reads, which a local store (or a replica's cache) answers at
+//! once through the `peek` reads, so the awaits here complete without yielding or
+//! allocating (only the throttled `last_seen` write awaits the store).
 
 use crate::auth::session::{cookie_value, Identity, Sessions};
 use crate::error::Result;
@@ -35,7 +37,7 @@ fn required_level(policy: Policy) -> Option<AuthLevel> {
 /// Decides for one request. `cookie_header` is the raw `Cookie` header;
 /// `enrollment_redirect` picks [`Decision::Enroll`] over [`Decision::Deny`] for a user
 /// without 2FA on a two_factor resource.
-pub fn decide(
+pub async fn decide(
     sessions: &Sessions,
     rules: &AccessRules,
     request: &RequestFacts<'_>,
@@ -45,7 +47,7 @@ pub fn decide(
 ) -> Result<Decision> {
     let session = match cookie_header.and_then(|h| cookie_value(h, &sessions.config().cookie_name))
     {
-        Some(value) => sessions.resolve(value, now)?,
+        Some(value) => sessions.resolve(value, now).await?,
         None => None,
     };
     // A session still owing its second step is nobody yet: it grants nothing.

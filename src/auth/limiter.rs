@@ -5,214 +5,238 @@
 //! for the attempt (refusing it when the key is banned, or when failures plus attempts
 //! still in flight already reach `max_retries`), and the attempt is then settled as a
 //! failure or forgiven as a success. So a burst of parallel guesses gets exactly
-//! `max_retries` of them checked, and an attempt that is never settled (an error on the
-//! way) counts as a failure: fail closed.
+//! `max_retries` of them checked. An attempt that is never settled (an error on the way,
+//! a replica that died mid-check) stays reserved and counts as a failure once it is
+//! [`PENDING_LIFETIME`] old: fail closed.
 //!
-//! State is in memory behind a std mutex that is never held across an await. A restart
-//! clears bans (as Authelia's memory provider does); accounts themselves are never locked.
+//! The counts live in the store's [`Counters`] (one atomic step per change, for all the
+//! keys of an attempt together), so every process sharing the store shares the bans;
+//! accounts themselves are never locked.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use crate::config::Regulation;
-use crate::store::Timestamp;
+use crate::error::Result;
+use crate::store::{Counters, Tally, Timestamp};
 
-#[derive(Default)]
-struct Entry {
-    failures: VecDeque<Timestamp>,
-    banned_until: Timestamp,
-    /// Attempts reserved by [`Limiter::begin`] and not settled yet.
-    in_flight: u32,
-}
+/// After this many seconds an attempt that was never settled counts as a failure.
+pub const PENDING_LIFETIME: u64 = 300;
 
-/// Counts failures and bans.
+/// Counts failures and bans under one name (`login`, `reset`, ...).
+#[derive(Clone)]
 pub struct Limiter {
     rules: Regulation,
-    entries: Mutex<HashMap<String, Entry>>,
+    counters: Arc<dyn Counters>,
+    name: &'static str,
 }
 
-/// Past this many tracked keys, stale ones are swept on the next failure.
-const SWEEP_AT: usize = 100_000;
-
 impl Limiter {
-    pub fn new(rules: Regulation) -> Self {
+    pub fn new(rules: Regulation, counters: Arc<dyn Counters>, name: &'static str) -> Self {
         Limiter {
             rules,
-            entries: Mutex::new(HashMap::new()),
+            counters,
+            name,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    fn stored_keys(&self, keys: &[String]) -> Vec<String> {
+        keys.iter().map(|k| format!("{}:{k}", self.name)).collect()
+    }
+
+    /// Brings a tally up to `now`: stale reservations become failures, failures out of
+    /// the window are dropped. Returns whether the key became banned now.
+    fn age(&self, tally: &mut Tally, now: Timestamp) -> bool {
+        let stale = tally
+            .pending
+            .iter()
+            .filter(|t| now.saturating_sub(**t) >= PENDING_LIFETIME)
+            .count();
+        tally
+            .pending
+            .retain(|t| now.saturating_sub(*t) < PENDING_LIFETIME);
+        // Counted when found stale: what became of them was unknown until now.
+        let mut banned = false;
+        for _ in 0..stale {
+            banned |= self.fail(tally, now);
+        }
+        let find = self.rules.find_time.as_secs();
+        tally.events.retain(|t| now.saturating_sub(*t) < find);
+        banned
+    }
+
+    /// Adds a failure at `now`; returns whether it banned the key.
+    fn fail(&self, tally: &mut Tally, now: Timestamp) -> bool {
+        let find = self.rules.find_time.as_secs();
+        tally.events.push(now);
+        tally.events.retain(|t| now.saturating_sub(*t) < find);
+        if tally.events.len() >= self.rules.max_retries as usize && tally.held_until <= now {
+            tally.held_until = now + self.rules.ban_time.as_secs();
+            tally.events.clear();
+            return true;
+        }
+        false
     }
 
     /// Seconds left on the longest ban among `keys`, if any is banned.
-    pub fn banned_for(&self, keys: &[String], now: Timestamp) -> Option<u64> {
-        let entries = self.lock();
-        keys.iter()
-            .filter_map(|k| entries.get(k))
-            .map(|e| e.banned_until.saturating_sub(now))
+    pub async fn banned_for(&self, keys: &[String], now: Timestamp) -> Result<Option<u64>> {
+        let tallies = self.counters.read_tallies(&self.stored_keys(keys)).await?;
+        Ok(tallies
+            .iter()
+            .map(|t| t.held_until.saturating_sub(now))
             .filter(|left| *left > 0)
-            .max()
+            .max())
     }
 
     /// Reserves one attempt against every key, or says for how many seconds it is refused:
     /// the ban in force, or 1 s while the attempts in flight could still use up the limit.
-    pub fn begin(&self, keys: &[String], now: Timestamp) -> Result<Attempt<'_>, u64> {
-        let find = self.rules.find_time.as_secs();
-        let mut entries = self.lock();
+    pub async fn begin(
+        &self,
+        keys: &[String],
+        now: Timestamp,
+    ) -> Result<std::result::Result<Attempt<'_>, u64>> {
         let mut refused_for = 0;
-        for key in keys {
-            if let Some(e) = entries.get(key) {
-                let left = e.banned_until.saturating_sub(now);
-                let recent = e
-                    .failures
-                    .iter()
-                    .filter(|t| now.saturating_sub(**t) < find)
-                    .count();
-                if left > 0 {
-                    refused_for = refused_for.max(left);
-                } else if recent + e.in_flight as usize >= self.rules.max_retries as usize {
-                    refused_for = refused_for.max(1);
+        self.counters
+            .update_tallies(&self.stored_keys(keys), &mut |tallies| {
+                refused_for = 0;
+                for tally in tallies.iter_mut() {
+                    self.age(tally, now);
+                    let left = tally.held_until.saturating_sub(now);
+                    if left > 0 {
+                        refused_for = refused_for.max(left);
+                    } else if tally.events.len() + tally.pending.len()
+                        >= self.rules.max_retries as usize
+                    {
+                        refused_for = refused_for.max(1);
+                    }
                 }
-            }
-        }
+                if refused_for > 0 {
+                    // The aging is worth keeping either way.
+                    return true;
+                }
+                for tally in tallies.iter_mut() {
+                    tally.pending.push(now);
+                }
+                true
+            })
+            .await?;
         if refused_for > 0 {
-            return Err(refused_for);
+            return Ok(Err(refused_for));
         }
-        for key in keys {
-            entries.entry(key.clone()).or_default().in_flight += 1;
-        }
-        Ok(Attempt {
+        Ok(Ok(Attempt {
             limiter: self,
             keys: keys.to_vec(),
+            began: now,
             settled: false,
-        })
+        }))
     }
 
     /// Forgets the failures of these keys (not their bans): what a success does for the
     /// user's key.
-    pub fn forget(&self, keys: &[String]) {
-        let mut entries = self.lock();
-        for key in keys {
-            if let Some(e) = entries.get_mut(key) {
-                e.failures.clear();
-            }
-        }
-    }
-
-    fn release(entries: &mut HashMap<String, Entry>, keys: &[String]) {
-        for key in keys {
-            if let Some(e) = entries.get_mut(key) {
-                e.in_flight = e.in_flight.saturating_sub(1);
-            }
-        }
+    pub async fn forget(&self, keys: &[String]) -> Result<()> {
+        self.counters
+            .update_tallies(&self.stored_keys(keys), &mut |tallies| {
+                for tally in tallies.iter_mut() {
+                    tally.events.clear();
+                }
+                true
+            })
+            .await
+            .map(drop)
     }
 
     /// Records a failure against each key; returns the keys that became banned now.
-    pub fn record_failure(&self, keys: &[String], now: Timestamp) -> Vec<String> {
-        let mut entries = self.lock();
-        self.record_failure_locked(&mut entries, keys, now)
+    pub async fn record_failure(&self, keys: &[String], now: Timestamp) -> Result<Vec<String>> {
+        self.settle(keys, None, now, true).await
     }
 
-    fn record_failure_locked(
+    /// Releases the reservation made at `began` (if any) and, when `failed`, records a
+    /// failure against each key. Returns the keys banned now.
+    async fn settle(
         &self,
-        entries: &mut HashMap<String, Entry>,
         keys: &[String],
+        began: Option<Timestamp>,
         now: Timestamp,
-    ) -> Vec<String> {
-        let find = self.rules.find_time.as_secs();
-        if entries.len() > SWEEP_AT {
-            entries.retain(|_, e| {
-                e.in_flight > 0
-                    || e.banned_until > now
-                    || e.failures
-                        .back()
-                        .is_some_and(|t| now.saturating_sub(*t) < find)
-            });
-        }
+        failed: bool,
+    ) -> Result<Vec<String>> {
         let mut newly_banned = Vec::new();
-        for key in keys {
-            let entry = entries.entry(key.clone()).or_default();
-            while entry
-                .failures
-                .front()
-                .is_some_and(|t| now.saturating_sub(*t) >= find)
-            {
-                entry.failures.pop_front();
-            }
-            entry.failures.push_back(now);
-            if entry.failures.len() >= self.rules.max_retries as usize && entry.banned_until <= now
-            {
-                entry.banned_until = now + self.rules.ban_time.as_secs();
-                entry.failures.clear();
-                newly_banned.push(key.clone());
-            }
-        }
-        newly_banned
+        self.counters
+            .update_tallies(&self.stored_keys(keys), &mut |tallies| {
+                newly_banned.clear();
+                for (key, tally) in keys.iter().zip(tallies.iter_mut()) {
+                    if let Some(began) = began {
+                        if let Some(at) = tally.pending.iter().position(|t| *t == began) {
+                            tally.pending.swap_remove(at);
+                        }
+                    }
+                    let mut banned = self.age(tally, now);
+                    if failed {
+                        banned |= self.fail(tally, now);
+                    }
+                    if banned {
+                        newly_banned.push(key.clone());
+                    }
+                }
+                true
+            })
+            .await?;
+        Ok(newly_banned)
     }
 }
 
 /// An attempt counted by [`Limiter::begin`]; settle it with [`Attempt::failed`] or
-/// [`Attempt::succeeded`]. Dropped unsettled, it counts as a failure.
+/// [`Attempt::succeeded`]. Dropped unsettled, its reservation stays and becomes a
+/// failure after [`PENDING_LIFETIME`].
 pub struct Attempt<'a> {
     limiter: &'a Limiter,
     keys: Vec<String>,
+    began: Timestamp,
     settled: bool,
 }
 
 impl Attempt<'_> {
     /// The attempt failed: a failure against every key; returns the keys banned now.
-    pub fn failed(mut self, now: Timestamp) -> Vec<String> {
+    pub async fn failed(mut self, now: Timestamp) -> Result<Vec<String>> {
         self.settled = true;
-        let mut entries = self.limiter.lock();
-        Limiter::release(&mut entries, &self.keys);
         self.limiter
-            .record_failure_locked(&mut entries, &self.keys, now)
+            .settle(&self.keys, Some(self.began), now, true)
+            .await
     }
 
     /// The attempt succeeded: it is forgiven, and the failures of `forget` (the user's
     /// key, never the client IP's) are cleared. Checks the bans once more, since one may
     /// have started while this attempt was being checked: `Err(seconds)` then, and the
     /// caller must not create a session.
-    pub fn succeeded(mut self, forget: &[String], now: Timestamp) -> Result<(), u64> {
+    pub async fn succeeded(
+        mut self,
+        forget: &[String],
+        now: Timestamp,
+    ) -> Result<std::result::Result<(), u64>> {
         self.settled = true;
-        let mut entries = self.limiter.lock();
-        Limiter::release(&mut entries, &self.keys);
-        let left = self
-            .keys
-            .iter()
-            .filter_map(|k| entries.get(k))
-            .map(|e| e.banned_until.saturating_sub(now))
-            .max()
-            .unwrap_or(0);
-        if left > 0 {
-            return Err(left);
+        self.limiter
+            .settle(&self.keys, Some(self.began), now, false)
+            .await?;
+        if let Some(left) = self.limiter.banned_for(&self.keys, now).await? {
+            return Ok(Err(left));
         }
-        for key in forget {
-            if let Some(e) = entries.get_mut(key) {
-                e.failures.clear();
-            }
-        }
-        Ok(())
+        self.limiter.forget(forget).await?;
+        Ok(Ok(()))
     }
 
     /// The attempt was not an answer at all (e.g. "continue" pressed too early): it
     /// neither counts nor forgives.
-    pub fn withdrawn(mut self) {
+    pub async fn withdrawn(mut self) -> Result<()> {
         self.settled = true;
-        let mut entries = self.limiter.lock();
-        Limiter::release(&mut entries, &self.keys);
+        self.limiter
+            .settle(&self.keys, Some(self.began), self.began, false)
+            .await
+            .map(drop)
     }
 }
 
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
         if !self.settled {
-            let mut entries = self.limiter.lock();
-            Limiter::release(&mut entries, &self.keys);
-            self.limiter
-                .record_failure_locked(&mut entries, &self.keys, crate::basics::now());
+            tracing::debug!(keys = ?self.keys, "an attempt was not settled; it counts as a failure once it is old");
         }
     }
 }
@@ -234,100 +258,157 @@ pub fn login_keys(username: &str, ip: Option<std::net::IpAddr>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::MemoryEngine;
     use std::time::Duration;
 
     fn limiter() -> Limiter {
-        Limiter::new(Regulation {
-            max_retries: 3,
-            find_time: Duration::from_secs(120),
-            ban_time: Duration::from_secs(300),
-        })
+        Limiter::new(
+            Regulation {
+                max_retries: 3,
+                find_time: Duration::from_secs(120),
+                ban_time: Duration::from_secs(300),
+            },
+            Arc::new(MemoryEngine::store()),
+            "login",
+        )
     }
 
-    #[test]
-    fn third_failure_in_window_bans_for_ban_time() {
+    #[tokio::test]
+    async fn third_failure_in_window_bans_for_ban_time() {
         let l = limiter();
         let keys = vec!["user:ann".to_string()];
-        assert!(l.record_failure(&keys, 1000).is_empty());
-        assert!(l.record_failure(&keys, 1010).is_empty());
-        assert_eq!(l.record_failure(&keys, 1020), keys);
-        assert_eq!(l.banned_for(&keys, 1020), Some(300));
-        assert_eq!(l.banned_for(&keys, 1319), Some(1));
-        assert_eq!(l.banned_for(&keys, 1320), None);
+        assert!(l.record_failure(&keys, 1000).await.unwrap().is_empty());
+        assert!(l.record_failure(&keys, 1010).await.unwrap().is_empty());
+        assert_eq!(l.record_failure(&keys, 1020).await.unwrap(), keys);
+        assert_eq!(l.banned_for(&keys, 1020).await.unwrap(), Some(300));
+        assert_eq!(l.banned_for(&keys, 1319).await.unwrap(), Some(1));
+        assert_eq!(l.banned_for(&keys, 1320).await.unwrap(), None);
     }
 
-    #[test]
-    fn failures_outside_window_do_not_count() {
+    #[tokio::test]
+    async fn failures_outside_window_do_not_count() {
         let l = limiter();
         let keys = vec!["ip:192.0.2.1".to_string()];
-        l.record_failure(&keys, 1000);
-        l.record_failure(&keys, 1010);
-        assert!(l.record_failure(&keys, 1200).is_empty());
-        assert_eq!(l.banned_for(&keys, 1200), None);
+        l.record_failure(&keys, 1000).await.unwrap();
+        l.record_failure(&keys, 1010).await.unwrap();
+        assert!(l.record_failure(&keys, 1200).await.unwrap().is_empty());
+        assert_eq!(l.banned_for(&keys, 1200).await.unwrap(), None);
     }
 
-    #[test]
-    fn success_clears_the_users_failures_but_not_the_ips() {
+    #[tokio::test]
+    async fn success_clears_the_users_failures_but_not_the_ips() {
         let l = limiter();
         let keys = login_keys("ann", Some("192.0.2.1".parse().unwrap()));
-        l.record_failure(&keys, 1000);
-        l.record_failure(&keys, 1001);
-        let attempt = l.begin(&keys, 1002).unwrap();
-        assert_eq!(attempt.succeeded(&[user_key("ann")], 1002), Ok(()));
+        l.record_failure(&keys, 1000).await.unwrap();
+        l.record_failure(&keys, 1001).await.unwrap();
+        let attempt = l.begin(&keys, 1002).await.unwrap().unwrap();
+        assert_eq!(
+            attempt.succeeded(&[user_key("ann")], 1002).await.unwrap(),
+            Ok(())
+        );
         // The user starts afresh; the address keeps its two failures and the next bans it.
         let user = vec![user_key("ann")];
-        assert!(l.record_failure(&user, 1003).is_empty());
+        assert!(l.record_failure(&user, 1003).await.unwrap().is_empty());
         let ip = vec!["ip:192.0.2.1".to_string()];
-        assert_eq!(l.record_failure(&ip, 1003), ip);
+        assert_eq!(l.record_failure(&ip, 1003).await.unwrap(), ip);
     }
 
-    #[test]
-    fn parallel_attempts_beyond_the_limit_are_refused_before_any_is_checked() {
+    #[tokio::test]
+    async fn parallel_attempts_beyond_the_limit_are_refused_before_any_is_checked() {
         let l = limiter();
         let keys = vec!["user:ann".to_string()];
-        let held: Vec<_> = (0..3).map(|_| l.begin(&keys, 1000).unwrap()).collect();
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            held.push(l.begin(&keys, 1000).await.unwrap().unwrap());
+        }
         for _ in 0..50 {
-            assert!(l.begin(&keys, 1000).is_err());
+            assert!(l.begin(&keys, 1000).await.unwrap().is_err());
         }
         let mut banned = Vec::new();
         for a in held {
-            banned.extend(a.failed(1000));
+            banned.extend(a.failed(1000).await.unwrap());
         }
         assert_eq!(banned, keys);
-        assert_eq!(l.banned_for(&keys, 1000), Some(300));
+        assert_eq!(l.banned_for(&keys, 1000).await.unwrap(), Some(300));
     }
 
-    #[test]
-    fn a_success_is_refused_when_a_ban_started_while_it_was_checked() {
+    #[tokio::test]
+    async fn a_success_is_refused_when_a_ban_started_while_it_was_checked() {
         let l = limiter();
         let keys = vec!["user:ann".to_string()];
-        let right = l.begin(&keys, 1000).unwrap();
-        let wrong: Vec<_> = (0..2).map(|_| l.begin(&keys, 1000).unwrap()).collect();
-        l.record_failure(&keys, 1000); // e.g. a wrong second-step answer meanwhile
-        for a in wrong {
-            a.failed(1000);
+        let right = l.begin(&keys, 1000).await.unwrap().unwrap();
+        let mut wrong = Vec::new();
+        for _ in 0..2 {
+            wrong.push(l.begin(&keys, 1000).await.unwrap().unwrap());
         }
-        assert_eq!(right.succeeded(&keys, 1000), Err(300));
+        l.record_failure(&keys, 1000).await.unwrap(); // e.g. a wrong second-step answer meanwhile
+        for a in wrong {
+            a.failed(1000).await.unwrap();
+        }
+        assert_eq!(right.succeeded(&keys, 1000).await.unwrap(), Err(300));
     }
 
-    #[test]
-    fn an_unsettled_attempt_counts_as_a_failure() {
+    #[tokio::test]
+    async fn an_unsettled_attempt_holds_its_place_and_then_counts_as_a_failure() {
         let l = limiter();
         let keys = vec!["user:ann".to_string()];
         for _ in 0..3 {
-            drop(l.begin(&keys, crate::basics::now()).unwrap());
+            drop(l.begin(&keys, 1000).await.unwrap().unwrap());
         }
-        assert!(l.banned_for(&keys, crate::basics::now()).is_some());
+        // Refused while the three are in flight, banned once they are stale.
+        assert_eq!(l.begin(&keys, 1001).await.unwrap().err(), Some(1));
+        let later = 1000 + PENDING_LIFETIME;
+        assert!(l.begin(&keys, later).await.unwrap().is_err());
+        assert!(l.banned_for(&keys, later).await.unwrap().is_some());
     }
 
-    #[test]
-    fn a_withdrawn_attempt_neither_counts_nor_forgives() {
+    #[tokio::test]
+    async fn a_withdrawn_attempt_neither_counts_nor_forgives() {
         let l = limiter();
         let keys = vec!["user:ann".to_string()];
-        l.record_failure(&keys, 1000);
-        l.record_failure(&keys, 1000);
-        l.begin(&keys, 1000).unwrap().withdrawn();
-        assert_eq!(l.record_failure(&keys, 1001), keys);
+        l.record_failure(&keys, 1000).await.unwrap();
+        l.record_failure(&keys, 1000).await.unwrap();
+        l.begin(&keys, 1000)
+            .await
+            .unwrap()
+            .unwrap()
+            .withdrawn()
+            .await
+            .unwrap();
+        assert_eq!(l.record_failure(&keys, 1001).await.unwrap(), keys);
+    }
+
+    #[tokio::test]
+    async fn limiters_sharing_a_store_share_their_bans() {
+        // Two processes on one store (the replicas of #15): guesses spread over both
+        // ban as if they had hit one.
+        let store: Arc<dyn Counters> = Arc::new(MemoryEngine::store());
+        let rules = Regulation {
+            max_retries: 3,
+            find_time: Duration::from_secs(120),
+            ban_time: Duration::from_secs(300),
+        };
+        let a = Limiter::new(rules.clone(), store.clone(), "login");
+        let b = Limiter::new(rules, store, "login");
+        let keys = vec!["user:ann".to_string()];
+        a.begin(&keys, 1000)
+            .await
+            .unwrap()
+            .unwrap()
+            .failed(1000)
+            .await
+            .unwrap();
+        b.begin(&keys, 1000)
+            .await
+            .unwrap()
+            .unwrap()
+            .failed(1000)
+            .await
+            .unwrap();
+        let third = a.begin(&keys, 1000).await.unwrap().unwrap();
+        assert!(b.begin(&keys, 1000).await.unwrap().is_err());
+        assert_eq!(third.failed(1000).await.unwrap(), keys);
+        assert!(b.banned_for(&keys, 1000).await.unwrap().is_some());
     }
 
     #[test]

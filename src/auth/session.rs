@@ -15,7 +15,7 @@ use sha2::Sha256;
 use crate::basics::{random_token, write_private};
 use crate::config::{SameSite, SessionConfig};
 use crate::error::{Error, Result};
-use crate::store::{AuthLevel, SessionRecord, Store, Timestamp, User};
+use crate::store::{AuthLevel, Factors, Peek, SessionRecord, Store, Timestamp, User};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -73,18 +73,20 @@ pub struct Identity {
 /// records are removed. Returns the
 /// user, `keep` as it is now valid (or `None`), and how many sessions were removed;
 /// `None` when the user no longer exists.
-pub fn end_sessions(
+pub async fn end_sessions(
     store: &dyn Store,
     username: &str,
     keep: Option<&SessionRecord>,
-    change: &mut dyn FnMut(&mut User),
+    change: &mut (dyn FnMut(&mut User) + Send),
 ) -> Result<Option<(User, Option<SessionRecord>, usize)>> {
     let mut before = 0;
-    let Some(user) = store.update_user(username, &mut |u| {
-        change(u);
-        before = u.session_generation;
-        u.session_generation += 1;
-    })?
+    let Some(user) = store
+        .update_user(username, &mut |u| {
+            change(u);
+            before = u.session_generation;
+            u.session_generation += 1;
+        })
+        .await?
     else {
         return Ok(None);
     };
@@ -92,22 +94,37 @@ pub fn end_sessions(
     // earlier, concurrent end (a reset, `user disable`) already ended stays ended,
     // and so does one revoked meanwhile.
     let kept = match keep {
-        Some(session) => store.modify_session(&session.id, true, &mut |s| {
-            let valid = s.generation == before && s.username == user.username;
-            if valid {
-                s.generation = user.session_generation;
-                s.level = s.level.max(session.level);
-            }
-            valid
-        })?,
+        Some(session) => {
+            store
+                .modify_session(&session.id, true, &mut |s| {
+                    let valid = s.generation == before && s.username == user.username;
+                    if valid {
+                        s.generation = user.session_generation;
+                        s.level = s.level.max(session.level);
+                    }
+                    valid
+                })
+                .await?
+        }
         None => None,
     };
-    let ended = store.delete_sessions_of(username, kept.as_ref().map(|s| s.id.as_str()))?;
+    let ended = store
+        .delete_sessions_of(username, kept.as_ref().map(|s| s.id.as_str()))
+        .await?;
     Ok(Some((user, kept, ended)))
 }
 
-/// Whether a user has a second factor on (the `mfa` layer's answer).
-pub type SecondFactorCheck = fn(&dyn Store, &str) -> Result<bool>;
+/// Whether a user has a second factor on (the `mfa` layer's answer): at once when the
+/// records are at hand, else by awaiting the store.
+#[derive(Clone, Copy)]
+pub struct SecondFactorCheck {
+    pub now: fn(&dyn Factors, &str) -> Peek<bool>,
+    pub later: for<'a> fn(&'a dyn Factors, &'a str) -> SecondFactorFuture<'a>,
+}
+
+/// The answer of [`SecondFactorCheck::later`].
+pub type SecondFactorFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool>> + Send + 'a>>;
 
 #[derive(Clone)]
 pub struct Sessions {
@@ -188,7 +205,7 @@ impl Sessions {
     }
 
     /// Starts a session and stores it durably.
-    pub fn create(
+    pub async fn create(
         &self,
         user: &User,
         level: AuthLevel,
@@ -198,13 +215,13 @@ impl Sessions {
         now: Timestamp,
     ) -> Result<SessionRecord> {
         let record = self.new_record(user, level, remember_me, ip, user_agent, now);
-        self.store.put_session(&record)?;
+        self.store.put_session(&record).await?;
         Ok(record)
     }
 
     /// Starts a two-factor session from a passwordless passkey login: the password
     /// counts as never entered, so settings changes ask for it.
-    pub fn create_passwordless(
+    pub async fn create_passwordless(
         &self,
         user: &User,
         ip: &str,
@@ -215,7 +232,7 @@ impl Sessions {
             password_at: PASSWORD_NEVER_ENTERED,
             ..self.new_record(user, AuthLevel::TwoFactor, false, ip, user_agent, now)
         };
-        self.store.put_session(&record)?;
+        self.store.put_session(&record).await?;
         Ok(record)
     }
 
@@ -257,7 +274,7 @@ impl Sessions {
     /// when it is taken away, and its user must still be active once the new one is
     /// written, its sessions not ended meanwhile (else the new one is removed again);
     /// [`Error::SessionEnded`] otherwise.
-    pub fn upgrade(
+    pub async fn upgrade(
         &self,
         old: &SessionRecord,
         level: AuthLevel,
@@ -269,34 +286,36 @@ impl Sessions {
             last_seen: now,
             ..old.clone()
         };
-        if !self.store.delete_session(&old.id)? {
+        if !self.store.delete_session(&old.id).await? {
             return Err(Error::SessionEnded);
         }
-        self.store.put_session(&record)?;
+        self.store.put_session(&record).await?;
         let active = self
             .store
-            .get_user(&record.username)?
+            .get_user(&record.username)
+            .await?
             .is_some_and(|u| !u.disabled && u.session_generation == record.generation);
         if !active {
-            self.store.delete_session(&record.id)?;
+            self.store.delete_session(&record.id).await?;
             return Err(Error::SessionEnded);
         }
         Ok(record)
     }
 
     /// Records that this session just proved control of the account's email address.
-    pub fn identity_proved(&self, session: &SessionRecord, now: Timestamp) -> Result<()> {
+    pub async fn identity_proved(&self, session: &SessionRecord, now: Timestamp) -> Result<()> {
         self.store
             .modify_session(&session.id, true, &mut |s| {
                 s.identity_at = now;
                 s.last_seen = now;
                 true
             })
+            .await
             .map(drop)
     }
 
     /// Records that the password was just entered again in this session.
-    pub fn password_confirmed(&self, session: &SessionRecord, now: Timestamp) -> Result<()> {
+    pub async fn password_confirmed(&self, session: &SessionRecord, now: Timestamp) -> Result<()> {
         // Only a session that still exists: a revocation during the password check wins.
         self.store
             .modify_session(&session.id, true, &mut |s| {
@@ -304,6 +323,7 @@ impl Sessions {
                 s.last_seen = now;
                 true
             })
+            .await
             .map(drop)
     }
 
@@ -321,52 +341,111 @@ impl Sessions {
         now.saturating_sub(at) < window.as_secs()
     }
 
-    /// The identity behind a cookie value, if the session is valid now. Expired
-    /// sessions are deleted; `last_seen` is refreshed at most every [`TOUCH_EVERY`] s.
-    pub fn resolve(&self, cookie_value: &str, now: Timestamp) -> Result<Option<Identity>> {
-        let Some(id) = self.verify(cookie_value) else {
-            return Ok(None);
-        };
-        let Some(mut session) = self.store.get_session(id)? else {
-            return Ok(None);
-        };
+    /// Whether a stored session is still within its lifetime and inactivity limit.
+    fn alive(&self, session: &SessionRecord, now: Timestamp) -> bool {
         let idle_limit = if session.remember_me {
             u64::MAX
         } else {
             self.config.inactivity.as_secs()
         };
-        if now >= session.expires_at || now.saturating_sub(session.last_seen) >= idle_limit {
-            // Refused either way; a store that cannot write now removes it later.
-            if let Err(e) = self.store.delete_session(id) {
-                tracing::debug!(error = %e, "an expired session could not be removed yet");
-            }
-            return Ok(None);
-        }
-        let user = match self.store.get_user(&session.username)? {
-            Some(user) if !user.disabled && user.session_generation == session.generation => user,
-            _ => return Ok(None),
+        now < session.expires_at && now.saturating_sub(session.last_seen) < idle_limit
+    }
+
+    /// The session's user, if the session still speaks for them: active, and of the
+    /// user's current session generation.
+    fn owner(session: &SessionRecord, user: Option<User>) -> Option<User> {
+        user.filter(|u| !u.disabled && u.session_generation == session.generation)
+    }
+
+    /// The identity behind a cookie value when the store has the records at hand (the
+    /// forward-auth fast path: no await, no allocation beyond the records); `None` when
+    /// it must be awaited ([`Sessions::resolve`]). Touches nothing.
+    pub fn resolve_now(&self, cookie_value: &str, now: Timestamp) -> Peek<Option<Identity>> {
+        let Some(id) = self.verify(cookie_value) else {
+            return Some(Ok(None));
+        };
+        let session = match self.store.peek_session(id)? {
+            Ok(Some(session)) if self.alive(&session, now) => session,
+            Ok(_) => return Some(Ok(None)),
+            Err(e) => return Some(Err(e)),
+        };
+        let user = match self.store.peek_user(&session.username)? {
+            Ok(user) => match Self::owner(&session, user) {
+                Some(user) => user,
+                None => return Some(Ok(None)),
+            },
+            Err(e) => return Some(Err(e)),
         };
         if session.level == AuthLevel::OneFactor {
-            if let Some(has_second_factor) = self.second_factor_check {
-                if has_second_factor(self.store.as_ref(), &user.username)? {
+            if let Some(check) = self.second_factor_check {
+                match (check.now)(self.store.as_ref(), &user.username)? {
+                    Ok(false) => {}
+                    Ok(true) => return Some(Ok(None)),
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+        }
+        Some(Ok(Some(Identity { session, user })))
+    }
+
+    /// The identity behind a cookie value, if the session is valid now; `last_seen` is
+    /// refreshed at most every [`TOUCH_EVERY`] s. (Expired sessions are removed by the
+    /// sweeper.)
+    pub async fn resolve(&self, cookie_value: &str, now: Timestamp) -> Result<Option<Identity>> {
+        let mut found = match self.resolve_now(cookie_value, now) {
+            Some(found) => found?,
+            None => self.resolve_later(cookie_value, now).await?,
+        };
+        if let Some(identity) = &mut found {
+            if self.touch_if_due(&identity.session, now).await {
+                identity.session.last_seen = now;
+            }
+        }
+        Ok(found)
+    }
+
+    /// [`Sessions::resolve_now`] for a store that must be awaited.
+    async fn resolve_later(&self, cookie_value: &str, now: Timestamp) -> Result<Option<Identity>> {
+        let Some(id) = self.verify(cookie_value) else {
+            return Ok(None);
+        };
+        let session = match self.store.get_session(id).await? {
+            Some(session) if self.alive(&session, now) => session,
+            _ => return Ok(None),
+        };
+        let user = self.store.get_user(&session.username).await?;
+        let Some(user) = Self::owner(&session, user) else {
+            return Ok(None);
+        };
+        if session.level == AuthLevel::OneFactor {
+            if let Some(check) = self.second_factor_check {
+                if (check.later)(self.store.as_ref(), &user.username).await? {
                     return Ok(None);
                 }
             }
         }
-        if now.saturating_sub(session.last_seen) >= TOUCH_EVERY {
-            session.last_seen = now;
-            // Advisory: a store that cannot write (a full disk) must not turn away
-            // sessions it can still read. Only `last_seen` changes, on the record as
-            // stored.
-            let touched = self.store.modify_session(id, false, &mut |s| {
+        Ok(Some(Identity { session, user }))
+    }
+
+    /// Writes `last_seen` back when it is [`TOUCH_EVERY`] s old. Advisory: a store that
+    /// cannot write (a full disk) must not turn away sessions it can still read. Only
+    /// `last_seen` changes, on the record as stored.
+    /// Returns whether it was due.
+    pub async fn touch_if_due(&self, session: &SessionRecord, now: Timestamp) -> bool {
+        if now.saturating_sub(session.last_seen) < TOUCH_EVERY {
+            return false;
+        }
+        let touched = self
+            .store
+            .modify_session(&session.id, false, &mut |s| {
                 s.last_seen = s.last_seen.max(now);
                 true
-            });
-            if let Err(e) = touched {
-                tracing::debug!(error = %e, "last_seen not updated");
-            }
+            })
+            .await;
+        if let Err(e) = touched {
+            tracing::debug!(error = %e, "last_seen not updated");
         }
-        Ok(Some(Identity { session, user }))
+        true
     }
 
     /// `Set-Cookie` for a session (persistent only when remembered).
@@ -448,11 +527,12 @@ pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SledStore;
+    use crate::store::{Factors, KvStore, MemoryEngine, Sessions as _, Users as _};
     use std::time::Duration;
 
-    fn sessions(dir: &Path) -> (Sessions, Arc<SledStore>) {
-        let store = Arc::new(SledStore::open(dir).unwrap());
+    /// Sessions on the in-memory store (the same store code as on disk).
+    fn sessions(_dir: &Path) -> (Sessions, Arc<KvStore<MemoryEngine>>) {
+        let store = Arc::new(MemoryEngine::store());
         let config = SessionConfig {
             cookie_name: "gh".into(),
             domain: Some("example.com".into()),
@@ -483,16 +563,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn ending_sessions_refuses_every_older_one_at_once_and_carries_the_kept_one_over() {
+    #[tokio::test]
+    async fn ending_sessions_refuses_every_older_one_at_once_and_carries_the_kept_one_over() {
         let dir = tempfile::tempdir().unwrap();
         let (s, store) = sessions(dir.path());
-        store.put_user(&user()).unwrap();
+        store.put_user(&user()).await.unwrap();
         let kept = s
             .create(&user(), AuthLevel::OneFactor, false, "ip", "ua", 10)
+            .await
             .unwrap();
         let other = s
             .create(&user(), AuthLevel::OneFactor, false, "ip", "ua", 10)
+            .await
             .unwrap();
         // A second step in flight, from before the change.
         let pending = s
@@ -504,79 +586,99 @@ mod tests {
                 "ua",
                 10,
             )
+            .await
             .unwrap();
         // As a crash right after the user's write would leave it: the records of the
         // other sessions are still there.
         store
             .update_user("ann", &mut |u| u.session_generation += 1)
+            .await
             .unwrap();
-        assert!(s.resolve(&s.sign(&other.id), 11).unwrap().is_none());
-        assert!(s.resolve(&s.sign(&kept.id), 11).unwrap().is_none());
+        assert!(s.resolve(&s.sign(&other.id), 11).await.unwrap().is_none());
+        assert!(s.resolve(&s.sign(&kept.id), 11).await.unwrap().is_none());
         assert!(matches!(
-            s.upgrade(&pending, AuthLevel::TwoFactor, 11),
+            s.upgrade(&pending, AuthLevel::TwoFactor, 11).await,
             Err(Error::SessionEnded)
         ));
 
-        let current = store.get_user("ann").unwrap().unwrap();
+        let current = store.get_user("ann").await.unwrap().unwrap();
         let kept = store
             .modify_session(&kept.id, true, &mut |s| {
                 s.generation = current.session_generation;
                 true
             })
+            .await
             .unwrap()
             .unwrap();
         let (_, carried, _) = end_sessions(store.as_ref(), "ann", Some(&kept), &mut |_| {})
+            .await
             .unwrap()
             .unwrap();
         let carried = carried.unwrap();
-        assert!(s.resolve(&s.sign(&carried.id), 11).unwrap().is_some());
-        assert_eq!(store.sessions_of("ann").unwrap().len(), 1);
+        assert!(s.resolve(&s.sign(&carried.id), 11).await.unwrap().is_some());
+        assert_eq!(store.sessions_of("ann").await.unwrap().len(), 1);
     }
 
-    #[test]
-    fn a_session_ended_by_an_earlier_change_is_not_carried_over_by_a_later_one() {
+    #[tokio::test]
+    async fn a_session_ended_by_an_earlier_change_is_not_carried_over_by_a_later_one() {
         let dir = tempfile::tempdir().unwrap();
         let (s, store) = sessions(dir.path());
-        store.put_user(&user()).unwrap();
+        store.put_user(&user()).await.unwrap();
         let mine = s
             .create(&user(), AuthLevel::OneFactor, false, "ip", "ua", 10)
+            .await
             .unwrap();
         // A reset ended every session, and stopped (a crash, a full disk) before the
         // records were removed...
         store
             .update_user("ann", &mut |u| u.session_generation += 1)
+            .await
             .unwrap();
-        assert!(store.get_session(&mine.id).unwrap().is_some());
+        assert!(store.get_session(&mine.id).await.unwrap().is_some());
         // ...while "sign out other sessions" from `mine`, read before, was on its way.
         let (_, kept, _) = end_sessions(store.as_ref(), "ann", Some(&mine), &mut |_| {})
+            .await
             .unwrap()
             .unwrap();
         assert!(kept.is_none());
-        assert!(s.resolve(&s.sign(&mine.id), 11).unwrap().is_none());
+        assert!(s.resolve(&s.sign(&mine.id), 11).await.unwrap().is_none());
     }
 
-    #[test]
-    fn a_one_factor_session_grants_nothing_once_its_user_has_a_second_factor() {
+    #[tokio::test]
+    async fn a_one_factor_session_grants_nothing_once_its_user_has_a_second_factor() {
         let dir = tempfile::tempdir().unwrap();
         let (s, store) = sessions(dir.path());
-        let s = s.with_second_factor_check(|store, user| {
-            Ok(store
-                .get_raw(crate::store::Space::Factors, &format!("{user}\0totp"))?
-                .is_some())
+        fn totp_on_now(factors: &dyn Factors, user: &str) -> Peek<bool> {
+            Some(
+                factors
+                    .peek_factor(&format!("{user}\0totp"))?
+                    .map(|r| r.is_some()),
+            )
+        }
+        let s = s.with_second_factor_check(SecondFactorCheck {
+            now: totp_on_now,
+            later: |factors, user| {
+                Box::pin(async move {
+                    Ok(factors
+                        .get_factor(&format!("{user}\0totp"))
+                        .await?
+                        .is_some())
+                })
+            },
         });
-        store.put_user(&user()).unwrap();
+        store.put_user(&user()).await.unwrap();
         let one = s
             .create(&user(), AuthLevel::OneFactor, false, "ip", "ua", 10)
+            .await
             .unwrap();
         let two = s
             .create(&user(), AuthLevel::TwoFactor, false, "ip", "ua", 10)
+            .await
             .unwrap();
-        assert!(s.resolve(&s.sign(&one.id), 11).unwrap().is_some());
-        store
-            .put_raw(crate::store::Space::Factors, "ann\0totp", b"{}")
-            .unwrap();
-        assert!(s.resolve(&s.sign(&one.id), 11).unwrap().is_none());
-        assert!(s.resolve(&s.sign(&two.id), 11).unwrap().is_some());
+        assert!(s.resolve(&s.sign(&one.id), 11).await.unwrap().is_some());
+        store.put_factor("ann\0totp", b"{}").await.unwrap();
+        assert!(s.resolve(&s.sign(&one.id), 11).await.unwrap().is_none());
+        assert!(s.resolve(&s.sign(&two.id), 11).await.unwrap().is_some());
     }
 
     #[test]
@@ -617,11 +719,11 @@ mod tests {
         assert_eq!(s.verify(&other.sign("abc")), None);
     }
 
-    #[test]
-    fn session_expires_after_inactivity_and_absolute_lifetime() {
+    #[tokio::test]
+    async fn session_expires_after_inactivity_and_absolute_lifetime() {
         let dir = tempfile::tempdir().unwrap();
         let (s, store) = sessions(dir.path());
-        store.put_user(&user()).unwrap();
+        store.put_user(&user()).await.unwrap();
         let rec = s
             .create(
                 &user(),
@@ -631,14 +733,18 @@ mod tests {
                 "ua",
                 1000,
             )
+            .await
             .unwrap();
         let cookie = s.sign(&rec.id);
-        assert!(s.resolve(&cookie, 1500).unwrap().is_some());
+        assert!(s.resolve(&cookie, 1500).await.unwrap().is_some());
         assert!(
-            s.resolve(&cookie, 2099).unwrap().is_some(),
+            s.resolve(&cookie, 2099).await.unwrap().is_some(),
             "touched at 1500, idle 599 s"
         );
-        assert!(s.resolve(&cookie, 2699).unwrap().is_none(), "idle 600 s");
+        assert!(
+            s.resolve(&cookie, 2699).await.unwrap().is_none(),
+            "idle 600 s"
+        );
         let rec = s
             .create(
                 &user(),
@@ -648,22 +754,23 @@ mod tests {
                 "ua",
                 1000,
             )
+            .await
             .unwrap();
         let cookie = s.sign(&rec.id);
         for t in (1000..4600).step_by(300) {
-            assert!(s.resolve(&cookie, t).unwrap().is_some());
+            assert!(s.resolve(&cookie, t).await.unwrap().is_some());
         }
         assert!(
-            s.resolve(&cookie, 4600).unwrap().is_none(),
+            s.resolve(&cookie, 4600).await.unwrap().is_none(),
             "absolute expiry"
         );
     }
 
-    #[test]
-    fn revoked_session_is_refused_at_once() {
+    #[tokio::test]
+    async fn revoked_session_is_refused_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let (s, store) = sessions(dir.path());
-        store.put_user(&user()).unwrap();
+        store.put_user(&user()).await.unwrap();
         let rec = s
             .create(
                 &user(),
@@ -673,9 +780,10 @@ mod tests {
                 "ua",
                 1000,
             )
+            .await
             .unwrap();
-        store.delete_session(&rec.id).unwrap();
-        assert!(s.resolve(&s.sign(&rec.id), 1001).unwrap().is_none());
+        store.delete_session(&rec.id).await.unwrap();
+        assert!(s.resolve(&s.sign(&rec.id), 1001).await.unwrap().is_none());
     }
 
     #[test]
@@ -688,11 +796,11 @@ mod tests {
         assert!(!s.csrf_valid("cookie-a", ""));
     }
 
-    #[test]
-    fn session_cookie_has_safe_attributes() {
+    #[tokio::test]
+    async fn session_cookie_has_safe_attributes() {
         let dir = tempfile::tempdir().unwrap();
         let (s, store) = sessions(dir.path());
-        store.put_user(&user()).unwrap();
+        store.put_user(&user()).await.unwrap();
         let rec = s
             .create(
                 &user(),
@@ -702,6 +810,7 @@ mod tests {
                 "ua",
                 1000,
             )
+            .await
             .unwrap();
         let c = s.set_cookie(&rec);
         for part in [

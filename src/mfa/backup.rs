@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Services;
 use crate::error::Result;
-use crate::store::{get_json, put_json, swap_json, user_key, Space, Store, Timestamp};
+use crate::store::{user_key, Store, Timestamp};
 
 /// Letters and digits that cannot be mistaken for one another.
 const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
@@ -47,7 +47,7 @@ fn new_code() -> String {
 }
 
 /// Makes a new set (replacing any old one) and returns the codes to show once.
-pub fn generate(state: &dyn Services, username: &str, now: Timestamp) -> Result<Vec<String>> {
+pub async fn generate(state: &dyn Services, username: &str, now: Timestamp) -> Result<Vec<String>> {
     let codes: Vec<String> = (0..state.config().second_factor.backup_codes)
         .map(|_| new_code())
         .collect();
@@ -55,27 +55,27 @@ pub fn generate(state: &dyn Services, username: &str, now: Timestamp) -> Result<
         .iter()
         .map(|c| state.code_hasher().hash(&normalise(c), &context(username)))
         .collect();
-    put_json(
+    crate::store::put_factor(
         state.store().as_ref(),
-        Space::Factors,
         &record_key(username),
         &BackupRecord {
             hashes,
             generated_at: now,
         },
-    )?;
+    )
+    .await?;
     Ok(codes)
 }
 
 /// Uses up a code if it is one of the user's; true when it was.
-pub fn verify(state: &dyn Services, username: &str, code: &str) -> Result<bool> {
+pub async fn verify(state: &dyn Services, username: &str, code: &str) -> Result<bool> {
     let code = normalise(code);
     if code.len() != LENGTH {
         return Ok(false);
     }
     let key = record_key(username);
     for _ in 0..3 {
-        let Some(raw) = state.store().get_raw(Space::Factors, &key)? else {
+        let Some(raw) = state.store().get_factor(&key).await? else {
             return Ok(false);
         };
         let record: BackupRecord = serde_json::from_slice(&raw)?;
@@ -97,13 +97,7 @@ pub fn verify(state: &dyn Services, username: &str, code: &str) -> Result<bool> 
                 .collect(),
             ..record
         };
-        if swap_json(
-            state.store().as_ref(),
-            Space::Factors,
-            &key,
-            &raw,
-            Some(&left),
-        )? {
+        if crate::store::swap_factor(state.store().as_ref(), &key, &raw, Some(&left)).await? {
             return Ok(true);
         }
     }
@@ -111,16 +105,17 @@ pub fn verify(state: &dyn Services, username: &str, code: &str) -> Result<bool> 
 }
 
 /// How many unused codes the user has.
-pub fn remaining(store: &dyn Store, username: &str) -> Result<usize> {
+pub async fn remaining(store: &dyn Store, username: &str) -> Result<usize> {
     Ok(
-        get_json::<BackupRecord>(store, Space::Factors, &record_key(username))?
+        crate::store::get_factor::<BackupRecord>(store, &record_key(username))
+            .await?
             .map_or(0, |r| r.hashes.len()),
     )
 }
 
 /// Forgets all codes.
-pub fn delete(store: &dyn Store, username: &str) -> Result<bool> {
-    store.delete_raw(Space::Factors, &record_key(username))
+pub async fn delete(store: &dyn Store, username: &str) -> Result<bool> {
+    store.delete_factor(&record_key(username)).await
 }
 
 #[cfg(test)]

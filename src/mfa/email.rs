@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::Services;
 use crate::error::Result;
 use crate::notify::email::{mask, Delivery, Letter};
-use crate::store::{get_json, modify_json, put_json, user_key, Space, Store, Timestamp, User};
+use crate::store::{user_key, Store, Timestamp, User};
 use crate::texts::{fill, Texts};
 
 /// Why a code is being sent.
@@ -65,7 +65,7 @@ pub enum SendOutcome {
 
 pub use super::CodeResult;
 
-fn record_key(username: &str) -> String {
+pub(crate) fn record_key(username: &str) -> String {
     user_key(username, "email")
 }
 
@@ -74,21 +74,24 @@ fn context(username: &str) -> String {
 }
 
 /// Whether the user has email codes on.
-pub fn is_enabled(store: &dyn Store, username: &str) -> Result<bool> {
-    Ok(
-        get_json::<EmailRecord>(store, Space::Factors, &record_key(username))?
-            .is_some_and(|r| r.enabled),
-    )
+pub async fn is_enabled(store: &dyn Store, username: &str) -> Result<bool> {
+    enabled_in(store.get_factor(&record_key(username)).await?.as_deref())
+}
+
+/// Whether a stored record (`None`: none) has email codes on.
+pub(crate) fn enabled_in(raw: Option<&[u8]>) -> Result<bool> {
+    Ok(raw
+        .map(serde_json::from_slice::<EmailRecord>)
+        .transpose()?
+        .is_some_and(|r| r.enabled))
 }
 
 /// Seconds until the user may ask for another code (0 = now).
-pub fn cooldown_left(state: &dyn Services, username: &str, now: Timestamp) -> Result<u64> {
-    let record: EmailRecord = get_json(
-        state.store().as_ref(),
-        Space::Factors,
-        &record_key(username),
-    )?
-    .unwrap_or_default();
+pub async fn cooldown_left(state: &dyn Services, username: &str, now: Timestamp) -> Result<u64> {
+    let record: EmailRecord =
+        crate::store::get_factor(state.store().as_ref(), &record_key(username))
+            .await?
+            .unwrap_or_default();
     let cooldown = state.config().second_factor.email_resend_cooldown.as_secs();
     Ok(match (&record.pending, record.sends.last()) {
         (Some(_), Some(last)) => (last + cooldown).saturating_sub(now),
@@ -122,8 +125,9 @@ pub async fn send_code_to(
     }
     let sf = &state.config().second_factor;
     let key = record_key(&user.username);
-    let mut record: EmailRecord =
-        get_json(state.store().as_ref(), Space::Factors, &key)?.unwrap_or_default();
+    let mut record: EmailRecord = crate::store::get_factor(state.store().as_ref(), &key)
+        .await?
+        .unwrap_or_default();
     record.sends.retain(|t| now.saturating_sub(*t) < 3600);
     // The cooldown guards an outstanding code; once a code is used it no longer applies.
     if let (Some(_), Some(last)) = (&record.pending, record.sends.last()) {
@@ -145,7 +149,7 @@ pub async fn send_code_to(
         tries_left: sf.email_code_tries,
         address: (purpose == Purpose::NewAddress).then(|| address.to_string()),
     });
-    put_json(state.store().as_ref(), Space::Factors, &key, &record)?;
+    crate::store::put_factor(state.store().as_ref(), &key, &record).await?;
     let minutes = sf.email_code_lifetime.as_secs().div_ceil(60);
     let letter = match purpose {
         Purpose::Login => Letter {
@@ -193,9 +197,10 @@ pub async fn send_code_to(
 }
 
 /// The new address a pending [`Purpose::NewAddress`] code proves, if any.
-pub fn pending_new_address(store: &dyn Store, username: &str) -> Result<Option<String>> {
+pub async fn pending_new_address(store: &dyn Store, username: &str) -> Result<Option<String>> {
     Ok(
-        get_json::<EmailRecord>(store, Space::Factors, &record_key(username))?
+        crate::store::get_factor::<EmailRecord>(store, &record_key(username))
+            .await?
             .and_then(|r| r.pending)
             .filter(|p| p.purpose == Purpose::NewAddress)
             .and_then(|p| p.address),
@@ -203,7 +208,7 @@ pub fn pending_new_address(store: &dyn Store, username: &str) -> Result<Option<S
 }
 
 /// Checks a code for `purpose`, consuming it on success and a try on failure.
-pub fn check(
+pub async fn check(
     state: &dyn Services,
     username: &str,
     code: &str,
@@ -211,9 +216,8 @@ pub fn check(
     now: Timestamp,
 ) -> Result<CodeResult> {
     let code: String = code.chars().filter(|c| c.is_ascii_digit()).collect();
-    let outcome = modify_json(
+    let outcome = crate::store::modify_factor(
         state.store().as_ref(),
-        Space::Factors,
         &record_key(username),
         |record: &mut EmailRecord| {
             let pending = record
@@ -241,25 +245,26 @@ pub fn check(
                 CodeResult::Wrong
             })
         },
-    )?;
+    )
+    .await?;
     Ok(outcome.unwrap_or(CodeResult::Dead))
 }
 
 /// Turns email codes off (the address stays on the account).
-pub fn disable(store: &dyn Store, username: &str) -> Result<bool> {
+pub async fn disable(store: &dyn Store, username: &str) -> Result<bool> {
     let key = record_key(username);
-    match get_json::<EmailRecord>(store, Space::Factors, &key)? {
+    match crate::store::get_factor::<EmailRecord>(store, &key).await? {
         Some(record) if record.enabled => {
-            put_json(
+            crate::store::put_factor(
                 store,
-                Space::Factors,
                 &key,
                 &EmailRecord {
                     enabled: false,
                     pending: None,
                     ..record
                 },
-            )?;
+            )
+            .await?;
             Ok(true)
         }
         _ => Ok(false),

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit;
 use crate::error::Result;
-use crate::store::{SessionRecord, Store, Timestamp};
+use crate::store::{Factors, Peek, SessionRecord, Store, Timestamp};
 
 /// What the factor logic needs of the running gateway: the store, the configuration,
 /// the keys for secrets and codes, the counters, and the services that carry codes
@@ -73,23 +73,39 @@ impl Factor {
         }
     }
 
-    /// Whether the user has this factor on.
-    pub fn is_enabled(self, store: &dyn Store, username: &str) -> Result<bool> {
+    /// The key of the record that says whether the user has this factor on.
+    pub fn record_key(self, username: &str) -> String {
         match self {
-            Factor::Totp => totp::is_enabled(store, username),
-            Factor::Email => email::is_enabled(store, username),
-            Factor::Webauthn => webauthn::is_enabled(store, username),
-            Factor::Telegram => telegram::is_enabled(store, username),
+            Factor::Totp => totp::record_key(username),
+            Factor::Email => email::record_key(username),
+            Factor::Webauthn => webauthn::set_key(username),
+            Factor::Telegram => telegram::set_key(username),
         }
     }
 
-    /// Turns this factor off for the user (keeping nothing that would turn it back on).
-    pub fn disable(self, store: &dyn Store, username: &str) -> Result<bool> {
+    /// Whether that record (`None`: absent) has the factor on.
+    pub fn enabled_in(self, raw: Option<&[u8]>) -> Result<bool> {
         match self {
-            Factor::Totp => totp::disable(store, username),
-            Factor::Email => email::disable(store, username),
-            Factor::Webauthn => webauthn::disable(store, username),
-            Factor::Telegram => telegram::disable(store, username),
+            Factor::Totp => totp::enabled_in(raw),
+            Factor::Email => email::enabled_in(raw),
+            Factor::Webauthn => webauthn::enabled_in(raw),
+            Factor::Telegram => telegram::enabled_in(raw),
+        }
+    }
+
+    /// Whether the user has this factor on.
+    pub async fn is_enabled(self, factors: &dyn Factors, username: &str) -> Result<bool> {
+        let raw = factors.get_factor(&self.record_key(username)).await?;
+        self.enabled_in(raw.as_deref())
+    }
+
+    /// Turns this factor off for the user (keeping nothing that would turn it back on).
+    pub async fn disable(self, store: &dyn Store, username: &str) -> Result<bool> {
+        match self {
+            Factor::Totp => totp::disable(store, username).await,
+            Factor::Email => email::disable(store, username).await,
+            Factor::Webauthn => webauthn::disable(store, username).await,
+            Factor::Telegram => telegram::disable(store, username).await,
         }
     }
 
@@ -164,10 +180,10 @@ pub enum Rejection {
 }
 
 /// The factors the user has on.
-pub fn enabled_factors(store: &dyn Store, username: &str) -> Result<Vec<Factor>> {
+pub async fn enabled_factors(store: &dyn Factors, username: &str) -> Result<Vec<Factor>> {
     let mut on = Vec::new();
     for factor in Factor::ALL {
-        if factor.is_enabled(store, username)? {
+        if factor.is_enabled(store, username).await? {
             on.push(*factor);
         }
     }
@@ -175,24 +191,45 @@ pub fn enabled_factors(store: &dyn Store, username: &str) -> Result<Vec<Factor>>
 }
 
 /// Whether the user must pass a second step at login.
-///
-/// Also asked on every request of a one-factor session (a few point reads, most of them
-/// finding nothing for a user without a second factor).
-pub fn has_second_factor(store: &dyn Store, username: &str) -> Result<bool> {
+pub async fn has_second_factor(factors: &dyn Factors, username: &str) -> Result<bool> {
     for factor in Factor::ALL {
-        if factor.is_enabled(store, username)? {
+        if factor.is_enabled(factors, username).await? {
             return Ok(true);
         }
     }
     Ok(false)
 }
 
+/// [`has_second_factor`] when the records are at hand (`None`: await it instead). Asked
+/// on every request of a one-factor session: a few point reads, most of them finding
+/// nothing for a user without a second factor.
+pub fn has_second_factor_now(factors: &dyn Factors, username: &str) -> Peek<bool> {
+    for factor in Factor::ALL {
+        let raw = match factors.peek_factor(&factor.record_key(username))? {
+            Ok(raw) => raw,
+            Err(e) => return Some(Err(e)),
+        };
+        match factor.enabled_in(raw.as_deref()) {
+            Ok(false) => {}
+            on_or_failed => return Some(on_or_failed),
+        }
+    }
+    Some(Ok(false))
+}
+
+/// The check sessions run on one-factor sessions.
+pub const SECOND_FACTOR_CHECK: crate::auth::session::SecondFactorCheck =
+    crate::auth::session::SecondFactorCheck {
+        now: has_second_factor_now,
+        later: |factors, username| Box::pin(has_second_factor(factors, username)),
+    };
+
 /// The methods offered at the second step: each enabled factor's whose service is
 /// configured (a factor whose bot or relying party was removed from the config is not
 /// offered), then backup codes while any are left.
-pub fn methods_for(state: &dyn Services, username: &str) -> Result<Vec<Method>> {
+pub async fn methods_for(state: &dyn Services, username: &str) -> Result<Vec<Method>> {
     let store = state.store().as_ref();
-    let enabled = enabled_factors(store, username)?;
+    let enabled = enabled_factors(store, username).await?;
     let mut methods: Vec<Method> = enabled
         .iter()
         .copied()
@@ -203,7 +240,7 @@ pub fn methods_for(state: &dyn Services, username: &str) -> Result<Vec<Method>> 
         })
         .map(Factor::method)
         .collect();
-    if !enabled.is_empty() && backup::remaining(store, username)? > 0 {
+    if !enabled.is_empty() && backup::remaining(store, username).await? > 0 {
         methods.push(Method::BackupCode);
     }
     Ok(methods)
@@ -219,7 +256,7 @@ pub struct StepSession<'a> {
 /// Checks a code for a method, consuming it (a TOTP step, a backup code) on success.
 /// For WebAuthn the "code" is the browser's answer (JSON) to the ceremony `ceremony`
 /// started for this session.
-pub fn verify(
+pub async fn verify(
     state: &dyn Services,
     username: &str,
     session: StepSession<'_>,
@@ -229,7 +266,8 @@ pub fn verify(
 ) -> Result<Result<(), Rejection>> {
     match method {
         Method::Telegram => Ok(
-            match telegram::consume(state.store().as_ref(), username, session.id, code, now)? {
+            match telegram::consume(state.store().as_ref(), username, session.id, code, now).await?
+            {
                 telegram::Status::Confirmed => Ok(()),
                 status => Err(Rejection::Telegram(status)),
             },
@@ -242,12 +280,14 @@ pub fn verify(
                 session.ceremony,
                 code,
                 now,
-            )? {
+            )
+            .await?
+            {
                 Ok(_) => Ok(()),
                 Err(refusal) => Err(Rejection::Webauthn(refusal)),
             },
         ),
-        Method::Totp => Ok(match totp::verify(state, username, code, now)? {
+        Method::Totp => Ok(match totp::verify(state, username, code, now).await? {
             totp::CodeCheck::Valid { .. } => Ok(()),
             totp::CodeCheck::Replayed => Err(Rejection::Replayed),
             totp::CodeCheck::ClockOff { steps } => Err(Rejection::ClockOff {
@@ -256,19 +296,16 @@ pub fn verify(
             totp::CodeCheck::Invalid => Err(Rejection::Wrong),
         }),
         Method::Email => Ok(
-            match email::check(state, username, code, email::Purpose::Login, now)? {
+            match email::check(state, username, code, email::Purpose::Login, now).await? {
                 email::CodeResult::Accepted => Ok(()),
                 email::CodeResult::Wrong => Err(Rejection::Wrong),
                 email::CodeResult::Dead => Err(Rejection::Dead),
             },
         ),
         Method::BackupCode => {
-            if backup::verify(state, username, code)? {
-                audit!(
-                    "backup_code_used",
-                    user = username,
-                    remaining = backup::remaining(state.store().as_ref(), username)?
-                );
+            if backup::verify(state, username, code).await? {
+                let remaining = backup::remaining(state.store().as_ref(), username).await?;
+                audit!("backup_code_used", user = username, remaining = remaining);
                 Ok(Ok(()))
             } else {
                 Ok(Err(Rejection::Wrong))
@@ -279,7 +316,7 @@ pub fn verify(
 
 /// After a factor was turned on. When it is the user's first: ends every other session
 /// (the current one is kept) and returns fresh backup codes to show once.
-pub fn factor_enabled(
+pub async fn factor_enabled(
     state: &dyn Services,
     username: &str,
     factor: Factor,
@@ -299,14 +336,15 @@ pub fn factor_enabled(
         username,
         keep_session,
         &mut |_| {},
-    )?
+    )
+    .await?
     .map_or(0, |(_, _, ended)| ended);
     audit!(
         "two_factor_on",
         user = username,
         other_sessions_ended = ended
     );
-    let codes = backup::generate(state, username, now)?;
+    let codes = backup::generate(state, username, now).await?;
     audit!(
         "backup_codes_generated",
         user = username,
@@ -317,7 +355,7 @@ pub fn factor_enabled(
 
 /// Sends the user a security notice: by mail (when they have an address and mail is
 /// set up) and to their linked Telegram accounts (when the bot is set up).
-pub fn security_notice(
+pub async fn security_notice(
     store: &dyn Store,
     mailer: &crate::notify::email::Mailer,
     telegram: Option<&crate::notify::telegram::TelegramBot>,
@@ -326,50 +364,55 @@ pub fn security_notice(
     line: &str,
 ) {
     if let Some(bot) = telegram {
-        for account in telegram::accounts(store, &user.username).unwrap_or_default() {
+        for account in telegram::accounts(store, &user.username)
+            .await
+            .unwrap_or_default()
+        {
             bot.notice_later(account.chat_id, format!("{line}\n\n{}", t.notice_not_you));
         }
     }
-    mailer.send_later(
-        &user.email,
-        crate::notify::email::Letter {
-            t,
-            subject: t.notice_subject.into(),
-            lines: vec![line.to_string(), t.notice_not_you.into()],
-            code: None,
-            link: None,
-        },
-    );
+    mailer
+        .send_later(
+            &user.email,
+            crate::notify::email::Letter {
+                t,
+                subject: t.notice_subject.into(),
+                lines: vec![line.to_string(), t.notice_not_you.into()],
+                code: None,
+                link: None,
+            },
+        )
+        .await;
 }
 
 /// Turns a factor off; when it was the last, the backup codes go too.
-pub fn disable_factor(
+pub async fn disable_factor(
     state: &dyn Services,
     username: &str,
     factor: Factor,
     by: &str,
 ) -> Result<()> {
     let store = state.store().as_ref();
-    factor.disable(store, username)?;
+    factor.disable(store, username).await?;
     audit!(
         "factor_disabled",
         user = username,
         factor = factor.id(),
         by = by
     );
-    if !has_second_factor(store, username)? {
-        backup::delete(store, username)?;
+    if !has_second_factor(store, username).await? {
+        backup::delete(store, username).await?;
         audit!("two_factor_off", user = username, by = by);
     }
     Ok(())
 }
 
 /// Switches every factor off and deletes the backup codes (support desk reset).
-pub fn reset(store: &dyn Store, username: &str, by: &str) -> Result<()> {
+pub async fn reset(store: &dyn Store, username: &str, by: &str) -> Result<()> {
     for factor in Factor::ALL {
-        factor.disable(store, username)?;
+        factor.disable(store, username).await?;
     }
-    backup::delete(store, username)?;
+    backup::delete(store, username).await?;
     audit!("two_factor_reset", user = username, by = by);
     Ok(())
 }

@@ -11,10 +11,7 @@
 //! chosen to match; dictated when the provider cannot); after `phone.max_calls` calls the next
 //! request sends an SMS instead. Codes are single-use, expire, allow few tries, are kept
 //! as keyed hashes. Calls and SMS cost money: every send passes per-user, per-number,
-//! per-IP and global hourly budgets (kept in memory), and hitting one is logged.
-
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+//! per-IP and global hourly budgets (counted in the store), and hitting one is logged.
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -23,7 +20,7 @@ use super::Services;
 use crate::config::PhoneConfig;
 use crate::error::Result;
 use crate::phone_number::{mask, normalise};
-use crate::store::{get_json, modify_json, put_json, user_key, Space, Store, Timestamp, User};
+use crate::store::{user_key, Store, Timestamp, User};
 
 /// How a code reaches the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,33 +86,41 @@ pub enum Refusal {
 
 pub use super::CodeResult;
 
-/// Hourly send budgets, in memory.
-#[derive(Default)]
+/// Hourly send budgets, counted in the store (shared by every process on it).
 pub struct Budgets {
-    sends: Mutex<HashMap<String, VecDeque<Timestamp>>>,
+    counters: std::sync::Arc<dyn crate::store::Counters>,
 }
 
 impl Budgets {
+    pub fn new(counters: std::sync::Arc<dyn crate::store::Counters>) -> Self {
+        Budgets { counters }
+    }
+
     /// Takes one send from every `(key, limit)` budget, or none if any is spent.
-    fn take(&self, budgets: &[(String, u32)], now: Timestamp) -> bool {
-        let mut sends = self.sends.lock().unwrap_or_else(|e| e.into_inner());
-        for (key, limit) in budgets {
-            let times = sends.entry(key.clone()).or_default();
-            while times
-                .front()
-                .is_some_and(|t| now.saturating_sub(*t) >= 3600)
-            {
-                times.pop_front();
-            }
-            if times.len() as u32 >= *limit {
-                tracing::warn!(budget = %key, limit, "phone send budget spent; refusing a call or SMS");
-                return false;
-            }
+    pub async fn take(&self, budgets: &[(String, u32)], now: Timestamp) -> Result<bool> {
+        let keys: Vec<String> = budgets.iter().map(|(k, _)| format!("phone:{k}")).collect();
+        let mut spent = None;
+        let taken = self
+            .counters
+            .update_tallies(&keys, &mut |tallies| {
+                spent = None;
+                for (tally, (key, limit)) in tallies.iter_mut().zip(budgets) {
+                    tally.events.retain(|t| now.saturating_sub(*t) < 3600);
+                    if tally.events.len() as u32 >= *limit {
+                        spent = Some((key.clone(), *limit));
+                        return false;
+                    }
+                }
+                for tally in tallies.iter_mut() {
+                    tally.events.push(now);
+                }
+                true
+            })
+            .await?;
+        if let Some((key, limit)) = spent {
+            tracing::warn!(budget = %key, limit, "phone send budget spent; refusing a call or SMS");
         }
-        for (key, _) in budgets {
-            sends.entry(key.clone()).or_default().push_back(now);
-        }
-        true
+        Ok(taken)
     }
 }
 
@@ -131,18 +136,21 @@ fn context(username: &str) -> String {
     format!("phone-code:{username}")
 }
 
-fn load(store: &dyn Store, username: &str) -> Result<PhoneRecord> {
-    Ok(get_json(store, Space::Factors, &record_key(username))?.unwrap_or_default())
+async fn load(store: &dyn Store, username: &str) -> Result<PhoneRecord> {
+    Ok(crate::store::get_factor(store, &record_key(username))
+        .await?
+        .unwrap_or_default())
 }
 
 /// The user's numbers.
-pub fn numbers(store: &dyn Store, username: &str) -> Result<Vec<Number>> {
-    Ok(load(store, username)?.numbers)
+pub async fn numbers(store: &dyn Store, username: &str) -> Result<Vec<Number>> {
+    Ok(load(store, username).await?.numbers)
 }
 
 /// The user's confirmed numbers.
-pub fn confirmed_numbers(store: &dyn Store, username: &str) -> Result<Vec<String>> {
-    Ok(numbers(store, username)?
+pub async fn confirmed_numbers(store: &dyn Store, username: &str) -> Result<Vec<String>> {
+    Ok(numbers(store, username)
+        .await?
         .into_iter()
         .filter(|n| n.confirmed)
         .map(|n| n.number)
@@ -191,7 +199,8 @@ pub async fn add_number(
     };
     if state
         .store()
-        .get_raw(Space::Tokens, &index_key(&number))?
+        .get_token(&index_key(&number))
+        .await?
         .is_some_and(|owner| owner != user.username.as_bytes())
     {
         return Ok(Err(Refusal::Taken));
@@ -199,12 +208,13 @@ pub async fn add_number(
     if !state
         .phone_budgets()
         .take(&budgets(config, &user.username, &number, ip), now)
+        .await?
     {
         state.metrics().phone_refused.inc();
         return Ok(Err(Refusal::Limited));
     }
     let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000));
-    let mut record = load(state.store().as_ref(), &user.username)?;
+    let mut record = load(state.store().as_ref(), &user.username).await?;
     if !record.numbers.iter().any(|n| n.number == number) {
         record.numbers.push(Number {
             number: number.clone(),
@@ -213,12 +223,7 @@ pub async fn add_number(
         });
     }
     record.confirming = Some(new_code(state, &user.username, &number, &code, config, now));
-    put_json(
-        state.store().as_ref(),
-        Space::Factors,
-        &record_key(&user.username),
-        &record,
-    )?;
+    crate::store::put_factor(state.store().as_ref(), &record_key(&user.username), &record).await?;
     if provider
         .sms(&number, &sms_text.replace("{}", &code))
         .await
@@ -236,24 +241,23 @@ pub async fn add_number(
 }
 
 /// The number being confirmed, if any.
-pub fn confirming(store: &dyn Store, username: &str) -> Result<Option<String>> {
-    Ok(load(store, username)?.confirming.map(|c| c.number))
+pub async fn confirming(store: &dyn Store, username: &str) -> Result<Option<String>> {
+    Ok(load(store, username).await?.confirming.map(|c| c.number))
 }
 
 /// Checks a code against `pick` of the record (the confirmation or the login attempt),
 /// consuming it on success and a try on failure; `apply` changes the record on success.
-fn check_code(
+async fn check_code(
     state: &dyn Services,
     username: &str,
     code: &str,
     now: Timestamp,
     pick: fn(&mut PhoneRecord) -> Option<&mut Code>,
-    apply: impl Fn(&mut PhoneRecord, &str),
+    apply: impl Fn(&mut PhoneRecord, &str) + Send + Sync,
 ) -> Result<CodeResult> {
     let code: String = code.chars().filter(|c| c.is_ascii_digit()).collect();
-    let outcome = modify_json(
+    let outcome = crate::store::modify_factor(
         state.store().as_ref(),
-        Space::Factors,
         &record_key(username),
         |record: &mut PhoneRecord| {
             let pending = pick(record).filter(|c| c.expires_at > now && c.tries_left > 0)?;
@@ -274,29 +278,30 @@ fn check_code(
                 CodeResult::Wrong
             })
         },
-    )?;
+    )
+    .await?;
     Ok(outcome.unwrap_or(CodeResult::Dead))
 }
 
 /// Confirms the number being added; it then belongs to this account.
-pub fn confirm_number(
+pub async fn confirm_number(
     state: &dyn Services,
     username: &str,
     code: &str,
     now: Timestamp,
 ) -> Result<std::result::Result<CodeResult, Refusal>> {
-    let Some(number) = confirming(state.store().as_ref(), username)? else {
+    let Some(number) = confirming(state.store().as_ref(), username).await? else {
         return Ok(Ok(CodeResult::Dead));
     };
-    let claimed = state.store().compare_and_swap_raw(
-        Space::Tokens,
-        &index_key(&number),
-        None,
-        Some(username.as_bytes()),
-    )? || state
+    let claimed = state
         .store()
-        .get_raw(Space::Tokens, &index_key(&number))?
-        .is_some_and(|o| o == username.as_bytes());
+        .swap_token(&index_key(&number), None, Some(username.as_bytes()), None)
+        .await?
+        || state
+            .store()
+            .get_token(&index_key(&number))
+            .await?
+            .is_some_and(|o| o == username.as_bytes());
     if !claimed {
         return Ok(Err(Refusal::Taken));
     }
@@ -312,19 +317,19 @@ pub fn confirm_number(
                 n.confirmed = true;
             }
         },
-    )?;
+    )
+    .await?;
     if result != CodeResult::Accepted {
         // Do not hold the number for an account that has not proved it.
-        let confirmed = numbers(state.store().as_ref(), username)?
+        let confirmed = numbers(state.store().as_ref(), username)
+            .await?
             .iter()
             .any(|n| n.number == number && n.confirmed);
         if !confirmed {
-            state.store().compare_and_swap_raw(
-                Space::Tokens,
-                &index_key(&number),
-                Some(username.as_bytes()),
-                None,
-            )?;
+            state
+                .store()
+                .swap_token(&index_key(&number), Some(username.as_bytes()), None, None)
+                .await?;
         }
     } else {
         crate::audit!(
@@ -337,25 +342,18 @@ pub fn confirm_number(
 }
 
 /// Removes a number from the account.
-pub fn remove_number(state: &dyn Services, username: &str, number: &str) -> Result<bool> {
-    let mut record = load(state.store().as_ref(), username)?;
+pub async fn remove_number(state: &dyn Services, username: &str, number: &str) -> Result<bool> {
+    let mut record = load(state.store().as_ref(), username).await?;
     let before = record.numbers.len();
     record.numbers.retain(|n| n.number != number);
     if record.numbers.len() == before {
         return Ok(false);
     }
-    put_json(
-        state.store().as_ref(),
-        Space::Factors,
-        &record_key(username),
-        &record,
-    )?;
-    state.store().compare_and_swap_raw(
-        Space::Tokens,
-        &index_key(number),
-        Some(username.as_bytes()),
-        None,
-    )?;
+    crate::store::put_factor(state.store().as_ref(), &record_key(username), &record).await?;
+    state
+        .store()
+        .swap_token(&index_key(number), Some(username.as_bytes()), None, None)
+        .await?;
     crate::audit!(
         "phone_number_removed",
         user = username,
@@ -377,7 +375,8 @@ pub async fn call(
     let (Some(config), Some(provider)) = (&state.config().phone, &state.phone()) else {
         return Ok(Err(Refusal::Failed));
     };
-    if !confirmed_numbers(state.store().as_ref(), &user.username)?
+    if !confirmed_numbers(state.store().as_ref(), &user.username)
+        .await?
         .iter()
         .any(|n| n == number)
     {
@@ -386,6 +385,7 @@ pub async fn call(
     if !state
         .phone_budgets()
         .take(&budgets(config, &user.username, number, ip), now)
+        .await?
     {
         crate::audit!("phone_limit_reached", user = user.username, ip = ip);
         state.metrics().phone_refused.inc();
@@ -401,9 +401,8 @@ pub async fn call(
     let sms_code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000));
     // The call is counted (and its code stored) before the provider is asked, in one
     // atomic change: parallel requests each get their own place in the escalation.
-    let reserved = modify_json::<PhoneRecord, _>(
+    let reserved = crate::store::modify_factor::<PhoneRecord, _>(
         state.store().as_ref(),
-        Space::Factors,
         &record_key(&user.username),
         |record| {
             let calls = record
@@ -433,7 +432,8 @@ pub async fn call(
             });
             Some((channel, code.clone()))
         },
-    )?;
+    )
+    .await?;
     let Some((channel, code)) = reserved else {
         return Ok(Err(Refusal::Invalid));
     };
@@ -458,12 +458,12 @@ pub async fn call(
 }
 
 /// The channel of the attempt in progress, if any.
-pub fn current_channel(store: &dyn Store, username: &str) -> Result<Option<Channel>> {
-    Ok(load(store, username)?.attempt.map(|a| a.channel))
+pub async fn current_channel(store: &dyn Store, username: &str) -> Result<Option<Channel>> {
+    Ok(load(store, username).await?.attempt.map(|a| a.channel))
 }
 
 /// Checks a login code sent by phone.
-pub fn verify(
+pub async fn verify(
     state: &dyn Services,
     username: &str,
     code: &str,
@@ -477,23 +477,23 @@ pub fn verify(
         |r| r.attempt.as_mut().map(|a| &mut a.code),
         |r, _| r.attempt = None,
     )
+    .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_spent_budget_refuses_and_takes_nothing_from_the_others() {
-        let b = Budgets::default();
+    #[tokio::test]
+    async fn a_spent_budget_refuses_and_takes_nothing_from_the_others() {
+        let b = Budgets::new(std::sync::Arc::new(crate::store::MemoryEngine::store()));
         let keys = vec![("a".to_string(), 2), ("b".to_string(), 10)];
-        assert!(b.take(&keys, 100));
-        assert!(b.take(&keys, 101));
-        assert!(!b.take(&keys, 102));
+        assert!(b.take(&keys, 100).await.unwrap());
+        assert!(b.take(&keys, 101).await.unwrap());
+        assert!(!b.take(&keys, 102).await.unwrap());
         assert!(
-            b.take(&[("b".to_string(), 3)], 103),
+            b.take(&[("b".to_string(), 3)], 103).await.unwrap(),
             "b was charged twice, not three times"
         );
-        assert!(b.take(&keys, 3700), "an hour later");
+        assert!(b.take(&keys, 3700).await.unwrap(), "an hour later");
     }
 }

@@ -19,9 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Services;
 use crate::error::Result;
-use crate::store::{
-    get_json, modify_json, put_json, update_json, user_key, Space, Store, Timestamp,
-};
+use crate::store::{user_key, Store, Timestamp};
 
 /// A Telegram account linked to a user.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -53,7 +51,7 @@ struct LinkedSet {
     accounts: Vec<Account>,
 }
 
-fn set_key(username: &str) -> String {
+pub(crate) fn set_key(username: &str) -> String {
     user_key(username, "telegram")
 }
 
@@ -61,34 +59,43 @@ fn account_key(telegram_id: i64) -> String {
     format!("tg-account\0{telegram_id}")
 }
 
-fn load(store: &dyn Store, username: &str) -> Result<Option<LinkedSet>> {
-    get_json(store, Space::Factors, &set_key(username))
+async fn load(store: &dyn Store, username: &str) -> Result<Option<LinkedSet>> {
+    crate::store::get_factor(store, &set_key(username)).await
 }
 
 /// Applies `change` to the user's linked set atomically.
-fn update<T>(
+async fn update<T: Send>(
     store: &dyn Store,
     username: &str,
-    change: impl FnMut(&mut LinkedSet) -> T,
+    change: impl FnMut(&mut LinkedSet) -> T + Send,
 ) -> Result<T> {
-    update_json(store, Space::Factors, &set_key(username), change)
+    crate::store::update_factor(store, &set_key(username), change).await
 }
 
 /// The user's linked accounts, oldest first.
-pub fn accounts(store: &dyn Store, username: &str) -> Result<Vec<Account>> {
-    Ok(load(store, username)?
+pub async fn accounts(store: &dyn Store, username: &str) -> Result<Vec<Account>> {
+    Ok(load(store, username)
+        .await?
         .map(|s| s.accounts)
         .unwrap_or_default())
 }
 
 /// Whether Telegram confirmation is on (switched on, with an account to ask).
-pub fn is_enabled(store: &dyn Store, username: &str) -> Result<bool> {
-    Ok(load(store, username)?.is_some_and(|s| s.enabled && !s.accounts.is_empty()))
+pub async fn is_enabled(store: &dyn Store, username: &str) -> Result<bool> {
+    enabled_in(store.get_factor(&set_key(username)).await?.as_deref())
+}
+
+/// Whether a stored set (`None`: none) has confirmation on.
+pub(crate) fn enabled_in(raw: Option<&[u8]>) -> Result<bool> {
+    Ok(raw
+        .map(serde_json::from_slice::<LinkedSet>)
+        .transpose()?
+        .is_some_and(|s| s.enabled && !s.accounts.is_empty()))
 }
 
 /// Switches confirmation off; the linked accounts stay. Returns whether it was on.
-pub fn disable(store: &dyn Store, username: &str) -> Result<bool> {
-    if load(store, username)?.is_none() {
+pub async fn disable(store: &dyn Store, username: &str) -> Result<bool> {
+    if load(store, username).await?.is_none() {
         return Ok(false);
     }
     update(store, username, |set| {
@@ -96,18 +103,20 @@ pub fn disable(store: &dyn Store, username: &str) -> Result<bool> {
         set.enabled = false;
         was
     })
+    .await
 }
 
 /// Switches confirmation on again; false when no account is linked.
-pub fn enable(store: &dyn Store, username: &str) -> Result<bool> {
+pub async fn enable(store: &dyn Store, username: &str) -> Result<bool> {
     update(store, username, |set| {
         set.enabled = !set.accounts.is_empty();
         set.enabled
     })
+    .await
 }
 
 /// Unlinks one account; returns it and how many are left.
-pub fn remove(
+pub async fn remove(
     store: &dyn Store,
     username: &str,
     telegram_id: i64,
@@ -119,17 +128,19 @@ pub fn remove(
             .position(|a| a.telegram_id == telegram_id)?;
         let account = set.accounts.remove(at);
         Some((account, set.accounts.len()))
-    })?;
+    })
+    .await?;
     if removed.is_some() {
-        store.delete_raw(Space::Tokens, &account_key(telegram_id))?;
+        store.delete_token(&account_key(telegram_id)).await?;
     }
     Ok(removed)
 }
 
 /// The user a Telegram account is linked to.
-pub fn owner_of(store: &dyn Store, telegram_id: i64) -> Result<Option<String>> {
+pub async fn owner_of(store: &dyn Store, telegram_id: i64) -> Result<Option<String>> {
     Ok(store
-        .get_raw(Space::Tokens, &account_key(telegram_id))?
+        .get_token(&account_key(telegram_id))
+        .await?
         .and_then(|raw| String::from_utf8(raw).ok()))
 }
 
@@ -156,7 +167,7 @@ fn codes_key(state: &dyn Services, session_id: &str) -> String {
 }
 
 /// A new one-time link token for the user (the `start` parameter of the deep link).
-pub fn link_start(
+pub async fn link_start(
     state: &dyn Services,
     username: &str,
     session_id: &str,
@@ -168,16 +179,17 @@ pub fn link_start(
         .as_ref()
         .map_or(600, |t| t.link_lifetime.as_secs());
     let token = crate::basics::random_token(24);
-    put_json(
+    crate::store::put_token(
         state.store().as_ref(),
-        Space::Tokens,
         &link_key(state, &token),
         &LinkToken {
             username: username.to_string(),
             session_id: session_id.to_string(),
             expires_at: now + lifetime,
         },
-    )?;
+        Some(now + lifetime),
+    )
+    .await?;
     Ok(token)
 }
 
@@ -195,7 +207,7 @@ pub enum LinkOutcome {
 }
 
 /// Links the Telegram account that sent `/start <token>`.
-pub fn link_finish(
+pub async fn link_finish(
     state: &dyn Services,
     token: &str,
     account: Account,
@@ -203,32 +215,35 @@ pub fn link_finish(
 ) -> Result<LinkOutcome> {
     let store = state.store().as_ref();
     let key = link_key(state, token);
-    let Some(raw) = store.get_raw(Space::Tokens, &key)? else {
+    let Some(raw) = store.get_token(&key).await? else {
         return Ok(LinkOutcome::BadToken);
     };
     let link: LinkToken = serde_json::from_slice(&raw)?;
     if link.expires_at <= now {
-        store.delete_raw(Space::Tokens, &key)?;
+        store.delete_token(&key).await?;
         return Ok(LinkOutcome::BadToken);
     }
-    match owner_of(store, account.telegram_id)? {
+    match owner_of(store, account.telegram_id).await? {
         Some(owner) if owner == link.username => return Ok(LinkOutcome::AlreadyYours),
         Some(_) => return Ok(LinkOutcome::OtherUser),
         None => {}
     }
-    if !store.compare_and_swap_raw(Space::Tokens, &key, Some(&raw), None)? {
+    if !store.swap_token(&key, Some(&raw), None, None).await? {
         return Ok(LinkOutcome::BadToken);
     }
     let username = link.username;
-    if !store.compare_and_swap_raw(
-        Space::Tokens,
-        &account_key(account.telegram_id),
-        None,
-        Some(username.as_bytes()),
-    )? {
+    if !store
+        .swap_token(
+            &account_key(account.telegram_id),
+            None,
+            Some(username.as_bytes()),
+            None,
+        )
+        .await?
+    {
         return Ok(LinkOutcome::OtherUser);
     }
-    let was_first_factor = !crate::mfa::has_second_factor(store, &username)?;
+    let was_first_factor = !crate::mfa::has_second_factor(store, &username).await?;
     let turned_on = update(store, &username, |set| {
         set.accounts
             .retain(|a| a.telegram_id != account.telegram_id);
@@ -238,7 +253,8 @@ pub fn link_finish(
             set.enabled = true;
         }
         first
-    })?;
+    })
+    .await?;
     crate::audit!(
         "telegram_linked",
         user = username,
@@ -252,7 +268,8 @@ pub fn link_finish(
         // factor counts; every other session ends.
         let linking_session =
             store
-                .get_session(&link.session_id)?
+                .get_session(&link.session_id)
+                .await?
                 .map(|session| crate::store::SessionRecord {
                     level: crate::store::AuthLevel::TwoFactor,
                     ..session
@@ -264,20 +281,22 @@ pub fn link_finish(
             linking_session.as_ref(),
             was_first_factor,
             now,
-        )?;
+        )
+        .await?;
         if let Some(codes) = codes {
             let sealed = state
                 .sealer()
                 .seal(codes.join("\n").as_bytes(), &link.session_id)?;
-            put_json(
+            crate::store::put_token(
                 store,
-                Space::Tokens,
                 &codes_key(state, &link.session_id),
                 &StashedCodes {
                     sealed,
                     expires_at: now + 3600,
                 },
-            )?;
+                Some(now + 3600),
+            )
+            .await?;
         }
     }
     Ok(LinkOutcome::Linked {
@@ -293,17 +312,17 @@ struct StashedCodes {
 }
 
 /// The backup codes made when linking from this session turned 2FA on, once.
-pub fn take_codes(
+pub async fn take_codes(
     state: &dyn Services,
     session_id: &str,
     now: Timestamp,
 ) -> Result<Option<Vec<String>>> {
     let store = state.store().as_ref();
     let key = codes_key(state, session_id);
-    let Some(raw) = store.get_raw(Space::Tokens, &key)? else {
+    let Some(raw) = store.get_token(&key).await? else {
         return Ok(None);
     };
-    if !store.compare_and_swap_raw(Space::Tokens, &key, Some(&raw), None)? {
+    if !store.swap_token(&key, Some(&raw), None, None).await? {
         return Ok(None);
     }
     let stash: StashedCodes = serde_json::from_slice(&raw)?;
@@ -404,8 +423,8 @@ fn session_key(state: &dyn Services, session_id: &str) -> String {
 }
 
 /// Reads an attempt (with its raw bytes for a swap).
-pub fn attempt(store: &dyn Store, id: &str) -> Result<Option<(Vec<u8>, Attempt)>> {
-    match store.get_raw(Space::Tokens, &attempt_key(id))? {
+pub async fn attempt(store: &dyn Store, id: &str) -> Result<Option<(Vec<u8>, Attempt)>> {
+    match store.get_token(&attempt_key(id)).await? {
         Some(raw) => {
             let a = serde_json::from_slice(&raw)?;
             Ok(Some((raw, a)))
@@ -415,13 +434,14 @@ pub fn attempt(store: &dyn Store, id: &str) -> Result<Option<(Vec<u8>, Attempt)>
 }
 
 /// The session's latest attempt, if any.
-pub fn attempt_of_session(state: &dyn Services, session_id: &str) -> Result<Option<Attempt>> {
+pub async fn attempt_of_session(state: &dyn Services, session_id: &str) -> Result<Option<Attempt>> {
     let store = state.store().as_ref();
-    let Some(id) = get_json::<String>(store, Space::Tokens, &session_key(state, session_id))?
+    let Some(id) =
+        crate::store::get_token::<String>(store, &session_key(state, session_id)).await?
     else {
         return Ok(None);
     };
-    Ok(attempt(store, &id)?.map(|(_, a)| a))
+    Ok(attempt(store, &id).await?.map(|(_, a)| a))
 }
 
 /// Where the attempt was made from, for the message.
@@ -434,7 +454,7 @@ pub struct Origin {
 
 /// Makes a new attempt for the session (the number, three decoys in random order and
 /// "this wasn't me") and stores it; the caller sends the messages.
-pub fn new_attempt(
+pub async fn new_attempt(
     state: &dyn Services,
     username: &str,
     session_id: &str,
@@ -483,33 +503,42 @@ pub fn new_attempt(
         lang: origin.lang,
     };
     let store = state.store().as_ref();
-    put_json(store, Space::Tokens, &attempt_key(&attempt.id), &attempt)?;
-    put_json(
+    // Kept a day after it is decided, for the sweep's audit of overdue attempts.
+    let keep_until = Some(now + ATTEMPT_RECORD_LIFETIME);
+    crate::store::put_token(store, &attempt_key(&attempt.id), &attempt, keep_until).await?;
+    crate::store::put_token(
         store,
-        Space::Tokens,
         &session_key(state, session_id),
         &attempt.id,
-    )?;
+        keep_until,
+    )
+    .await?;
     Ok(attempt)
 }
 
 /// Changes an attempt atomically when `change` returns true; returns the new attempt.
-fn swap_attempt(
+async fn swap_attempt(
     store: &dyn Store,
     id: &str,
-    mut change: impl FnMut(&mut Attempt) -> bool,
+    mut change: impl FnMut(&mut Attempt) -> bool + Send,
 ) -> Result<Option<Attempt>> {
-    modify_json(store, Space::Tokens, &attempt_key(id), |a: &mut Attempt| {
+    let keep_until = Some(crate::basics::now() + ATTEMPT_RECORD_LIFETIME);
+    crate::store::modify_token(store, &attempt_key(id), keep_until, |a: &mut Attempt| {
         change(a).then(|| a.clone())
     })
+    .await
 }
 
+/// How long an attempt's record is kept after it was made or last changed.
+const ATTEMPT_RECORD_LIFETIME: u64 = 86_400;
+
 /// Records the messages sent for an attempt.
-pub fn record_sent(store: &dyn Store, id: &str, sent: &[Sent]) -> Result<()> {
+pub async fn record_sent(store: &dyn Store, id: &str, sent: &[Sent]) -> Result<()> {
     swap_attempt(store, id, |a| {
         a.messages.extend(sent.iter().cloned());
         true
-    })?;
+    })
+    .await?;
     Ok(())
 }
 
@@ -526,7 +555,7 @@ pub enum Decision {
 
 /// A tap on a button (`callback data` = attempt id and button token) by a Telegram
 /// account.
-pub fn decide(
+pub async fn decide(
     state: &dyn Services,
     attempt_id: &str,
     button: &str,
@@ -534,10 +563,10 @@ pub fn decide(
     now: Timestamp,
 ) -> Result<Decision> {
     let store = state.store().as_ref();
-    let Some((_, current)) = attempt(store, attempt_id)? else {
+    let Some((_, current)) = attempt(store, attempt_id).await? else {
         return Ok(Decision::Stale);
     };
-    if owner_of(store, telegram_id)?.as_deref() != Some(current.username.as_str()) {
+    if owner_of(store, telegram_id).await?.as_deref() != Some(current.username.as_str()) {
         return Ok(Decision::Foreign);
     }
     let Some(action) = current
@@ -558,12 +587,13 @@ pub fn decide(
             Action::NotMe => Status::Refused(Refused::NotMe),
         };
         true
-    })?;
+    })
+    .await?;
     Ok(decided.map_or(Decision::Stale, |a| Decision::Decided(Box::new(a))))
 }
 
 /// Expires a pending attempt; returns it when it was still pending.
-pub fn expire(store: &dyn Store, id: &str) -> Result<Option<Attempt>> {
+pub async fn expire(store: &dyn Store, id: &str) -> Result<Option<Attempt>> {
     swap_attempt(store, id, |a| {
         if a.status == Status::Pending {
             a.status = Status::Expired;
@@ -572,14 +602,16 @@ pub fn expire(store: &dyn Store, id: &str) -> Result<Option<Attempt>> {
             false
         }
     })
+    .await
 }
 
 /// Pending attempts past their time, and decided ones older than a day (to delete).
-pub fn overdue(store: &dyn Store, now: Timestamp) -> Result<(Vec<String>, Vec<String>)> {
+pub async fn overdue(store: &dyn Store, now: Timestamp) -> Result<(Vec<String>, Vec<String>)> {
     let mut due = Vec::new();
     let mut old = Vec::new();
     for (key, raw) in store
-        .scan_raw(Space::Tokens)?
+        .tokens_with_prefix("")
+        .await?
         .into_iter()
         .filter(|(k, _)| k.starts_with(ATTEMPT_PREFIX))
     {
@@ -597,9 +629,9 @@ pub fn overdue(store: &dyn Store, now: Timestamp) -> Result<(Vec<String>, Vec<St
 }
 
 /// Removes expired link tokens and code stashes, and day-old attempts.
-pub fn sweep(state: &dyn Services, now: Timestamp) {
+pub async fn sweep(state: &dyn Services, now: Timestamp) {
     let store = state.store().as_ref();
-    let Ok(entries) = store.scan_raw(Space::Tokens) else {
+    let Ok(entries) = store.tokens_with_prefix("").await else {
         return;
     };
     for (key, raw) in entries {
@@ -611,25 +643,25 @@ pub fn sweep(state: &dyn Services, now: Timestamp) {
             false
         };
         if expired {
-            let _ = store.delete_raw(Space::Tokens, &key);
+            let _ = store.delete_token(&key).await;
         }
     }
-    if let Ok((_, old)) = overdue(store, now) {
+    if let Ok((_, old)) = overdue(store, now).await {
         for key in old {
-            let _ = store.delete_raw(Space::Tokens, &key);
+            let _ = store.delete_token(&key).await;
         }
     }
 }
 
 /// Uses a confirmed attempt to finish the second step of `session_id`.
-pub fn consume(
+pub async fn consume(
     store: &dyn Store,
     username: &str,
     session_id: &str,
     attempt_id: &str,
     now: Timestamp,
 ) -> Result<Status> {
-    let Some((_, a)) = attempt(store, attempt_id)? else {
+    let Some((_, a)) = attempt(store, attempt_id).await? else {
         return Ok(Status::Expired);
     };
     if a.username != username || a.session_id != session_id {
@@ -648,7 +680,8 @@ pub fn consume(
         } else {
             false
         }
-    })?;
+    })
+    .await?;
     Ok(if used.is_some() {
         Status::Confirmed
     } else {

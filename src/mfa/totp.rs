@@ -15,7 +15,7 @@ use totp_rs::{Algorithm, Builder, Secret};
 
 use super::Services;
 use crate::error::{Error, Result};
-use crate::store::{get_json, swap_json, user_key, Space, Store, Timestamp};
+use crate::store::{user_key, Store, Timestamp};
 
 /// Seconds per TOTP step.
 pub const STEP: u64 = 30;
@@ -57,7 +57,7 @@ pub struct Enrollment {
     pub uri: String,
 }
 
-fn record_key(username: &str) -> String {
+pub(crate) fn record_key(username: &str) -> String {
     user_key(username, "totp")
 }
 
@@ -130,9 +130,9 @@ pub fn check_code(
     Ok(CodeCheck::Invalid)
 }
 
-fn load(state: &dyn Services, username: &str) -> Result<Option<(Vec<u8>, TotpRecord)>> {
+async fn load(state: &dyn Services, username: &str) -> Result<Option<(Vec<u8>, TotpRecord)>> {
     let key = record_key(username);
-    let Some(raw) = state.store().get_raw(Space::Factors, &key)? else {
+    let Some(raw) = state.store().get_factor(&key).await? else {
         return Ok(None);
     };
     let record: TotpRecord = serde_json::from_slice(&raw)?;
@@ -140,11 +140,16 @@ fn load(state: &dyn Services, username: &str) -> Result<Option<(Vec<u8>, TotpRec
 }
 
 /// Whether the user's authenticator app is on.
-pub fn is_enabled(store: &dyn Store, username: &str) -> Result<bool> {
-    Ok(
-        get_json::<TotpRecord>(store, Space::Factors, &record_key(username))?
-            .is_some_and(|r| r.enabled),
-    )
+pub async fn is_enabled(store: &dyn Store, username: &str) -> Result<bool> {
+    enabled_in(store.get_factor(&record_key(username)).await?.as_deref())
+}
+
+/// Whether a stored record (`None`: none) has the app on.
+pub(crate) fn enabled_in(raw: Option<&[u8]>) -> Result<bool> {
+    Ok(raw
+        .map(serde_json::from_slice::<TotpRecord>)
+        .transpose()?
+        .is_some_and(|r| r.enabled))
 }
 
 fn enrollment(state: &dyn Services, username: &str, record: &TotpRecord) -> Result<Enrollment> {
@@ -160,7 +165,11 @@ fn enrollment(state: &dyn Services, username: &str, record: &TotpRecord) -> Resu
 
 /// Starts (or restarts) enrolment with a new secret; the method stays off until
 /// [`enroll_finish`] sees a correct code.
-pub fn enroll_start(state: &dyn Services, username: &str, now: Timestamp) -> Result<Enrollment> {
+pub async fn enroll_start(
+    state: &dyn Services,
+    username: &str,
+    now: Timestamp,
+) -> Result<Enrollment> {
     use rand::RngCore;
     let mut secret = [0u8; 20];
     rand::rngs::OsRng.fill_bytes(&mut secret);
@@ -171,18 +180,16 @@ pub fn enroll_start(state: &dyn Services, username: &str, now: Timestamp) -> Res
         created_at: now,
         burned_steps: Vec::new(),
     };
-    crate::store::put_json(
-        state.store().as_ref(),
-        Space::Factors,
-        &record_key(username),
-        &record,
-    )?;
+    crate::store::put_factor(state.store().as_ref(), &record_key(username), &record).await?;
     enrollment(state, username, &record)
 }
 
 /// The pending enrolment, if one was started and not finished.
-pub fn pending_enrollment(state: &dyn Services, username: &str) -> Result<Option<Enrollment>> {
-    match load(state, username)? {
+pub async fn pending_enrollment(
+    state: &dyn Services,
+    username: &str,
+) -> Result<Option<Enrollment>> {
+    match load(state, username).await? {
         Some((_, record)) if !record.enabled => enrollment(state, username, &record).map(Some),
         _ => Ok(None),
     }
@@ -218,7 +225,7 @@ fn settle(record: &TotpRecord, check: CodeCheck, now: Timestamp) -> Option<TotpR
 }
 
 /// Checks a code and records its step; shared by login and enrolment.
-fn check_and_consume(
+async fn check_and_consume(
     state: &dyn Services,
     username: &str,
     code: &str,
@@ -226,7 +233,7 @@ fn check_and_consume(
     want_enabled: bool,
 ) -> Result<CodeCheck> {
     for _ in 0..3 {
-        let Some((raw, record)) = load(state, username)? else {
+        let Some((raw, record)) = load(state, username).await? else {
             return Ok(CodeCheck::Invalid);
         };
         if record.enabled != want_enabled {
@@ -246,13 +253,14 @@ fn check_and_consume(
                 other => other,
             });
         };
-        if swap_json(
+        if crate::store::swap_factor(
             state.store().as_ref(),
-            Space::Factors,
             &record_key(username),
             &raw,
             Some(&updated),
-        )? {
+        )
+        .await?
+        {
             return Ok(check);
         }
         // Someone else changed the record between read and swap: look again.
@@ -261,28 +269,28 @@ fn check_and_consume(
 }
 
 /// Finishes enrolment: a correct code turns the method on.
-pub fn enroll_finish(
+pub async fn enroll_finish(
     state: &dyn Services,
     username: &str,
     code: &str,
     now: Timestamp,
 ) -> Result<CodeCheck> {
-    check_and_consume(state, username, code, now, false)
+    check_and_consume(state, username, code, now, false).await
 }
 
 /// Verifies a login code.
-pub fn verify(
+pub async fn verify(
     state: &dyn Services,
     username: &str,
     code: &str,
     now: Timestamp,
 ) -> Result<CodeCheck> {
-    check_and_consume(state, username, code, now, true)
+    check_and_consume(state, username, code, now, true).await
 }
 
 /// Turns the method off and forgets the secret.
-pub fn disable(store: &dyn Store, username: &str) -> Result<bool> {
-    store.delete_raw(Space::Factors, &record_key(username))
+pub async fn disable(store: &dyn Store, username: &str) -> Result<bool> {
+    store.delete_factor(&record_key(username)).await
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ use super::Services;
 use crate::audit;
 use crate::config::WebauthnConfig;
 use crate::error::{Error, Result};
-use crate::store::{get_json, put_json, update_json, user_key, Space, Store, Timestamp};
+use crate::store::{user_key, Store, Timestamp};
 
 /// The longest device name, in characters.
 pub const NAME_MAX: usize = 64;
@@ -84,7 +84,7 @@ struct DeviceSet {
     devices: Vec<Device>,
 }
 
-fn set_key(username: &str) -> String {
+pub(crate) fn set_key(username: &str) -> String {
     user_key(username, "webauthn")
 }
 
@@ -92,58 +92,76 @@ fn index_key(credential_id: &[u8]) -> String {
     format!("webauthn-cred\0{}", B64.encode(credential_id))
 }
 
-fn load(store: &dyn Store, username: &str) -> Result<Option<DeviceSet>> {
-    get_json(store, Space::Factors, &set_key(username))
+async fn load(store: &dyn Store, username: &str) -> Result<Option<DeviceSet>> {
+    crate::store::get_factor(store, &set_key(username)).await
 }
 
 /// Applies `change` to the user's device set atomically.
-fn update<T>(
+async fn update<T: Send>(
     store: &dyn Store,
     username: &str,
-    change: impl FnMut(&mut DeviceSet) -> T,
+    change: impl FnMut(&mut DeviceSet) -> T + Send,
 ) -> Result<T> {
-    update_json(store, Space::Factors, &set_key(username), change)
+    crate::store::update_factor(store, &set_key(username), change).await
 }
 
 /// The user's devices, oldest first.
-pub fn devices(store: &dyn Store, username: &str) -> Result<Vec<Device>> {
-    Ok(load(store, username)?
+pub async fn devices(store: &dyn Store, username: &str) -> Result<Vec<Device>> {
+    Ok(load(store, username)
+        .await?
         .map(|s| s.devices)
         .unwrap_or_default())
 }
 
 /// Whether the user has at least one device.
-pub fn is_enabled(store: &dyn Store, username: &str) -> Result<bool> {
-    Ok(!devices(store, username)?.is_empty())
+pub async fn is_enabled(store: &dyn Store, username: &str) -> Result<bool> {
+    enabled_in(store.get_factor(&set_key(username)).await?.as_deref())
+}
+
+/// Whether a stored set (`None`: none) has a device.
+pub(crate) fn enabled_in(raw: Option<&[u8]>) -> Result<bool> {
+    Ok(raw
+        .map(serde_json::from_slice::<DeviceSet>)
+        .transpose()?
+        .is_some_and(|s| !s.devices.is_empty()))
 }
 
 /// Removes every device (and the user handle). Returns whether there were any.
-pub fn disable(store: &dyn Store, username: &str) -> Result<bool> {
-    let Some(set) = load(store, username)? else {
+pub async fn disable(store: &dyn Store, username: &str) -> Result<bool> {
+    let Some(set) = load(store, username).await? else {
         return Ok(false);
     };
     for d in &set.devices {
-        store.delete_raw(Space::Tokens, &index_key(&d.credential.cred_id))?;
+        store
+            .delete_token(&index_key(&d.credential.cred_id))
+            .await?;
     }
-    store.delete_raw(Space::Factors, &set_key(username))?;
+    store.delete_factor(&set_key(username)).await?;
     Ok(!set.devices.is_empty())
 }
 
 /// Removes one device; returns it (and how many are left) when it existed.
-pub fn delete(store: &dyn Store, username: &str, key: &str) -> Result<Option<(Device, usize)>> {
+pub async fn delete(
+    store: &dyn Store,
+    username: &str,
+    key: &str,
+) -> Result<Option<(Device, usize)>> {
     let removed = update(store, username, |set| {
         let at = set.devices.iter().position(|d| d.key == key)?;
         let device = set.devices.remove(at);
         Some((device, set.devices.len()))
-    })?;
+    })
+    .await?;
     if let Some((device, _)) = &removed {
-        store.delete_raw(Space::Tokens, &index_key(&device.credential.cred_id))?;
+        store
+            .delete_token(&index_key(&device.credential.cred_id))
+            .await?;
     }
     Ok(removed)
 }
 
 /// Turns passwordless login on or off for one device; returns the device's name.
-pub fn set_passwordless(
+pub async fn set_passwordless(
     store: &dyn Store,
     username: &str,
     key: &str,
@@ -154,6 +172,7 @@ pub fn set_passwordless(
         device.passwordless = on;
         Some(device.name.clone())
     })
+    .await
 }
 
 /// Why a device name was not accepted.
@@ -165,7 +184,7 @@ pub enum NameProblem {
 }
 
 /// The name as it will be saved (trimmed), or what is wrong with it.
-pub fn check_name(
+pub async fn check_name(
     store: &dyn Store,
     username: &str,
     name: &str,
@@ -177,7 +196,8 @@ pub fn check_name(
     if name.chars().count() > NAME_MAX {
         return Ok(Err(NameProblem::TooLong));
     }
-    let taken = devices(store, username)?
+    let taken = devices(store, username)
+        .await?
         .iter()
         .any(|d| d.name.to_lowercase() == name.to_lowercase());
     Ok(if taken {
@@ -267,7 +287,7 @@ fn ceremony_key(kind: &str, owner: &str, id: &str) -> String {
 }
 
 /// Stores a started ceremony; returns its id (for the page to send back).
-fn put_ceremony(
+async fn put_ceremony(
     state: &dyn Services,
     relying: &RelyingParty,
     kind: &str,
@@ -276,20 +296,21 @@ fn put_ceremony(
     now: Timestamp,
 ) -> Result<String> {
     let id = crate::basics::random_token(16);
-    put_json(
+    crate::store::put_token(
         state.store().as_ref(),
-        Space::Tokens,
         &ceremony_key(kind, owner, &id),
         &Ceremony {
             pending,
             expires_at: now + relying.ttl,
         },
-    )?;
+        Some(now + relying.ttl),
+    )
+    .await?;
     Ok(id)
 }
 
 /// Takes the waiting ceremony out of the store (so it works once), if not expired.
-fn take_ceremony(
+async fn take_ceremony(
     state: &dyn Services,
     kind: &str,
     owner: &str,
@@ -298,10 +319,10 @@ fn take_ceremony(
 ) -> Result<Option<Pending>> {
     let store = state.store().as_ref();
     let key = ceremony_key(kind, owner, id);
-    let Some(raw) = store.get_raw(Space::Tokens, &key)? else {
+    let Some(raw) = store.get_token(&key).await? else {
         return Ok(None);
     };
-    if !store.compare_and_swap_raw(Space::Tokens, &key, Some(&raw), None)? {
+    if !store.swap_token(&key, Some(&raw), None, None).await? {
         return Ok(None);
     }
     let ceremony: Ceremony = serde_json::from_slice(&raw)?;
@@ -309,8 +330,8 @@ fn take_ceremony(
 }
 
 /// Removes expired ceremonies (called by the housekeeping service).
-pub fn sweep_expired(state: &dyn Services, now: Timestamp) {
-    let Ok(entries) = state.store().scan_raw(Space::Tokens) else {
+pub async fn sweep_expired(state: &dyn Services, now: Timestamp) {
+    let Ok(entries) = state.store().tokens_with_prefix("").await else {
         return;
     };
     for (key, raw) in entries
@@ -318,7 +339,7 @@ pub fn sweep_expired(state: &dyn Services, now: Timestamp) {
         .filter(|(k, _)| k.starts_with(CEREMONY_PREFIX))
     {
         if serde_json::from_slice::<Ceremony>(&raw).map_or(true, |c| c.expires_at <= now) {
-            let _ = state.store().delete_raw(Space::Tokens, &key);
+            let _ = state.store().delete_token(&key).await;
         }
     }
 }
@@ -336,7 +357,7 @@ fn engine_error(e: WebauthnError) -> Error {
 
 /// Starts adding a device called `name` (already checked) for the signed-in user.
 /// Returns the options for `navigator.credentials.create`.
-pub fn register_start(
+pub async fn register_start(
     state: &dyn Services,
     user: &crate::store::User,
     owner: &str,
@@ -357,7 +378,8 @@ pub fn register_start(
             .map(|d| d.credential.cred_id.clone())
             .collect();
         (set.handle.clone(), existing)
-    })?;
+    })
+    .await?;
     let handle = B64
         .decode(&handle)
         .map_err(|e| Error::Internal(format!("webauthn user handle: {e}")))?;
@@ -403,12 +425,13 @@ pub fn register_start(
             state: registration,
         },
         now,
-    )?;
+    )
+    .await?;
     Ok((options, id))
 }
 
 /// Finishes adding a device from the browser's answer (JSON).
-pub fn register_finish(
+pub async fn register_finish(
     state: &dyn Services,
     username: &str,
     owner: &str,
@@ -421,7 +444,7 @@ pub fn register_finish(
         username: started_by,
         name,
         state: registration,
-    }) = take_ceremony(state, "register", owner, ceremony, now)?
+    }) = take_ceremony(state, "register", owner, ceremony, now).await?
     else {
         return Ok(Err(Refusal::Expired));
     };
@@ -443,8 +466,11 @@ pub fn register_finish(
     };
     let store = state.store().as_ref();
     let index = index_key(&credential.cred_id);
-    if !store.compare_and_swap_raw(Space::Tokens, &index, None, Some(username.as_bytes()))? {
-        let owner = store.get_raw(Space::Tokens, &index)?.unwrap_or_default();
+    if !store
+        .swap_token(&index, None, Some(username.as_bytes()), None)
+        .await?
+    {
+        let owner = store.get_token(&index).await?.unwrap_or_default();
         return Ok(Err(if owner == username.as_bytes() {
             Refusal::AlreadyRegistered
         } else {
@@ -471,9 +497,10 @@ pub fn register_finish(
         }
         set.devices.push(saved.clone());
         false
-    })?;
+    })
+    .await?;
     if name_taken {
-        store.delete_raw(Space::Tokens, &index)?;
+        store.delete_token(&index).await?;
         return Ok(Err(Refusal::Expired));
     }
     audit!(
@@ -485,14 +512,15 @@ pub fn register_finish(
 }
 
 /// Starts the second step with the user's devices; `None` when they have none.
-pub fn second_step_start(
+pub async fn second_step_start(
     state: &dyn Services,
     username: &str,
     owner: &str,
     now: Timestamp,
 ) -> Result<Option<(RequestChallengeResponse, String)>> {
     let relying = relying(state)?;
-    let credentials: Vec<Credential> = devices(state.store().as_ref(), username)?
+    let credentials: Vec<Credential> = devices(state.store().as_ref(), username)
+        .await?
         .into_iter()
         .map(|d| d.credential)
         .collect();
@@ -518,12 +546,13 @@ pub fn second_step_start(
             state: authentication,
         },
         now,
-    )?;
+    )
+    .await?;
     Ok(Some((options, id)))
 }
 
 /// Checks an assertion against one of `username`'s devices and records its use.
-fn check_assertion(
+async fn check_assertion(
     state: &dyn Services,
     username: &str,
     answer: &PublicKeyCredential,
@@ -533,7 +562,7 @@ fn check_assertion(
 ) -> Result<std::result::Result<Device, Refusal>> {
     let relying = relying(state)?;
     let store = state.store().as_ref();
-    let Some(set) = load(store, username)? else {
+    let Some(set) = load(store, username).await? else {
         return Ok(Err(Refusal::UnknownCredential));
     };
     let Some(device) = set
@@ -591,12 +620,13 @@ fn check_assertion(
         device.credential.backup_eligible = result.backup_eligible();
         device.last_used = Some(now);
         Some(device.clone())
-    })?;
+    })
+    .await?;
     Ok(used.ok_or(Refusal::UnknownCredential))
 }
 
 /// Finishes the second step from the browser's answer (JSON).
-pub fn second_step_finish(
+pub async fn second_step_finish(
     state: &dyn Services,
     username: &str,
     owner: &str,
@@ -607,7 +637,7 @@ pub fn second_step_finish(
     let Some(Pending::SecondStep {
         username: started_by,
         state: authentication,
-    }) = take_ceremony(state, "second", owner, ceremony, now)?
+    }) = take_ceremony(state, "second", owner, ceremony, now).await?
     else {
         return Ok(Err(Refusal::Expired));
     };
@@ -617,11 +647,11 @@ pub fn second_step_finish(
     let Ok(answer) = serde_json::from_str::<PublicKeyCredential>(answer) else {
         return Ok(Err(Refusal::Malformed));
     };
-    check_assertion(state, username, &answer, &authentication, false, now)
+    check_assertion(state, username, &answer, &authentication, false, now).await
 }
 
 /// Starts a passwordless login (any discoverable credential) for this browser.
-pub fn passwordless_start(
+pub async fn passwordless_start(
     state: &dyn Services,
     owner: &str,
     now: Timestamp,
@@ -644,7 +674,8 @@ pub fn passwordless_start(
             state: authentication,
         },
         now,
-    )?;
+    )
+    .await?;
     Ok((options, id))
 }
 
@@ -653,7 +684,7 @@ pub fn passwordless_start(
 pub type PasswordlessOutcome = std::result::Result<(String, Device), (Refusal, Option<String>)>;
 
 /// Finishes a passwordless login from the browser's answer (JSON).
-pub fn passwordless_finish(
+pub async fn passwordless_finish(
     state: &dyn Services,
     owner: &str,
     ceremony: &str,
@@ -662,7 +693,7 @@ pub fn passwordless_finish(
 ) -> Result<PasswordlessOutcome> {
     let Some(Pending::Passwordless {
         state: authentication,
-    }) = take_ceremony(state, "passwordless", owner, ceremony, now)?
+    }) = take_ceremony(state, "passwordless", owner, ceremony, now).await?
     else {
         return Ok(Err((Refusal::Expired, None)));
     };
@@ -671,7 +702,8 @@ pub fn passwordless_finish(
     };
     let Some(owner) = state
         .store()
-        .get_raw(Space::Tokens, &index_key(&answer.raw_id))?
+        .get_token(&index_key(&answer.raw_id))
+        .await?
         .and_then(|raw| String::from_utf8(raw).ok())
     else {
         return Ok(Err((Refusal::UnknownCredential, None)));
@@ -680,7 +712,7 @@ pub fn passwordless_finish(
         return Ok(Err((Refusal::Invalid, Some(owner))));
     }
     Ok(
-        match check_assertion(state, &owner, &answer, &authentication, true, now)? {
+        match check_assertion(state, &owner, &answer, &authentication, true, now).await? {
             Ok(device) => Ok((owner, device)),
             Err(refusal) => Err((refusal, Some(owner))),
         },
@@ -696,22 +728,25 @@ pub fn credential_id_text(device: &Device) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn device_names_are_required_short_and_unique_per_user() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::SledStore::open(dir.path()).unwrap();
+    #[tokio::test]
+    async fn device_names_are_required_short_and_unique_per_user() {
+        let store = crate::store::MemoryEngine::store();
         assert_eq!(
-            check_name(&store, "ann", "   ").unwrap(),
+            check_name(&store, "ann", "   ").await.unwrap(),
             Err(NameProblem::Empty)
         );
         assert_eq!(
-            check_name(&store, "ann", &"x".repeat(NAME_MAX + 1)).unwrap(),
+            check_name(&store, "ann", &"x".repeat(NAME_MAX + 1))
+                .await
+                .unwrap(),
             Err(NameProblem::TooLong)
         );
         assert_eq!(
-            check_name(&store, "ann", &"é".repeat(NAME_MAX)).unwrap(),
+            check_name(&store, "ann", &"é".repeat(NAME_MAX))
+                .await
+                .unwrap(),
             Ok("é".repeat(NAME_MAX))
         );
-        assert!(!is_enabled(&store, "ann").unwrap());
+        assert!(!is_enabled(&store, "ann").await.unwrap());
     }
 }

@@ -1,16 +1,16 @@
 //! Email over SMTP (lettre), from a background queue.
 //!
-//! Requests never talk to the mail server: they put an [`Outgoing`] message on a queue
-//! and may wait a short, bounded time for the first delivery attempt, so the page can
-//! say "sent" or "could not be sent right now". Every message is first written to the
-//! store's outbox (`mail\0…` keys), so one queued while the mail server is down is
-//! delivered after a restart too. A background service owns the SMTP transport
-//! (lettre's pooled transport must live and die inside a tokio runtime), re-queues what
-//! the outbox holds at start, and retries each failed message with backoff, logging each
-//! attempt, and clearly when it gives up; a message leaves the outbox when delivered or
-//! given up.
+//! Requests never talk to the mail server: they put an [`Outgoing`] message on the
+//! store's durable `mail` [`Queue`] and may wait a short, bounded time for the first
+//! delivery attempt (announced as an [`Event::MailAttempted`]), so the page can say
+//! "sent" or "could not be sent right now". A message queued while the mail server is
+//! down is delivered after a restart too. A background service owns the SMTP transport
+//! (lettre's pooled transport must live and die inside a tokio runtime), claims due
+//! messages (with a lease, so one whose worker died is claimed again), and puts each
+//! failed one back with backoff, logging each attempt, and clearly when it gives up; a
+//! message leaves the queue when delivered or given up.
 
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
 use askama::Template;
@@ -20,16 +20,19 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::Notify;
 
 use crate::config::{SmtpConfig, SmtpTls};
-use crate::store::{Space, Store};
+use crate::store::{Claimed, Event, Store};
 use crate::texts::Texts;
 
-/// Outbox keys of queued mail (the recovery hook's events share the outbox).
-pub const MAIL_PREFIX: &str = "mail\0";
+/// The store queue that holds outgoing mail.
+pub const QUEUE: &str = "mail";
 
-/// A message as the outbox keeps it.
+/// How long a claimed message is left to one delivery attempt before another may try.
+const LEASE: u64 = 120;
+
+/// A message as the queue keeps it.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Queued {
     to: String,
@@ -47,9 +50,6 @@ pub struct Outgoing {
     pub subject: String,
     pub text: String,
     pub html: String,
-    first_attempt: Option<oneshot::Sender<bool>>,
-    /// Its outbox key, once written there.
-    key: Option<String>,
 }
 
 /// What became of a message by the time the request stopped waiting.
@@ -116,8 +116,6 @@ impl Letter<'_> {
             subject: self.subject,
             text,
             html,
-            first_attempt: None,
-            key: None,
         }
     }
 }
@@ -125,76 +123,40 @@ impl Letter<'_> {
 /// The sending side, shared by request handlers.
 pub struct Mailer {
     config: Option<SmtpConfig>,
-    store: std::sync::Arc<dyn Store>,
-    queue: mpsc::Sender<Outgoing>,
-    receiver: Mutex<Option<mpsc::Receiver<Outgoing>>>,
+    store: Arc<dyn Store>,
+    /// Tells this process's worker that something was queued.
+    queued: Notify,
 }
 
 impl Mailer {
-    pub fn new(config: Option<SmtpConfig>, store: std::sync::Arc<dyn Store>) -> Self {
-        let (queue, receiver) = mpsc::channel(1024);
+    pub fn new(config: Option<SmtpConfig>, store: Arc<dyn Store>) -> Self {
         Mailer {
             config,
             store,
-            queue,
-            receiver: Mutex::new(Some(receiver)),
+            queued: Notify::new(),
         }
     }
 
-    /// Writes a message to the outbox before it is queued; a failure (a full disk) is
-    /// logged and the message still goes out from memory.
-    fn persist(&self, outgoing: &mut Outgoing) {
-        let key = format!(
-            "{MAIL_PREFIX}{:012}\0{}",
-            crate::basics::now(),
-            crate::basics::random_token(8)
-        );
+    /// Puts a message on the queue, durably; its id.
+    async fn enqueue(&self, outgoing: &Outgoing) -> Option<String> {
         let queued = Queued {
             to: outgoing.to.clone(),
             subject: outgoing.subject.clone(),
             text: outgoing.text.clone(),
             html: outgoing.html.clone(),
         };
-        let written = serde_json::to_vec(&queued)
-            .map_err(crate::error::Error::from)
-            .and_then(|bytes| self.store.put_raw(Space::Outbox, &key, &bytes));
-        match written {
-            Ok(()) => outgoing.key = Some(key),
-            Err(e) => {
-                tracing::error!(to = %outgoing.to, error = %e, "could not write the mail to the outbox; it is queued in memory only")
-            }
-        }
-    }
-
-    /// Messages left in the outbox by an earlier run.
-    fn pending(&self) -> Vec<Outgoing> {
-        let Ok(entries) = self.store.scan_raw(Space::Outbox) else {
-            return Vec::new();
+        let written = match serde_json::to_vec(&queued) {
+            Ok(bytes) => self.store.enqueue(QUEUE, &bytes).await,
+            Err(e) => Err(e.into()),
         };
-        entries
-            .into_iter()
-            .filter(|(key, _)| key.starts_with(MAIL_PREFIX))
-            .filter_map(|(key, raw)| {
-                let queued: Queued = serde_json::from_slice(&raw)
-                    .map_err(|e| tracing::error!(key = %key.replace('\0', "/"), error = %e, "unreadable mail in the outbox; left there"))
-                    .ok()?;
-                Some(Outgoing {
-                    to: queued.to,
-                    subject: queued.subject,
-                    text: queued.text,
-                    html: queued.html,
-                    first_attempt: None,
-                    key: Some(key),
-                })
-            })
-            .collect()
-    }
-
-    /// A message is done with (delivered or given up): out of the outbox.
-    fn forget(&self, outgoing: &Outgoing) {
-        if let Some(key) = &outgoing.key {
-            if let Err(e) = self.store.delete_raw(Space::Outbox, key) {
-                tracing::error!(error = %e, "could not remove a sent mail from the outbox");
+        match written {
+            Ok(id) => {
+                self.queued.notify_one();
+                Some(id)
+            }
+            Err(e) => {
+                tracing::error!(to = %outgoing.to, error = %e, "could not queue a mail; it is not sent");
+                None
             }
         }
     }
@@ -209,34 +171,35 @@ impl Mailer {
         if !self.enabled() {
             return Delivery::Disabled;
         }
-        let (tx, rx) = oneshot::channel();
-        let mut outgoing = letter.into_outgoing(to);
-        outgoing.first_attempt = Some(tx);
-        self.persist(&mut outgoing);
-        if self.queue.try_send(outgoing).is_err() {
-            tracing::error!(to, "mail queue is full; message dropped");
+        let mut events = self.store.subscribe();
+        let Some(id) = self.enqueue(&letter.into_outgoing(to)).await else {
             return Delivery::Failed;
-        }
-        match tokio::time::timeout(wait, rx).await {
-            Ok(Ok(true)) => Delivery::Sent,
-            Ok(Ok(false)) => Delivery::Failed,
-            _ => Delivery::Pending,
+        };
+        let first_attempt = async {
+            loop {
+                match events.recv().await {
+                    Ok(Event::MailAttempted { id: tried, sent }) if tried == id => return sent,
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        std::future::pending::<()>().await
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout(wait, first_attempt).await {
+            Ok(true) => Delivery::Sent,
+            Ok(false) => Delivery::Failed,
+            Err(_) => Delivery::Pending,
         }
     }
 
     /// Queues a letter without waiting (notices).
-    pub fn send_later(&self, to: &str, letter: Letter<'_>) {
+    pub async fn send_later(&self, to: &str, letter: Letter<'_>) {
         if !self.enabled() || to.is_empty() {
             return;
         }
-        let mut outgoing = letter.into_outgoing(to);
-        self.persist(&mut outgoing);
-        if self.queue.try_send(outgoing).is_err() {
-            tracing::error!(
-                to,
-                "mail queue is full; the notice waits in the outbox for the next start"
-            );
-        }
+        self.enqueue(&letter.into_outgoing(to)).await;
     }
 }
 
@@ -278,10 +241,11 @@ fn message(config: &SmtpConfig, outgoing: &Outgoing) -> Option<Message> {
         .ok()
 }
 
-/// Drains the queue; each message is tried, then retried with backoff on its own task.
+/// Delivers the queue: claims what is due (at once when this process queued something,
+/// else every second) and tries each message on a task of its own.
 pub struct MailerService {
-    pub mailer: std::sync::Arc<Mailer>,
-    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    pub mailer: Arc<Mailer>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 #[async_trait]
@@ -291,95 +255,110 @@ impl BackgroundService for MailerService {
         let Some(config) = mailer.config.clone() else {
             return;
         };
-        let Some(mut receiver) = mailer
-            .receiver
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        else {
-            return;
-        };
         let transport = match transport(&config) {
-            Ok(t) => std::sync::Arc::new(t),
+            Ok(t) => Arc::new(t),
             Err(e) => {
                 tracing::error!(error = %e, host = %config.host, "cannot set up the SMTP transport; no mail will be sent");
                 return;
             }
         };
+        match mailer.store.queued(QUEUE).await {
+            Ok(0) | Err(_) => {}
+            Ok(count) => tracing::info!(count, "mail queued before the restart is sent now"),
+        }
         tracing::info!(host = %config.host, port = config.port, "mail queue running");
-        // Each message is tried, then retried with backoff, on a task of its own.
-        let spawn_delivery = |outgoing: Outgoing| {
-            let (transport, config, mailer, metrics) = (
-                transport.clone(),
-                config.clone(),
-                self.mailer.clone(),
-                self.metrics.clone(),
-            );
-            tokio::spawn(
-                async move { deliver(&transport, &config, outgoing, &mailer, &metrics).await },
-            );
-        };
-        let earlier = mailer.pending();
-        if !earlier.is_empty() {
-            tracing::info!(
-                count = earlier.len(),
-                "mail queued before the restart is sent now"
-            );
-        }
-        for outgoing in earlier {
-            spawn_delivery(outgoing);
-        }
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
-            let outgoing = tokio::select! {
+            tokio::select! {
                 _ = shutdown.changed() => break,
-                next = receiver.recv() => match next { Some(o) => o, None => break },
+                _ = mailer.queued.notified() => {}
+                _ = tick.tick() => {}
+            }
+            let claimed = match mailer.store.claim(QUEUE, 16, LEASE).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not read the mail queue");
+                    continue;
+                }
             };
-            spawn_delivery(outgoing);
+            for item in claimed {
+                let (transport, config, mailer, metrics) = (
+                    transport.clone(),
+                    config.clone(),
+                    self.mailer.clone(),
+                    self.metrics.clone(),
+                );
+                tokio::spawn(
+                    async move { deliver(&transport, &config, item, &mailer, &metrics).await },
+                );
+            }
         }
     }
 }
 
+/// One delivery attempt of a claimed message: acknowledged when delivered or given
+/// up, else put back for the next delay.
 async fn deliver(
     transport: &AsyncSmtpTransport<Tokio1Executor>,
     config: &SmtpConfig,
-    mut outgoing: Outgoing,
+    item: Claimed,
     mailer: &Mailer,
     metrics: &crate::metrics::Metrics,
 ) {
-    let (sent, failed) = (&metrics.mail_sent, &metrics.mail_failed);
-    let Some(message) = message(config, &outgoing) else {
-        tracing::error!(to = %outgoing.to, "cannot build an email to this address; dropped");
-        mailer.forget(&outgoing);
-        if let Some(tx) = outgoing.first_attempt.take() {
-            let _ = tx.send(false);
+    let store = mailer.store.as_ref();
+    let first = item.attempts == 0;
+    let attempted = |sent: bool| {
+        if first {
+            store.publish(Event::MailAttempted {
+                id: item.id.clone(),
+                sent,
+            });
         }
+    };
+    let done = || async {
+        if let Err(e) = store.ack(QUEUE, &item.id).await {
+            tracing::error!(error = %e, "could not remove a sent mail from the queue");
+        }
+    };
+    let outgoing = serde_json::from_slice::<Queued>(&item.payload).ok();
+    let message = outgoing.as_ref().and_then(|o| {
+        message(
+            config,
+            &Outgoing {
+                to: o.to.clone(),
+                subject: o.subject.clone(),
+                text: o.text.clone(),
+                html: o.html.clone(),
+            },
+        )
+    });
+    let (Some(outgoing), Some(message)) = (outgoing, message) else {
+        tracing::error!(id = %item.id, "cannot build an email from this queued message; dropped");
+        done().await;
+        attempted(false);
         return;
     };
-    let mut attempt = 0;
-    loop {
-        match transport.send(message.clone()).await {
-            Ok(_) => {
-                sent.inc();
-                tracing::info!(to = %outgoing.to, subject = %outgoing.subject, attempt, "mail delivered to the SMTP server");
-                mailer.forget(&outgoing);
-                if let Some(tx) = outgoing.first_attempt.take() {
-                    let _ = tx.send(true);
+    match transport.send(message).await {
+        Ok(_) => {
+            metrics.mail_sent.inc();
+            tracing::info!(to = %outgoing.to, subject = %outgoing.subject, attempt = item.attempts, "mail delivered to the SMTP server");
+            done().await;
+            attempted(true);
+        }
+        Err(e) => {
+            metrics.mail_failed.inc();
+            attempted(false);
+            match RETRY_DELAYS.get(item.attempts as usize) {
+                Some(delay) => {
+                    tracing::warn!(to = %outgoing.to, error = %e, retry_in_s = delay, "mail delivery failed; will retry");
+                    if let Err(e) = store.retry(QUEUE, &item.id, *delay).await {
+                        tracing::error!(error = %e, "could not put a mail back on the queue");
+                    }
                 }
-                return;
-            }
-            Err(e) => {
-                failed.inc();
-                if let Some(tx) = outgoing.first_attempt.take() {
-                    let _ = tx.send(false);
-                }
-                let Some(delay) = RETRY_DELAYS.get(attempt) else {
+                None => {
                     tracing::error!(to = %outgoing.to, subject = %outgoing.subject, error = %e, "mail could not be delivered; giving up");
-                    mailer.forget(&outgoing);
-                    return;
-                };
-                tracing::warn!(to = %outgoing.to, error = %e, retry_in_s = delay, "mail delivery failed; will retry");
-                tokio::time::sleep(Duration::from_secs(*delay)).await;
-                attempt += 1;
+                    done().await;
+                }
             }
         }
     }

@@ -14,22 +14,19 @@ use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::basics::now;
 use crate::config::RecoveryHook;
 use crate::error::Result;
 use crate::metrics::Metrics;
-use crate::store::Store;
-use crate::store::{Space, Timestamp};
+use crate::store::Queue;
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Pending {
-    body: String,
-    attempts: u32,
-    next_at: Timestamp,
-}
+/// The store queue that holds the events.
+pub const QUEUE: &str = "hook";
+
+/// How long a claimed event is left to one delivery before another may try it.
+const LEASE: u64 = 60;
 
 /// The signature header value for a body.
 pub fn signature(secret: &str, body: &[u8]) -> String {
@@ -40,8 +37,8 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 }
 
 /// Puts an event in the outbox (durably); the hook service delivers it.
-pub fn enqueue(
-    store: &dyn Store,
+pub async fn enqueue(
+    queue: &dyn Queue,
     hook: Option<&RecoveryHook>,
     event: &str,
     user: &str,
@@ -50,18 +47,9 @@ pub fn enqueue(
     if hook.is_none() {
         return Ok(());
     }
-    let t = now();
-    let body = serde_json::json!({"event": event, "user": user, "time": t, "ip": ip}).to_string();
-    let key = format!("{t:012}-{}", crate::basics::random_token(8));
-    store.put_raw(
-        Space::Outbox,
-        &key,
-        &serde_json::to_vec(&Pending {
-            body,
-            attempts: 0,
-            next_at: t,
-        })?,
-    )?;
+    let body =
+        serde_json::json!({"event": event, "user": user, "time": now(), "ip": ip}).to_string();
+    queue.enqueue(QUEUE, body.as_bytes()).await?;
     crate::audit!("recovery_hook_queued", event = event, user = user);
     Ok(())
 }
@@ -70,36 +58,32 @@ fn backoff(attempts: u32) -> u64 {
     2u64.saturating_pow(attempts.min(9)).min(300)
 }
 
+/// Claims the events that are due and delivers them; each is acknowledged on a 2xx or
+/// put back with backoff.
 async fn deliver_due(
-    store: &dyn Store,
+    queue: &dyn Queue,
     metrics: &Metrics,
     hook: &RecoveryHook,
     client: &reqwest::Client,
 ) -> Result<()> {
-    for (key, raw) in store.scan_raw(Space::Outbox)? {
-        // The mail queue shares the outbox.
-        if key.starts_with(crate::notify::email::MAIL_PREFIX) {
-            continue;
-        }
-        let mut pending: Pending = serde_json::from_slice(&raw)?;
-        if pending.next_at > now() {
-            continue;
-        }
+    for item in queue.claim(QUEUE, 16, LEASE).await? {
+        let body = String::from_utf8_lossy(&item.payload).into_owned();
         let result = client
             .post(hook.url.clone())
             .header("content-type", "application/json")
             .header(
                 "x-gatehouse-signature",
-                signature(hook.secret.expose(), pending.body.as_bytes()),
+                signature(hook.secret.expose(), body.as_bytes()),
             )
-            .body(pending.body.clone())
+            .body(body)
             .send()
             .await;
+        let attempts = item.attempts + 1;
         match result {
             Ok(response) if response.status().is_success() => {
-                store.delete_raw(Space::Outbox, &key)?;
+                queue.ack(QUEUE, &item.id).await?;
                 metrics.hook_delivered.inc();
-                crate::audit!("recovery_hook_delivered", attempts = pending.attempts + 1);
+                crate::audit!("recovery_hook_delivered", attempts = attempts);
             }
             outcome => {
                 let why = match outcome {
@@ -107,10 +91,8 @@ async fn deliver_due(
                     Err(e) => e.to_string(),
                 };
                 metrics.hook_failed.inc();
-                pending.attempts += 1;
-                pending.next_at = now() + backoff(pending.attempts);
-                tracing::warn!(url = %hook.url, error = %why, attempts = pending.attempts, retry_in_s = backoff(pending.attempts), "recovery hook not delivered; will retry");
-                store.put_raw(Space::Outbox, &key, &serde_json::to_vec(&pending)?)?;
+                tracing::warn!(url = %hook.url, error = %why, attempts, retry_in_s = backoff(attempts), "recovery hook not delivered; will retry");
+                queue.retry(QUEUE, &item.id, backoff(attempts)).await?;
             }
         }
     }
@@ -119,7 +101,7 @@ async fn deliver_due(
 
 /// Delivers the outbox, checking every second.
 pub struct HookService {
-    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
     pub hook: Option<RecoveryHook>,
     pub metrics: Arc<Metrics>,
 }
@@ -139,7 +121,7 @@ impl BackgroundService for HookService {
             tokio::select! {
                 _ = shutdown.changed() => break,
                 _ = tick.tick() => {
-                    if let Err(e) = deliver_due(self.store.as_ref(), &self.metrics, &hook, &client).await {
+                    if let Err(e) = deliver_due(self.queue.as_ref(), &self.metrics, &hook, &client).await {
                         tracing::error!(error = %e, "recovery hook outbox failed");
                     }
                 }

@@ -3,7 +3,6 @@
 //! wake a browser long-polling for a decision (the std mutex there is never held across
 //! an await). What the bot says and does with updates is in [`crate::telegram_bot`].
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -12,33 +11,51 @@ use teloxide::payloads::{AnswerCallbackQuerySetters, EditMessageTextSetters, Sen
 use teloxide::requests::Requester;
 use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, MessageId};
 use teloxide::Bot;
-use tokio::sync::Notify;
 
 use crate::config::TelegramConfig;
+use crate::store::{Event, Events};
 
-/// Browsers waiting for an attempt to be decided.
-#[derive(Default)]
+/// Browsers waiting for an attempt to be decided, through the store's [`Events`]: a
+/// decision published by any process on the store wakes them.
 pub struct Waiters {
-    map: Mutex<HashMap<String, Arc<Notify>>>,
+    events: Arc<dyn Events>,
+}
+
+/// A subscription taken before looking at an attempt, so no decision is missed.
+pub struct Watch {
+    events: tokio::sync::broadcast::Receiver<Event>,
+}
+
+impl Watch {
+    /// Waits at most `limit` for the attempt `id` to be decided (or for the
+    /// subscription to fall behind, when anything may have happened).
+    pub async fn until_decided(&mut self, id: &str, limit: Duration) {
+        let _ = tokio::time::timeout(limit, async {
+            loop {
+                match self.events.recv().await {
+                    Ok(Event::AttemptDecided { id: decided }) if decided == id => return,
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        })
+        .await;
+    }
 }
 
 impl Waiters {
-    /// The wake-up handle for an attempt.
-    pub fn handle(&self, attempt_id: &str) -> Arc<Notify> {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(attempt_id.to_string()).or_default().clone()
+    /// Starts watching for decisions.
+    pub fn watch(&self) -> Watch {
+        Watch {
+            events: self.events.subscribe(),
+        }
     }
 
     /// Wakes everyone waiting on an attempt.
     pub fn wake(&self, attempt_id: &str) {
-        let notify = self
-            .map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(attempt_id);
-        if let Some(n) = notify {
-            n.notify_waiters();
-        }
+        self.events.publish(Event::AttemptDecided {
+            id: attempt_id.to_string(),
+        });
     }
 }
 
@@ -62,7 +79,7 @@ pub struct TelegramBot {
 pub struct Unreachable(pub String);
 
 impl TelegramBot {
-    pub fn new(config: TelegramConfig) -> Self {
+    pub fn new(config: TelegramConfig, store: Arc<dyn crate::store::Store>) -> Self {
         let (notices, notices_rx) = tokio::sync::mpsc::unbounded_channel();
         TelegramBot {
             notices,
@@ -70,12 +87,19 @@ impl TelegramBot {
             bot: Bot::new(config.token.expose()).set_api_url(config.api_url.clone()),
             username: RwLock::new(None),
             reachable: AtomicBool::new(false),
-            waiters: Waiters::default(),
-            budget: crate::auth::limiter::Limiter::new(crate::config::Regulation {
-                max_retries: config.confirmations_per_hour,
-                find_time: Duration::from_secs(3600),
-                ban_time: Duration::from_secs(3600),
-            }),
+            waiters: Waiters {
+                events: store.clone(),
+            },
+            budget: crate::auth::limiter::Limiter::new(
+                crate::config::Regulation {
+                    max_retries: config.confirmations_per_hour,
+                    find_time: Duration::from_secs(3600),
+                    ban_time: Duration::from_secs(3600),
+                },
+                store.clone(),
+                "telegram",
+            ),
+
             config,
         }
     }

@@ -147,12 +147,12 @@ fn same_origin(state: &AppState, req: &Request) -> bool {
 }
 
 /// The session of this browser, at whatever level (including a pending second step).
-pub fn current_session(state: &AppState, req: &Request) -> Result<Option<Identity>> {
+pub async fn current_session(state: &AppState, req: &Request) -> Result<Option<Identity>> {
     match req
         .header("cookie")
         .and_then(|h| cookie_value(h, &state.sessions.config().cookie_name))
     {
-        Some(value) => state.sessions.resolve(value, now()),
+        Some(value) => state.sessions.resolve(value, now()).await,
         None => Ok(None),
     }
 }
@@ -194,9 +194,9 @@ pub enum Gate {
 
 /// Lets through an established session; sends a pending one to the second step and
 /// nobody to the login page, both returning to `back` afterwards.
-pub fn established(state: &AppState, req: &Request, back: &str) -> Result<Gate> {
+pub async fn established(state: &AppState, req: &Request, back: &str) -> Result<Gate> {
     let back = format!("{}{back}", req.mount);
-    Ok(match current_session(state, req)? {
+    Ok(match current_session(state, req).await? {
         Some(i) if i.session.level >= AuthLevel::OneFactor => Gate::Established(Box::new(i)),
         Some(_) => Gate::Elsewhere(redirect(
             StatusCode::SEE_OTHER,
@@ -211,34 +211,52 @@ pub fn established(state: &AppState, req: &Request, back: &str) -> Result<Gate> 
 
 /// Counts a login, second-step or password-confirmation attempt against `keys` before it
 /// is checked; `Err(seconds)` when it is refused (banned, or the limit is in flight).
-pub fn begin_attempt<'a>(
+pub async fn begin_attempt<'a>(
     state: &'a AppState,
     keys: &[String],
 ) -> std::result::Result<Attempt<'a>, u64> {
-    state.limiter.begin(keys, now())
+    match state.limiter.begin(keys, now()).await {
+        Ok(reserved) => reserved,
+        // Fail closed: an attempt that cannot be counted is not checked.
+        Err(e) => {
+            tracing::warn!(error = %e, "could not count an attempt; refused");
+            Err(1)
+        }
+    }
 }
 
 /// Settles a failed attempt, auditing any ban it starts; returns the seconds of ban in
 /// force, if any.
-pub fn attempt_failed(
+pub async fn attempt_failed(
     state: &AppState,
     attempt: Attempt<'_>,
     keys: &[String],
     ip: &str,
 ) -> Option<u64> {
-    for key in attempt.failed(now()) {
-        audit_ban(state, &key, ip);
+    match attempt.failed(now()).await {
+        Ok(banned) => banned.iter().for_each(|key| audit_ban(state, key, ip)),
+        Err(e) => tracing::warn!(error = %e, "could not count a failed attempt"),
     }
-    state.limiter.banned_for(keys, now())
+    banned_for(&state.limiter, keys).await
+}
+
+/// Seconds of ban in force on `keys`; a limiter that cannot be read says 1 s (fail
+/// closed, and the user is asked to try again).
+pub async fn banned_for(limiter: &crate::auth::limiter::Limiter, keys: &[String]) -> Option<u64> {
+    limiter.banned_for(keys, now()).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "could not read the limiter; refused");
+        Some(1)
+    })
 }
 
 /// Counts a failure that was not reserved beforehand (a refused Telegram request),
 /// auditing any ban it starts; returns the seconds of ban in force, if any.
-pub fn count_failure(state: &AppState, keys: &[String], ip: &str) -> Option<u64> {
-    for key in state.limiter.record_failure(keys, now()) {
-        audit_ban(state, &key, ip);
+pub async fn count_failure(state: &AppState, keys: &[String], ip: &str) -> Option<u64> {
+    match state.limiter.record_failure(keys, now()).await {
+        Ok(banned) => banned.iter().for_each(|key| audit_ban(state, key, ip)),
+        Err(e) => tracing::warn!(error = %e, "could not count a failure"),
     }
-    state.limiter.banned_for(keys, now())
+    banned_for(&state.limiter, keys).await
 }
 
 fn audit_ban(state: &AppState, key: &str, ip: &str) {

@@ -59,10 +59,10 @@ pub(crate) fn login_page(
 
 /// `GET /`: the login form; for a pending session the second step; for a signed-in
 /// user the way onwards.
-pub fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+pub async fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let rd = req.query_param("rd").unwrap_or_default();
     let target = safe_redirect(&rd, &state.config.protected_domains);
-    match current_session(state, req)? {
+    match current_session(state, req).await? {
         Some(identity) if identity.session.level == AuthLevel::SecondFactorPending => Ok(redirect(
             StatusCode::FOUND,
             &format!(
@@ -166,16 +166,20 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
         ))
     };
     // Counted before the password is checked, so parallel guesses cannot outrun the ban.
-    let attempt = match begin_attempt(state, &keys) {
+    let attempt = match begin_attempt(state, &keys).await {
         Ok(attempt) => attempt,
         Err(left) => return refused(left),
     };
-    let user = state.store.get_user(&username)?.filter(|u| !u.disabled);
+    let user = state
+        .store
+        .get_user(&username)
+        .await?
+        .filter(|u| !u.disabled);
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     if !state.passwords.verify(password.to_string(), hash).await? {
         audit!("login_failed", user = username, ip = ip);
         state.metrics.login_failure.inc();
-        if let Some(left) = attempt_failed(state, attempt, &keys, &ip) {
+        if let Some(left) = attempt_failed(state, attempt, &keys, &ip).await {
             return Ok(again(
                 StatusCode::TOO_MANY_REQUESTS,
                 banned_message(t, left),
@@ -185,7 +189,7 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     }
     let user = user.ok_or_else(|| Error::Internal("verified a password without a user".into()))?;
     let remember = form.get("remember").is_some();
-    let second_step = mfa::has_second_factor(state.store.as_ref(), &user.username)?;
+    let second_step = mfa::has_second_factor(state.store.as_ref(), &user.username).await?;
     // Failures are forgiven only when the login is complete: a right password must not
     // wipe the count of wrong second-step answers (or signing in again would reset it).
     // A success forgets the user's failures, never the address's (a sprayer would clear
@@ -195,7 +199,7 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     } else {
         vec![user_key(&username)]
     };
-    if let Err(left) = attempt.succeeded(&forget, now()) {
+    if let Err(left) = attempt.succeeded(&forget, now()).await? {
         return refused(left);
     }
     state.metrics.login_success.inc();
@@ -204,14 +208,17 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     } else {
         AuthLevel::OneFactor
     };
-    let session = state.sessions.create(
-        &user,
-        level,
-        remember,
-        &ip,
-        req.header("user-agent").unwrap_or(""),
-        now(),
-    )?;
+    let session = state
+        .sessions
+        .create(
+            &user,
+            level,
+            remember,
+            &ip,
+            req.header("user-agent").unwrap_or(""),
+            now(),
+        )
+        .await?;
     let target = if second_step {
         audit!(
             "login_password_ok",
@@ -237,7 +244,7 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
 }
 
 /// `GET /logout`: the signed-in page carries the (POST) sign-out button.
-pub fn logout_page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+pub async fn logout_page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     page(
         state,
         &Request {
@@ -246,13 +253,14 @@ pub fn logout_page(state: &AppState, req: &Request, t: &'static Texts) -> Result
         },
         t,
     )
+    .await
 }
 
 /// `POST /logout`: ends the session and clears the cookie.
-pub fn logout(state: &AppState, req: &Request, _t: &'static Texts) -> Result<Response> {
+pub async fn logout(state: &AppState, req: &Request, _t: &'static Texts) -> Result<Response> {
     check_csrf(state, req)?;
-    if let Some(identity) = current_session(state, req)? {
-        state.store.delete_session(&identity.session.id)?;
+    if let Some(identity) = current_session(state, req).await? {
+        state.store.delete_session(&identity.session.id).await?;
         audit!("logout", user = identity.user.username, ip = req.ip_text());
     }
     let mut response = redirect(

@@ -47,27 +47,29 @@ impl Portal {
         let t = texts_for(req.header("accept-language"));
         let state = &self.state;
         let result = match (&req.method, req.path.as_str()) {
-            (&Method::GET | &Method::HEAD, routes::LOGIN_PAGE) => login::page(state, &req, t),
+            (&Method::GET | &Method::HEAD, routes::LOGIN_PAGE) => login::page(state, &req, t).await,
             (&Method::POST, routes::LOGIN) => login::submit(state, &req, t).await,
-            (&Method::POST, routes::LOGIN_PASSKEY) => passkeys::login(state, &req, t),
+            (&Method::POST, routes::LOGIN_PASSKEY) => passkeys::login(state, &req, t).await,
             (&Method::POST, routes::LOGIN_PASSKEY_OPTIONS) => {
-                passkeys::login_options(state, &req, t)
+                passkeys::login_options(state, &req, t).await
             }
-            (&Method::GET, routes::LOGOUT) => login::logout_page(state, &req, t),
-            (&Method::POST, routes::LOGOUT) => login::logout(state, &req, t),
-            (&Method::GET, routes::FORGOT) => reset::forgot(state, &req, t),
+            (&Method::GET, routes::LOGOUT) => login::logout_page(state, &req, t).await,
+            (&Method::POST, routes::LOGOUT) => login::logout(state, &req, t).await,
+            (&Method::GET, routes::FORGOT) => reset::forgot(state, &req, t).await,
             (&Method::POST, routes::FORGOT) => reset::request(state, &req, t).await,
-            (&Method::GET, routes::RESET) => reset::reset_form(state, &req, t),
+            (&Method::GET, routes::RESET) => reset::reset_form(state, &req, t).await,
             (&Method::POST, routes::RESET) => reset::reset_submit(state, &req, t).await,
             (&Method::GET | &Method::HEAD, routes::SECOND_STEP) => {
-                second_step::page(state, &req, t)
+                second_step::page(state, &req, t).await
             }
-            (&Method::POST, routes::SECOND_STEP) => second_step::submit(state, &req, t),
-            (&Method::GET, routes::SECOND_STEP_PHONE) => phone_step::page(state, &req, t),
+            (&Method::POST, routes::SECOND_STEP) => second_step::submit(state, &req, t).await,
+            (&Method::GET, routes::SECOND_STEP_PHONE) => phone_step::page(state, &req, t).await,
             (&Method::POST, routes::SECOND_STEP_PHONE_CALL) => {
                 phone_step::call(state, &req, t).await
             }
-            (&Method::POST, routes::SECOND_STEP_PHONE_VERIFY) => phone_step::verify(state, &req, t),
+            (&Method::POST, routes::SECOND_STEP_PHONE_VERIFY) => {
+                phone_step::verify(state, &req, t).await
+            }
             (&Method::POST, routes::SECOND_STEP_TELEGRAM_START) => {
                 telegram::start(state, &req, t).await
             }
@@ -77,12 +79,16 @@ impl Portal {
             (&Method::POST, routes::TELEGRAM_WEBHOOK) if req.mount.is_empty() => {
                 telegram::webhook(state, &req, t).await
             }
-            (&Method::POST, routes::SETTINGS_TELEGRAM_LINK) => telegram::link(state, &req, t),
+            (&Method::POST, routes::SETTINGS_TELEGRAM_LINK) => telegram::link(state, &req, t).await,
             (&Method::GET, routes::SETTINGS_TELEGRAM_STATUS) => {
                 telegram::status(state, &req, t).await
             }
-            (&Method::GET, routes::SETTINGS_TELEGRAM_LINKED) => telegram::linked(state, &req, t),
-            (&Method::POST, routes::SETTINGS_TELEGRAM_ENABLE) => telegram::enable(state, &req, t),
+            (&Method::GET, routes::SETTINGS_TELEGRAM_LINKED) => {
+                telegram::linked(state, &req, t).await
+            }
+            (&Method::POST, routes::SETTINGS_TELEGRAM_ENABLE) => {
+                telegram::enable(state, &req, t).await
+            }
             (&Method::POST, routes::SETTINGS_TELEGRAM_DISABLE) => {
                 settings::factor_disable(state, &req, t, crate::mfa::Factor::Telegram).await
             }
@@ -92,18 +98,22 @@ impl Portal {
             (&Method::POST, routes::SECOND_STEP_EMAIL) => {
                 second_step::send_email(state, &req, t).await
             }
-            (&Method::GET | &Method::HEAD, routes::SETTINGS) => settings::page(state, &req, t),
+            (&Method::GET | &Method::HEAD, routes::SETTINGS) => {
+                settings::page(state, &req, t).await
+            }
             (&Method::POST, routes::SETTINGS_CONFIRM) => settings::confirm(state, &req, t).await,
             (&Method::POST, routes::SETTINGS_IDENTITY_SEND) => {
                 settings::identity_send(state, &req, t).await
             }
             (&Method::POST, routes::SETTINGS_IDENTITY_VERIFY) => {
-                settings::identity_verify(state, &req, t)
+                settings::identity_verify(state, &req, t).await
             }
-            (&Method::POST, routes::SETTINGS_TOTP_START) => settings::totp_start(state, &req, t),
-            (&Method::GET, routes::SETTINGS_TOTP) => settings::totp_page(state, &req, t),
+            (&Method::POST, routes::SETTINGS_TOTP_START) => {
+                settings::totp_start(state, &req, t).await
+            }
+            (&Method::GET, routes::SETTINGS_TOTP) => settings::totp_page(state, &req, t).await,
             (&Method::POST, routes::SETTINGS_TOTP_CONFIRM) => {
-                settings::totp_confirm(state, &req, t)
+                settings::totp_confirm(state, &req, t).await
             }
             (&Method::POST, routes::SETTINGS_TOTP_DISABLE) => {
                 settings::factor_disable(state, &req, t, crate::mfa::Factor::Totp).await
@@ -112,40 +122,44 @@ impl Portal {
                 settings::email_start(state, &req, t).await
             }
             (&Method::POST, routes::SETTINGS_EMAIL_CONFIRM) => {
-                settings::email_confirm(state, &req, t)
+                settings::email_confirm(state, &req, t).await
             }
             (&Method::POST, routes::SETTINGS_EMAIL_DISABLE) => {
                 settings::factor_disable(state, &req, t, crate::mfa::Factor::Email).await
             }
-            (&Method::POST, routes::SETTINGS_WEBAUTHN_ADD) => passkeys::add(state, &req, t),
-            (&Method::POST, routes::SETTINGS_WEBAUTHN_FINISH) => passkeys::finish(state, &req, t),
+            (&Method::POST, routes::SETTINGS_WEBAUTHN_ADD) => passkeys::add(state, &req, t).await,
+            (&Method::POST, routes::SETTINGS_WEBAUTHN_FINISH) => {
+                passkeys::finish(state, &req, t).await
+            }
             (&Method::POST, routes::SETTINGS_WEBAUTHN_PASSWORDLESS) => {
-                passkeys::passwordless(state, &req, t)
+                passkeys::passwordless(state, &req, t).await
             }
             (&Method::POST, routes::SETTINGS_WEBAUTHN_DELETE) => {
                 passkeys::delete(state, &req, t).await
             }
             (&Method::POST, routes::SETTINGS_BACKUP_REGENERATE) => {
-                settings::backup_regenerate(state, &req, t)
+                settings::backup_regenerate(state, &req, t).await
             }
-            (&Method::POST, routes::SETTINGS_SESSIONS_END) => settings::session_end(state, &req, t),
+            (&Method::POST, routes::SETTINGS_SESSIONS_END) => {
+                settings::session_end(state, &req, t).await
+            }
             (&Method::POST, routes::SETTINGS_SESSIONS_END_OTHERS) => {
-                settings::sessions_end_others(state, &req, t)
+                settings::sessions_end_others(state, &req, t).await
             }
             (&Method::POST, routes::SETTINGS_ADDRESS_START) => {
                 settings::address_start(state, &req, t).await
             }
             (&Method::POST, routes::SETTINGS_ADDRESS_CONFIRM) => {
-                settings::address_confirm(state, &req, t)
+                settings::address_confirm(state, &req, t).await
             }
             (&Method::POST, routes::SETTINGS_PHONE_ADD) => {
                 settings::phone_add(state, &req, t).await
             }
             (&Method::POST, routes::SETTINGS_PHONE_CONFIRM) => {
-                settings::phone_confirm(state, &req, t)
+                settings::phone_confirm(state, &req, t).await
             }
             (&Method::POST, routes::SETTINGS_PHONE_REMOVE) => {
-                settings::phone_remove(state, &req, t)
+                settings::phone_remove(state, &req, t).await
             }
             (&Method::POST, routes::SETTINGS_PASSWORD) => {
                 settings::password_change(state, &req, t).await
@@ -170,14 +184,18 @@ impl Portal {
             (&Method::GET | &Method::HEAD, routes::API_AUTHZ_AUTH_REQUEST)
                 if req.mount.is_empty() =>
             {
-                Ok(crate::forward_auth::answer(
-                    state,
-                    &req,
-                    crate::forward_auth::Kind::AuthRequest,
-                ))
+                Ok(
+                    crate::forward_auth::answer(
+                        state,
+                        &req,
+                        crate::forward_auth::Kind::AuthRequest,
+                    )
+                    .await,
+                )
             }
             (_, routes::API_AUTHZ_FORWARD_AUTH) if req.mount.is_empty() => Ok(
-                crate::forward_auth::answer(state, &req, crate::forward_auth::Kind::ForwardAuth),
+                crate::forward_auth::answer(state, &req, crate::forward_auth::Kind::ForwardAuth)
+                    .await,
             ),
             _ => Ok(message(
                 StatusCode::NOT_FOUND,

@@ -49,7 +49,7 @@ fn options_text<T: serde::Serialize>(options: &T) -> Result<String> {
 
 /// `POST /settings/webauthn/add`: checks the name, then the page that runs the
 /// browser's registration.
-pub fn add(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+pub async fn add(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let identity = change!(state, req, t, routes::SETTINGS_WEBAUTHN_ADD);
     if state.webauthn.is_none() {
         return Ok(done(req, ""));
@@ -60,7 +60,9 @@ pub fn add(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respons
         state.store.as_ref(),
         username,
         form.get("name").unwrap_or(""),
-    )? {
+    )
+    .await?
+    {
         Ok(name) => name,
         Err(problem) => {
             let text = match problem {
@@ -75,11 +77,12 @@ pub fn add(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respons
                 &identity,
                 StatusCode::BAD_REQUEST,
                 Some(text),
-            );
+            )
+            .await;
         }
     };
     let (options, ceremony) =
-        webauthn::register_start(state, &identity.user, &identity.session.id, &name, now())?;
+        webauthn::register_start(state, &identity.user, &identity.session.id, &name, now()).await?;
     let csrf = csrf_for(state, req);
     let page = WebauthnRegisterPage {
         t,
@@ -96,10 +99,10 @@ pub fn add(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respons
 
 /// `POST /settings/webauthn/finish`: saves the device from the browser's answer; the
 /// first device turns two-step verification on.
-pub fn finish(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+pub async fn finish(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let identity = change!(state, req, t, routes::SETTINGS_WEBAUTHN_FINISH);
     let username = identity.user.username.clone();
-    let was_first = !mfa::has_second_factor(state.store.as_ref(), &username)?;
+    let was_first = !mfa::has_second_factor(state.store.as_ref(), &username).await?;
     let form = req.form();
     let answer = form.get("credential").unwrap_or("");
     let ceremony = form.get("ceremony").unwrap_or("");
@@ -110,14 +113,17 @@ pub fn finish(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
         ceremony,
         answer,
         now(),
-    )? {
+    )
+    .await?
+    {
         Ok(device) => {
             notice(
                 state,
                 &identity.user,
                 t,
                 &fill(t.passkeys.notice_added, &device.name),
-            );
+            )
+            .await;
             enabled(
                 state,
                 req,
@@ -127,6 +133,7 @@ pub fn finish(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
                 was_first,
                 "webauthn_added",
             )
+            .await
         }
         Err(refusal) => {
             audit!(
@@ -143,18 +150,20 @@ pub fn finish(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
                 StatusCode::BAD_REQUEST,
                 Some(refusal_text(t, refusal).to_string()),
             )
+            .await
         }
     }
 }
 
 /// `POST /settings/webauthn/passwordless`: allows or stops one device's passwordless
 /// login.
-pub fn passwordless(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+pub async fn passwordless(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let identity = change!(state, req, t, routes::SETTINGS_WEBAUTHN_PASSWORDLESS);
     let form = req.form();
     let on = form.get("on") == Some("1");
     let key = form.get("key").unwrap_or("");
-    match webauthn::set_passwordless(state.store.as_ref(), &identity.user.username, key, on)? {
+    match webauthn::set_passwordless(state.store.as_ref(), &identity.user.username, key, on).await?
+    {
         Some(name) => {
             audit!(
                 "webauthn_passwordless_changed",
@@ -182,18 +191,18 @@ pub async fn delete(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     let username = identity.user.username.clone();
     let store = state.store.as_ref();
     let key = req.form().get("key").unwrap_or("").to_string();
-    let devices = webauthn::devices(store, &username)?;
+    let devices = webauthn::devices(store, &username).await?;
     if !devices.iter().any(|d| d.key == key) {
         return Ok(done(req, ""));
     }
     let ends_2fa =
-        devices.len() == 1 && mfa::enabled_factors(store, &username)? == [Factor::Webauthn];
+        devices.len() == 1 && mfa::enabled_factors(store, &username).await? == [Factor::Webauthn];
     if ends_2fa {
         if let Some(wrong) = password_in_form(state, req, t, &identity).await? {
             return Ok(wrong);
         }
     }
-    let Some((device, left)) = webauthn::delete(store, &username, &key)? else {
+    let Some((device, left)) = webauthn::delete(store, &username, &key).await? else {
         return Ok(done(req, ""));
     };
     audit!(
@@ -206,11 +215,12 @@ pub async fn delete(state: &AppState, req: &Request, t: &'static Texts) -> Resul
         &identity.user,
         t,
         &fill(t.passkeys.notice_deleted, &device.name),
-    );
+    )
+    .await;
     if left == 0 {
-        mfa::disable_factor(state, &username, Factor::Webauthn, "user")?;
+        mfa::disable_factor(state, &username, Factor::Webauthn, "user").await?;
         if ends_2fa {
-            notice(state, &identity.user, t, t.notice_2fa_off);
+            notice(state, &identity.user, t, t.notice_2fa_off).await;
             return Ok(done(req, "2fa_off"));
         }
     }
@@ -235,21 +245,28 @@ fn ip_keys(req: &Request) -> Vec<String> {
 
 /// `POST /login/passkey/options`: starts a passwordless login for this browser and
 /// answers with the options for `navigator.credentials.get` plus the ceremony id.
-pub fn login_options(state: &AppState, req: &Request, _t: &'static Texts) -> Result<Response> {
+pub async fn login_options(
+    state: &AppState,
+    req: &Request,
+    _t: &'static Texts,
+) -> Result<Response> {
     if state.webauthn.is_none() {
         return Err(Error::NotFound("passkeys are off".into()));
     }
     check_csrf(state, req)?;
     let keys = ip_keys(req);
-    if state.ceremony_limiter.banned_for(&keys, now()).is_some() {
+    if crate::portal::common::banned_for(&state.ceremony_limiter, &keys)
+        .await
+        .is_some()
+    {
         return Ok(json(
             StatusCode::TOO_MANY_REQUESTS,
             &serde_json::json!({"error": "too many passkey sign-in attempts; wait a minute"}),
         ));
     }
-    state.ceremony_limiter.record_failure(&keys, now());
+    state.ceremony_limiter.record_failure(&keys, now()).await?;
     let (options, ceremony) =
-        webauthn::passwordless_start(state, browser_owner(state, req)?, now())?;
+        webauthn::passwordless_start(state, browser_owner(state, req)?, now()).await?;
     let mut value = serde_json::to_value(&options)?;
     value["ceremony"] = serde_json::Value::String(ceremony);
     Ok(json(StatusCode::OK, &value))
@@ -257,7 +274,7 @@ pub fn login_options(state: &AppState, req: &Request, _t: &'static Texts) -> Res
 
 /// `POST /login/passkey`: signs in with a passkey allowed for passwordless login, with
 /// user verification; that counts as two factors.
-pub fn login(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+pub async fn login(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let form = req.form();
     let rd = form.get("rd").unwrap_or("");
     let again = |status: StatusCode, error: String| {
@@ -282,7 +299,7 @@ pub fn login(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respo
     }
     let ip = req.ip_text();
     let ip_keys = ip_keys(req);
-    if let Some(left) = state.limiter.banned_for(&ip_keys, now()) {
+    if let Some(left) = crate::portal::common::banned_for(&state.limiter, &ip_keys).await {
         audit!("passkey_login_refused_banned", ip = ip);
         return again(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left));
     }
@@ -292,7 +309,8 @@ pub fn login(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respo
         form.get("ceremony").unwrap_or(""),
         form.get("credential").unwrap_or(""),
         now(),
-    )?;
+    )
+    .await?;
     let (username, device) = match outcome {
         Ok(found) => found,
         Err((refusal, owner)) => {
@@ -307,7 +325,7 @@ pub fn login(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respo
                 Some(user) => login_keys(user, req.client_ip),
                 None => ip_keys,
             };
-            if let Some(left) = count_failure(state, &keys, &ip) {
+            if let Some(left) = count_failure(state, &keys, &ip).await {
                 return again(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left));
             }
             return again(
@@ -317,21 +335,24 @@ pub fn login(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respo
         }
     };
     let keys = login_keys(&username, req.client_ip);
-    if let Some(left) = state.limiter.banned_for(&keys, now()) {
+    if let Some(left) = crate::portal::common::banned_for(&state.limiter, &keys).await {
         audit!("passkey_login_refused_banned", user = username, ip = ip);
         return again(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left));
     }
-    let Some(user) = state.store.get_user(&username)?.filter(|u| !u.disabled) else {
+    let Some(user) = state
+        .store
+        .get_user(&username)
+        .await?
+        .filter(|u| !u.disabled)
+    else {
         return again(StatusCode::UNAUTHORIZED, t.bad_credentials.into());
     };
-    state.limiter.forget(&[user_key(&username)]);
+    state.limiter.forget(&[user_key(&username)]).await?;
     state.metrics.login_success.inc();
-    let session = state.sessions.create_passwordless(
-        &user,
-        &ip,
-        req.header("user-agent").unwrap_or(""),
-        now(),
-    )?;
+    let session = state
+        .sessions
+        .create_passwordless(&user, &ip, req.header("user-agent").unwrap_or(""), now())
+        .await?;
     debug_assert_eq!(session.level, AuthLevel::TwoFactor);
     audit!(
         "login",

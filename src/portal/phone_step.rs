@@ -25,9 +25,11 @@ use crate::store::AuthLevel;
 use crate::texts::{banned_message, fill, Texts};
 
 /// Whether the phone way is on offer for this user.
-pub fn offered(state: &AppState, username: &str) -> Result<bool> {
+pub async fn offered(state: &AppState, username: &str) -> Result<bool> {
     Ok(state.phone.is_some()
-        && !phone::confirmed_numbers(state.store.as_ref(), username)?.is_empty())
+        && !phone::confirmed_numbers(state.store.as_ref(), username)
+            .await?
+            .is_empty())
 }
 
 fn code_label(t: &'static Texts, channel: Channel) -> &'static str {
@@ -38,7 +40,7 @@ fn code_label(t: &'static Texts, channel: Channel) -> &'static str {
     }
 }
 
-fn show(
+async fn show(
     state: &AppState,
     req: &Request,
     t: &'static Texts,
@@ -47,7 +49,7 @@ fn show(
     status: StatusCode,
     error: Option<String>,
 ) -> Result<Response> {
-    let numbers = phone::confirmed_numbers(state.store.as_ref(), username)?;
+    let numbers = phone::confirmed_numbers(state.store.as_ref(), username).await?;
     let chosen = req
         .query_param("n")
         .and_then(|n| n.parse::<usize>().ok())
@@ -65,7 +67,7 @@ fn show(
         Some("failed") => Some(t.phone_failed.to_string()),
         _ => None,
     });
-    let channel = phone::current_channel(state.store.as_ref(), username)?;
+    let channel = phone::current_channel(state.store.as_ref(), username).await?;
     let csrf = csrf_for(state, req);
     let page = PhoneStepPage {
         t,
@@ -85,16 +87,21 @@ fn show(
     Ok(csrf.attach(html(status, render(&page))))
 }
 
-fn pending_user(state: &AppState, req: &Request) -> Result<Option<crate::auth::session::Identity>> {
-    Ok(current_session(state, req)?.filter(|i| i.session.level == AuthLevel::SecondFactorPending))
+async fn pending_user(
+    state: &AppState,
+    req: &Request,
+) -> Result<Option<crate::auth::session::Identity>> {
+    Ok(current_session(state, req)
+        .await?
+        .filter(|i| i.session.level == AuthLevel::SecondFactorPending))
 }
 
 /// `GET /2fa/phone`.
-pub fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+pub async fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let rd = req.query_param("rd").unwrap_or_default();
-    match pending_user(state, req)? {
-        Some(i) if offered(state, &i.user.username)? => {
-            show(state, req, t, &i.user.username, &rd, StatusCode::OK, None)
+    match pending_user(state, req).await? {
+        Some(i) if offered(state, &i.user.username).await? => {
+            show(state, req, t, &i.user.username, &rd, StatusCode::OK, None).await
         }
         _ => Ok(redirect(
             StatusCode::SEE_OTHER,
@@ -107,9 +114,11 @@ pub fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respon
 pub async fn call(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let form = req.form();
     let rd = form.get("rd").unwrap_or("").to_string();
-    let Some(identity) =
-        pending_user(state, req)?.filter(|i| offered(state, &i.user.username).unwrap_or(false))
-    else {
+    let identity = match pending_user(state, req).await? {
+        Some(i) if offered(state, &i.user.username).await.unwrap_or(false) => Some(i),
+        _ => None,
+    };
+    let Some(identity) = identity else {
         return Ok(redirect(
             StatusCode::SEE_OTHER,
             &format!("{}{}{}", req.mount, routes::SECOND_STEP, rd_query(&rd)),
@@ -125,9 +134,10 @@ pub async fn call(state: &AppState, req: &Request, t: &'static Texts) -> Result<
             &rd,
             StatusCode::BAD_REQUEST,
             Some(t.phone_consent_needed.into()),
-        );
+        )
+        .await;
     }
-    let numbers = phone::confirmed_numbers(state.store.as_ref(), &identity.user.username)?;
+    let numbers = phone::confirmed_numbers(state.store.as_ref(), &identity.user.username).await?;
     let index = form
         .get("number")
         .and_then(|n| n.parse::<usize>().ok())
@@ -141,7 +151,8 @@ pub async fn call(state: &AppState, req: &Request, t: &'static Texts) -> Result<
             &rd,
             StatusCode::BAD_REQUEST,
             Some(t.number_invalid.into()),
-        );
+        )
+        .await;
     };
     let sent = match phone::call(
         state,
@@ -170,10 +181,10 @@ pub async fn call(state: &AppState, req: &Request, t: &'static Texts) -> Result<
 }
 
 /// `POST /2fa/phone/verify`: the code from the call or SMS.
-pub fn verify(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+pub async fn verify(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let form = req.form();
     let rd = form.get("rd").unwrap_or("").to_string();
-    let Some(identity) = pending_user(state, req)? else {
+    let Some(identity) = pending_user(state, req).await? else {
         return Ok(redirect(
             StatusCode::SEE_OTHER,
             &format!("{}/{}", req.mount, rd_query(&rd)),
@@ -194,28 +205,30 @@ pub fn verify(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
             Some(banned_message(t, left)),
         )
     };
-    let attempt = match begin_attempt(state, &keys) {
+    let attempt = match begin_attempt(state, &keys).await {
         Ok(attempt) => attempt,
-        Err(left) => return banned(left),
+        Err(left) => return banned(left).await,
     };
-    match phone::verify(state, &username, form.get("code").unwrap_or(""), now())? {
+    match phone::verify(state, &username, form.get("code").unwrap_or(""), now()).await? {
         CodeResult::Accepted => {
-            if let Err(left) = attempt.succeeded(&[user_key(&username)], now()) {
-                return banned(left);
+            if let Err(left) = attempt.succeeded(&[user_key(&username)], now()).await? {
+                return banned(left).await;
             }
             state.metrics.second_factor_success.inc();
             let session = state
                 .sessions
-                .upgrade(&identity.session, AuthLevel::TwoFactor, now())?;
-            crate::mfa::reset(state.store.as_ref(), &username, "phone_login")?;
+                .upgrade(&identity.session, AuthLevel::TwoFactor, now())
+                .await?;
+            crate::mfa::reset(state.store.as_ref(), &username, "phone_login").await?;
             crate::notify::hook::enqueue(
                 state.store.as_ref(),
                 state.config.recovery_hook.as_ref(),
                 "second_factor_recovered_by_phone",
                 &username,
                 &ip,
-            )?;
-            notice(state, &identity.user, t, t.notice_phone_login);
+            )
+            .await?;
+            notice(state, &identity.user, t, t.notice_phone_login).await;
             audit!(
                 "login",
                 user = username,
@@ -242,7 +255,7 @@ pub fn verify(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
                 ip = ip,
                 method = "phone"
             );
-            if let Some(left) = attempt_failed(state, attempt, &keys, &ip) {
+            if let Some(left) = attempt_failed(state, attempt, &keys, &ip).await {
                 return show(
                     state,
                     req,
@@ -251,7 +264,8 @@ pub fn verify(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
                     &rd,
                     StatusCode::TOO_MANY_REQUESTS,
                     Some(banned_message(t, left)),
-                );
+                )
+                .await;
             }
             let text = if result == CodeResult::Dead {
                 t.email_code_dead
@@ -267,6 +281,7 @@ pub fn verify(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
                 StatusCode::UNAUTHORIZED,
                 Some(text.into()),
             )
+            .await
         }
     }
 }

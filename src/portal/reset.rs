@@ -21,7 +21,7 @@ use crate::portal::pages::{render, ForgotPage, ResetPage};
 use crate::portal::routes;
 use crate::portal::settings::{new_password_problem, notice};
 use crate::state::AppState;
-use crate::store::{Space, Timestamp, User};
+use crate::store::{Timestamp, User};
 use crate::texts::{fill, Texts};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,7 +81,7 @@ fn forgot_page(
 }
 
 /// `GET /forgot`.
-pub fn forgot(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+pub async fn forgot(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     if !offered(state) {
         return Ok(crate::portal::message(
             StatusCode::NOT_FOUND,
@@ -94,17 +94,18 @@ pub fn forgot(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
     Ok(forgot_page(state, req, t, StatusCode::OK, None))
 }
 
-fn find_account(state: &AppState, who: &str) -> Result<Option<User>> {
+async fn find_account(state: &AppState, who: &str) -> Result<Option<User>> {
     let who = who.trim().to_lowercase();
     if who.is_empty() {
         return Ok(None);
     }
-    if let Some(user) = state.store.get_user(&who)? {
+    if let Some(user) = state.store.get_user(&who).await? {
         return Ok(Some(user));
     }
     Ok(state
         .store
-        .list_users()?
+        .list_users()
+        .await?
         .into_iter()
         .find(|u| !u.email.is_empty() && u.email.to_lowercase() == who))
 }
@@ -112,7 +113,7 @@ fn find_account(state: &AppState, who: &str) -> Result<Option<User>> {
 /// `POST /forgot`: mails a link when an account matches; the same answer either way.
 pub async fn request(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     if !offered(state) {
-        return forgot(state, req, t);
+        return forgot(state, req, t).await;
     }
     check_csrf(state, req)?;
     // An account name or address; anything longer than any of them is cut.
@@ -130,14 +131,16 @@ pub async fn request(state: &AppState, req: &Request, t: &'static Texts) -> Resu
         .as_secs()
         .div_ceil(60);
     let answer = fill(t.forgot_sent, minutes);
-    let user = find_account(state, &who)?.filter(|u| !u.disabled && !u.email.is_empty());
+    let user = find_account(state, &who)
+        .await?
+        .filter(|u| !u.disabled && !u.email.is_empty());
     // Limited by what was asked for, matched or not, so that the limit itself does
     // not tell which accounts exist.
     let keys = vec![
         format!("ip:{}", req.ip_text()),
         format!("who:{}", who.trim().to_lowercase()),
     ];
-    if let Some(left) = state.reset_limiter.banned_for(&keys, now()) {
+    if let Some(left) = crate::portal::common::banned_for(&state.reset_limiter, &keys).await {
         audit!(
             "password_reset_refused_rate",
             ip = req.ip_text(),
@@ -145,7 +148,7 @@ pub async fn request(state: &AppState, req: &Request, t: &'static Texts) -> Resu
         );
         return Ok(forgot_page(state, req, t, StatusCode::OK, Some(answer)));
     }
-    state.reset_limiter.record_failure(&keys, now());
+    state.reset_limiter.record_failure(&keys, now()).await?;
     // The same work whether or not an account matched (a token written to the store,
     // already expired when nobody matched, and swept later), so the answer's timing
     // does not tell which accounts exist.
@@ -161,12 +164,13 @@ pub async fn request(state: &AppState, req: &Request, t: &'static Texts) -> Resu
             None => now(),
         },
     };
-    crate::store::put_json(
+    crate::store::put_token(
         state.store.as_ref(),
-        Space::Tokens,
         &token_key(state, &token),
         &record,
-    )?;
+        None,
+    )
+    .await?;
     let Some((user, base)) = matched else {
         audit!(
             "password_reset_requested",
@@ -178,21 +182,24 @@ pub async fn request(state: &AppState, req: &Request, t: &'static Texts) -> Resu
     let link = format!("{base}{}?token={token}", routes::RESET);
     let mut lines = vec![fill(t.email_reset_line, minutes)];
     if state.config.password_reset.disables_second_factors
-        && mfa::has_second_factor(state.store.as_ref(), &user.username)?
+        && mfa::has_second_factor(state.store.as_ref(), &user.username).await?
     {
         lines.push(t.email_reset_2fa_line.into());
     }
     lines.push(t.email_reset_ignore.into());
-    state.mailer.send_later(
-        &user.email,
-        Letter {
-            t,
-            subject: t.email_reset_subject.into(),
-            lines,
-            code: None,
-            link: Some(&link),
-        },
-    );
+    state
+        .mailer
+        .send_later(
+            &user.email,
+            Letter {
+                t,
+                subject: t.email_reset_subject.into(),
+                lines,
+                code: None,
+                link: Some(&link),
+            },
+        )
+        .await;
     audit!(
         "password_reset_requested",
         matched = true,
@@ -202,12 +209,12 @@ pub async fn request(state: &AppState, req: &Request, t: &'static Texts) -> Resu
     Ok(forgot_page(state, req, t, StatusCode::OK, Some(answer)))
 }
 
-fn valid_token(state: &AppState, token: &str) -> Result<Option<(Vec<u8>, ResetToken)>> {
+async fn valid_token(state: &AppState, token: &str) -> Result<Option<(Vec<u8>, ResetToken)>> {
     if token.is_empty() {
         return Ok(None);
     }
     let key = token_key(state, token);
-    let Some(raw) = state.store.get_raw(Space::Tokens, &key)? else {
+    let Some(raw) = state.store.get_token(&key).await? else {
         return Ok(None);
     };
     let record: ResetToken = serde_json::from_slice(&raw)?;
@@ -252,9 +259,9 @@ fn reset_page(
 }
 
 /// `GET /reset?token=`: the new-password form, if the link is still good.
-pub fn reset_form(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+pub async fn reset_form(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let token = req.query_param("token").unwrap_or_default();
-    if valid_token(state, &token)?.is_none() {
+    if valid_token(state, &token).await?.is_none() {
         return Ok(link_invalid(state, req, t));
     }
     Ok(reset_page(
@@ -275,7 +282,7 @@ pub async fn reset_submit(state: &AppState, req: &Request, t: &'static Texts) ->
     let token = form.get("token").unwrap_or("").to_string();
     let new = form.get("new_password").unwrap_or("").to_string();
     let repeat = form.get("repeat_password").unwrap_or("");
-    let Some((raw, record)) = valid_token(state, &token)? else {
+    let Some((raw, record)) = valid_token(state, &token).await? else {
         return Ok(link_invalid(state, req, t));
     };
     let problem = new_password_problem(state, t, &new, repeat, &record.username);
@@ -291,15 +298,14 @@ pub async fn reset_submit(state: &AppState, req: &Request, t: &'static Texts) ->
         ));
     }
     // Consume the token first: a link works once, even if two tabs race.
-    if !state.store.compare_and_swap_raw(
-        Space::Tokens,
-        &token_key(state, &token),
-        Some(&raw),
-        None,
-    )? {
+    if !state
+        .store
+        .swap_token(&token_key(state, &token), Some(&raw), None, None)
+        .await?
+    {
         return Ok(link_invalid(state, req, t));
     }
-    let Some(mut user) = state.store.get_user(&record.username)? else {
+    let Some(mut user) = state.store.get_user(&record.username).await? else {
         return Ok(link_invalid(state, req, t));
     };
     let hash = state.passwords.hash(new).await?;
@@ -308,15 +314,16 @@ pub async fn reset_submit(state: &AppState, req: &Request, t: &'static Texts) ->
     let Some((updated, _, ended)) =
         crate::auth::session::end_sessions(state.store.as_ref(), &user.username, None, &mut |u| {
             u.password_hash = hash.clone()
-        })?
+        })
+        .await?
     else {
         return Ok(link_invalid(state, req, t));
     };
     user = updated;
     let mut done = vec![t.reset_done];
-    let had_2fa = mfa::has_second_factor(state.store.as_ref(), &user.username)?;
+    let had_2fa = mfa::has_second_factor(state.store.as_ref(), &user.username).await?;
     if state.config.password_reset.disables_second_factors && had_2fa {
-        mfa::reset(state.store.as_ref(), &user.username, "password_reset")?;
+        mfa::reset(state.store.as_ref(), &user.username, "password_reset").await?;
         done.push(t.reset_done_2fa);
     }
     audit!(
@@ -326,15 +333,15 @@ pub async fn reset_submit(state: &AppState, req: &Request, t: &'static Texts) ->
         sessions_ended = ended,
         second_factors_off = had_2fa
     );
-    notice(state, &user, t, t.notice_reset_used);
+    notice(state, &user, t, t.notice_reset_used).await;
     let mut response = reset_page(state, req, t, StatusCode::OK, "", None, Some(done));
     add_cookie(&mut response, &state.sessions.clear_cookie());
     Ok(response)
 }
 
 /// Removes expired reset tokens (called by the housekeeping service).
-pub fn sweep_expired(store: &dyn crate::store::Store, now: Timestamp) {
-    let Ok(entries) = store.scan_raw(Space::Tokens) else {
+pub async fn sweep_expired(store: &dyn crate::store::Store, now: Timestamp) {
+    let Ok(entries) = store.tokens_with_prefix("").await else {
         return;
     };
     for (key, raw) in entries
@@ -342,7 +349,7 @@ pub fn sweep_expired(store: &dyn crate::store::Store, now: Timestamp) {
         .filter(|(k, _)| k.starts_with("reset\0"))
     {
         if serde_json::from_slice::<ResetToken>(&raw).is_ok_and(|t| t.expires_at <= now) {
-            let _ = store.delete_raw(Space::Tokens, &key);
+            let _ = store.delete_token(&key).await;
         }
     }
 }

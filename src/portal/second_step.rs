@@ -73,7 +73,7 @@ struct View<'a> {
     hint: Option<&'static str>,
 }
 
-fn show(
+async fn show(
     state: &AppState,
     req: &Request,
     t: &'static Texts,
@@ -84,7 +84,7 @@ fn show(
 ) -> Result<Response> {
     let username = &identity.user.username;
     let session_id = &identity.session.id;
-    let methods = mfa::methods_for(state, username)?;
+    let methods = mfa::methods_for(state, username).await?;
     let current = view
         .method
         .filter(|m| methods.contains(m))
@@ -119,24 +119,23 @@ fn show(
         } else {
             t.email_send_code
         },
-        phone: crate::portal::phone_step::offered(state, username)?,
+        phone: crate::portal::phone_step::offered(state, username).await?,
         rd_query: rd_query(view.rd),
         webauthn_options: if current == Method::Webauthn && state.webauthn.is_some() {
-            mfa::webauthn::second_step_start(state, username, session_id, now())?
+            mfa::webauthn::second_step_start(state, username, session_id, now())
+                .await?
                 .map(|(options, id)| serde_json::to_string(&options).map(|o| (o, id)))
                 .transpose()?
         } else {
             None
         },
         telegram: if current == Method::Telegram && state.telegram.is_some() {
-            Some(crate::portal::telegram::step_view(
-                state, req, t, session_id,
-            )?)
+            Some(crate::portal::telegram::step_view(state, req, t, session_id).await?)
         } else {
             None
         },
         info: if current == Method::Email {
-            email_status(state, req, t, username)?
+            email_status(state, req, t, username).await?
         } else {
             None
         },
@@ -145,7 +144,7 @@ fn show(
 }
 
 /// The line about the last emailed code, from `?email=` after a send.
-fn email_status(
+async fn email_status(
     state: &AppState,
     req: &Request,
     t: &'static Texts,
@@ -153,7 +152,8 @@ fn email_status(
 ) -> Result<Option<String>> {
     let address = state
         .store
-        .get_user(username)?
+        .get_user(username)
+        .await?
         .map(|u| crate::notify::email::mask(&u.email))
         .unwrap_or_default();
     Ok(match req.query_param("email").as_deref() {
@@ -161,7 +161,7 @@ fn email_status(
         Some("failed") => Some(t.email_not_sent.to_string()),
         Some("cooldown") => Some(fill(
             t.email_cooldown,
-            email::cooldown_left(state, username, now())?.max(1),
+            email::cooldown_left(state, username, now()).await?.max(1),
         )),
         Some("cap") => Some(t.email_hourly_cap.to_string()),
         Some("no_address") => Some(t.email_no_address.to_string()),
@@ -173,8 +173,9 @@ fn email_status(
 pub async fn send_email(state: &AppState, req: &Request, _t: &'static Texts) -> Result<Response> {
     let form = req.form();
     let rd = form.get("rd").unwrap_or("");
-    let Some(identity) =
-        current_session(state, req)?.filter(|i| i.session.level == AuthLevel::SecondFactorPending)
+    let Some(identity) = current_session(state, req)
+        .await?
+        .filter(|i| i.session.level == AuthLevel::SecondFactorPending)
     else {
         return Ok(redirect(
             StatusCode::SEE_OTHER,
@@ -182,7 +183,7 @@ pub async fn send_email(state: &AppState, req: &Request, _t: &'static Texts) -> 
         ));
     };
     check_csrf(state, req)?;
-    if !email::is_enabled(state.store.as_ref(), &identity.user.username)? {
+    if !email::is_enabled(state.store.as_ref(), &identity.user.username).await? {
         return Ok(redirect(
             StatusCode::SEE_OTHER,
             &format!("{}{}{}", req.mount, routes::SECOND_STEP, rd_query(rd)),
@@ -212,9 +213,9 @@ pub async fn send_email(state: &AppState, req: &Request, _t: &'static Texts) -> 
 }
 
 /// `GET /2fa`: the second step for a session that owes it.
-pub fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+pub async fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let rd = req.query_param("rd").unwrap_or_default();
-    match current_session(state, req)? {
+    match current_session(state, req).await? {
         Some(i) if i.session.level == AuthLevel::SecondFactorPending => {
             let method = req.query_param("method").as_deref().and_then(Method::parse);
             show(
@@ -231,6 +232,7 @@ pub fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respon
                     hint: None,
                 },
             )
+            .await
         }
         Some(_) => Ok(redirect(StatusCode::FOUND, &onwards(state, &rd))),
         None => Ok(redirect(
@@ -241,11 +243,12 @@ pub fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respon
 }
 
 /// `POST /2fa`: checks the code for the chosen method.
-pub fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let form = req.form();
     let rd = form.get("rd").unwrap_or("");
-    let Some(identity) =
-        current_session(state, req)?.filter(|i| i.session.level == AuthLevel::SecondFactorPending)
+    let Some(identity) = current_session(state, req)
+        .await?
+        .filter(|i| i.session.level == AuthLevel::SecondFactorPending)
     else {
         return Ok(redirect(
             StatusCode::SEE_OTHER,
@@ -271,20 +274,19 @@ pub fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
         )
     };
     if check_csrf(state, req).is_err() {
-        return again(StatusCode::FORBIDDEN, t.csrf_failed.into(), None);
+        return again(StatusCode::FORBIDDEN, t.csrf_failed.into(), None).await;
     }
-    let Some(method) =
-        method.filter(|m| mfa::methods_for(state, &username).is_ok_and(|all| all.contains(m)))
-    else {
-        return again(StatusCode::BAD_REQUEST, t.wrong_code.into(), None);
+    let offered = mfa::methods_for(state, &username).await;
+    let Some(method) = method.filter(|m| offered.as_ref().is_ok_and(|all| all.contains(m))) else {
+        return again(StatusCode::BAD_REQUEST, t.wrong_code.into(), None).await;
     };
     let ip = req.ip_text();
     let keys = login_keys(&username, req.client_ip);
-    let attempt = match begin_attempt(state, &keys) {
+    let attempt = match begin_attempt(state, &keys).await {
         Ok(attempt) => attempt,
         Err(left) => {
             audit!("second_factor_refused_banned", user = username, ip = ip);
-            return again(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left), None);
+            return again(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left), None).await;
         }
     };
     let code = form.get("code").unwrap_or("");
@@ -292,21 +294,25 @@ pub fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
         id: &identity.session.id,
         ceremony: form.get("ceremony").unwrap_or(""),
     };
-    match mfa::verify(state, &username, session, method, code, now())? {
+    match mfa::verify(state, &username, session, method, code, now()).await? {
         Ok(()) => {
-            if let Err(left) = attempt.succeeded(&[user_key(&username)], now()) {
+            if let Err(left) = attempt.succeeded(&[user_key(&username)], now()).await? {
                 audit!("second_factor_refused_banned", user = username, ip = ip);
-                return again(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left), None);
+                return again(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left), None).await;
             }
             state.metrics.second_factor_success.inc();
             // Only this field, atomically: a stale copy of the user must never be
             // written back over a change made meanwhile (a disable, a new password).
-            state.store.update_user(&username, &mut |u| {
-                u.last_method = Some(method.id().to_string());
-            })?;
+            state
+                .store
+                .update_user(&username, &mut |u| {
+                    u.last_method = Some(method.id().to_string());
+                })
+                .await?;
             let session = state
                 .sessions
-                .upgrade(&identity.session, AuthLevel::TwoFactor, now())?;
+                .upgrade(&identity.session, AuthLevel::TwoFactor, now())
+                .await?;
             audit!(
                 "login",
                 user = username,
@@ -321,9 +327,9 @@ pub fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
         }
         Err(rejection @ Rejection::Telegram(mfa::telegram::Status::Pending)) => {
             // "Continue" pressed before the tap in Telegram: not a wrong answer.
-            attempt.withdrawn();
+            attempt.withdrawn().await?;
             let (text, hint) = rejection_text(t, rejection);
-            again(StatusCode::ACCEPTED, text, hint)
+            again(StatusCode::ACCEPTED, text, hint).await
         }
         Err(rejection) => {
             state.metrics.second_factor_failure.inc();
@@ -334,11 +340,11 @@ pub fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
                 method = method.id(),
                 reason = format!("{rejection:?}")
             );
-            if let Some(left) = attempt_failed(state, attempt, &keys, &ip) {
-                return again(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left), None);
+            if let Some(left) = attempt_failed(state, attempt, &keys, &ip).await {
+                return again(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left), None).await;
             }
             let (text, hint) = rejection_text(t, rejection);
-            again(StatusCode::UNAUTHORIZED, text, hint)
+            again(StatusCode::UNAUTHORIZED, text, hint).await
         }
     }
 }

@@ -40,7 +40,7 @@ fn bot(state: &AppState) -> Result<&TelegramBot> {
 /// `POST /settings/telegram/link`: the settings page again, its Telegram section showing
 /// a one-time deep link to the bot as a link and a QR code; the page then learns of the
 /// link (long-poll) without a reload.
-pub fn link(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+pub async fn link(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let identity = change!(state, req, t, routes::SETTINGS_TELEGRAM_LINK);
     let bot = bot(state)?;
     let Some(bot_name) = bot.username() else {
@@ -51,23 +51,24 @@ pub fn link(state: &AppState, req: &Request, t: &'static Texts) -> Result<Respon
             &identity,
             StatusCode::SERVICE_UNAVAILABLE,
             Some(t.telegram.unreachable.into()),
-        );
+        )
+        .await;
     };
     let username = &identity.user.username;
-    let token = tg::link_start(state, username, &identity.session.id, now())?;
+    let token = tg::link_start(state, username, &identity.session.id, now()).await?;
     let deep_link = format!("https://t.me/{bot_name}?start={token}");
     let link = TelegramLink {
         qr: qr_data_uri(&deep_link),
         deep_link,
-        before: tg::accounts(state.store.as_ref(), username)?.len(),
+        before: tg::accounts(state.store.as_ref(), username).await?.len(),
     };
-    settings_page_with(state, req, t, &identity, StatusCode::OK, None, Some(link))
+    settings_page_with(state, req, t, &identity, StatusCode::OK, None, Some(link)).await
 }
 
 /// `GET /settings/telegram/status?before=N`: the linked accounts, answered as soon as
 /// there are more than N (or after a while).
 pub async fn status(state: &AppState, req: &Request, _t: &'static Texts) -> Result<Response> {
-    let identity = match established(state, req, routes::SETTINGS)? {
+    let identity = match established(state, req, routes::SETTINGS).await? {
         Gate::Elsewhere(response) => return Ok(response),
         Gate::Established(identity) => identity,
     };
@@ -77,14 +78,11 @@ pub async fn status(state: &AppState, req: &Request, _t: &'static Texts) -> Resu
         .query_param("before")
         .and_then(|b| b.parse().ok())
         .unwrap_or(0);
-    let handle = bot.waiters.handle(&format!("link:{username}"));
-    let notified = handle.notified();
-    tokio::pin!(notified);
-    notified.as_mut().enable();
-    if tg::accounts(state.store.as_ref(), &username)?.len() <= before {
-        let _ = tokio::time::timeout(HOLD, notified).await;
+    let mut watch = bot.waiters.watch();
+    if tg::accounts(state.store.as_ref(), &username).await?.len() <= before {
+        watch.until_decided(&format!("link:{username}"), HOLD).await;
     }
-    let accounts = tg::accounts(state.store.as_ref(), &username)?;
+    let accounts = tg::accounts(state.store.as_ref(), &username).await?;
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({
@@ -96,18 +94,19 @@ pub async fn status(state: &AppState, req: &Request, _t: &'static Texts) -> Resu
 
 /// `GET /settings/telegram/linked`: after linking, the backup codes when linking turned
 /// 2FA on (once, in the browser that asked), else back to the settings.
-pub fn linked(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = match established(state, req, routes::SETTINGS)? {
+pub async fn linked(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let identity = match established(state, req, routes::SETTINGS).await? {
         Gate::Elsewhere(response) => return Ok(response),
         Gate::Established(identity) => identity,
     };
     let next = format!("{}{}?done=telegram_linked", req.mount, routes::SETTINGS);
-    match tg::take_codes(state, &identity.session.id, now())? {
+    match tg::take_codes(state, &identity.session.id, now()).await? {
         Some(codes) => {
             let session = state
                 .sessions
-                .upgrade(&identity.session, AuthLevel::TwoFactor, now())?;
-            notice(state, &identity.user, t, t.notice_2fa_on);
+                .upgrade(&identity.session, AuthLevel::TwoFactor, now())
+                .await?;
+            notice(state, &identity.user, t, t.notice_2fa_on).await;
             let mut response =
                 show_codes(state, req, t, &codes, Some(t.telegram.done_linked), next);
             add_cookie(&mut response, &state.sessions.set_cookie(&session));
@@ -118,14 +117,14 @@ pub fn linked(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
 }
 
 /// `POST /settings/telegram/enable`: confirmation on again with the linked accounts.
-pub fn enable(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+pub async fn enable(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let identity = change!(state, req, t, routes::SETTINGS_TELEGRAM_ENABLE);
     let username = identity.user.username.clone();
-    let was_first = !mfa::has_second_factor(state.store.as_ref(), &username)?;
-    if tg::is_enabled(state.store.as_ref(), &username)? {
+    let was_first = !mfa::has_second_factor(state.store.as_ref(), &username).await?;
+    if tg::is_enabled(state.store.as_ref(), &username).await? {
         return Ok(done(req, "telegram_on"));
     }
-    if !tg::enable(state.store.as_ref(), &username)? {
+    if !tg::enable(state.store.as_ref(), &username).await? {
         return Ok(done(req, ""));
     }
     enabled(
@@ -137,6 +136,7 @@ pub fn enable(state: &AppState, req: &Request, t: &'static Texts) -> Result<Resp
         was_first,
         "telegram_on",
     )
+    .await
 }
 
 /// `POST /settings/telegram/remove`: unlinks one account; unlinking the last account of
@@ -152,20 +152,20 @@ pub async fn remove(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     else {
         return Ok(done(req, ""));
     };
-    let accounts = tg::accounts(store, &username)?;
+    let accounts = tg::accounts(store, &username).await?;
     if !accounts.iter().any(|a| a.telegram_id == id) {
         return Ok(done(req, ""));
     }
-    let was_on = tg::is_enabled(store, &username)?;
+    let was_on = tg::is_enabled(store, &username).await?;
     let ends_2fa = was_on
         && accounts.len() == 1
-        && mfa::enabled_factors(store, &username)? == [Factor::Telegram];
+        && mfa::enabled_factors(store, &username).await? == [Factor::Telegram];
     if ends_2fa {
         if let Some(wrong) = password_in_form(state, req, t, &identity).await? {
             return Ok(wrong);
         }
     }
-    let Some((account, left)) = tg::remove(store, &username, id)? else {
+    let Some((account, left)) = tg::remove(store, &username, id).await? else {
         return Ok(done(req, ""));
     };
     audit!(
@@ -179,11 +179,12 @@ pub async fn remove(state: &AppState, req: &Request, t: &'static Texts) -> Resul
         &identity.user,
         t,
         &fill(t.telegram.notice_removed, account.label()),
-    );
+    )
+    .await;
     if left == 0 && was_on {
-        mfa::disable_factor(state, &username, Factor::Telegram, "user")?;
+        mfa::disable_factor(state, &username, Factor::Telegram, "user").await?;
         if ends_2fa {
-            notice(state, &identity.user, t, t.notice_2fa_off);
+            notice(state, &identity.user, t, t.notice_2fa_off).await;
             return Ok(done(req, "2fa_off"));
         }
     }
@@ -191,8 +192,9 @@ pub async fn remove(state: &AppState, req: &Request, t: &'static Texts) -> Resul
 }
 
 /// The pending session of this request, if it owes Telegram as a method.
-fn pending(state: &AppState, req: &Request) -> Result<Option<Box<Identity>>> {
-    Ok(current_session(state, req)?
+async fn pending(state: &AppState, req: &Request) -> Result<Option<Box<Identity>>> {
+    Ok(current_session(state, req)
+        .await?
         .filter(|i| i.session.level == AuthLevel::SecondFactorPending)
         .map(Box::new))
 }
@@ -211,7 +213,7 @@ fn step_url(req: &Request, rd: &str, extra: &str) -> String {
 pub async fn start(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let form = req.form();
     let rd = form.get("rd").unwrap_or("").to_string();
-    let Some(identity) = pending(state, req)? else {
+    let Some(identity) = pending(state, req).await? else {
         return Ok(redirect(
             StatusCode::SEE_OTHER,
             &format!("{}/{}", req.mount, rd_query(&rd)),
@@ -220,14 +222,14 @@ pub async fn start(state: &AppState, req: &Request, t: &'static Texts) -> Result
     check_csrf(state, req)?;
     let bot = bot(state)?;
     let username = identity.user.username.clone();
-    if !tg::is_enabled(state.store.as_ref(), &username)? {
+    if !tg::is_enabled(state.store.as_ref(), &username).await? {
         return Ok(redirect(
             StatusCode::SEE_OTHER,
             &format!("{}{}{}", req.mount, routes::SECOND_STEP, rd_query(&rd)),
         ));
     }
     let budget_key = vec![format!("telegram:{username}")];
-    if bot.budget.banned_for(&budget_key, now()).is_some() {
+    if bot.budget.banned_for(&budget_key, now()).await?.is_some() {
         audit!(
             "telegram_send_refused_cap",
             user = username,
@@ -238,7 +240,7 @@ pub async fn start(state: &AppState, req: &Request, t: &'static Texts) -> Result
             &step_url(req, &rd, "&telegram=cap"),
         ));
     }
-    if let Some(previous) = tg::attempt_of_session(state, &identity.session.id)? {
+    if let Some(previous) = tg::attempt_of_session(state, &identity.session.id).await? {
         expire_attempt(state, bot, &previous.id).await;
     }
     // The site named in the message comes from configuration, never from the request.
@@ -257,10 +259,11 @@ pub async fn start(state: &AppState, req: &Request, t: &'static Texts) -> Result
             lang: t.lang.to_string(),
         },
         now(),
-    )?;
-    bot.budget.record_failure(&budget_key, now());
+    )
+    .await?;
+    bot.budget.record_failure(&budget_key, now()).await?;
     if send_attempt(state, bot, &attempt).await == 0 {
-        tg::expire(state.store.as_ref(), &attempt.id)?;
+        tg::expire(state.store.as_ref(), &attempt.id).await?;
         audit!(
             "telegram_unreachable_at_login",
             user = username,
@@ -278,7 +281,7 @@ pub async fn start(state: &AppState, req: &Request, t: &'static Texts) -> Result
 /// `GET /2fa/telegram/wait?attempt=ID`: answers when the attempt is decided or expires
 /// (or after a while, still pending).
 pub async fn wait(state: &AppState, req: &Request, _t: &'static Texts) -> Result<Response> {
-    let Some(identity) = pending(state, req)? else {
+    let Some(identity) = pending(state, req).await? else {
         return Ok(json(
             StatusCode::UNAUTHORIZED,
             &serde_json::json!({"status": "signed_out"}),
@@ -286,12 +289,9 @@ pub async fn wait(state: &AppState, req: &Request, _t: &'static Texts) -> Result
     };
     let bot = bot(state)?;
     let id = req.query_param("attempt").unwrap_or_default();
-    let handle = bot.waiters.handle(&id);
-    let notified = handle.notified();
-    tokio::pin!(notified);
-    notified.as_mut().enable();
-    let read = || -> Result<Status> {
-        Ok(match tg::attempt(state.store.as_ref(), &id)? {
+    let mut watch = bot.waiters.watch();
+    let read = || async {
+        Ok::<_, crate::error::Error>(match tg::attempt(state.store.as_ref(), &id).await? {
             Some((_, a)) if a.session_id == identity.session.id => {
                 if a.status == Status::Pending && a.expires_at <= now() {
                     Status::Expired
@@ -302,10 +302,10 @@ pub async fn wait(state: &AppState, req: &Request, _t: &'static Texts) -> Result
             _ => Status::Expired,
         })
     };
-    let mut status = read()?;
+    let mut status = read().await?;
     if status == Status::Pending {
-        let _ = tokio::time::timeout(HOLD, notified).await;
-        status = read()?;
+        watch.until_decided(&id, HOLD).await;
+        status = read().await?;
     }
     let reason = match status {
         Status::Refused(Refused::WrongNumber) => "wrong_number",
@@ -328,7 +328,7 @@ pub struct StepView {
 }
 
 /// The Telegram part of the second step for this session.
-pub fn step_view(
+pub async fn step_view(
     state: &AppState,
     req: &Request,
     t: &'static Texts,
@@ -342,7 +342,8 @@ pub fn step_view(
         Some("expired") => Some(t.telegram.step_expired),
         _ => None,
     };
-    let attempt = tg::attempt_of_session(state, session_id)?
+    let attempt = tg::attempt_of_session(state, session_id)
+        .await?
         .filter(|a| a.status == Status::Pending && a.expires_at > now())
         .map(|a| (a.id, a.number));
     Ok(StepView {

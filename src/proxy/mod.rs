@@ -202,7 +202,8 @@ impl ProxyHttp for Gateway {
             Some(&cookies),
             state.config.second_factor.enrollment_redirect,
             now(),
-        );
+        )
+        .await;
         if let Ok(d) = &decision {
             state.metrics.decision(d);
         }

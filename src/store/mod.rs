@@ -1,4 +1,18 @@
-//! Persistent state behind a [`Store`] trait, with sled as the default implementation.
+//! Persistent state, as narrow async parts that callers depend on one by one:
+//! [`Users`], [`Sessions`] (with a per-user index), [`Factors`], [`Tokens`] (one-time
+//! tokens and challenges with a time-to-live the store enforces), [`Counters`] (sliding
+//! windows for bans, send budgets and rate limits, updated atomically), a durable
+//! [`Queue`] with claim/ack (the recovery hook, mail) and [`Events`] (publish/subscribe:
+//! a session ended, a user changed, a Telegram attempt decided). [`Store`] is all of
+//! them; [`Transactions`] changes several records in one atomic step.
+//!
+//! One implementation of the parts ([`KvStore`], in `kv`) runs on any ordered key-value
+//! [`Engine`]: sled on disk (the default) or memory (fast unit tests of the login and
+//! factor logic, with deterministic races). Every update of a record is one atomic
+//! operation (a compare-and-set or a closure run inside it), never read-then-write
+//! across an await. The fast path of a forward-auth check reads through `peek_*`, which
+//! answers at once when the record is at hand (always, for these engines), with no
+//! allocation or await added.
 //!
 //! Records are plain serde structs stored as JSON. Every write that a user would call
 //! "done" (a new account, a login, a revocation) is flushed and fdatasync'ed before the
@@ -7,10 +21,16 @@
 //! A store that cannot write answers [`crate::error::Error::StoreUnavailable`] and
 //! reports why through [`Store::health`].
 
+mod kv;
+mod memory;
+mod parts;
 mod sled_store;
 
 use serde::{Deserialize, Serialize};
 
+pub use kv::{Engine, KvStore, Tree, Write};
+pub use memory::MemoryEngine;
+pub use parts::*;
 pub use sled_store::SledStore;
 
 use crate::error::Result;
@@ -79,81 +99,51 @@ pub struct SessionRecord {
     pub generation: u64,
 }
 
-/// A keyspace for records other than users and sessions. Keys inside a space start with
-/// `username \0` so everything of a user can be found and removed together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Space {
-    /// Second-factor records (`user \0 totp`, `user \0 backup`, ...).
-    Factors,
-    /// One-time tokens looked up by their hash (`reset \0 hash`), and unique-value
-    /// indexes (`phone \0 +380...` → user).
-    Tokens,
-    /// Events waiting to be delivered (the recovery hook), oldest first.
-    Outbox,
-}
-
-impl Space {
-    pub fn tree_name(self) -> &'static str {
-        match self {
-            Space::Factors => "factors",
-            Space::Tokens => "tokens",
-            Space::Outbox => "outbox",
-        }
-    }
-}
-
-/// The key of a user's record in a [`Space`].
+/// The key of a user's record among [`Factors`]: `username \0 name`, so everything of a
+/// user can be found and removed together.
 pub fn user_key(username: &str, name: &str) -> String {
     format!("{username}\0{name}")
 }
 
-/// Reads a JSON record.
-pub fn get_json<T: serde::de::DeserializeOwned>(
-    store: &dyn Store,
-    space: Space,
-    key: &str,
-) -> Result<Option<T>> {
-    store
-        .get_raw(space, key)?
-        .map(|v| Ok(serde_json::from_slice(&v)?))
-        .transpose()
+/// Factors or tokens: the two parts of keyed raw records, for the JSON helpers below.
+#[derive(Clone, Copy)]
+enum Records<'a> {
+    Factors(&'a dyn Factors),
+    Tokens(&'a dyn Tokens, Option<Timestamp>),
 }
 
-/// Writes a JSON record durably.
-pub fn put_json<T: Serialize>(store: &dyn Store, space: Space, key: &str, value: &T) -> Result<()> {
-    store.put_raw(space, key, &serde_json::to_vec(value)?)
+impl Records<'_> {
+    async fn get(self, key: &str) -> Result<Option<Vec<u8>>> {
+        match self {
+            Records::Factors(f) => f.get_factor(key).await,
+            Records::Tokens(t, _) => t.get_token(key).await,
+        }
+    }
+
+    async fn swap(self, key: &str, old: Option<&[u8]>, new: Option<&[u8]>) -> Result<bool> {
+        match self {
+            Records::Factors(f) => f.swap_factor(key, old, new).await,
+            Records::Tokens(t, expires_at) => t.swap_token(key, old, new, expires_at).await,
+        }
+    }
 }
 
-/// Atomically replaces a JSON record if it still equals `old` (its raw bytes);
-/// returns whether it did. Used where a thing may succeed only once (a TOTP step,
-/// a backup code).
-pub fn swap_json<T: Serialize>(
-    store: &dyn Store,
-    space: Space,
+/// The compare-and-swap loop under the `update_*` and `modify_*` helpers: reads the
+/// record (or `absent()` when there is none; `None` = leave it absent), lets `change`
+/// edit it, and writes it back only if nobody else wrote meanwhile, retrying otherwise.
+/// Nothing is written when `change` returns `None`.
+async fn swap_loop<T, R>(
+    records: Records<'_>,
     key: &str,
-    old: &[u8],
-    new: Option<&T>,
-) -> Result<bool> {
-    let new = new.map(serde_json::to_vec).transpose()?;
-    store.compare_and_swap_raw(space, key, Some(old), new.as_deref())
-}
-
-/// The compare-and-swap loop under [`update_json`] and [`modify_json`]: reads the record
-/// (or `absent()` when there is none; `None` = leave it absent), lets `change` edit it,
-/// and writes it back only if nobody else wrote meanwhile, retrying otherwise. Nothing
-/// is written when `change` returns `None`.
-fn swap_loop<T, R>(
-    store: &dyn Store,
-    space: Space,
-    key: &str,
-    absent: impl Fn() -> Option<T>,
-    mut change: impl FnMut(&mut T) -> Option<R>,
+    absent: impl Fn() -> Option<T> + Send,
+    mut change: impl FnMut(&mut T) -> Option<R> + Send,
 ) -> Result<Option<R>>
 where
-    T: Serialize + serde::de::DeserializeOwned,
+    T: Serialize + serde::de::DeserializeOwned + Send,
+    R: Send,
 {
     for _ in 0..16 {
-        let raw = store.get_raw(space, key)?;
+        let raw = records.get(key).await?;
         let mut value: T = match &raw {
             Some(bytes) => serde_json::from_slice(bytes)?,
             None => match absent() {
@@ -165,112 +155,113 @@ where
             return Ok(None);
         };
         let new = serde_json::to_vec(&value)?;
-        if store.compare_and_swap_raw(space, key, raw.as_deref(), Some(&new))? {
+        if records.swap(key, raw.as_deref(), Some(&new)).await? {
             return Ok(Some(out));
         }
     }
     Err(crate::error::Error::Busy)
 }
 
-/// Reads a JSON record (its default when absent), lets `change` edit it, and writes it
-/// back atomically (see [`swap_loop`]). Returns what `change` returned.
-pub fn update_json<T, R>(
-    store: &dyn Store,
-    space: Space,
+/// Reads a second-factor record.
+pub async fn get_factor<T: serde::de::DeserializeOwned>(
+    factors: &dyn Factors,
     key: &str,
-    mut change: impl FnMut(&mut T) -> R,
+) -> Result<Option<T>> {
+    factors
+        .get_factor(key)
+        .await?
+        .map(|v| Ok(serde_json::from_slice(&v)?))
+        .transpose()
+}
+
+/// Writes a second-factor record durably.
+pub async fn put_factor<T: Serialize>(factors: &dyn Factors, key: &str, value: &T) -> Result<()> {
+    factors.put_factor(key, &serde_json::to_vec(value)?).await
+}
+
+/// Atomically replaces a second-factor record if it still equals `old` (its raw
+/// bytes); returns whether it did. Used where a thing may succeed only once (a TOTP
+/// step, a backup code).
+pub async fn swap_factor<T: Serialize>(
+    factors: &dyn Factors,
+    key: &str,
+    old: &[u8],
+    new: Option<&T>,
+) -> Result<bool> {
+    let new = new.map(serde_json::to_vec).transpose()?;
+    factors.swap_factor(key, Some(old), new.as_deref()).await
+}
+
+/// Reads a second-factor record (its default when absent), lets `change` edit it, and
+/// writes it back atomically. Returns what `change` returned.
+pub async fn update_factor<T, R>(
+    factors: &dyn Factors,
+    key: &str,
+    mut change: impl FnMut(&mut T) -> R + Send,
 ) -> Result<R>
 where
-    T: Serialize + serde::de::DeserializeOwned + Default,
+    T: Serialize + serde::de::DeserializeOwned + Default + Send,
+    R: Send,
 {
     swap_loop(
-        store,
-        space,
+        Records::Factors(factors),
         key,
         || Some(T::default()),
         |v| Some(change(v)),
-    )?
-    .ok_or_else(|| crate::error::Error::Internal("update_json wrote nothing".into()))
+    )
+    .await?
+    .ok_or_else(|| crate::error::Error::Internal("update_factor wrote nothing".into()))
 }
 
-/// Changes an existing JSON record atomically when `change` returns `Some` (a code
-/// consumed, an attempt decided); an absent record or `None` writes nothing. Returns
-/// what `change` returned.
-pub fn modify_json<T, R>(
-    store: &dyn Store,
-    space: Space,
+/// Changes an existing second-factor record atomically when `change` returns `Some`
+/// (a code consumed); an absent record or `None` writes nothing.
+pub async fn modify_factor<T, R>(
+    factors: &dyn Factors,
     key: &str,
-    change: impl FnMut(&mut T) -> Option<R>,
+    change: impl FnMut(&mut T) -> Option<R> + Send,
 ) -> Result<Option<R>>
 where
-    T: Serialize + serde::de::DeserializeOwned,
+    T: Serialize + serde::de::DeserializeOwned + Send,
+    R: Send,
 {
-    swap_loop(store, space, key, || None, change)
+    swap_loop(Records::Factors(factors), key, || None, change).await
 }
 
-/// What gatehouse keeps. Implementations must be cheap to call from async code: no
-/// call may block for long (sled's are in-memory with background flushing).
-pub trait Store: Send + Sync {
-    fn get_user(&self, username: &str) -> Result<Option<User>>;
-    /// Inserts or replaces, durably. For a new user; changes to an existing one go
-    /// through [`Store::update_user`].
-    fn put_user(&self, user: &User) -> Result<()>;
-    /// Changes an existing user atomically (compare-and-swap: a concurrent change is
-    /// re-read, never overwritten with a stale copy), durably; `None` when the user no
-    /// longer exists (nothing is written then).
-    fn update_user(
-        &self,
-        username: &str,
-        change: &mut dyn FnMut(&mut User),
-    ) -> Result<Option<User>>;
-    /// Removes the user and all their sessions, durably. Returns whether it existed.
-    fn delete_user(&self, username: &str) -> Result<bool>;
-    fn list_users(&self) -> Result<Vec<User>>;
+/// Reads a token's JSON value (`None` when absent or expired).
+pub async fn get_token<T: serde::de::DeserializeOwned>(
+    tokens: &dyn Tokens,
+    key: &str,
+) -> Result<Option<T>> {
+    tokens
+        .get_token(key)
+        .await?
+        .map(|v| Ok(serde_json::from_slice(&v)?))
+        .transpose()
+}
 
-    fn get_session(&self, id: &str) -> Result<Option<SessionRecord>>;
-    /// Inserts or replaces, durably.
-    fn put_session(&self, session: &SessionRecord) -> Result<()>;
-    /// Inserts many sessions with one flush at the end (bulk loading).
-    fn put_sessions(&self, sessions: &[SessionRecord]) -> Result<()>;
-    /// Changes a stored session atomically (compare-and-swap on the record as it is
-    /// now, never a copy read earlier) when `change` returns true; durably unless
-    /// `durable` is false (the advisory `last_seen`). Returns the new record, or `None`
-    /// when the session no longer exists or `change` declined: a change racing a
-    /// revocation can never bring the session back.
-    fn modify_session(
-        &self,
-        id: &str,
-        durable: bool,
-        change: &mut dyn FnMut(&mut SessionRecord) -> bool,
-    ) -> Result<Option<SessionRecord>>;
-    /// Removes one session, durably. Returns whether it existed.
-    fn delete_session(&self, id: &str) -> Result<bool>;
-    fn sessions_of(&self, username: &str) -> Result<Vec<SessionRecord>>;
-    fn all_sessions(&self) -> Result<Vec<SessionRecord>>;
-    /// Removes every session of the user except `keep`, durably; returns how many.
-    fn delete_sessions_of(&self, username: &str, keep: Option<&str>) -> Result<usize>;
+/// Writes a token's JSON value durably, valid until `expires_at` (`None` = for good).
+pub async fn put_token<T: Serialize>(
+    tokens: &dyn Tokens,
+    key: &str,
+    value: &T,
+    expires_at: Option<Timestamp>,
+) -> Result<()> {
+    tokens
+        .put_token(key, &serde_json::to_vec(value)?, expires_at)
+        .await
+}
 
-    fn get_raw(&self, space: Space, key: &str) -> Result<Option<Vec<u8>>>;
-    /// Inserts or replaces, durably.
-    fn put_raw(&self, space: Space, key: &str, value: &[u8]) -> Result<()>;
-    /// Removes, durably; returns whether it existed.
-    fn delete_raw(&self, space: Space, key: &str) -> Result<bool>;
-    /// Every record of a space, in key order.
-    fn scan_raw(&self, space: Space) -> Result<Vec<(String, Vec<u8>)>>;
-    /// Atomic compare-and-swap (`None` = absent), durable on success.
-    fn compare_and_swap_raw(
-        &self,
-        space: Space,
-        key: &str,
-        old: Option<&[u8]>,
-        new: Option<&[u8]>,
-    ) -> Result<bool>;
-
-    /// Why the store is not healthy, if it is not (for `/api/health`): by default, a
-    /// real read that fails.
-    fn health(&self) -> std::result::Result<(), String> {
-        self.get_user("")
-            .map(drop)
-            .map_err(|e| format!("the store cannot read: {e}"))
-    }
+/// Changes a live token atomically when `change` returns `Some` (an attempt decided);
+/// it stays valid until `expires_at`.
+pub async fn modify_token<T, R>(
+    tokens: &dyn Tokens,
+    key: &str,
+    expires_at: Option<Timestamp>,
+    change: impl FnMut(&mut T) -> Option<R> + Send,
+) -> Result<Option<R>>
+where
+    T: Serialize + serde::de::DeserializeOwned + Send,
+    R: Send,
+{
+    swap_loop(Records::Tokens(tokens, expires_at), key, || None, change).await
 }

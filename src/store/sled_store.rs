@@ -1,13 +1,5 @@
-//! The sled implementation of [`Store`].
-//!
-//! Key layout (one sled tree each):
-//! - `users`:         `username` → JSON [`User`]
-//! - `sessions`:      `session id` → JSON [`SessionRecord`]
-//! - `user_sessions`: `username \0 session id` → empty (index for "all sessions of a user")
-//! - `factors`:       `username \0 factor` → JSON factor record (see `mfa`)
-//! - `tokens`:        `kind \0 keyed hash of the token` → JSON (password reset links);
-//!   `phone \0 number` → username (one account per number)
-//! - `outbox`:        `time-random` → JSON event waiting for delivery (recovery hook)
+//! sled as the store's [`Engine`]: one sled tree per [`Tree`] (the layout is in `kv`),
+//! a batch of several records as one sled transaction.
 //!
 //! Two things sled does not do by itself are added here:
 //! - **Durability.** sled's `flush` waits for `pwrite` and `sync_file_range`, which
@@ -24,10 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use sled::Transactional;
 
-use super::{SessionRecord, Space, Store, User};
+use super::kv::{Engine, Tree, Write};
 use crate::error::{Error, Result};
 
 /// The most memory sled's page cache may use.
@@ -89,12 +80,8 @@ impl FirstProblem {
 /// One opened database and its trees.
 struct Handles {
     db: sled::Db,
-    users: sled::Tree,
-    sessions: sled::Tree,
-    user_sessions: sled::Tree,
-    factors: sled::Tree,
-    tokens: sled::Tree,
-    outbox: sled::Tree,
+    /// One per [`Tree`], in its order.
+    trees: Vec<sled::Tree>,
     log: GroupSync,
 }
 
@@ -153,51 +140,6 @@ impl GroupSync {
         *synced = covered;
         Ok(())
     }
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    Ok(serde_json::to_vec(value)?)
-}
-
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    Ok(serde_json::from_slice(bytes)?)
-}
-
-/// Changes an existing JSON record of `tree` atomically: compare-and-swap on the record
-/// as it is now, re-read and re-applied when another writer came first. `None` when the
-/// record does not exist (or no longer does) or `change` declines; nothing is flushed.
-fn swap_record<T: Serialize + DeserializeOwned>(
-    tree: &sled::Tree,
-    key: &str,
-    change: &mut dyn FnMut(&mut T) -> bool,
-) -> Result<Option<T>> {
-    loop {
-        let Some(old) = tree.get(key)? else {
-            return Ok(None);
-        };
-        let mut value: T = decode(&old)?;
-        if !change(&mut value) {
-            return Ok(None);
-        }
-        let new = encode(&value)?;
-        if tree.compare_and_swap(key, Some(old), Some(new))?.is_ok() {
-            return Ok(Some(value));
-        }
-    }
-}
-
-fn index_key(username: &str, session_id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(username.len() + 1 + session_id.len());
-    key.extend_from_slice(username.as_bytes());
-    key.push(0);
-    key.extend_from_slice(session_id.as_bytes());
-    key
-}
-
-fn user_prefix(username: &str) -> Vec<u8> {
-    let mut key = username.as_bytes().to_vec();
-    key.push(0);
-    key
 }
 
 /// Makes the data directory and everything in it readable by its owner only: folders
@@ -371,23 +313,17 @@ impl Handles {
         make_private(dir)?;
         check_identity(dir, &db)?;
         Ok(Handles {
-            users: db.open_tree("users")?,
-            sessions: db.open_tree("sessions")?,
-            user_sessions: db.open_tree("user_sessions")?,
-            factors: db.open_tree(Space::Factors.tree_name())?,
-            tokens: db.open_tree(Space::Tokens.tree_name())?,
-            outbox: db.open_tree(Space::Outbox.tree_name())?,
+            trees: Tree::ALL
+                .iter()
+                .map(|t| db.open_tree(t.name()))
+                .collect::<sled::Result<_>>()?,
             log: GroupSync::open(&store_path.join("db"))?,
             db,
         })
     }
 
-    fn tree(&self, space: Space) -> &sled::Tree {
-        match space {
-            Space::Factors => &self.factors,
-            Space::Tokens => &self.tokens,
-            Space::Outbox => &self.outbox,
-        }
+    fn tree(&self, tree: Tree) -> &sled::Tree {
+        &self.trees[tree as usize]
     }
 
     /// Makes every change made so far durable: sled's flush, then the log's fdatasync.
@@ -592,167 +528,65 @@ impl SledStore {
     }
 }
 
-/// The operations themselves, on one opened database ([`SledStore`] runs them).
-impl Handles {
-    fn get_user(&self, username: &str) -> Result<Option<User>> {
-        self.users.get(username)?.map(|v| decode(&v)).transpose()
-    }
-
-    fn put_user(&self, user: &User) -> Result<()> {
-        self.users.insert(user.username.as_bytes(), encode(user)?)?;
-        self.flush()
-    }
-
-    fn update_user(
+impl Engine for SledStore {
+    fn read<R>(
         &self,
-        username: &str,
-        change: &mut dyn FnMut(&mut User),
-    ) -> Result<Option<User>> {
-        swap_record(&self.users, username, &mut |user| {
-            change(user);
-            true
-        })?
-        .map(|user| self.flush().map(|()| user))
-        .transpose()
+        tree: Tree,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> Result<R>,
+    ) -> Result<R> {
+        self.with(|h| f(h.tree(tree).get(key)?.as_deref()))
     }
 
-    fn delete_user(&self, username: &str) -> Result<bool> {
-        // The account first, durably: a crash before the rest leaves sessions that
-        // grant nothing without their user, never a user who lost some factors.
-        let existed = self.users.remove(username)?.is_some();
-        self.flush()?;
-        self.delete_sessions_of(username, None)?;
-        for key in self.factors.scan_prefix(user_prefix(username)).keys() {
-            self.factors.remove(key?)?;
-        }
-        self.flush()?;
-        Ok(existed)
+    fn scan(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.with(|h| {
+            h.tree(tree)
+                .scan_prefix(prefix)
+                .map(|kv| {
+                    let (k, v) = kv?;
+                    Ok((k.to_vec(), v.to_vec()))
+                })
+                .collect()
+        })
     }
 
-    fn list_users(&self) -> Result<Vec<User>> {
-        self.users.iter().values().map(|v| decode(&v?)).collect()
-    }
-
-    fn get_session(&self, id: &str) -> Result<Option<SessionRecord>> {
-        self.sessions.get(id)?.map(|v| decode(&v)).transpose()
-    }
-
-    fn put_session(&self, session: &SessionRecord) -> Result<()> {
-        self.sessions
-            .insert(session.id.as_bytes(), encode(session)?)?;
-        self.user_sessions
-            .insert(index_key(&session.username, &session.id), &[])?;
-        self.flush()
-    }
-
-    fn put_sessions(&self, sessions: &[SessionRecord]) -> Result<()> {
-        for session in sessions {
-            self.sessions
-                .insert(session.id.as_bytes(), encode(session)?)?;
-            self.user_sessions
-                .insert(index_key(&session.username, &session.id), &[])?;
-        }
-        self.flush()
-    }
-
-    fn modify_session(
-        &self,
-        id: &str,
-        durable: bool,
-        change: &mut dyn FnMut(&mut SessionRecord) -> bool,
-    ) -> Result<Option<SessionRecord>> {
-        let changed = swap_record(&self.sessions, id, change)?;
-        if changed.is_some() && durable {
-            self.flush()?;
-        }
-        Ok(changed)
-    }
-
-    fn delete_session(&self, id: &str) -> Result<bool> {
-        let Some(old) = self.sessions.remove(id)? else {
-            return Ok(false);
-        };
-        let record: SessionRecord = decode(&old)?;
-        self.user_sessions.remove(index_key(&record.username, id))?;
-        self.flush()?;
-        Ok(true)
-    }
-
-    fn sessions_of(&self, username: &str) -> Result<Vec<SessionRecord>> {
-        let mut out = Vec::new();
-        for key in self.user_sessions.scan_prefix(user_prefix(username)).keys() {
-            let key = key?;
-            let id = &key[username.len() + 1..];
-            if let Some(v) = self.sessions.get(id)? {
-                out.push(decode(&v)?);
+    fn apply(&self, writes: &[Write]) -> Result<()> {
+        self.with(|h| {
+            if let [one] = writes {
+                let tree = h.tree(one.tree);
+                match &one.value {
+                    Some(value) => tree.insert(&one.key, value.as_slice())?,
+                    None => tree.remove(&one.key)?,
+                };
+                return Ok(());
             }
-        }
-        Ok(out)
+            // Several records: one sled transaction, which its log keeps whole.
+            let trees: Vec<&sled::Tree> = Tree::ALL.iter().map(|t| h.tree(*t)).collect();
+            trees
+                .as_slice()
+                .transaction(|views| {
+                    for write in writes {
+                        let view = &views[write.tree as usize];
+                        match &write.value {
+                            Some(value) => view.insert(write.key.as_slice(), value.as_slice())?,
+                            None => view.remove(write.key.as_slice())?,
+                        };
+                    }
+                    Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+                })
+                .map_err(|e| match e {
+                    sled::transaction::TransactionError::Storage(e) => Error::Store(e),
+                    sled::transaction::TransactionError::Abort(()) => {
+                        Error::Internal("a store transaction was aborted".into())
+                    }
+                })
+        })
     }
 
-    fn all_sessions(&self) -> Result<Vec<SessionRecord>> {
-        self.sessions.iter().values().map(|v| decode(&v?)).collect()
+    fn sync(&self) -> Result<()> {
+        self.with(|h| h.flush())
     }
 
-    fn delete_sessions_of(&self, username: &str, keep: Option<&str>) -> Result<usize> {
-        let mut removed = 0;
-        for key in self.user_sessions.scan_prefix(user_prefix(username)).keys() {
-            let key = key?;
-            let id = &key[username.len() + 1..];
-            if keep.is_some_and(|k| k.as_bytes() == id) {
-                continue;
-            }
-            self.sessions.remove(id)?;
-            self.user_sessions.remove(&key)?;
-            removed += 1;
-        }
-        self.flush()?;
-        Ok(removed)
-    }
-
-    fn get_raw(&self, space: Space, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.tree(space).get(key)?.map(|v| v.to_vec()))
-    }
-
-    fn put_raw(&self, space: Space, key: &str, value: &[u8]) -> Result<()> {
-        self.tree(space).insert(key, value)?;
-        self.flush()
-    }
-
-    fn delete_raw(&self, space: Space, key: &str) -> Result<bool> {
-        let existed = self.tree(space).remove(key)?.is_some();
-        self.flush()?;
-        Ok(existed)
-    }
-
-    fn scan_raw(&self, space: Space) -> Result<Vec<(String, Vec<u8>)>> {
-        self.tree(space)
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv?;
-                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
-            })
-            .collect()
-    }
-
-    fn compare_and_swap_raw(
-        &self,
-        space: Space,
-        key: &str,
-        old: Option<&[u8]>,
-        new: Option<&[u8]>,
-    ) -> Result<bool> {
-        let swapped = self.tree(space).compare_and_swap(key, old, new)?.is_ok();
-        if swapped {
-            self.flush()?;
-        }
-        Ok(swapped)
-    }
-}
-
-impl Store for SledStore {
-    /// Why the store is not healthy, if it is not: a write failed and the database has
-    /// not been reopened yet, or a real read fails now.
     fn health(&self) -> std::result::Result<(), String> {
         if let Some(why) = self.shared.failure.get() {
             return Err(format!("the store cannot write: {why}"));
@@ -765,99 +599,16 @@ impl Store for SledStore {
         self.with(|h| Ok(h.db.get(b"store-id").map(drop)?))
             .map_err(|e| format!("the store cannot read: {e}"))
     }
-
-    fn get_user(&self, username: &str) -> Result<Option<User>> {
-        self.with(|h| h.get_user(username))
-    }
-
-    fn put_user(&self, user: &User) -> Result<()> {
-        self.with(|h| h.put_user(user))
-    }
-
-    fn update_user(
-        &self,
-        username: &str,
-        change: &mut dyn FnMut(&mut User),
-    ) -> Result<Option<User>> {
-        self.with(|h| h.update_user(username, change))
-    }
-
-    fn delete_user(&self, username: &str) -> Result<bool> {
-        self.with(|h| h.delete_user(username))
-    }
-
-    fn list_users(&self) -> Result<Vec<User>> {
-        self.with(|h| h.list_users())
-    }
-
-    fn get_session(&self, id: &str) -> Result<Option<SessionRecord>> {
-        self.with(|h| h.get_session(id))
-    }
-
-    fn put_session(&self, session: &SessionRecord) -> Result<()> {
-        self.with(|h| h.put_session(session))
-    }
-
-    fn put_sessions(&self, sessions: &[SessionRecord]) -> Result<()> {
-        self.with(|h| h.put_sessions(sessions))
-    }
-
-    fn modify_session(
-        &self,
-        id: &str,
-        durable: bool,
-        change: &mut dyn FnMut(&mut SessionRecord) -> bool,
-    ) -> Result<Option<SessionRecord>> {
-        self.with(|h| h.modify_session(id, durable, change))
-    }
-
-    fn delete_session(&self, id: &str) -> Result<bool> {
-        self.with(|h| h.delete_session(id))
-    }
-
-    fn sessions_of(&self, username: &str) -> Result<Vec<SessionRecord>> {
-        self.with(|h| h.sessions_of(username))
-    }
-
-    fn all_sessions(&self) -> Result<Vec<SessionRecord>> {
-        self.with(|h| h.all_sessions())
-    }
-
-    fn delete_sessions_of(&self, username: &str, keep: Option<&str>) -> Result<usize> {
-        self.with(|h| h.delete_sessions_of(username, keep))
-    }
-
-    fn get_raw(&self, space: Space, key: &str) -> Result<Option<Vec<u8>>> {
-        self.with(|h| h.get_raw(space, key))
-    }
-
-    fn put_raw(&self, space: Space, key: &str, value: &[u8]) -> Result<()> {
-        self.with(|h| h.put_raw(space, key, value))
-    }
-
-    fn delete_raw(&self, space: Space, key: &str) -> Result<bool> {
-        self.with(|h| h.delete_raw(space, key))
-    }
-
-    fn scan_raw(&self, space: Space) -> Result<Vec<(String, Vec<u8>)>> {
-        self.with(|h| h.scan_raw(space))
-    }
-
-    fn compare_and_swap_raw(
-        &self,
-        space: Space,
-        key: &str,
-        old: Option<&[u8]>,
-        new: Option<&[u8]>,
-    ) -> Result<bool> {
-        self.with(|h| h.compare_and_swap_raw(space, key, old, new))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::AuthLevel;
+    use crate::store::{AuthLevel, Health, KvStore, SessionRecord, Sessions};
+
+    fn kv(dir: &Path) -> KvStore<SledStore> {
+        KvStore::new(SledStore::open(dir).unwrap()).unwrap()
+    }
 
     fn session(id: &str, user: &str) -> SessionRecord {
         SessionRecord {
@@ -876,8 +627,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_data_directory_and_its_files_are_private_also_on_upgrade() {
+    #[tokio::test]
+    async fn the_data_directory_and_its_files_are_private_also_on_upgrade() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
@@ -886,8 +637,8 @@ mod tests {
         // A file an older version left readable by everyone.
         std::fs::write(data.join("old"), "x").unwrap();
         std::fs::set_permissions(data.join("old"), std::fs::Permissions::from_mode(0o644)).unwrap();
-        let store = SledStore::open(&data).unwrap();
-        store.put_session(&session("a", "ann")).unwrap();
+        let store = kv(&data);
+        store.put_session(&session("a", "ann")).await.unwrap();
         drop(store);
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&data), 0o700);
@@ -906,114 +657,118 @@ mod tests {
         assert!(files > 0);
     }
 
-    #[test]
-    fn revoking_all_but_one_session_keeps_only_that_one() {
+    #[tokio::test]
+    async fn revoking_all_but_one_session_keeps_only_that_one() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = kv(dir.path());
         for id in ["a", "b", "c"] {
-            store.put_session(&session(id, "ann")).unwrap();
+            store.put_session(&session(id, "ann")).await.unwrap();
         }
-        store.put_session(&session("d", "ann2")).unwrap();
-        assert_eq!(store.delete_sessions_of("ann", Some("b")).unwrap(), 2);
+        store.put_session(&session("d", "ann2")).await.unwrap();
+        assert_eq!(store.delete_sessions_of("ann", Some("b")).await.unwrap(), 2);
         let left: Vec<_> = store
             .sessions_of("ann")
+            .await
             .unwrap()
             .into_iter()
             .map(|s| s.id)
             .collect();
         assert_eq!(left, vec!["b".to_string()]);
         assert_eq!(
-            store.sessions_of("ann2").unwrap().len(),
+            store.sessions_of("ann2").await.unwrap().len(),
             1,
             "a user whose name extends another's is untouched"
         );
     }
 
-    #[test]
-    fn touch_does_not_resurrect_a_deleted_session() {
+    #[tokio::test]
+    async fn touch_does_not_resurrect_a_deleted_session() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = kv(dir.path());
         let s = session("x", "ann");
-        store.put_session(&s).unwrap();
-        store.delete_session("x").unwrap();
+        store.put_session(&s).await.unwrap();
+        store.delete_session("x").await.unwrap();
         let touched = store
             .modify_session("x", false, &mut |s| {
                 s.last_seen = 50;
                 true
             })
+            .await
             .unwrap();
         assert!(touched.is_none());
-        assert!(store.get_session("x").unwrap().is_none());
+        assert!(store.get_session("x").await.unwrap().is_none());
     }
 
-    #[test]
-    fn committed_state_survives_reopen() {
+    #[tokio::test]
+    async fn committed_state_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = SledStore::open(dir.path()).unwrap();
-            store.put_session(&session("x", "ann")).unwrap();
+            let store = kv(dir.path());
+            store.put_session(&session("x", "ann")).await.unwrap();
         }
-        let store = SledStore::open(dir.path()).unwrap();
-        assert!(store.get_session("x").unwrap().is_some());
+        let store = kv(dir.path());
+        assert!(store.get_session("x").await.unwrap().is_some());
     }
 
-    #[test]
-    fn a_write_failure_is_reported_and_a_reopen_makes_writes_work_again() {
+    #[tokio::test]
+    async fn a_write_failure_is_reported_and_a_reopen_makes_writes_work_again() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
-        store.put_session(&session("a", "ann")).unwrap();
+        let store = kv(dir.path());
+        store.put_session(&session("a", "ann")).await.unwrap();
         store
+            .engine()
             .handles()
             .unwrap()
             .log
             .fail_next
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        let err = store.put_session(&session("b", "ann")).unwrap_err();
+        let err = store.put_session(&session("b", "ann")).await.unwrap_err();
         assert!(matches!(err, Error::StoreUnavailable(_)), "{err}");
         assert_eq!(err.status(), http::StatusCode::SERVICE_UNAVAILABLE);
         let health = store.health().unwrap_err();
         assert!(health.contains("No space left"), "{health}");
         // Reads keep working meanwhile; writes keep failing (a later fdatasync that
         // succeeds proves nothing about the pages the failed one lost).
-        assert!(store.get_session("a").unwrap().is_some());
-        assert!(store.handles().unwrap().log.sync().is_err());
-        assert!(store.recover(), "reopened: the disk has room");
+        assert!(store.get_session("a").await.unwrap().is_some());
+        assert!(store.engine().handles().unwrap().log.sync().is_err());
+        assert!(store.engine().recover(), "reopened: the disk has room");
         assert_eq!(store.health(), Ok(()));
-        store.put_session(&session("c", "ann")).unwrap();
-        assert!(store.get_session("c").unwrap().is_some());
-        assert!(store.get_session("a").unwrap().is_some());
+        store.put_session(&session("c", "ann")).await.unwrap();
+        assert!(store.get_session("c").await.unwrap().is_some());
+        assert!(store.get_session("a").await.unwrap().is_some());
     }
 
-    #[test]
-    fn a_damaged_record_found_while_running_is_reported_by_health() {
+    #[tokio::test]
+    async fn a_damaged_record_found_while_running_is_reported_by_health() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
-        store.put_session(&session("a", "ann")).unwrap();
+        let store = kv(dir.path());
+        store.put_session(&session("a", "ann")).await.unwrap();
         assert_eq!(store.health(), Ok(()));
         store
+            .engine()
             .handles()
             .unwrap()
-            .sessions
+            .tree(Tree::Sessions)
             .insert("b", &b"{not json"[..])
             .unwrap();
-        assert!(store.get_session("b").is_err());
+        assert!(store.get_session("b").await.is_err());
         let health = store.health().unwrap_err();
         assert!(
             health.contains("damaged") && health.contains("backup"),
             "{health}"
         );
         assert!(
-            store.get_session("a").unwrap().is_some(),
+            store.get_session("a").await.unwrap().is_some(),
             "the rest still reads"
         );
     }
 
-    #[test]
-    fn a_snapshot_sled_never_finished_does_not_make_the_store_unreadable() {
+    #[tokio::test]
+    async fn a_snapshot_sled_never_finished_does_not_make_the_store_unreadable() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = SledStore::open(dir.path()).unwrap();
-            store.put_session(&session("a", "ann")).unwrap();
+            let store = kv(dir.path());
+            store.put_session(&session("a", "ann")).await.unwrap();
         }
         // What a start cut short by a full disk leaves behind.
         std::fs::write(
@@ -1021,30 +776,33 @@ mod tests {
             b"",
         )
         .unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
-        assert!(store.get_session("a").unwrap().is_some());
+        let store = kv(dir.path());
+        assert!(store.get_session("a").await.unwrap().is_some());
         assert!(!dir
             .path()
             .join("store/snap.FFFFFFFFFFFFFFFF.generating")
             .exists());
     }
 
-    #[test]
-    fn concurrent_durable_writes_share_syncs_and_all_land() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_durable_writes_share_syncs_and_all_land() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
-        std::thread::scope(|scope| {
-            for t in 0..4 {
-                let store = &store;
-                scope.spawn(move || {
-                    for i in 0..25 {
-                        store
-                            .put_session(&session(&format!("{t}-{i}"), "ann"))
-                            .unwrap();
-                    }
-                });
-            }
-        });
-        assert_eq!(store.sessions_of("ann").unwrap().len(), 100);
+        let store = Arc::new(kv(dir.path()));
+        let mut writers = Vec::new();
+        for t in 0..4 {
+            let store = store.clone();
+            writers.push(tokio::spawn(async move {
+                for i in 0..25 {
+                    store
+                        .put_session(&session(&format!("{t}-{i}"), "ann"))
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        assert_eq!(store.sessions_of("ann").await.unwrap().len(), 100);
     }
 }

@@ -5,7 +5,7 @@ use super::*;
 /// `POST /settings/email/start`: mails a code to the account's address.
 pub async fn email_start(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let identity = change!(state, req, t, routes::SETTINGS_EMAIL_START);
-    if email::is_enabled(state.store.as_ref(), &identity.user.username)? {
+    if email::is_enabled(state.store.as_ref(), &identity.user.username).await? {
         return Ok(done(req, "email_on"));
     }
     let (info, error) =
@@ -19,6 +19,7 @@ pub async fn email_start(state: &AppState, req: &Request, t: &'static Texts) -> 
                     StatusCode::BAD_REQUEST,
                     Some(t.email_no_address.into()),
                 )
+                .await
             }
             email::SendOutcome::Sent {
                 delivery: Delivery::Failed | Delivery::Disabled,
@@ -106,28 +107,31 @@ pub(super) fn code_page(
 }
 
 /// `POST /settings/email/confirm`: the right code turns email codes on.
-pub fn email_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+pub async fn email_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let identity = change!(state, req, t, routes::SETTINGS_EMAIL_CONFIRM);
     let username = identity.user.username.clone();
-    let was_first = !mfa::has_second_factor(state.store.as_ref(), &username)?;
+    let was_first = !mfa::has_second_factor(state.store.as_ref(), &username).await?;
     let code = req.form().get("code").unwrap_or("").to_string();
-    match email::check(state, &username, &code, email::Purpose::Confirm, now())? {
-        email::CodeResult::Accepted => enabled(
-            state,
-            req,
-            t,
-            &identity,
-            Factor::Email,
-            was_first,
-            "email_on",
-        ),
+    match email::check(state, &username, &code, email::Purpose::Confirm, now()).await? {
+        email::CodeResult::Accepted => {
+            enabled(
+                state,
+                req,
+                t,
+                &identity,
+                Factor::Email,
+                was_first,
+                "email_on",
+            )
+            .await
+        }
         other => Ok(code_retry(state, req, t, CodeFor::EnableEmail, other)),
     }
 }
 
 /// `POST /settings/address/start`: the password and a new address; a code goes to it.
 pub async fn address_start(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = match established(state, req, routes::SETTINGS)? {
+    let identity = match established(state, req, routes::SETTINGS).await? {
         Gate::Elsewhere(response) => return Ok(response),
         Gate::Established(identity) => identity,
     };
@@ -143,9 +147,10 @@ pub async fn address_start(state: &AppState, req: &Request, t: &'static Texts) -
             &identity,
             StatusCode::BAD_REQUEST,
             Some(t.address_invalid.into()),
-        );
+        )
+        .await;
     }
-    if identity_check_needed(state, &identity, routes::SETTINGS_ADDRESS_START)? {
+    if identity_check_needed(state, &identity, routes::SETTINGS_ADDRESS_START).await? {
         return Ok(ask_identity(
             state,
             req,
@@ -169,7 +174,8 @@ pub async fn address_start(state: &AppState, req: &Request, t: &'static Texts) -
     }
     state
         .sessions
-        .password_confirmed(&identity.session, now())?;
+        .password_confirmed(&identity.session, now())
+        .await?;
     let (info, error) = match email::send_code_to(
         state,
         &identity.user,
@@ -202,13 +208,17 @@ pub async fn address_start(state: &AppState, req: &Request, t: &'static Texts) -
 
 /// `POST /settings/address/confirm`: the right code makes the new address the account's;
 /// the old one is told.
-pub fn address_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = match established(state, req, routes::SETTINGS)? {
+pub async fn address_confirm(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+) -> Result<Response> {
+    let identity = match established(state, req, routes::SETTINGS).await? {
         Gate::Elsewhere(response) => return Ok(response),
         Gate::Established(identity) => identity,
     };
     check_csrf(state, req)?;
-    if identity_check_needed(state, &identity, routes::SETTINGS_ADDRESS_CONFIRM)? {
+    if identity_check_needed(state, &identity, routes::SETTINGS_ADDRESS_CONFIRM).await? {
         return Ok(ask_identity(
             state,
             req,
@@ -218,34 +228,38 @@ pub fn address_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Re
         ));
     }
     let username = identity.user.username.clone();
-    let Some(new) = email::pending_new_address(state.store.as_ref(), &username)? else {
+    let Some(new) = email::pending_new_address(state.store.as_ref(), &username).await? else {
         return Ok(done(req, ""));
     };
     let code = req.form().get("code").unwrap_or("").to_string();
-    match email::check(state, &username, &code, email::Purpose::NewAddress, now())? {
+    match email::check(state, &username, &code, email::Purpose::NewAddress, now()).await? {
         email::CodeResult::Accepted => {
             let old = identity.user.email.clone();
             if state
                 .store
-                .update_user(&username, &mut |u| u.email = new.clone())?
+                .update_user(&username, &mut |u| u.email = new.clone())
+                .await?
                 .is_none()
             {
                 return Err(Error::SessionEnded);
             }
             audit!("email_address_changed", user = username, ip = req.ip_text());
-            state.mailer.send_later(
-                &old,
-                Letter {
-                    t,
-                    subject: t.notice_subject.into(),
-                    lines: vec![
-                        fill(t.notice_address_changed, crate::notify::email::mask(&new)),
-                        t.notice_not_you.into(),
-                    ],
-                    code: None,
-                    link: None,
-                },
-            );
+            state
+                .mailer
+                .send_later(
+                    &old,
+                    Letter {
+                        t,
+                        subject: t.notice_subject.into(),
+                        lines: vec![
+                            fill(t.notice_address_changed, crate::notify::email::mask(&new)),
+                            t.notice_not_you.into(),
+                        ],
+                        code: None,
+                        link: None,
+                    },
+                )
+                .await;
             Ok(done(req, "address"))
         }
         other => Ok(code_retry(state, req, t, CodeFor::NewAddress, other)),

@@ -57,12 +57,12 @@ pub(super) fn enroll_page(
 }
 
 /// `POST /settings/totp/start`: a new secret, then (by redirect) the enrolment page.
-pub fn totp_start(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+pub async fn totp_start(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let identity = change!(state, req, t, routes::SETTINGS_TOTP_START);
-    if totp::is_enabled(state.store.as_ref(), &identity.user.username)? {
+    if totp::is_enabled(state.store.as_ref(), &identity.user.username).await? {
         return Ok(done(req, "totp_on"));
     }
-    totp::enroll_start(state, &identity.user.username, now())?;
+    totp::enroll_start(state, &identity.user.username, now()).await?;
     let rd = req.form().get("rd").unwrap_or("").to_string();
     Ok(redirect(
         StatusCode::SEE_OTHER,
@@ -71,12 +71,12 @@ pub fn totp_start(state: &AppState, req: &Request, t: &'static Texts) -> Result<
 }
 
 /// `GET /settings/totp`: the pending enrolment (same secret), if any.
-pub fn totp_page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = match established(state, req, routes::SETTINGS)? {
+pub async fn totp_page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let identity = match established(state, req, routes::SETTINGS).await? {
         Gate::Elsewhere(response) => return Ok(response),
         Gate::Established(identity) => identity,
     };
-    match totp::pending_enrollment(state, &identity.user.username)? {
+    match totp::pending_enrollment(state, &identity.user.username).await? {
         Some(enrollment) => Ok(enroll_page(
             state,
             req,
@@ -91,17 +91,17 @@ pub fn totp_page(state: &AppState, req: &Request, t: &'static Texts) -> Result<R
 }
 
 /// `POST /settings/totp/confirm`: a correct code turns the app on.
-pub fn totp_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+pub async fn totp_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let identity = change!(state, req, t, routes::SETTINGS_TOTP_CONFIRM);
     let username = identity.user.username.clone();
-    let was_first = !mfa::has_second_factor(state.store.as_ref(), &username)?;
+    let was_first = !mfa::has_second_factor(state.store.as_ref(), &username).await?;
     let code = req.form().get("code").unwrap_or("").to_string();
-    let Some(enrollment) = totp::pending_enrollment(state, &username)? else {
+    let Some(enrollment) = totp::pending_enrollment(state, &username).await? else {
         return Ok(done(req, ""));
     };
-    let (error, hint) = match totp::enroll_finish(state, &username, &code, now())? {
+    let (error, hint) = match totp::enroll_finish(state, &username, &code, now()).await? {
         totp::CodeCheck::Valid { .. } => {
-            return enabled(state, req, t, &identity, Factor::Totp, was_first, "totp_on")
+            return enabled(state, req, t, &identity, Factor::Totp, was_first, "totp_on").await
         }
         totp::CodeCheck::ClockOff { steps } => {
             let minutes = (steps.unsigned_abs() * totp::STEP).div_ceil(60).max(1);

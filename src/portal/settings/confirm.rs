@@ -72,7 +72,7 @@ pub(super) fn replay_fields(req: &Request) -> Vec<(String, String)> {
 /// `POST /settings/confirm`: checks the password, then sends the browser back to
 /// re-submit the change it wanted (307 keeps method and body).
 pub async fn confirm(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let identity = match established(state, req, routes::SETTINGS)? {
+    let identity = match established(state, req, routes::SETTINGS).await? {
         Gate::Elsewhere(response) => return Ok(response),
         Gate::Established(identity) => identity,
     };
@@ -100,7 +100,8 @@ pub async fn confirm(state: &AppState, req: &Request, t: &'static Texts) -> Resu
     }
     state
         .sessions
-        .password_confirmed(&identity.session, now())?;
+        .password_confirmed(&identity.session, now())
+        .await?;
     Ok(redirect(
         StatusCode::TEMPORARY_REDIRECT,
         &format!("{}{next}", req.mount),
@@ -109,13 +110,13 @@ pub async fn confirm(state: &AppState, req: &Request, t: &'static Texts) -> Resu
 
 /// For a change: the signed-in identity with a valid CSRF token and a fresh password,
 /// or the response to send instead.
-pub(crate) fn authorise_change(
+pub(crate) async fn authorise_change(
     state: &AppState,
     req: &Request,
     t: &'static Texts,
     action: &str,
 ) -> Result<Result<Box<Identity>, Response>> {
-    let identity = match established(state, req, routes::SETTINGS)? {
+    let identity = match established(state, req, routes::SETTINGS).await? {
         Gate::Elsewhere(response) => return Ok(Err(response)),
         Gate::Established(identity) => identity,
     };
@@ -127,7 +128,7 @@ pub(crate) fn authorise_change(
     ) {
         return Ok(Err(confirm_page(state, req, t, None, action)));
     }
-    if identity_check_needed(state, &identity, action)? {
+    if identity_check_needed(state, &identity, action).await? {
         return Ok(Err(ask_identity(state, req, t, &identity, action)));
     }
     Ok(Ok(identity))

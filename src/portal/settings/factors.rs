@@ -46,7 +46,7 @@ pub async fn factor_disable(
     };
     let identity = change!(state, req, t, action);
     let username = identity.user.username.clone();
-    let factors = mfa::enabled_factors(state.store.as_ref(), &username)?;
+    let factors = mfa::enabled_factors(state.store.as_ref(), &username).await?;
     let off_key = format!("{}_off", factor.id());
     if !factors.contains(&factor) {
         return Ok(done(req, &off_key));
@@ -57,16 +57,16 @@ pub async fn factor_disable(
             return Ok(wrong);
         }
     }
-    mfa::disable_factor(state, &username, factor, "user")?;
+    mfa::disable_factor(state, &username, factor, "user").await?;
     if last {
-        notice(state, &identity.user, t, t.notice_2fa_off);
+        notice(state, &identity.user, t, t.notice_2fa_off).await;
     }
     Ok(done(req, if last { "2fa_off" } else { &off_key }))
 }
 
 /// After a factor was turned on from this session: raise the session, apply the
 /// first-factor rules, show the backup codes once when they are new.
-pub(crate) fn enabled(
+pub(crate) async fn enabled(
     state: &AppState,
     req: &Request,
     t: &'static Texts,
@@ -78,7 +78,8 @@ pub(crate) fn enabled(
     crate::crash::point("factor-saved");
     let session = state
         .sessions
-        .upgrade(&identity.session, AuthLevel::TwoFactor, now())?;
+        .upgrade(&identity.session, AuthLevel::TwoFactor, now())
+        .await?;
     let codes = mfa::factor_enabled(
         state,
         &identity.user.username,
@@ -86,7 +87,8 @@ pub(crate) fn enabled(
         Some(&session),
         was_first,
         now(),
-    )?;
+    )
+    .await?;
     let rd = req.form().get("rd").unwrap_or("").to_string();
     let next = if rd.is_empty() {
         format!("{}{}?done={done_key}", req.mount, routes::SETTINGS)
@@ -96,7 +98,7 @@ pub(crate) fn enabled(
     let done_text = notice_text(t, done_key);
     let mut response = match codes {
         Some(codes) => {
-            notice(state, &identity.user, t, t.notice_2fa_on);
+            notice(state, &identity.user, t, t.notice_2fa_on).await;
             show_codes(state, req, t, &codes, done_text, next)
         }
         None => redirect(StatusCode::SEE_OTHER, &next),
@@ -106,14 +108,18 @@ pub(crate) fn enabled(
 }
 
 /// `POST /settings/backup/regenerate`: a new set; the old codes stop working.
-pub fn backup_regenerate(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+pub async fn backup_regenerate(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+) -> Result<Response> {
     let identity = change!(state, req, t, routes::SETTINGS_BACKUP_REGENERATE);
     let username = &identity.user.username;
-    if !mfa::has_second_factor(state.store.as_ref(), username)? {
+    if !mfa::has_second_factor(state.store.as_ref(), username).await? {
         return Ok(done(req, ""));
     }
-    let codes = backup::generate(state, username, now())?;
-    notice(state, &identity.user, t, t.notice_backup);
+    let codes = backup::generate(state, username, now()).await?;
+    notice(state, &identity.user, t, t.notice_backup).await;
     audit!(
         "backup_codes_generated",
         user = username,

@@ -25,7 +25,7 @@ pub(super) const ENROLMENTS: &[&str] = &[
 pub(super) const NOT_REPLAYED: &[&str] = &[routes::SETTINGS_ADDRESS_START];
 
 /// Whether `action` must wait for the emailed identity check.
-pub(super) fn identity_check_needed(
+pub(super) async fn identity_check_needed(
     state: &AppState,
     identity: &Identity,
     action: &str,
@@ -38,7 +38,7 @@ pub(super) fn identity_check_needed(
         && state.mailer.enabled()
         && !identity.user.email.is_empty()
         && !proved
-        && !mfa::has_second_factor(state.store.as_ref(), &identity.user.username)?)
+        && !mfa::has_second_factor(state.store.as_ref(), &identity.user.username).await?)
 }
 
 /// The "confirm it is you" page, which replays `req`'s form once the code is right.
@@ -96,11 +96,11 @@ pub(super) fn identity_page(
 
 /// For the identity check's own forms: the signed-in identity (CSRF checked) and the
 /// change waiting for it, or the response to send instead.
-pub(super) fn identity_step(
+pub(super) async fn identity_step(
     state: &AppState,
     req: &Request,
 ) -> Result<Result<(Box<Identity>, String), Response>> {
-    let identity = match established(state, req, routes::SETTINGS)? {
+    let identity = match established(state, req, routes::SETTINGS).await? {
         Gate::Elsewhere(response) => return Ok(Err(response)),
         Gate::Established(identity) => identity,
     };
@@ -126,7 +126,7 @@ pub(super) fn ask_identity(
 
 /// `POST /settings/identity/send`: mails the identity code.
 pub async fn identity_send(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let (identity, next) = match identity_step(state, req)? {
+    let (identity, next) = match identity_step(state, req).await? {
         Ok(found) => found,
         Err(response) => return Ok(response),
     };
@@ -148,17 +148,24 @@ pub async fn identity_send(state: &AppState, req: &Request, t: &'static Texts) -
 
 /// `POST /settings/identity/verify`: checks the identity code, then sends the browser
 /// back to re-submit the change it wanted (307 keeps method and body).
-pub fn identity_verify(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    let (identity, next) = match identity_step(state, req)? {
+pub async fn identity_verify(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+) -> Result<Response> {
+    let (identity, next) = match identity_step(state, req).await? {
         Ok(found) => found,
         Err(response) => return Ok(response),
     };
     let form = req.form();
     let code = form.get("identity_code").unwrap_or("");
     let username = &identity.user.username;
-    match email::check(state, username, code, email::Purpose::Identity, now())? {
+    match email::check(state, username, code, email::Purpose::Identity, now()).await? {
         mfa::CodeResult::Accepted => {
-            state.sessions.identity_proved(&identity.session, now())?;
+            state
+                .sessions
+                .identity_proved(&identity.session, now())
+                .await?;
             audit!("identity_proved", user = username, ip = req.ip_text());
             if NOT_REPLAYED.contains(&next.as_str()) {
                 return Ok(done(req, "identity"));

@@ -40,7 +40,7 @@ use crate::texts::{describe_device, format_time};
 /// The identity for a settings change, or an early return with the response to send.
 macro_rules! change {
     ($state:expr, $req:expr, $t:expr, $action:expr) => {
-        match authorise_change($state, $req, $t, $action)? {
+        match authorise_change($state, $req, $t, $action).await? {
             Ok(identity) => identity,
             Err(response) => return Ok(response),
         }
@@ -93,7 +93,7 @@ fn notice_text(t: &'static Texts, key: &str) -> Option<&'static str> {
     })
 }
 
-pub(crate) fn settings_page(
+pub(crate) async fn settings_page(
     state: &AppState,
     req: &Request,
     t: &'static Texts,
@@ -101,11 +101,11 @@ pub(crate) fn settings_page(
     status: StatusCode,
     error: Option<String>,
 ) -> Result<Response> {
-    settings_page_with(state, req, t, identity, status, error, None)
+    settings_page_with(state, req, t, identity, status, error, None).await
 }
 
 /// The settings page, with the Telegram section showing a fresh deep link when given.
-pub(crate) fn settings_page_with(
+pub(crate) async fn settings_page_with(
     state: &AppState,
     req: &Request,
     t: &'static Texts,
@@ -116,14 +116,14 @@ pub(crate) fn settings_page_with(
 ) -> Result<Response> {
     let username = &identity.user.username;
     let rd = req.query_param("rd").unwrap_or_default();
-    let factors = mfa::enabled_factors(state.store.as_ref(), username)?;
+    let factors = mfa::enabled_factors(state.store.as_ref(), username).await?;
     let totp_on = factors.contains(&Factor::Totp);
     let email_on = factors.contains(&Factor::Email);
     let mut notice = req.query_param("done").and_then(|k| notice_text(t, &k));
     if notice.is_none() && !rd.is_empty() && factors.is_empty() {
         notice = Some(t.two_factor_needed);
     }
-    let mut sessions = state.store.sessions_of(username)?;
+    let mut sessions = state.store.sessions_of(username).await?;
     sessions.sort_by_key(|s| std::cmp::Reverse(s.last_seen));
     let rows = sessions
         .iter()
@@ -138,8 +138,8 @@ pub(crate) fn settings_page_with(
         })
         .collect();
     let continue_to = (!rd.is_empty() && !factors.is_empty()).then(|| onwards(state, &rd));
-    let devices = webauthn::devices(state.store.as_ref(), username)?;
-    let telegram_accounts = crate::mfa::telegram::accounts(state.store.as_ref(), username)?;
+    let devices = webauthn::devices(state.store.as_ref(), username).await?;
+    let telegram_accounts = crate::mfa::telegram::accounts(state.store.as_ref(), username).await?;
     let device_is_last = devices.len() == 1 && factors == [Factor::Webauthn];
     let device_rows = devices
         .into_iter()
@@ -196,13 +196,14 @@ pub(crate) fn settings_page_with(
         has_email: !identity.user.email.is_empty(),
         email_address: &identity.user.email,
         phone_enabled: state.phone.is_some(),
-        phone_numbers: crate::mfa::phone::numbers(state.store.as_ref(), username)?
+        phone_numbers: crate::mfa::phone::numbers(state.store.as_ref(), username)
+            .await?
             .into_iter()
             .map(|n| (n.number, n.confirmed))
             .collect(),
         mail_enabled: state.mailer.enabled(),
         two_factor_on: !factors.is_empty(),
-        backup_left: backup::remaining(state.store.as_ref(), username)?,
+        backup_left: backup::remaining(state.store.as_ref(), username).await?,
         sessions: rows,
         min_length: state.config.password.min_length,
     };
@@ -217,17 +218,17 @@ pub(crate) fn done(req: &Request, key: &str) -> Response {
 }
 
 /// `GET /settings`.
-pub fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    match established(state, req, routes::SETTINGS)? {
+pub async fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    match established(state, req, routes::SETTINGS).await? {
         Gate::Elsewhere(response) => Ok(response),
         Gate::Established(identity) => {
-            settings_page(state, req, t, &identity, StatusCode::OK, None)
+            settings_page(state, req, t, &identity, StatusCode::OK, None).await
         }
     }
 }
 
 /// Sends the user a security notice (see [`mfa::security_notice`]).
-pub fn notice(state: &AppState, user: &crate::store::User, t: &'static Texts, line: &str) {
+pub async fn notice(state: &AppState, user: &crate::store::User, t: &'static Texts, line: &str) {
     mfa::security_notice(
         state.store.as_ref(),
         &state.mailer,
@@ -235,7 +236,8 @@ pub fn notice(state: &AppState, user: &crate::store::User, t: &'static Texts, li
         user,
         t,
         line,
-    );
+    )
+    .await;
 }
 
 #[cfg(test)]

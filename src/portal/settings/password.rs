@@ -56,7 +56,7 @@ pub(crate) async fn check_password(
     let username = &identity.user.username;
     let ip = req.ip_text();
     let keys = login_keys(username, req.client_ip);
-    let attempt = match begin_attempt(state, &keys) {
+    let attempt = match begin_attempt(state, &keys).await {
         Ok(attempt) => attempt,
         Err(left) => {
             audit!(event, user = username, ip = ip, reason = "banned");
@@ -71,15 +71,17 @@ pub(crate) async fn check_password(
         .verify(password, Some(identity.user.password_hash.clone()))
         .await?
     {
-        return Ok(match attempt.succeeded(&[user_key(username)], now()) {
-            Ok(()) => PasswordCheck::Right,
-            Err(left) => {
-                PasswordCheck::Wrong(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left))
-            }
-        });
+        return Ok(
+            match attempt.succeeded(&[user_key(username)], now()).await? {
+                Ok(()) => PasswordCheck::Right,
+                Err(left) => {
+                    PasswordCheck::Wrong(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left))
+                }
+            },
+        );
     }
     audit!(event, user = username, ip = ip);
-    Ok(match attempt_failed(state, attempt, &keys, &ip) {
+    Ok(match attempt_failed(state, attempt, &keys, &ip).await {
         Some(left) => PasswordCheck::Wrong(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left)),
         None => PasswordCheck::Wrong(StatusCode::UNAUTHORIZED, t.password_wrong.into()),
     })
@@ -98,7 +100,9 @@ pub(crate) async fn wrong_password(
     match check_password(state, req, t, identity, password, event).await? {
         PasswordCheck::Right => Ok(None),
         PasswordCheck::Wrong(status, message) => {
-            settings_page(state, req, t, identity, status, Some(message)).map(Some)
+            settings_page(state, req, t, identity, status, Some(message))
+                .await
+                .map(Some)
         }
     }
 }
@@ -129,7 +133,7 @@ pub async fn password_change(
     req: &Request,
     t: &'static Texts,
 ) -> Result<Response> {
-    let identity = match established(state, req, routes::SETTINGS)? {
+    let identity = match established(state, req, routes::SETTINGS).await? {
         Gate::Elsewhere(response) => return Ok(response),
         Gate::Established(identity) => identity,
     };
@@ -147,7 +151,8 @@ pub async fn password_change(
             &identity,
             StatusCode::BAD_REQUEST,
             Some(problem),
-        );
+        )
+        .await;
     }
     if let Some(wrong) =
         wrong_password(state, req, t, &identity, current, "password_change_failed").await?
@@ -162,11 +167,12 @@ pub async fn password_change(
         &identity.user.username,
         Some(&identity.session),
         &mut |u| u.password_hash = hash.clone(),
-    )?
+    )
+    .await?
     .ok_or(Error::SessionEnded)?;
     crate::crash::point("password-changed");
     let kept = kept.ok_or(Error::SessionEnded)?;
-    state.sessions.password_confirmed(&kept, now())?;
+    state.sessions.password_confirmed(&kept, now()).await?;
     audit!(
         "password_changed",
         user = user.username,

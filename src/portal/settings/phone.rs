@@ -40,32 +40,36 @@ pub async fn phone_add(state: &AppState, req: &Request, t: &'static Texts) -> Re
                 StatusCode::BAD_REQUEST,
                 Some(text.into()),
             )
+            .await
         }
     }
 }
 
 /// `POST /settings/phone/confirm`: the SMS code makes the number count.
-pub fn phone_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+pub async fn phone_confirm(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let identity = change!(state, req, t, routes::SETTINGS_PHONE_CONFIRM);
     let code = req.form().get("code").unwrap_or("").to_string();
-    match crate::mfa::phone::confirm_number(state, &identity.user.username, &code, now())? {
+    match crate::mfa::phone::confirm_number(state, &identity.user.username, &code, now()).await? {
         Ok(crate::mfa::phone::CodeResult::Accepted) => Ok(done(req, "number_added")),
         Ok(other) => Ok(code_retry(state, req, t, CodeFor::Phone, other)),
-        Err(_) => settings_page(
-            state,
-            req,
-            t,
-            &identity,
-            StatusCode::CONFLICT,
-            Some(t.number_taken.into()),
-        ),
+        Err(_) => {
+            settings_page(
+                state,
+                req,
+                t,
+                &identity,
+                StatusCode::CONFLICT,
+                Some(t.number_taken.into()),
+            )
+            .await
+        }
     }
 }
 
 /// `POST /settings/phone/remove`.
-pub fn phone_remove(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+pub async fn phone_remove(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let identity = change!(state, req, t, routes::SETTINGS_PHONE_REMOVE);
     let number = req.form().get("number").unwrap_or("").to_string();
-    crate::mfa::phone::remove_number(state, &identity.user.username, &number)?;
+    crate::mfa::phone::remove_number(state, &identity.user.username, &number).await?;
     Ok(done(req, "number_removed"))
 }

@@ -3,16 +3,17 @@
 use super::*;
 
 /// `POST /settings/sessions/end`: ends one of the user's other sessions.
-pub fn session_end(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+pub async fn session_end(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let identity = change!(state, req, t, routes::SETTINGS_SESSIONS_END);
     let id = req.form().get("id").unwrap_or("").to_string();
     let owned = state
         .store
-        .sessions_of(&identity.user.username)?
+        .sessions_of(&identity.user.username)
+        .await?
         .iter()
         .any(|s| s.id == id);
     if owned && id != identity.session.id {
-        state.store.delete_session(&id)?;
+        state.store.delete_session(&id).await?;
         audit!(
             "session_ended",
             user = identity.user.username,
@@ -24,14 +25,19 @@ pub fn session_end(state: &AppState, req: &Request, t: &'static Texts) -> Result
 }
 
 /// `POST /settings/sessions/end-others`.
-pub fn sessions_end_others(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+pub async fn sessions_end_others(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+) -> Result<Response> {
     let identity = change!(state, req, t, routes::SETTINGS_SESSIONS_END_OTHERS);
     let (_, _, ended) = end_sessions(
         state.store.as_ref(),
         &identity.user.username,
         Some(&identity.session),
         &mut |_| {},
-    )?
+    )
+    .await?
     .ok_or(Error::SessionEnded)?;
     audit!(
         "sessions_ended",

@@ -1,0 +1,950 @@
+//! The store's parts on any ordered key-value [`Engine`] (sled on disk, or memory):
+//! [`KvStore`] holds the layout, the indexes, time-to-lives, counters, queues and
+//! events, so every engine gets the same behaviour and the in-memory one tests the code
+//! that runs on disk.
+//!
+//! Atomicity: every write goes through one writer lock, held only for the in-memory
+//! part of the change (reading what it depends on, then applying every record it
+//! touches as one engine batch, which a crash keeps whole or not at all). Durability
+//! (the fsync) happens after the lock is released, so concurrent writers share syncs.
+//! Reads take no lock.
+//!
+//! Key layout (one tree each):
+//! - `users`:         `username` → JSON [`User`]
+//! - `sessions`:      `session id` → JSON [`SessionRecord`]
+//! - `user_sessions`: `username \0 session id` → empty (the per-user index)
+//! - `factors`:       `username \0 factor` → JSON factor record (see `mfa`)
+//! - `tokens`:        key → `0x00, expires_at (u64 BE, 0 = never), value`; values
+//!   written before time-to-lives existed have no header and never expire
+//! - `outbox`:        `q \0 queue \0 time-random` → `0x01, attempts (u32 BE),
+//!   due (u64 BE), leased until (u64 BE), payload`
+//! - `counters`:      key → JSON [`Tally`]
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use super::parts::*;
+use super::{SessionRecord, Timestamp, User};
+use crate::basics::now;
+use crate::error::{Error, Result};
+
+/// The trees (keyspaces) of an engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Tree {
+    Users,
+    Sessions,
+    UserSessions,
+    Factors,
+    Tokens,
+    Outbox,
+    Counters,
+}
+
+impl Tree {
+    pub const ALL: [Tree; 7] = [
+        Tree::Users,
+        Tree::Sessions,
+        Tree::UserSessions,
+        Tree::Factors,
+        Tree::Tokens,
+        Tree::Outbox,
+        Tree::Counters,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Tree::Users => "users",
+            Tree::Sessions => "sessions",
+            Tree::UserSessions => "user_sessions",
+            Tree::Factors => "factors",
+            Tree::Tokens => "tokens",
+            Tree::Outbox => "outbox",
+            Tree::Counters => "counters",
+        }
+    }
+}
+
+/// One record written (`Some`) or removed (`None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    pub tree: Tree,
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
+
+impl Write {
+    fn put(tree: Tree, key: impl Into<Vec<u8>>, value: Vec<u8>) -> Self {
+        Write {
+            tree,
+            key: key.into(),
+            value: Some(value),
+        }
+    }
+
+    fn remove(tree: Tree, key: impl Into<Vec<u8>>) -> Self {
+        Write {
+            tree,
+            key: key.into(),
+            value: None,
+        }
+    }
+}
+
+/// An ordered key-value engine: what [`KvStore`] needs underneath.
+pub trait Engine: Send + Sync + 'static {
+    /// Reads a record and hands it to `f` without copying it.
+    fn read<R>(
+        &self,
+        tree: Tree,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> Result<R>,
+    ) -> Result<R>;
+    /// Every record whose key starts with `prefix`, in key order.
+    fn scan(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// Applies the writes as one step: after a crash, all of them or none.
+    fn apply(&self, writes: &[Write]) -> Result<()>;
+    /// Makes everything applied so far durable.
+    fn sync(&self) -> Result<()>;
+    /// Why the engine is not healthy, if it is not.
+    fn health(&self) -> std::result::Result<(), String>;
+}
+
+/// The store's parts on an [`Engine`].
+pub struct KvStore<E: Engine> {
+    engine: E,
+    /// Serialises the read-check-apply of writers (see the module header).
+    writer: Mutex<()>,
+    events: broadcast::Sender<Event>,
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    Ok(serde_json::to_vec(value)?)
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+fn index_key(username: &str, session_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(username.len() + 1 + session_id.len());
+    key.extend_from_slice(username.as_bytes());
+    key.push(0);
+    key.extend_from_slice(session_id.as_bytes());
+    key
+}
+
+fn user_prefix(username: &str) -> Vec<u8> {
+    let mut key = username.as_bytes().to_vec();
+    key.push(0);
+    key
+}
+
+/// A token's stored form: header with its end, then the value.
+fn seal_token(value: &[u8], expires_at: Option<Timestamp>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + value.len());
+    out.push(0);
+    out.extend_from_slice(&expires_at.unwrap_or(0).to_be_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+/// A token's value and end (`None` = never) from its stored form.
+fn open_token(stored: &[u8]) -> (&[u8], Option<Timestamp>) {
+    match stored {
+        [0, rest @ ..] if rest.len() >= 8 => {
+            let end = u64::from_be_bytes(rest[..8].try_into().expect("8 bytes"));
+            (&rest[8..], (end != 0).then_some(end))
+        }
+        legacy => (legacy, None),
+    }
+}
+
+/// The live value of a stored token at `now`.
+fn live_token(stored: &[u8], now: Timestamp) -> Option<&[u8]> {
+    let (value, end) = open_token(stored);
+    match end {
+        Some(end) if end <= now => None,
+        _ => Some(value),
+    }
+}
+
+/// A queue item's stored form.
+struct Item {
+    attempts: u32,
+    due: Timestamp,
+    leased_until: Timestamp,
+    payload: Vec<u8>,
+}
+
+impl Item {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(21 + self.payload.len());
+        out.push(1);
+        out.extend_from_slice(&self.attempts.to_be_bytes());
+        out.extend_from_slice(&self.due.to_be_bytes());
+        out.extend_from_slice(&self.leased_until.to_be_bytes());
+        out.extend_from_slice(&self.payload);
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Item> {
+        match bytes {
+            [1, rest @ ..] if rest.len() >= 20 => Ok(Item {
+                attempts: u32::from_be_bytes(rest[..4].try_into().expect("4 bytes")),
+                due: u64::from_be_bytes(rest[4..12].try_into().expect("8 bytes")),
+                leased_until: u64::from_be_bytes(rest[12..20].try_into().expect("8 bytes")),
+                payload: rest[20..].to_vec(),
+            }),
+            _ => Err(Error::Internal("a queue item in an unknown format".into())),
+        }
+    }
+}
+
+fn queue_prefix(queue: &str) -> String {
+    format!("q\0{queue}\0")
+}
+
+impl<E: Engine> KvStore<E> {
+    /// The parts on `engine`; moves records an older version left in the outbox into
+    /// the queues.
+    pub fn new(engine: E) -> Result<Self> {
+        let store = KvStore {
+            engine,
+            writer: Mutex::new(()),
+            events: broadcast::channel(4096).0,
+        };
+        store.adopt_old_outbox()?;
+        Ok(store)
+    }
+
+    /// The engine underneath (the sled store's watcher, tests).
+    pub fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    /// Runs a read-check-write step under the writer lock: `f` reads what it needs and
+    /// returns the writes and its answer. Synced afterwards when `durable` and
+    /// something was written.
+    fn write<R>(&self, durable: bool, f: impl FnOnce(&E) -> Result<(Vec<Write>, R)>) -> Result<R> {
+        let (wrote, out) = {
+            let _only_writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let (writes, out) = f(&self.engine)?;
+            if !writes.is_empty() {
+                self.engine.apply(&writes)?;
+            }
+            (!writes.is_empty(), out)
+        };
+        if durable && wrote {
+            self.engine.sync()?;
+        }
+        Ok(out)
+    }
+
+    fn get_json<T: DeserializeOwned>(&self, tree: Tree, key: &str) -> Result<Option<T>> {
+        self.engine
+            .read(tree, key.as_bytes(), |v| v.map(decode).transpose())
+    }
+
+    fn get_bytes(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>> {
+        self.engine
+            .read(tree, key.as_bytes(), |v| Ok(v.map(<[u8]>::to_vec)))
+    }
+
+    /// Writes for removing the given sessions (and their index entries).
+    fn session_removals(&self, sessions: &[SessionRecord]) -> Vec<Write> {
+        sessions
+            .iter()
+            .flat_map(|s| {
+                [
+                    Write::remove(Tree::Sessions, s.id.as_bytes()),
+                    Write::remove(Tree::UserSessions, index_key(&s.username, &s.id)),
+                ]
+            })
+            .collect()
+    }
+
+    fn sessions_of_now(&self, engine: &E, username: &str) -> Result<Vec<SessionRecord>> {
+        let prefix = user_prefix(username);
+        let mut out = Vec::new();
+        for (key, _) in engine.scan(Tree::UserSessions, &prefix)? {
+            let id = &key[prefix.len()..];
+            if let Some(session) = engine.read(Tree::Sessions, id, |v| {
+                v.map(decode::<SessionRecord>).transpose()
+            })? {
+                out.push(session);
+            }
+        }
+        Ok(out)
+    }
+
+    fn announce(&self, event: Event) {
+        // Nobody listening is fine.
+        let _ = self.events.send(event);
+    }
+
+    /// Records of the outbox an older version wrote (the recovery hook's
+    /// `time-random` → `{body, attempts, next_at}`, mail's `mail \0 time-random` →
+    /// JSON letter) become queue items, in one step.
+    fn adopt_old_outbox(&self) -> Result<()> {
+        #[derive(serde::Deserialize)]
+        struct OldHook {
+            body: String,
+            attempts: u32,
+            next_at: Timestamp,
+        }
+        self.write(true, |engine| {
+            let mut writes = Vec::new();
+            for (key, value) in engine.scan(Tree::Outbox, b"")? {
+                if key.starts_with(b"q\0") {
+                    continue;
+                }
+                let text = String::from_utf8_lossy(&key).into_owned();
+                let item = if let Some(rest) = text.strip_prefix("mail\0") {
+                    Some((
+                        "mail",
+                        rest.to_string(),
+                        Item {
+                            attempts: 0,
+                            due: 0,
+                            leased_until: 0,
+                            payload: value.clone(),
+                        },
+                    ))
+                } else {
+                    serde_json::from_slice::<OldHook>(&value).ok().map(|old| {
+                        (
+                            "hook",
+                            text.clone(),
+                            Item {
+                                attempts: old.attempts,
+                                due: old.next_at,
+                                leased_until: 0,
+                                payload: old.body.into_bytes(),
+                            },
+                        )
+                    })
+                };
+                if let Some((queue, id, item)) = item {
+                    writes.push(Write::put(
+                        Tree::Outbox,
+                        format!("{}{id}", queue_prefix(queue)),
+                        item.encode(),
+                    ));
+                    writes.push(Write::remove(Tree::Outbox, key));
+                } else {
+                    tracing::error!(key = %text.replace('\0', "/"), "unreadable record in the outbox; left there");
+                }
+            }
+            Ok((writes, ()))
+        })
+    }
+}
+
+#[async_trait]
+impl<E: Engine> Users for KvStore<E> {
+    fn peek_user(&self, username: &str) -> Peek<Option<User>> {
+        Some(self.get_json(Tree::Users, username))
+    }
+
+    async fn get_user(&self, username: &str) -> Result<Option<User>> {
+        self.get_json(Tree::Users, username)
+    }
+
+    async fn put_user(&self, user: &User) -> Result<()> {
+        let value = encode(user)?;
+        self.write(true, |_| {
+            Ok((
+                vec![Write::put(Tree::Users, user.username.as_bytes(), value)],
+                (),
+            ))
+        })?;
+        self.announce(Event::UserChanged {
+            username: user.username.clone(),
+        });
+        Ok(())
+    }
+
+    async fn update_user(
+        &self,
+        username: &str,
+        change: &mut (dyn for<'u> FnMut(&'u mut User) + Send),
+    ) -> Result<Option<User>> {
+        let changed = self.write(true, |engine| {
+            let Some(mut user) = engine.read(Tree::Users, username.as_bytes(), |v| {
+                v.map(decode::<User>).transpose()
+            })?
+            else {
+                return Ok((Vec::new(), None));
+            };
+            change(&mut user);
+            Ok((
+                vec![Write::put(Tree::Users, username.as_bytes(), encode(&user)?)],
+                Some(user),
+            ))
+        })?;
+        if changed.is_some() {
+            self.announce(Event::UserChanged {
+                username: username.into(),
+            });
+        }
+        Ok(changed)
+    }
+
+    async fn delete_user(&self, username: &str) -> Result<bool> {
+        let existed = self.write(true, |engine| {
+            let existed = engine.read(Tree::Users, username.as_bytes(), |v| Ok(v.is_some()))?;
+            let mut writes = vec![Write::remove(Tree::Users, username.as_bytes())];
+            writes.extend(self.session_removals(&self.sessions_of_now(engine, username)?));
+            for (key, _) in engine.scan(Tree::Factors, &user_prefix(username))? {
+                writes.push(Write::remove(Tree::Factors, key));
+            }
+            Ok((writes, existed))
+        })?;
+        self.announce(Event::UserChanged {
+            username: username.into(),
+        });
+        self.announce(Event::SessionsEnded {
+            username: username.into(),
+        });
+        Ok(existed)
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>> {
+        self.engine
+            .scan(Tree::Users, b"")?
+            .iter()
+            .map(|(_, v)| decode(v))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl<E: Engine> Sessions for KvStore<E> {
+    fn peek_session(&self, id: &str) -> Peek<Option<SessionRecord>> {
+        Some(self.get_json(Tree::Sessions, id))
+    }
+
+    async fn get_session(&self, id: &str) -> Result<Option<SessionRecord>> {
+        self.get_json(Tree::Sessions, id)
+    }
+
+    async fn put_session(&self, session: &SessionRecord) -> Result<()> {
+        self.put_sessions(std::slice::from_ref(session)).await
+    }
+
+    async fn put_sessions(&self, sessions: &[SessionRecord]) -> Result<()> {
+        let mut writes = Vec::with_capacity(sessions.len() * 2);
+        for session in sessions {
+            writes.push(Write::put(
+                Tree::Sessions,
+                session.id.as_bytes(),
+                encode(session)?,
+            ));
+            writes.push(Write::put(
+                Tree::UserSessions,
+                index_key(&session.username, &session.id),
+                Vec::new(),
+            ));
+        }
+        self.write(true, |_| Ok((writes, ())))
+    }
+
+    async fn modify_session(
+        &self,
+        id: &str,
+        durable: bool,
+        change: &mut (dyn for<'s> FnMut(&'s mut SessionRecord) -> bool + Send),
+    ) -> Result<Option<SessionRecord>> {
+        self.write(durable, |engine| {
+            let Some(mut session) = engine.read(Tree::Sessions, id.as_bytes(), |v| {
+                v.map(decode::<SessionRecord>).transpose()
+            })?
+            else {
+                return Ok((Vec::new(), None));
+            };
+            if !change(&mut session) {
+                return Ok((Vec::new(), None));
+            }
+            Ok((
+                vec![Write::put(Tree::Sessions, id.as_bytes(), encode(&session)?)],
+                Some(session),
+            ))
+        })
+    }
+
+    async fn delete_session(&self, id: &str) -> Result<bool> {
+        let existed = self.write(true, |engine| {
+            let Some(session) = engine.read(Tree::Sessions, id.as_bytes(), |v| {
+                v.map(decode::<SessionRecord>).transpose()
+            })?
+            else {
+                return Ok((Vec::new(), false));
+            };
+            Ok((self.session_removals(&[session]), true))
+        })?;
+        if existed {
+            self.announce(Event::SessionEnded { id: id.into() });
+        }
+        Ok(existed)
+    }
+
+    async fn sessions_of(&self, username: &str) -> Result<Vec<SessionRecord>> {
+        self.sessions_of_now(&self.engine, username)
+    }
+
+    async fn all_sessions(&self) -> Result<Vec<SessionRecord>> {
+        self.engine
+            .scan(Tree::Sessions, b"")?
+            .iter()
+            .map(|(_, v)| decode(v))
+            .collect()
+    }
+
+    async fn delete_sessions_of(&self, username: &str, keep: Option<&str>) -> Result<usize> {
+        let removed = self.write(true, |engine| {
+            let ended: Vec<_> = self
+                .sessions_of_now(engine, username)?
+                .into_iter()
+                .filter(|s| keep != Some(s.id.as_str()))
+                .collect();
+            // Index entries whose session is gone already go too.
+            let prefix = user_prefix(username);
+            let mut writes = self.session_removals(&ended);
+            for (key, _) in engine.scan(Tree::UserSessions, &prefix)? {
+                let id = &key[prefix.len()..];
+                if keep.is_some_and(|k| k.as_bytes() == id) {
+                    continue;
+                }
+                writes.push(Write::remove(Tree::UserSessions, key.clone()));
+            }
+            Ok((writes, ended.len()))
+        })?;
+        self.announce(Event::SessionsEnded {
+            username: username.into(),
+        });
+        Ok(removed)
+    }
+
+    async fn delete_expired_sessions(&self, now: Timestamp) -> Result<usize> {
+        let removed = self.write(true, |engine| {
+            let mut expired = Vec::new();
+            for (_, value) in engine.scan(Tree::Sessions, b"")? {
+                let session: SessionRecord = decode(&value)?;
+                if session.expires_at <= now {
+                    expired.push(session);
+                }
+            }
+            Ok((self.session_removals(&expired), expired))
+        })?;
+        for session in &removed {
+            self.announce(Event::SessionEnded {
+                id: session.id.clone(),
+            });
+        }
+        Ok(removed.len())
+    }
+}
+
+#[async_trait]
+impl<E: Engine> Factors for KvStore<E> {
+    fn peek_factor(&self, key: &str) -> Peek<Option<Vec<u8>>> {
+        Some(self.get_bytes(Tree::Factors, key))
+    }
+
+    async fn get_factor(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.get_bytes(Tree::Factors, key)
+    }
+
+    async fn put_factor(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.write(true, |_| {
+            Ok((vec![Write::put(Tree::Factors, key, value.to_vec())], ()))
+        })
+    }
+
+    async fn swap_factor(&self, key: &str, old: Option<&[u8]>, new: Option<&[u8]>) -> Result<bool> {
+        self.write(true, |engine| {
+            if !engine.read(Tree::Factors, key.as_bytes(), |v| Ok(v == old))? {
+                return Ok((Vec::new(), false));
+            }
+            let write = match new {
+                Some(new) => Write::put(Tree::Factors, key, new.to_vec()),
+                None => Write::remove(Tree::Factors, key),
+            };
+            Ok((vec![write], true))
+        })
+    }
+
+    async fn delete_factor(&self, key: &str) -> Result<bool> {
+        self.write(true, |engine| {
+            let existed = engine.read(Tree::Factors, key.as_bytes(), |v| Ok(v.is_some()))?;
+            let writes = if existed {
+                vec![Write::remove(Tree::Factors, key)]
+            } else {
+                Vec::new()
+            };
+            Ok((writes, existed))
+        })
+    }
+
+    async fn factors_of(&self, username: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let prefix = user_prefix(username);
+        Ok(self
+            .engine
+            .scan(Tree::Factors, &prefix)?
+            .into_iter()
+            .map(|(k, v)| (String::from_utf8_lossy(&k[prefix.len()..]).into_owned(), v))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl<E: Engine> Tokens for KvStore<E> {
+    async fn get_token(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let now = now();
+        self.engine.read(Tree::Tokens, key.as_bytes(), |v| {
+            Ok(v.and_then(|v| live_token(v, now)).map(<[u8]>::to_vec))
+        })
+    }
+
+    async fn put_token(
+        &self,
+        key: &str,
+        value: &[u8],
+        expires_at: Option<Timestamp>,
+    ) -> Result<()> {
+        let sealed = seal_token(value, expires_at);
+        self.write(true, |_| {
+            Ok((vec![Write::put(Tree::Tokens, key, sealed)], ()))
+        })
+    }
+
+    async fn swap_token(
+        &self,
+        key: &str,
+        old: Option<&[u8]>,
+        new: Option<&[u8]>,
+        expires_at: Option<Timestamp>,
+    ) -> Result<bool> {
+        let now = now();
+        self.write(true, |engine| {
+            let matches = engine.read(Tree::Tokens, key.as_bytes(), |v| {
+                Ok(v.and_then(|v| live_token(v, now)) == old)
+            })?;
+            if !matches {
+                return Ok((Vec::new(), false));
+            }
+            let write = match new {
+                Some(new) => Write::put(Tree::Tokens, key, seal_token(new, expires_at)),
+                None => Write::remove(Tree::Tokens, key),
+            };
+            Ok((vec![write], true))
+        })
+    }
+
+    async fn take_token(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let now = now();
+        self.write(true, |engine| {
+            let Some(stored) =
+                engine.read(Tree::Tokens, key.as_bytes(), |v| Ok(v.map(<[u8]>::to_vec)))?
+            else {
+                return Ok((Vec::new(), None));
+            };
+            let live = live_token(&stored, now).map(<[u8]>::to_vec);
+            Ok((vec![Write::remove(Tree::Tokens, key)], live))
+        })
+    }
+
+    async fn delete_token(&self, key: &str) -> Result<bool> {
+        self.write(true, |engine| {
+            let existed = engine.read(Tree::Tokens, key.as_bytes(), |v| Ok(v.is_some()))?;
+            let writes = if existed {
+                vec![Write::remove(Tree::Tokens, key)]
+            } else {
+                Vec::new()
+            };
+            Ok((writes, existed))
+        })
+    }
+
+    async fn tokens_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let now = now();
+        Ok(self
+            .engine
+            .scan(Tree::Tokens, prefix.as_bytes())?
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let live = live_token(&v, now)?.to_vec();
+                Some((String::from_utf8_lossy(&k).into_owned(), live))
+            })
+            .collect())
+    }
+
+    async fn sweep_tokens(&self, now: Timestamp) -> Result<usize> {
+        self.write(true, |engine| {
+            let writes: Vec<_> = engine
+                .scan(Tree::Tokens, b"")?
+                .into_iter()
+                .filter(|(_, v)| live_token(v, now).is_none())
+                .map(|(k, _)| Write::remove(Tree::Tokens, k))
+                .collect();
+            let count = writes.len();
+            Ok((writes, count))
+        })
+    }
+}
+
+#[async_trait]
+impl<E: Engine> Counters for KvStore<E> {
+    async fn update_tallies(
+        &self,
+        keys: &[String],
+        change: &mut (dyn for<'t> FnMut(&'t mut [Tally]) -> bool + Send),
+    ) -> Result<bool> {
+        self.write(false, |engine| {
+            let mut tallies = keys
+                .iter()
+                .map(|k| {
+                    engine.read(Tree::Counters, k.as_bytes(), |v| {
+                        Ok(v.map(decode::<Tally>).transpose()?.unwrap_or_default())
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if !change(&mut tallies) {
+                return Ok((Vec::new(), false));
+            }
+            let writes = keys
+                .iter()
+                .zip(&tallies)
+                .map(|(k, t)| {
+                    Ok(if *t == Tally::default() {
+                        Write::remove(Tree::Counters, k.as_bytes())
+                    } else {
+                        Write::put(Tree::Counters, k.as_bytes(), encode(t)?)
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok((writes, true))
+        })
+    }
+
+    async fn read_tallies(&self, keys: &[String]) -> Result<Vec<Tally>> {
+        keys.iter()
+            .map(|k| {
+                self.engine.read(Tree::Counters, k.as_bytes(), |v| {
+                    Ok(v.map(decode::<Tally>).transpose()?.unwrap_or_default())
+                })
+            })
+            .collect()
+    }
+
+    async fn sweep_tallies(&self, now: Timestamp, window: u64) -> Result<usize> {
+        self.write(false, |engine| {
+            let mut writes = Vec::new();
+            for (key, value) in engine.scan(Tree::Counters, b"")? {
+                let spent = decode::<Tally>(&value).map_or(true, |t| t.is_spent(now, window));
+                if spent {
+                    writes.push(Write::remove(Tree::Counters, key));
+                }
+            }
+            let count = writes.len();
+            Ok((writes, count))
+        })
+    }
+}
+
+#[async_trait]
+impl<E: Engine> Queue for KvStore<E> {
+    async fn enqueue(&self, queue: &str, payload: &[u8]) -> Result<String> {
+        let id = format!("{:012}-{}", now(), crate::basics::random_token(8));
+        let item = Item {
+            attempts: 0,
+            due: 0,
+            leased_until: 0,
+            payload: payload.to_vec(),
+        };
+        let key = format!("{}{id}", queue_prefix(queue));
+        self.write(true, |_| {
+            Ok((vec![Write::put(Tree::Outbox, key, item.encode())], ()))
+        })?;
+        Ok(id)
+    }
+
+    async fn claim(&self, queue: &str, max: usize, lease: u64) -> Result<Vec<Claimed>> {
+        let now = now();
+        let prefix = queue_prefix(queue);
+        self.write(true, |engine| {
+            let mut writes = Vec::new();
+            let mut claimed = Vec::new();
+            for (key, value) in engine.scan(Tree::Outbox, prefix.as_bytes())? {
+                if claimed.len() >= max {
+                    break;
+                }
+                let Ok(mut item) = Item::decode(&value) else {
+                    continue;
+                };
+                if item.due > now || item.leased_until > now {
+                    continue;
+                }
+                claimed.push(Claimed {
+                    id: String::from_utf8_lossy(&key[prefix.len()..]).into_owned(),
+                    payload: item.payload.clone(),
+                    attempts: item.attempts,
+                });
+                item.attempts += 1;
+                item.leased_until = now + lease;
+                writes.push(Write::put(Tree::Outbox, key, item.encode()));
+            }
+            Ok((writes, claimed))
+        })
+    }
+
+    async fn ack(&self, queue: &str, id: &str) -> Result<()> {
+        let key = format!("{}{id}", queue_prefix(queue));
+        self.write(true, |_| Ok((vec![Write::remove(Tree::Outbox, key)], ())))
+    }
+
+    async fn retry(&self, queue: &str, id: &str, after: u64) -> Result<()> {
+        let key = format!("{}{id}", queue_prefix(queue));
+        let due = now() + after;
+        self.write(true, |engine| {
+            let Some(mut item) = engine.read(Tree::Outbox, key.as_bytes(), |v| {
+                v.map(Item::decode).transpose()
+            })?
+            else {
+                return Ok((Vec::new(), ()));
+            };
+            item.due = due;
+            item.leased_until = 0;
+            Ok((
+                vec![Write::put(Tree::Outbox, key.clone(), item.encode())],
+                (),
+            ))
+        })
+    }
+
+    async fn queued(&self, queue: &str) -> Result<usize> {
+        Ok(self
+            .engine
+            .scan(Tree::Outbox, queue_prefix(queue).as_bytes())?
+            .len())
+    }
+}
+
+impl<E: Engine> Events for KvStore<E> {
+    fn publish(&self, event: Event) {
+        self.announce(event);
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+}
+
+impl RecordKey {
+    fn place(&self) -> (Tree, &str) {
+        match self {
+            RecordKey::User(k) => (Tree::Users, k),
+            RecordKey::Session(k) => (Tree::Sessions, k),
+            RecordKey::Factor(k) => (Tree::Factors, k),
+            RecordKey::Token(k) => (Tree::Tokens, k),
+        }
+    }
+}
+
+#[async_trait]
+impl<E: Engine> Transactions for KvStore<E> {
+    async fn transact(
+        &self,
+        keys: &[RecordKey],
+        change: &mut (dyn for<'r> FnMut(&'r mut [Option<Vec<u8>>]) -> Result<bool> + Send),
+    ) -> Result<bool> {
+        let now = now();
+        let mut events = Vec::new();
+        let done = self.write(true, |engine| {
+            let mut before = Vec::with_capacity(keys.len());
+            let mut ends = Vec::with_capacity(keys.len());
+            for key in keys {
+                let (tree, k) = key.place();
+                let stored = engine.read(tree, k.as_bytes(), |v| Ok(v.map(<[u8]>::to_vec)))?;
+                let (value, end) = match (key, stored) {
+                    (RecordKey::Token(_), Some(stored)) => {
+                        let (_, end) = open_token(&stored);
+                        (live_token(&stored, now).map(<[u8]>::to_vec), end)
+                    }
+                    (_, stored) => (stored, None),
+                };
+                before.push(value);
+                ends.push(end);
+            }
+            let mut after = before.clone();
+            if !change(&mut after)? {
+                return Ok((Vec::new(), false));
+            }
+            let mut writes = Vec::new();
+            for ((key, old), (new, end)) in
+                keys.iter().zip(&before).zip(after.into_iter().zip(ends))
+            {
+                if *old == new {
+                    continue;
+                }
+                let (tree, k) = key.place();
+                match (key, new) {
+                    (RecordKey::Token(_), Some(v)) => {
+                        writes.push(Write::put(tree, k, seal_token(&v, end)))
+                    }
+                    (RecordKey::Session(_), new) => {
+                        if let Some(old) = old {
+                            let old: SessionRecord = decode(old)?;
+                            writes.push(Write::remove(
+                                Tree::UserSessions,
+                                index_key(&old.username, &old.id),
+                            ));
+                        }
+                        match new {
+                            Some(v) => {
+                                let session: SessionRecord = decode(&v)?;
+                                writes.push(Write::put(
+                                    Tree::UserSessions,
+                                    index_key(&session.username, &session.id),
+                                    Vec::new(),
+                                ));
+                                writes.push(Write::put(tree, k, v));
+                            }
+                            None => {
+                                events.push(Event::SessionEnded { id: k.into() });
+                                writes.push(Write::remove(tree, k));
+                            }
+                        }
+                    }
+                    (key, new) => {
+                        if let RecordKey::User(name) = key {
+                            events.push(Event::UserChanged {
+                                username: name.clone(),
+                            });
+                        }
+                        writes.push(Write {
+                            tree,
+                            key: k.as_bytes().to_vec(),
+                            value: new,
+                        });
+                    }
+                }
+            }
+            Ok((writes, true))
+        })?;
+        for event in events {
+            self.announce(event);
+        }
+        Ok(done)
+    }
+}
+
+impl<E: Engine> Health for KvStore<E> {
+    fn health(&self) -> std::result::Result<(), String> {
+        self.engine.health()
+    }
+}
