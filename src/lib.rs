@@ -46,6 +46,8 @@ pub mod phone_number;
 pub mod policy;
 pub mod portal;
 pub mod proxy;
+#[cfg(test)]
+mod race_tests;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -6,6 +6,7 @@
 mod common;
 
 use common::{start_upstream, totp_code, Browser, Gatehouse, PASSWORD};
+use gatehouse::portal::routes;
 
 const PANEL: &str = "panel.example.test";
 
@@ -22,7 +23,13 @@ fn url(gate: &Gatehouse, path: &str) -> String {
 
 async fn logged_in(gate: &Gatehouse, name: &str) -> Browser {
     let mut b = Browser::new(&[PANEL]);
-    let page = b.log_in(&url(gate, "/.gatehouse/"), name, PASSWORD).await;
+    let page = b
+        .log_in(
+            &url(gate, &format!("/.gatehouse{}", routes::LOGIN_PAGE)),
+            name,
+            PASSWORD,
+        )
+        .await;
     assert_eq!(page.status, 303, "{}", page.body);
     assert_eq!(b.get(&url(gate, "/")).await.status, 200);
     b
@@ -76,8 +83,8 @@ async fn a_crash_right_after_a_password_change_leaves_no_other_session_valid() {
     let mut gate = setup().await;
     let mut changer = logged_in(&gate, "bob").await;
     let other = logged_in(&gate, "bob").await;
-    let settings = url(&gate, "/.gatehouse/settings");
-    let action = url(&gate, "/.gatehouse/settings/password");
+    let settings = url(&gate, &format!("/.gatehouse{}", routes::SETTINGS));
+    let action = url(&gate, &format!("/.gatehouse{}", routes::SETTINGS_PASSWORD));
     let page = changer.get(&settings).await;
     let csrf = common::field(&page.body, "csrf");
     let form = [
@@ -99,7 +106,11 @@ async fn a_crash_right_after_a_password_change_leaves_no_other_session_valid() {
     );
     let mut fresh = Browser::new(&[PANEL]);
     let page = fresh
-        .log_in(&url(&gate, "/.gatehouse/"), "bob", "a brand new secret")
+        .log_in(
+            &url(&gate, &format!("/.gatehouse{}", routes::LOGIN_PAGE)),
+            "bob",
+            "a brand new secret",
+        )
         .await;
     assert_eq!(page.status, 303, "the new password was committed");
 }
@@ -112,17 +123,19 @@ async fn a_crash_right_after_a_first_factor_is_saved_leaves_no_one_factor_sessio
     let base = url(&gate, "/.gatehouse");
     let started = enroller
         .post_with_csrf(
-            &format!("{base}/settings"),
-            &format!("{base}/settings/totp/start"),
+            &format!("{base}{}", routes::SETTINGS),
+            &format!("{base}{}", routes::SETTINGS_TOTP_START),
             &[],
         )
         .await;
     assert_eq!(started.status, 303, "{}", started.body);
-    let enroll = enroller.get(&format!("{base}/settings/totp")).await;
+    let enroll = enroller
+        .get(&format!("{base}{}", routes::SETTINGS_TOTP))
+        .await;
     let secret = common::element_text(&enroll.body, "totp-secret").replace(' ', "");
     let csrf = common::field(&enroll.body, "csrf");
     let code = totp_code(&secret, 0);
-    let confirm = format!("{base}/settings/totp/confirm");
+    let confirm = format!("{base}{}", routes::SETTINGS_TOTP_CONFIRM);
     let form = [("csrf", csrf.as_str()), ("code", &code), ("rd", "")];
     crash_during(
         &mut gate,
@@ -139,7 +152,11 @@ async fn a_crash_right_after_a_first_factor_is_saved_leaves_no_one_factor_sessio
     // Signing in now asks for the app: the factor was committed.
     let mut fresh = Browser::new(&[PANEL]);
     let page = fresh
-        .log_in(&url(&gate, "/.gatehouse/"), "ann", PASSWORD)
+        .log_in(
+            &url(&gate, &format!("/.gatehouse{}", routes::LOGIN_PAGE)),
+            "ann",
+            PASSWORD,
+        )
         .await;
     let step = page.location.unwrap_or_default();
     assert!(step.contains("/2fa"), "the second step is asked: {step}");

@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{start_upstream, Browser, Gatehouse, PASSWORD};
+use gatehouse::portal::routes;
 
 const PANEL: &str = "panel.example.test";
 
@@ -70,7 +71,9 @@ fn url(gate: &Gatehouse, path: &str) -> String {
 }
 
 async fn health(gate: &Gatehouse) -> (u16, String) {
-    let response = reqwest::get(gate.portal_url("/api/health")).await.unwrap();
+    let response = reqwest::get(gate.portal_url(routes::API_HEALTH))
+        .await
+        .unwrap();
     let status = response.status().as_u16();
     (status, response.text().await.unwrap())
 }
@@ -108,7 +111,11 @@ async fn a_full_disk_is_reported_and_writes_work_again_once_space_is_back() {
 
     let mut ann = Browser::new(&[PANEL]);
     let page = ann
-        .log_in(&url(&gate, "/.gatehouse/"), "ann", PASSWORD)
+        .log_in(
+            &url(&gate, &format!("/.gatehouse{}", routes::LOGIN_PAGE)),
+            "ann",
+            PASSWORD,
+        )
         .await;
     assert_eq!(page.status, 303, "{}", page.body);
     assert_eq!(ann.get(&url(&gate, "/")).await.status, 200);
@@ -122,7 +129,11 @@ async fn a_full_disk_is_reported_and_writes_work_again_once_space_is_back() {
     for attempt in 0..3000 {
         bob.cookies.clear();
         let page = bob
-            .log_in(&url(&gate, "/.gatehouse/"), "bob", PASSWORD)
+            .log_in(
+                &url(&gate, &format!("/.gatehouse{}", routes::LOGIN_PAGE)),
+                "bob",
+                PASSWORD,
+            )
             .await;
         if page.status != 303 {
             refused = Some((attempt, page));
@@ -182,7 +193,11 @@ async fn a_full_disk_is_reported_and_writes_work_again_once_space_is_back() {
     );
     let mut cat = Browser::new(&[PANEL]);
     let page = cat
-        .log_in(&url(&gate, "/.gatehouse/"), "cat", PASSWORD)
+        .log_in(
+            &url(&gate, &format!("/.gatehouse{}", routes::LOGIN_PAGE)),
+            "cat",
+            PASSWORD,
+        )
         .await;
     assert_eq!(
         page.status, 303,

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{start_upstream, Browser, Gatehouse, SmtpServer, PASSWORD};
+use gatehouse::portal::routes;
 
 const PANEL: &str = "panel.example.test";
 
@@ -52,7 +53,11 @@ from = "gatehouse@example.test"
 
     async fn log_in(&self, browser: &mut Browser, user: &str, password: &str) -> common::Page {
         browser
-            .log_in(&self.url("/.gatehouse/?rd=%2Fhome"), user, password)
+            .log_in(
+                &self.url(&format!("/.gatehouse{}?rd=%2Fhome", routes::LOGIN_PAGE)),
+                user,
+                password,
+            )
             .await
     }
 
@@ -64,7 +69,7 @@ from = "gatehouse@example.test"
         let page = b.get(&self.url(&step)).await;
         let csrf = common::field(&page.body, "csrf");
         b.post(
-            &self.url("/.gatehouse/2fa/email"),
+            &self.url(&format!("/.gatehouse{}", routes::SECOND_STEP_EMAIL)),
             &[("csrf", &csrf), ("rd", "")],
         )
         .await;
@@ -77,13 +82,13 @@ from = "gatehouse@example.test"
     async fn prove_identity(&self, b: &mut Browser, mail_index: usize) {
         let asked = b
             .post_with_csrf(
-                &self.url("/.gatehouse/settings"),
-                &self.url("/.gatehouse/settings/totp/start"),
+                &self.url(&format!("/.gatehouse{}", routes::SETTINGS)),
+                &self.url(&format!("/.gatehouse{}", routes::SETTINGS_TOTP_START)),
                 &[("rd", "")],
             )
             .await;
         let proved = self
-            .pass_identity_check(b, &asked, "/settings/totp/start", mail_index)
+            .pass_identity_check(b, &asked, routes::SETTINGS_TOTP_START, mail_index)
             .await;
         assert_eq!(proved.status, 307, "{}", proved.body);
         assert_eq!(
@@ -106,7 +111,7 @@ from = "gatehouse@example.test"
         let csrf = common::field(&gated.body, "csrf");
         let sent = b
             .post(
-                &self.url("/.gatehouse/settings/identity/send"),
+                &self.url(&format!("/.gatehouse{}", routes::SETTINGS_IDENTITY_SEND)),
                 &[("csrf", csrf.as_str()), ("next", next), ("rd", "")],
             )
             .await;
@@ -116,7 +121,7 @@ from = "gatehouse@example.test"
         let csrf = common::field(&sent.body, "csrf");
         let code = mail.code();
         b.post(
-            &self.url("/.gatehouse/settings/identity/verify"),
+            &self.url(&format!("/.gatehouse{}", routes::SETTINGS_IDENTITY_VERIFY)),
             &[
                 ("csrf", csrf.as_str()),
                 ("next", next),
@@ -133,8 +138,8 @@ from = "gatehouse@example.test"
         self.log_in(b, "ann", PASSWORD).await;
         let asked = b
             .post_with_csrf(
-                &self.url("/.gatehouse/settings"),
-                &self.url("/.gatehouse/settings/email/start"),
+                &self.url(&format!("/.gatehouse{}", routes::SETTINGS)),
+                &self.url(&format!("/.gatehouse{}", routes::SETTINGS_EMAIL_START)),
                 &[("rd", "")],
             )
             .await;
@@ -149,11 +154,11 @@ from = "gatehouse@example.test"
     async fn ann_with_email_codes(&mut self) -> common::Page {
         let mut b = std::mem::replace(&mut self.browser, Browser::new(&[]));
         self.log_in(&mut b, "ann", PASSWORD).await;
-        let settings = self.url("/.gatehouse/settings");
+        let settings = self.url(&format!("/.gatehouse{}", routes::SETTINGS));
         let asked = b
             .post_with_csrf(
                 &settings,
-                &self.url("/.gatehouse/settings/email/start"),
+                &self.url(&format!("/.gatehouse{}", routes::SETTINGS_EMAIL_START)),
                 &[("rd", "")],
             )
             .await;
@@ -170,7 +175,7 @@ from = "gatehouse@example.test"
         let csrf = common::field(&asked.body, "csrf");
         let done = b
             .post(
-                &self.url("/.gatehouse/settings/email/confirm"),
+                &self.url(&format!("/.gatehouse{}", routes::SETTINGS_EMAIL_CONFIRM)),
                 &[("csrf", &csrf), ("code", &mail.code()), ("rd", "")],
             )
             .await;
@@ -207,7 +212,7 @@ async fn email_codes_are_confirmed_then_used_at_login() {
     let csrf = common::field(&page.body, "csrf");
     let sent = b
         .post(
-            &s.url("/.gatehouse/2fa/email"),
+            &s.url(&format!("/.gatehouse{}", routes::SECOND_STEP_EMAIL)),
             &[("csrf", &csrf), ("rd", "/home")],
         )
         .await;
@@ -254,7 +259,7 @@ async fn sending_again_waits_for_the_cooldown() {
     let (mut b, _, csrf) = s.ann_requests_an_email_code().await;
     let again = b
         .post(
-            &s.url("/.gatehouse/2fa/email"),
+            &s.url(&format!("/.gatehouse{}", routes::SECOND_STEP_EMAIL)),
             &[("csrf", &csrf), ("rd", "")],
         )
         .await;
@@ -289,12 +294,14 @@ async fn forgot_password_end_to_end_switches_two_factor_off() {
     assert!(step.contains("/2fa"));
 
     let mut lost = Browser::new(&[PANEL]);
-    let login = lost.get(&s.url("/.gatehouse/")).await;
+    let login = lost
+        .get(&s.url(&format!("/.gatehouse{}", routes::LOGIN_PAGE)))
+        .await;
     assert!(login.body.contains("Forgot your password?"));
     let asked = lost
         .post_with_csrf(
-            &s.url("/.gatehouse/forgot"),
-            &s.url("/.gatehouse/forgot"),
+            &s.url(&format!("/.gatehouse{}", routes::FORGOT)),
+            &s.url(&format!("/.gatehouse{}", routes::FORGOT)),
             &[("who", "ann@example.test")],
         )
         .await;
@@ -312,7 +319,7 @@ async fn forgot_password_end_to_end_switches_two_factor_off() {
     );
     let link = mail.link();
     assert!(
-        link.starts_with(&s.url("/.gatehouse/reset?token=")),
+        link.starts_with(&s.url(&format!("/.gatehouse{}?token=", routes::RESET))),
         "{link}"
     );
 
@@ -326,7 +333,9 @@ async fn forgot_password_end_to_end_switches_two_factor_off() {
         ("new_password", "brand new secret"),
         ("repeat_password", "brand new secret"),
     ];
-    let done = lost.post(&s.url("/.gatehouse/reset"), &fields).await;
+    let done = lost
+        .post(&s.url(&format!("/.gatehouse{}", routes::RESET)), &fields)
+        .await;
     assert_eq!(done.status, 200, "{}", done.body);
     assert!(
         done.body.contains("Two-step verification is now off"),
@@ -350,7 +359,9 @@ async fn forgot_password_end_to_end_switches_two_factor_off() {
         out.contains("second factors: none") && out.contains("backup codes left: 0"),
         "{out}"
     );
-    let again = lost.post(&s.url("/.gatehouse/reset"), &fields).await;
+    let again = lost
+        .post(&s.url(&format!("/.gatehouse{}", routes::RESET)), &fields)
+        .await;
     assert_eq!(again.status, 410, "a link works once");
     let mut fresh = Browser::new(&[PANEL]);
     assert_eq!(
@@ -368,7 +379,7 @@ async fn forgot_password_end_to_end_switches_two_factor_off() {
 async fn unknown_accounts_get_the_same_answer_and_no_mail() {
     let s = Setup::new().await;
     let mut b = Browser::new(&[PANEL]);
-    let forgot = s.url("/.gatehouse/forgot");
+    let forgot = s.url(&format!("/.gatehouse{}", routes::FORGOT));
     let known = b.post_with_csrf(&forgot, &forgot, &[("who", "bob")]).await;
     let unknown = b
         .post_with_csrf(&forgot, &forgot, &[("who", "nobody@nowhere.test")])
@@ -393,7 +404,7 @@ async fn reset_requests_are_rate_limited() {
     )
     .await;
     let mut b = Browser::new(&[PANEL]);
-    let forgot = s.url("/.gatehouse/forgot");
+    let forgot = s.url(&format!("/.gatehouse{}", routes::FORGOT));
     for _ in 0..4 {
         let page = b.post_with_csrf(&forgot, &forgot, &[("who", "bob")]).await;
         assert!(page.body.contains("If an account matches"));
@@ -411,7 +422,10 @@ async fn reset_requests_are_rate_limited() {
 async fn mail_server_down_is_told_and_the_queue_retries() {
     // The configured port has no server yet.
     let mut s = Setup::with(SmtpServer::reserve(), "").await;
-    let login = s.browser.get(&s.url("/.gatehouse/")).await;
+    let login = s
+        .browser
+        .get(&s.url(&format!("/.gatehouse{}", routes::LOGIN_PAGE)))
+        .await;
     assert_eq!(login.status, 200, "the login page works without mail");
     let mut b = Browser::new(&[PANEL]);
     s.ann_asks_for_an_email_code_while_the_mail_server_is_down(&mut b)
@@ -430,8 +444,8 @@ async fn changing_the_address_needs_the_password_and_a_code_and_tells_the_old_on
     let s = Setup::new().await;
     let mut b = Browser::new(&[PANEL]);
     s.log_in(&mut b, "bob", PASSWORD).await;
-    let settings = s.url("/.gatehouse/settings");
-    let start = s.url("/.gatehouse/settings/address/start");
+    let settings = s.url(&format!("/.gatehouse{}", routes::SETTINGS));
+    let start = s.url(&format!("/.gatehouse{}", routes::SETTINGS_ADDRESS_START));
     let bad = b
         .post_with_csrf(
             &settings,
@@ -458,7 +472,7 @@ async fn changing_the_address_needs_the_password_and_a_code_and_tells_the_old_on
         "the password is never put back into a page"
     );
     let proved = s
-        .pass_identity_check(&mut b, &gated, "/settings/address/start", 1)
+        .pass_identity_check(&mut b, &gated, routes::SETTINGS_ADDRESS_START, 1)
         .await;
     assert_eq!(proved.status, 303, "{}", proved.body);
     let identity_mail = s.smtp.wait_for(1, 10).await;
@@ -495,7 +509,7 @@ async fn changing_the_address_needs_the_password_and_a_code_and_tells_the_old_on
     let csrf = common::field(&asked.body, "csrf");
     let done = b
         .post(
-            &s.url("/.gatehouse/settings/address/confirm"),
+            &s.url(&format!("/.gatehouse{}", routes::SETTINGS_ADDRESS_CONFIRM)),
             &[("csrf", &csrf), ("code", &mail.code())],
         )
         .await;
@@ -527,14 +541,16 @@ async fn the_password_alone_cannot_enrol_a_first_second_factor_when_the_account_
     s.log_in(&mut thief, "ann", PASSWORD).await;
     let asked = thief
         .post_with_csrf(
-            &s.url("/.gatehouse/settings"),
-            &s.url("/.gatehouse/settings/totp/start"),
+            &s.url(&format!("/.gatehouse{}", routes::SETTINGS)),
+            &s.url(&format!("/.gatehouse{}", routes::SETTINGS_TOTP_START)),
             &[("rd", "")],
         )
         .await;
     assert_eq!(asked.status, 200);
     assert!(asked.body.contains("Confirm it is you"), "{}", asked.body);
-    let pending = thief.get(&s.url("/.gatehouse/settings/totp")).await;
+    let pending = thief
+        .get(&s.url(&format!("/.gatehouse{}", routes::SETTINGS_TOTP)))
+        .await;
     assert!(
         !pending.body.contains("totp-secret"),
         "no enrolment was started: {}",
@@ -543,8 +559,8 @@ async fn the_password_alone_cannot_enrol_a_first_second_factor_when_the_account_
     // Going straight to the confirmation is asked the same.
     let confirm = thief
         .post_with_csrf(
-            &s.url("/.gatehouse/settings"),
-            &s.url("/.gatehouse/settings/totp/confirm"),
+            &s.url(&format!("/.gatehouse{}", routes::SETTINGS)),
+            &s.url(&format!("/.gatehouse{}", routes::SETTINGS_TOTP_CONFIRM)),
             &[("code", "123456"), ("rd", "")],
         )
         .await;
@@ -557,10 +573,10 @@ async fn the_password_alone_cannot_enrol_a_first_second_factor_when_the_account_
     let csrf = common::field(&asked.body, "csrf");
     let sent = thief
         .post(
-            &s.url("/.gatehouse/settings/identity/send"),
+            &s.url(&format!("/.gatehouse{}", routes::SETTINGS_IDENTITY_SEND)),
             &[
                 ("csrf", csrf.as_str()),
-                ("next", "/settings/totp/start"),
+                ("next", routes::SETTINGS_TOTP_START),
                 ("rd", ""),
             ],
         )
@@ -568,10 +584,10 @@ async fn the_password_alone_cannot_enrol_a_first_second_factor_when_the_account_
     let csrf = common::field(&sent.body, "csrf");
     let guess = thief
         .post(
-            &s.url("/.gatehouse/settings/identity/verify"),
+            &s.url(&format!("/.gatehouse{}", routes::SETTINGS_IDENTITY_VERIFY)),
             &[
                 ("csrf", csrf.as_str()),
-                ("next", "/settings/totp/start"),
+                ("next", routes::SETTINGS_TOTP_START),
                 ("rd", ""),
                 ("identity_code", "000000"),
             ],
@@ -593,8 +609,8 @@ async fn the_password_alone_cannot_enrol_a_first_second_factor_when_the_account_
     owner.enable_totp(&base).await;
     let again = owner
         .post_with_csrf(
-            &s.url("/.gatehouse/settings"),
-            &s.url("/.gatehouse/settings/totp/start"),
+            &s.url(&format!("/.gatehouse{}", routes::SETTINGS)),
+            &s.url(&format!("/.gatehouse{}", routes::SETTINGS_TOTP_START)),
             &[("rd", "")],
         )
         .await;
@@ -606,7 +622,7 @@ async fn reset_links_point_where_the_configuration_says_whatever_host_the_reques
     let s = Setup::new().await;
     // The attacker asks for the victim's reset link with a Host naming their own port.
     let mut attacker = Browser::new(&[PANEL]);
-    let forgot = s.url("/.gatehouse/forgot");
+    let forgot = s.url(&format!("/.gatehouse{}", routes::FORGOT));
     let page = attacker.get(&forgot).await;
     let csrf = common::field(&page.body, "csrf");
     let cookie = attacker
@@ -629,8 +645,9 @@ async fn reset_links_point_where_the_configuration_says_whatever_host_the_reques
     let link = mail.link();
     assert!(
         link.starts_with(&format!(
-            "http://{PANEL}:{}/.gatehouse/reset?token=",
-            s.gate.proxy
+            "http://{PANEL}:{}/.gatehouse{}?token=",
+            s.gate.proxy,
+            routes::RESET
         )),
         "the configured public_url, not the request's Host: {link}"
     );
@@ -645,7 +662,11 @@ async fn a_catch_all_proxy_without_public_url_mails_no_reset_link_at_all() {
         smtp.port
     ));
     let mut attacker = Browser::new(&["evil.example.test"]);
-    let forgot = format!("http://evil.example.test:{}/.gatehouse/forgot", gate.proxy);
+    let forgot = format!(
+        "http://evil.example.test:{}/.gatehouse{}",
+        gate.proxy,
+        routes::FORGOT
+    );
     let asked = attacker
         .post_with_csrf(&forgot, &forgot, &[("who", "ann")])
         .await;

@@ -7,6 +7,7 @@
 mod common;
 
 use common::{field, start_upstream, Browser, Gatehouse, PASSWORD};
+use gatehouse::portal::routes;
 
 const PANEL: &str = "panel.example.test";
 
@@ -46,20 +47,26 @@ async fn a_csrf_cookie_planted_from_a_sibling_subdomain_cannot_forge_a_signed_in
     let gate = setup("").await;
     // The attacker gets a token for a CSRF cookie value of their choosing...
     let mut attacker = Browser::new(&[PANEL]);
-    let page = attacker.get(&url(&gate, "/.gatehouse/")).await;
+    let page = attacker
+        .get(&url(&gate, &format!("/.gatehouse{}", routes::LOGIN_PAGE)))
+        .await;
     let planted_cookie = attacker.cookies["gatehouse_session_csrf"].clone();
     let planted_token = field(&page.body, "csrf");
     // ...and plants that cookie in the victim's browser (a sibling subdomain can).
     let mut victim = Browser::new(&[PANEL]);
     victim
-        .log_in(&url(&gate, "/.gatehouse/"), "ann", PASSWORD)
+        .log_in(
+            &url(&gate, &format!("/.gatehouse{}", routes::LOGIN_PAGE)),
+            "ann",
+            PASSWORD,
+        )
         .await;
     victim
         .cookies
         .insert("gatehouse_session_csrf".into(), planted_cookie);
     let forged = victim
         .post(
-            &url(&gate, "/.gatehouse/logout"),
+            &url(&gate, &format!("/.gatehouse{}", routes::LOGOUT)),
             &[("csrf", planted_token.as_str())],
         )
         .await;
@@ -72,8 +79,8 @@ async fn a_csrf_cookie_planted_from_a_sibling_subdomain_cannot_forge_a_signed_in
     // The victim's own form, bound to the session, works.
     let own = victim
         .post_with_csrf(
-            &url(&gate, "/.gatehouse/"),
-            &url(&gate, "/.gatehouse/logout"),
+            &url(&gate, &format!("/.gatehouse{}", routes::LOGIN_PAGE)),
+            &url(&gate, &format!("/.gatehouse{}", routes::LOGOUT)),
             &[],
         )
         .await;
@@ -84,8 +91,15 @@ async fn a_csrf_cookie_planted_from_a_sibling_subdomain_cannot_forge_a_signed_in
 async fn forms_posted_from_another_origin_are_refused_even_with_a_valid_token() {
     let gate = setup("").await;
     let mut b = Browser::new(&[PANEL]);
-    b.log_in(&url(&gate, "/.gatehouse/"), "ann", PASSWORD).await;
-    let page = b.get(&url(&gate, "/.gatehouse/")).await;
+    b.log_in(
+        &url(&gate, &format!("/.gatehouse{}", routes::LOGIN_PAGE)),
+        "ann",
+        PASSWORD,
+    )
+    .await;
+    let page = b
+        .get(&url(&gate, &format!("/.gatehouse{}", routes::LOGIN_PAGE)))
+        .await;
     let csrf = field(&page.body, "csrf");
     let own_origin = format!("http://{PANEL}:{}", gate.proxy);
     for (name, value) in [
@@ -97,7 +111,7 @@ async fn forms_posted_from_another_origin_are_refused_even_with_a_valid_token() 
     ] {
         let r = b
             .client
-            .post(url(&gate, "/.gatehouse/logout"))
+            .post(url(&gate, &format!("/.gatehouse{}", routes::LOGOUT)))
             .header(
                 "cookie",
                 format!("gatehouse_session={}", b.cookies["gatehouse_session"]),
@@ -111,7 +125,7 @@ async fn forms_posted_from_another_origin_are_refused_even_with_a_valid_token() 
     }
     let r = b
         .client
-        .post(url(&gate, "/.gatehouse/logout"))
+        .post(url(&gate, &format!("/.gatehouse{}", routes::LOGOUT)))
         .header(
             "cookie",
             format!("gatehouse_session={}", b.cookies["gatehouse_session"]),
@@ -133,7 +147,7 @@ async fn login_status(
     password: &str,
     xff: &[&str],
 ) -> u16 {
-    let login = format!("{base}/.gatehouse/");
+    let login = format!("{base}/.gatehouse{}", routes::LOGIN_PAGE);
     let page = client
         .get(&login)
         .header("accept", "text/html")
@@ -150,7 +164,7 @@ async fn login_status(
     let body = page.text().await.unwrap();
     let csrf = field(&body, "csrf");
     let mut request = client
-        .post(format!("{base}/.gatehouse/login"))
+        .post(format!("{base}/.gatehouse{}", routes::LOGIN))
         .header("cookie", cookie);
     for line in xff {
         request = request.header("x-forwarded-for", *line);
@@ -226,14 +240,18 @@ async fn a_stolen_session_cannot_guess_the_password_through_the_settings_page() 
     let gate = setup("").await;
     let mut thief = Browser::new(&[PANEL]);
     thief
-        .log_in(&url(&gate, "/.gatehouse/"), "ann", PASSWORD)
+        .log_in(
+            &url(&gate, &format!("/.gatehouse{}", routes::LOGIN_PAGE)),
+            "ann",
+            PASSWORD,
+        )
         .await;
     // The password change form checks the current password.
     async fn change_password(thief: &mut Browser, gate: &Gatehouse, current: &str) -> u16 {
         thief
             .post_with_csrf(
-                &url(gate, "/.gatehouse/settings"),
-                &url(gate, "/.gatehouse/settings/password"),
+                &url(gate, &format!("/.gatehouse{}", routes::SETTINGS)),
+                &url(gate, &format!("/.gatehouse{}", routes::SETTINGS_PASSWORD)),
                 &[
                     ("current_password", current),
                     ("new_password", "a much longer new password"),

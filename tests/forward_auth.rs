@@ -3,6 +3,7 @@
 mod common;
 
 use common::{forward_auth_config, Browser, Gatehouse, PASSWORD};
+use gatehouse::portal::routes;
 
 const FRONT: u16 = 8443;
 
@@ -23,14 +24,14 @@ impl Setup {
         let mut s = Self::new().await;
         let done = s
             .browser
-            .log_in(&s.gate.portal_url("/"), "ann", PASSWORD)
+            .log_in(&s.gate.portal_url(routes::LOGIN_PAGE), "ann", PASSWORD)
             .await;
         assert_eq!(done.status, 303, "{}", done.body);
         s
     }
 
     async fn auth_request(&mut self, url: &str, method: &str) -> common::Page {
-        let endpoint = self.gate.portal_url("/api/authz/auth-request");
+        let endpoint = self.gate.portal_url(routes::API_AUTHZ_AUTH_REQUEST);
         self.browser
             .get_with(
                 &endpoint,
@@ -40,7 +41,7 @@ impl Setup {
     }
 
     async fn forward_auth(&mut self, path: &str, method: &str) -> common::Page {
-        let endpoint = self.gate.portal_url("/api/authz/forward-auth");
+        let endpoint = self.gate.portal_url(routes::API_AUTHZ_FORWARD_AUTH);
         let headers = [
             ("X-Forwarded-Proto", "https"),
             ("X-Forwarded-Host", "panel.example.test"),
@@ -83,7 +84,7 @@ async fn auth_request_with_session_answers_200_with_identity_headers() {
 #[tokio::test]
 async fn auth_request_reads_forwarded_headers_without_original_url() {
     let mut s = Setup::new().await;
-    let endpoint = s.gate.portal_url("/api/authz/auth-request");
+    let endpoint = s.gate.portal_url(routes::API_AUTHZ_AUTH_REQUEST);
     let headers = [
         ("X-Forwarded-Proto", "https"),
         ("X-Forwarded-Host", "panel.example.test"),
@@ -170,7 +171,7 @@ async fn request_without_target_is_a_bad_request() {
     let mut s = Setup::new().await;
     let page = s
         .browser
-        .get(&s.gate.portal_url("/api/authz/forward-auth"))
+        .get(&s.gate.portal_url(routes::API_AUTHZ_FORWARD_AUTH))
         .await;
     assert_eq!(page.status, 400);
 }
@@ -180,7 +181,8 @@ async fn portal_login_returns_to_protected_rd_and_ignores_hostile_rd() {
     let mut s = Setup::new().await;
     let rd = "https://panel.example.test/after";
     let url = s.gate.portal_url(&format!(
-        "/?rd={}",
+        "{}?rd={}",
+        routes::LOGIN_PAGE,
         url::form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>()
     ));
     let done = s.browser.log_in(&url, "ann", PASSWORD).await;
@@ -188,7 +190,10 @@ async fn portal_login_returns_to_protected_rd_and_ignores_hostile_rd() {
 
     let signed_in = s
         .browser
-        .get(&s.gate.portal_url("/?rd=https%3A%2F%2Fevil.example.org%2F"))
+        .get(&s.gate.portal_url(&format!(
+            "{}?rd=https%3A%2F%2Fevil.example.org%2F",
+            routes::LOGIN_PAGE
+        )))
         .await;
     assert_eq!(
         signed_in.status, 200,
@@ -197,10 +202,10 @@ async fn portal_login_returns_to_protected_rd_and_ignores_hostile_rd() {
     assert!(signed_in.body.contains("Ann Admin"));
     let again = s
         .browser
-        .get(
-            &s.gate
-                .portal_url("/?rd=https%3A%2F%2Fpanel.example.test%2Fnext"),
-        )
+        .get(&s.gate.portal_url(&format!(
+            "{}?rd=https%3A%2F%2Fpanel.example.test%2Fnext",
+            routes::LOGIN_PAGE
+        )))
         .await;
     assert_eq!(
         again.location.as_deref(),
@@ -214,7 +219,7 @@ async fn session_cookie_is_set_on_the_parent_domain() {
     let mut s = Setup::new().await;
     let done = s
         .browser
-        .log_in(&s.gate.portal_url("/"), "ann", PASSWORD)
+        .log_in(&s.gate.portal_url(routes::LOGIN_PAGE), "ann", PASSWORD)
         .await;
     let cookie = done
         .headers
@@ -231,7 +236,7 @@ async fn session_cookie_is_set_on_the_parent_domain() {
 #[tokio::test]
 async fn health_endpoint_answers_ok() {
     let mut s = Setup::new().await;
-    let page = s.browser.get(&s.gate.portal_url("/api/health")).await;
+    let page = s.browser.get(&s.gate.portal_url(routes::API_HEALTH)).await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("\"ok\""));
 }
@@ -254,10 +259,14 @@ async fn metrics_listener_counts_decisions_and_logins() {
         browser: Browser::new(&[]),
     };
     s.browser
-        .log_in(&s.gate.portal_url("/"), "ann", "wrong password")
+        .log_in(
+            &s.gate.portal_url(routes::LOGIN_PAGE),
+            "ann",
+            "wrong password",
+        )
         .await;
     s.browser
-        .log_in(&s.gate.portal_url("/"), "ann", PASSWORD)
+        .log_in(&s.gate.portal_url(routes::LOGIN_PAGE), "ann", PASSWORD)
         .await;
     s.auth_request("https://panel.example.test/x", "GET").await;
     s.auth_request("https://panel.example.test/forbidden", "GET")

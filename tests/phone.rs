@@ -5,6 +5,7 @@
 mod common;
 
 use common::{start_upstream, Browser, Gatehouse, Received, Recorder, PASSWORD};
+use gatehouse::portal::routes;
 use hmac::{Hmac, Mac};
 
 const PANEL: &str = "panel.example.test";
@@ -84,19 +85,23 @@ secret = "{HOOK_SECRET}"
 
     async fn log_in(&self, user: &str) -> Browser {
         let mut b = Browser::new(&[PANEL]);
-        b.log_in(&self.url("/.gatehouse/?rd=%2Fhome"), user, PASSWORD)
-            .await;
+        b.log_in(
+            &self.url(&format!("/.gatehouse{}?rd=%2Fhome", routes::LOGIN_PAGE)),
+            user,
+            PASSWORD,
+        )
+        .await;
         b
     }
 
     /// Adds and confirms a number from the settings page (one SMS).
     async fn add_number(&self, b: &mut Browser, number: &str) {
         let sent_before = self.provider.received().len();
-        let settings = self.url("/.gatehouse/settings");
+        let settings = self.url(&format!("/.gatehouse{}", routes::SETTINGS));
         let asked = b
             .post_with_csrf(
                 &settings,
-                &self.url("/.gatehouse/settings/phone/add"),
+                &self.url(&format!("/.gatehouse{}", routes::SETTINGS_PHONE_ADD)),
                 &[("number", number)],
             )
             .await;
@@ -123,7 +128,7 @@ secret = "{HOOK_SECRET}"
         let csrf = common::field(&asked.body, "csrf");
         let done = b
             .post(
-                &self.url("/.gatehouse/settings/phone/confirm"),
+                &self.url(&format!("/.gatehouse{}", routes::SETTINGS_PHONE_CONFIRM)),
                 &[("csrf", &csrf), ("code", &code)],
             )
             .await;
@@ -142,12 +147,14 @@ secret = "{HOOK_SECRET}"
     /// Asks for a call with consent; returns the provider's last request.
     async fn call(&self, b: &mut Browser) -> Received {
         let before = self.provider.received().len();
-        let page = b.get(&self.url("/.gatehouse/2fa/phone")).await;
+        let page = b
+            .get(&self.url(&format!("/.gatehouse{}", routes::SECOND_STEP_PHONE)))
+            .await;
         assert_eq!(page.status, 200, "{}", page.body);
         let csrf = common::field(&page.body, "csrf");
         let sent = b
             .post(
-                &self.url("/.gatehouse/2fa/phone/call"),
+                &self.url(&format!("/.gatehouse{}", routes::SECOND_STEP_PHONE_CALL)),
                 &[
                     ("csrf", &csrf),
                     ("rd", ""),
@@ -166,10 +173,12 @@ secret = "{HOOK_SECRET}"
     }
 
     async fn verify(&self, b: &mut Browser, code: &str) -> common::Page {
-        let page = b.get(&self.url("/.gatehouse/2fa/phone")).await;
+        let page = b
+            .get(&self.url(&format!("/.gatehouse{}", routes::SECOND_STEP_PHONE)))
+            .await;
         let csrf = common::field(&page.body, "csrf");
         b.post(
-            &self.url("/.gatehouse/2fa/phone/verify"),
+            &self.url(&format!("/.gatehouse{}", routes::SECOND_STEP_PHONE_VERIFY)),
             &[("csrf", &csrf), ("rd", ""), ("code", code)],
         )
         .await
@@ -205,7 +214,9 @@ async fn phone_is_offered_only_when_another_factor_is_on_and_a_number_is_confirm
     let s = Setup::with("").await;
     let mut b = s.log_in("ann").await;
     s.add_number(&mut b, "+380 (50) 123-45-67").await;
-    let settings = b.get(&s.url("/.gatehouse/settings")).await;
+    let settings = b
+        .get(&s.url(&format!("/.gatehouse{}", routes::SETTINGS)))
+        .await;
     assert!(
         settings.body.contains(DOMESTIC),
         "stored normalised: {}",
@@ -220,18 +231,22 @@ async fn phone_is_offered_only_when_another_factor_is_on_and_a_number_is_confirm
 
     b.enable_totp(&s.url("/.gatehouse")).await;
     let mut next = s.log_in("ann").await;
-    let step = next.get(&s.url("/.gatehouse/2fa")).await;
+    let step = next
+        .get(&s.url(&format!("/.gatehouse{}", routes::SECOND_STEP)))
+        .await;
     assert!(step.body.contains("Use your phone"), "{}", step.body);
 
     let mut bob = s.log_in("bob").await;
     bob.enable_totp(&s.url("/.gatehouse")).await;
     let mut bob_again = s.log_in("bob").await;
-    let step = bob_again.get(&s.url("/.gatehouse/2fa")).await;
+    let step = bob_again
+        .get(&s.url(&format!("/.gatehouse{}", routes::SECOND_STEP)))
+        .await;
     assert!(!step.body.contains("Use your phone"), "bob has no number");
     let taken = bob
         .post_with_csrf(
-            &s.url("/.gatehouse/settings"),
-            &s.url("/.gatehouse/settings/phone/add"),
+            &s.url(&format!("/.gatehouse{}", routes::SETTINGS)),
+            &s.url(&format!("/.gatehouse{}", routes::SETTINGS_PHONE_ADD)),
             &[("number", DOMESTIC)],
         )
         .await;
@@ -246,7 +261,9 @@ async fn phone_is_offered_only_when_another_factor_is_on_and_a_number_is_confirm
 async fn domestic_number_gets_a_dictated_code_and_success_switches_2fa_off_and_fires_the_hook() {
     let s = Setup::with("").await;
     let mut b = s.ann_at_second_step(DOMESTIC).await;
-    let page = b.get(&s.url("/.gatehouse/2fa/phone")).await;
+    let page = b
+        .get(&s.url(&format!("/.gatehouse{}", routes::SECOND_STEP_PHONE)))
+        .await;
     assert!(
         page.body.contains("switches two-step verification off"),
         "the consequence is shown first: {}",
@@ -256,7 +273,7 @@ async fn domestic_number_gets_a_dictated_code_and_success_switches_2fa_off_and_f
     let before = s.provider.received().len();
     let refused = b
         .post(
-            &s.url("/.gatehouse/2fa/phone/call"),
+            &s.url(&format!("/.gatehouse{}", routes::SECOND_STEP_PHONE_CALL)),
             &[("csrf", &csrf), ("rd", ""), ("number", "0")],
         )
         .await;
@@ -333,7 +350,12 @@ async fn foreign_number_gets_a_flash_call_and_the_callers_last_four_digits_log_i
     let mut b = s.ann_at_second_step(FOREIGN).await;
     let call = s.call(&mut b).await;
     assert!(call.path.ends_with("/Calls.json"));
-    let page = b.get(&s.url("/.gatehouse/2fa/phone?sent=flash&n=0")).await;
+    let page = b
+        .get(&s.url(&format!(
+            "/.gatehouse{}?sent=flash&n=0",
+            routes::SECOND_STEP_PHONE
+        )))
+        .await;
     assert!(
         page.body
             .contains("last 4 digits of the number that called"),
@@ -379,7 +401,9 @@ async fn flash_call_codes_cannot_be_guessed_from_the_callers_numbers() {
 async fn parallel_call_requests_never_place_more_calls_than_max_calls() {
     let s = Setup::with_phone("per_user_per_hour = 50\nper_number_per_hour = 50\nper_ip_per_hour = 50\nglobal_per_hour = 500", "").await;
     let mut b = s.ann_at_second_step(DOMESTIC).await;
-    let page = b.get(&s.url("/.gatehouse/2fa/phone")).await;
+    let page = b
+        .get(&s.url(&format!("/.gatehouse{}", routes::SECOND_STEP_PHONE)))
+        .await;
     let csrf = common::field(&page.body, "csrf");
     let cookie = b
         .cookies
@@ -391,7 +415,7 @@ async fn parallel_call_requests_never_place_more_calls_than_max_calls() {
     let mut requests = Vec::new();
     for _ in 0..20 {
         let client = b.client.clone();
-        let url = s.url("/.gatehouse/2fa/phone/call");
+        let url = s.url(&format!("/.gatehouse{}", routes::SECOND_STEP_PHONE_CALL));
         let (cookie, csrf) = (cookie.clone(), csrf.clone());
         requests.push(tokio::spawn(async move {
             client
@@ -466,12 +490,14 @@ async fn call_budgets_hold() {
     let mut b = s.ann_at_second_step(FOREIGN).await;
     s.call(&mut b).await;
     s.call(&mut b).await;
-    let page = b.get(&s.url("/.gatehouse/2fa/phone")).await;
+    let page = b
+        .get(&s.url(&format!("/.gatehouse{}", routes::SECOND_STEP_PHONE)))
+        .await;
     let csrf = common::field(&page.body, "csrf");
     let before = s.provider.received().len();
     let refused = b
         .post(
-            &s.url("/.gatehouse/2fa/phone/call"),
+            &s.url(&format!("/.gatehouse{}", routes::SECOND_STEP_PHONE_CALL)),
             &[
                 ("csrf", &csrf),
                 ("rd", ""),
@@ -535,11 +561,16 @@ async fn the_generic_webhook_provider_speaks_json_with_a_bearer_token() {
     let gate = Gatehouse::start(&config);
     let url = |p: &str| format!("http://{PANEL}:{}{p}", gate.proxy);
     let mut b = Browser::new(&[PANEL]);
-    b.log_in(&url("/.gatehouse/"), "ann", PASSWORD).await;
+    b.log_in(
+        &url(&format!("/.gatehouse{}", routes::LOGIN_PAGE)),
+        "ann",
+        PASSWORD,
+    )
+    .await;
     let asked = b
         .post_with_csrf(
-            &url("/.gatehouse/settings"),
-            &url("/.gatehouse/settings/phone/add"),
+            &url(&format!("/.gatehouse{}", routes::SETTINGS)),
+            &url(&format!("/.gatehouse{}", routes::SETTINGS_PHONE_ADD)),
             &[("number", FOREIGN)],
         )
         .await;
@@ -552,7 +583,7 @@ async fn the_generic_webhook_provider_speaks_json_with_a_bearer_token() {
     let csrf = common::field(&asked.body, "csrf");
     assert_eq!(
         b.post(
-            &url("/.gatehouse/settings/phone/confirm"),
+            &url(&format!("/.gatehouse{}", routes::SETTINGS_PHONE_CONFIRM)),
             &[("csrf", &csrf), ("code", &code)]
         )
         .await
@@ -561,12 +592,20 @@ async fn the_generic_webhook_provider_speaks_json_with_a_bearer_token() {
     );
     b.enable_totp(&url("/.gatehouse")).await;
     let mut again = Browser::new(&[PANEL]);
-    again.log_in(&url("/.gatehouse/"), "ann", PASSWORD).await;
-    let page = again.get(&url("/.gatehouse/2fa/phone")).await;
+    again
+        .log_in(
+            &url(&format!("/.gatehouse{}", routes::LOGIN_PAGE)),
+            "ann",
+            PASSWORD,
+        )
+        .await;
+    let page = again
+        .get(&url(&format!("/.gatehouse{}", routes::SECOND_STEP_PHONE)))
+        .await;
     let csrf = common::field(&page.body, "csrf");
     again
         .post(
-            &url("/.gatehouse/2fa/phone/call"),
+            &url(&format!("/.gatehouse{}", routes::SECOND_STEP_PHONE_CALL)),
             &[
                 ("csrf", &csrf),
                 ("rd", ""),
@@ -584,11 +623,13 @@ async fn the_generic_webhook_provider_speaks_json_with_a_bearer_token() {
         4,
         "gatehouse names the code the caller must end in"
     );
-    let page = again.get(&url("/.gatehouse/2fa/phone")).await;
+    let page = again
+        .get(&url(&format!("/.gatehouse{}", routes::SECOND_STEP_PHONE)))
+        .await;
     let csrf = common::field(&page.body, "csrf");
     let done = again
         .post(
-            &url("/.gatehouse/2fa/phone/verify"),
+            &url(&format!("/.gatehouse{}", routes::SECOND_STEP_PHONE_VERIFY)),
             &[("csrf", &csrf), ("rd", ""), ("code", &code)],
         )
         .await;

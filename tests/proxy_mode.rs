@@ -4,6 +4,7 @@
 mod common;
 
 use common::{start_upstream, Browser, Gatehouse, PASSWORD};
+use gatehouse::portal::routes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PANEL: &str = "panel.example.test";
@@ -65,7 +66,10 @@ impl Setup {
     }
 
     async fn log_in(&mut self, user: &str, password: &str) -> common::Page {
-        let url = self.url("/.gatehouse/?rd=%2Fdashboard%3Ftab%3D2");
+        let url = self.url(&format!(
+            "/.gatehouse{}?rd=%2Fdashboard%3Ftab%3D2",
+            routes::LOGIN_PAGE
+        ));
         self.browser.log_in(&url, user, password).await
     }
 }
@@ -159,7 +163,11 @@ async fn wrong_password_and_unknown_user_get_the_same_answer() {
     let wrong = s.log_in("ann", "not the password").await;
     let mut other = Browser::new(&[PANEL]);
     let unknown = other
-        .log_in(&s.url("/.gatehouse/"), "nobody", "not the password")
+        .log_in(
+            &s.url(&format!("/.gatehouse{}", routes::LOGIN_PAGE)),
+            "nobody",
+            "not the password",
+        )
         .await;
     assert_eq!(wrong.status, 401);
     assert_eq!(unknown.status, 401);
@@ -200,11 +208,13 @@ async fn three_failures_ban_the_user_and_the_ban_is_shown_even_for_the_right_pas
 #[tokio::test]
 async fn login_form_without_valid_csrf_token_is_refused() {
     let mut s = Setup::new().await;
-    s.browser.get(&s.url("/.gatehouse/")).await;
+    s.browser
+        .get(&s.url(&format!("/.gatehouse{}", routes::LOGIN_PAGE)))
+        .await;
     let page = s
         .browser
         .post(
-            &s.url("/.gatehouse/login"),
+            &s.url(&format!("/.gatehouse{}", routes::LOGIN)),
             &[
                 ("csrf", "forged"),
                 ("username", "ann"),
@@ -221,11 +231,17 @@ async fn logout_ends_the_session() {
     let mut s = Setup::new().await;
     s.log_in("ann", PASSWORD).await;
     let stolen = s.browser.cookies["gatehouse_session"].clone();
-    let page = s.browser.get(&s.url("/.gatehouse/logout")).await;
+    let page = s
+        .browser
+        .get(&s.url(&format!("/.gatehouse{}", routes::LOGOUT)))
+        .await;
     let csrf = common::field(&page.body, "csrf");
     let out = s
         .browser
-        .post(&s.url("/.gatehouse/logout"), &[("csrf", &csrf)])
+        .post(
+            &s.url(&format!("/.gatehouse{}", routes::LOGOUT)),
+            &[("csrf", &csrf)],
+        )
         .await;
     assert_eq!(out.status, 303);
     assert!(
@@ -301,19 +317,27 @@ async fn group_rule_lets_admins_in_and_denies_others() {
     s.log_in("ann", PASSWORD).await;
     assert_eq!(s.browser.get(&s.url("/admin")).await.status, 200);
     let mut bob = Browser::new(&[PANEL]);
-    bob.log_in(&s.url("/.gatehouse/"), "bob", PASSWORD).await;
+    bob.log_in(
+        &s.url(&format!("/.gatehouse{}", routes::LOGIN_PAGE)),
+        "bob",
+        PASSWORD,
+    )
+    .await;
     assert_eq!(bob.get(&s.url("/admin")).await.status, 403);
 }
 
 #[tokio::test]
 async fn hostile_rd_after_login_falls_back_to_a_safe_page() {
     let mut s = Setup::new().await;
-    let page = s.browser.get(&s.url("/.gatehouse/")).await;
+    let page = s
+        .browser
+        .get(&s.url(&format!("/.gatehouse{}", routes::LOGIN_PAGE)))
+        .await;
     let csrf = common::field(&page.body, "csrf");
     let done = s
         .browser
         .post(
-            &s.url("/.gatehouse/login"),
+            &s.url(&format!("/.gatehouse{}", routes::LOGIN)),
             &[
                 ("csrf", &csrf),
                 ("rd", "//evil.example/"),
@@ -400,7 +424,7 @@ async fn pages_carry_security_headers_and_ukrainian_texts_on_request() {
     let page = s
         .browser
         .get_with(
-            &s.url("/.gatehouse/"),
+            &s.url(&format!("/.gatehouse{}", routes::LOGIN_PAGE)),
             &[("accept-language", "uk-UA,uk;q=0.9")],
         )
         .await;
@@ -412,7 +436,10 @@ async fn pages_carry_security_headers_and_ukrainian_texts_on_request() {
         "{csp}"
     );
     assert_eq!(page.headers["cache-control"], "no-store");
-    let css = s.browser.get(&s.url("/.gatehouse/assets/style.css")).await;
+    let css = s
+        .browser
+        .get(&s.url(&format!("/.gatehouse{}", routes::ASSETS_STYLE_CSS)))
+        .await;
     assert_eq!(css.status, 200);
     assert!(css.headers["content-type"]
         .to_str()

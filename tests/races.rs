@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{start_upstream, Browser, Gatehouse, PASSWORD};
+use gatehouse::portal::routes;
 
 const PANEL: &str = "panel.example.test";
 
@@ -51,14 +52,20 @@ fn post_in_background(
 async fn a_user_disabled_during_their_password_change_stays_disabled() {
     let mut gate = setup().await;
     let mut bob = Browser::new(&[PANEL]);
-    bob.log_in(&url(&gate, "/.gatehouse/"), "bob", PASSWORD)
+    bob.log_in(
+        &url(&gate, &format!("/.gatehouse{}", routes::LOGIN_PAGE)),
+        "bob",
+        PASSWORD,
+    )
+    .await;
+    let settings = bob
+        .get(&url(&gate, &format!("/.gatehouse{}", routes::SETTINGS)))
         .await;
-    let settings = bob.get(&url(&gate, "/.gatehouse/settings")).await;
     let csrf = common::field(&settings.body, "csrf");
     let change = post_in_background(
         &bob,
         &gate,
-        "/.gatehouse/settings/password",
+        &format!("/.gatehouse{}", routes::SETTINGS_PASSWORD),
         &csrf,
         &[
             ("current_password", PASSWORD),
@@ -90,18 +97,24 @@ async fn a_user_disabled_during_their_password_change_stays_disabled() {
 async fn a_session_revoked_during_a_password_confirmation_stays_revoked() {
     let gate = setup().await;
     let mut bob = Browser::new(&[PANEL]);
-    bob.log_in(&url(&gate, "/.gatehouse/"), "bob", PASSWORD)
-        .await;
+    bob.log_in(
+        &url(&gate, &format!("/.gatehouse{}", routes::LOGIN_PAGE)),
+        "bob",
+        PASSWORD,
+    )
+    .await;
     assert_eq!(bob.get(&url(&gate, "/home")).await.status, 200);
-    let settings = bob.get(&url(&gate, "/.gatehouse/settings")).await;
+    let settings = bob
+        .get(&url(&gate, &format!("/.gatehouse{}", routes::SETTINGS)))
+        .await;
     let csrf = common::field(&settings.body, "csrf");
     let confirm = post_in_background(
         &bob,
         &gate,
-        "/.gatehouse/settings/confirm",
+        &format!("/.gatehouse{}", routes::SETTINGS_CONFIRM),
         &csrf,
         &[
-            ("next", "/settings/sessions/end-others"),
+            ("next", routes::SETTINGS_SESSIONS_END_OTHERS),
             ("confirm_password", PASSWORD),
         ],
     );

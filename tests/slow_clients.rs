@@ -8,6 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{start_upstream, Gatehouse};
+use gatehouse::portal::routes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -58,17 +59,17 @@ async fn closed_after(stream: &mut TcpStream, limit: Duration) -> Option<f64> {
 }
 
 /// The login page: under `/.gatehouse/` on the proxy listener, at `/` on the portal's.
-fn login_path(gate: &Gatehouse, port: u16) -> &'static str {
+fn login_path(gate: &Gatehouse, port: u16) -> String {
     if port == gate.proxy {
-        "/.gatehouse/"
+        format!("/.gatehouse{}", routes::LOGIN_PAGE)
     } else {
-        "/"
+        routes::LOGIN_PAGE.to_string()
     }
 }
 
 /// A connection on `port` that has had one request answered and is kept alive; and the
 /// login page's path there.
-async fn kept_alive_after_one_request(gate: &Gatehouse, port: u16) -> (TcpStream, &'static str) {
+async fn kept_alive_after_one_request(gate: &Gatehouse, port: u16) -> (TcpStream, String) {
     let mut s = connect_from("127.0.0.1", port).await;
     let path = login_path(gate, port);
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {PANEL}:{port}\r\n\r\n").as_bytes())
@@ -123,7 +124,7 @@ async fn slow_headers_are_cut_at_the_deadline_while_others_are_served_on_both_li
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(
-            served("127.0.0.2", port, login_path(&gate, port)).await,
+            served("127.0.0.2", port, &login_path(&gate, port)).await,
             "another client is served"
         );
         for s in slow {
@@ -171,13 +172,13 @@ async fn one_address_cannot_hold_more_than_its_share_of_connections() {
             "the 11th connection from one address is refused"
         );
         assert!(
-            served("127.0.0.2", port, login_path(&gate, port)).await,
+            served("127.0.0.2", port, &login_path(&gate, port)).await,
             "another address is served"
         );
         drop(held);
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(
-            served("127.0.0.1", port, login_path(&gate, port)).await,
+            served("127.0.0.1", port, &login_path(&gate, port)).await,
             "once they close, it is served again"
         );
     }

@@ -6,6 +6,7 @@
 mod common;
 
 use common::{start_upstream, Browser, Gatehouse, PASSWORD};
+use gatehouse::portal::routes;
 
 const PANEL: &str = "panel.example.test";
 
@@ -58,12 +59,16 @@ impl Setup {
     }
 
     fn step(&self) -> String {
-        self.url("/.gatehouse/2fa")
+        self.url(&format!("/.gatehouse{}", routes::SECOND_STEP))
     }
 
     async fn log_in(&self, browser: &mut Browser, user: &str) -> common::Page {
         browser
-            .log_in(&self.url("/.gatehouse/?rd=%2Fhome"), user, PASSWORD)
+            .log_in(
+                &self.url(&format!("/.gatehouse{}?rd=%2Fhome", routes::LOGIN_PAGE)),
+                user,
+                PASSWORD,
+            )
             .await
     }
 
@@ -184,7 +189,9 @@ async fn backup_code_logs_in_once_and_the_count_goes_down() {
         "codes are accepted in any case: {}",
         done.body
     );
-    let settings = b.get(&s.url("/.gatehouse/settings")).await;
+    let settings = b
+        .get(&s.url(&format!("/.gatehouse{}", routes::SETTINGS)))
+        .await;
     assert_eq!(common::element_text(&settings.body, "backup-left"), "4");
 
     let mut again = Browser::new(&[PANEL]);
@@ -202,8 +209,8 @@ async fn generating_new_backup_codes_invalidates_the_old_ones() {
     let fresh = s
         .browser
         .post_with_csrf(
-            &format!("{base}/settings"),
-            &format!("{base}/settings/backup/regenerate"),
+            &format!("{base}{}", routes::SETTINGS),
+            &format!("{base}{}", routes::SETTINGS_BACKUP_REGENERATE),
             &[],
         )
         .await;
@@ -238,12 +245,12 @@ async fn wrong_enrolment_code_keeps_the_same_secret_and_leaves_the_method_off() 
     s.log_in(&mut b, "ann").await;
     let base = s.base();
     b.post_with_csrf(
-        &format!("{base}/settings"),
-        &format!("{base}/settings/totp/start"),
+        &format!("{base}{}", routes::SETTINGS),
+        &format!("{base}{}", routes::SETTINGS_TOTP_START),
         &[],
     )
     .await;
-    let enroll = b.get(&format!("{base}/settings/totp")).await;
+    let enroll = b.get(&format!("{base}{}", routes::SETTINGS_TOTP)).await;
     let secret = common::element_text(&enroll.body, "totp-secret");
     assert!(
         enroll.body.contains("data:image/svg+xml;base64,"),
@@ -257,7 +264,7 @@ async fn wrong_enrolment_code_keeps_the_same_secret_and_leaves_the_method_off() 
     let csrf = common::field(&enroll.body, "csrf");
     let wrong = b
         .post(
-            &format!("{base}/settings/totp/confirm"),
+            &format!("{base}{}", routes::SETTINGS_TOTP_CONFIRM),
             &[("csrf", &csrf), ("code", "000000")],
         )
         .await;
@@ -268,7 +275,7 @@ async fn wrong_enrolment_code_keeps_the_same_secret_and_leaves_the_method_off() 
         secret,
         "same secret"
     );
-    let settings = b.get(&format!("{base}/settings")).await;
+    let settings = b.get(&format!("{base}{}", routes::SETTINGS)).await;
     assert!(settings.body.contains("badge off"), "still off");
     // A password login still needs no second step.
     let mut other = Browser::new(&[PANEL]);
@@ -317,7 +324,10 @@ async fn user_without_2fa_on_a_two_factor_resource_is_sent_to_settings() {
         Some("/.gatehouse/settings?rd=%2Fadmin%3Fx%3D1")
     );
     let settings = b
-        .get(&s.url("/.gatehouse/settings?rd=%2Fadmin%3Fx%3D1"))
+        .get(&s.url(&format!(
+            "/.gatehouse{}?rd=%2Fadmin%3Fx%3D1",
+            routes::SETTINGS
+        )))
         .await;
     assert!(
         settings.body.contains("needs two-step verification"),
@@ -354,12 +364,12 @@ async fn disabling_the_last_factor_needs_the_password_and_removes_backup_codes()
     let mut s = Setup::new().await;
     s.ann_with_totp().await;
     let base = s.base();
-    let settings = format!("{base}/settings");
+    let settings = format!("{base}{}", routes::SETTINGS);
     let refused = s
         .browser
         .post_with_csrf(
             &settings,
-            &format!("{base}/settings/totp/disable"),
+            &format!("{base}{}", routes::SETTINGS_TOTP_DISABLE),
             &[("password", "wrong")],
         )
         .await;
@@ -368,7 +378,7 @@ async fn disabling_the_last_factor_needs_the_password_and_removes_backup_codes()
         .browser
         .post_with_csrf(
             &settings,
-            &format!("{base}/settings/totp/disable"),
+            &format!("{base}{}", routes::SETTINGS_TOTP_DISABLE),
             &[("password", PASSWORD)],
         )
         .await;
@@ -419,8 +429,8 @@ async fn stale_password_is_confirmed_before_a_change_and_the_change_then_goes_th
     let base = s.base();
     let asked = b
         .post_with_csrf(
-            &format!("{base}/settings"),
-            &format!("{base}/settings/totp/start"),
+            &format!("{base}{}", routes::SETTINGS),
+            &format!("{base}{}", routes::SETTINGS_TOTP_START),
             &[("rd", "")],
         )
         .await;
@@ -434,7 +444,7 @@ async fn stale_password_is_confirmed_before_a_change_and_the_change_then_goes_th
     let next = common::field(&asked.body, "next");
     let wrong = b
         .post(
-            &format!("{base}/settings/confirm"),
+            &format!("{base}{}", routes::SETTINGS_CONFIRM),
             &[
                 ("csrf", &csrf),
                 ("next", &next),
@@ -450,7 +460,9 @@ async fn stale_password_is_confirmed_before_a_change_and_the_change_then_goes_th
         ("rd", ""),
         ("confirm_password", PASSWORD),
     ];
-    let confirmed = b.post(&format!("{base}/settings/confirm"), &body).await;
+    let confirmed = b
+        .post(&format!("{base}{}", routes::SETTINGS_CONFIRM), &body)
+        .await;
     assert_eq!(confirmed.status, 307);
     assert_eq!(
         confirmed.location.as_deref(),
@@ -475,8 +487,8 @@ async fn password_change_checks_and_ends_other_sessions() {
     let mut b = Browser::new(&[PANEL]);
     s.log_in(&mut b, "bob").await;
     let base = s.base();
-    let settings = format!("{base}/settings");
-    let action = format!("{base}/settings/password");
+    let settings = format!("{base}{}", routes::SETTINGS);
+    let action = format!("{base}{}", routes::SETTINGS_PASSWORD);
     let common_pw = b
         .post_with_csrf(
             &settings,
@@ -550,7 +562,11 @@ async fn password_change_checks_and_ends_other_sessions() {
     let mut fresh = Browser::new(&[PANEL]);
     assert_eq!(
         fresh
-            .log_in(&s.url("/.gatehouse/"), "bob", "a new long secret")
+            .log_in(
+                &s.url(&format!("/.gatehouse{}", routes::LOGIN_PAGE)),
+                "bob",
+                "a new long secret"
+            )
             .await
             .status,
         303
@@ -563,12 +579,15 @@ async fn sessions_are_listed_and_can_be_ended_from_settings() {
     let mut phone = Browser::new(&[PANEL]);
     let phone_ua = "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36";
     let login = phone
-        .get_with(&s.url("/.gatehouse/"), &[("user-agent", phone_ua)])
+        .get_with(
+            &s.url(&format!("/.gatehouse{}", routes::LOGIN_PAGE)),
+            &[("user-agent", phone_ua)],
+        )
         .await;
     let csrf = common::field(&login.body, "csrf");
     let response = phone
         .client
-        .post(s.url("/.gatehouse/login"))
+        .post(s.url(&format!("/.gatehouse{}", routes::LOGIN)))
         .header("user-agent", phone_ua)
         .header(
             "cookie",
@@ -599,7 +618,9 @@ async fn sessions_are_listed_and_can_be_ended_from_settings() {
 
     let mut b = Browser::new(&[PANEL]);
     s.log_in(&mut b, "bob").await;
-    let settings = b.get(&s.url("/.gatehouse/settings")).await;
+    let settings = b
+        .get(&s.url(&format!("/.gatehouse{}", routes::SETTINGS)))
+        .await;
     assert!(
         settings.body.contains("Chrome 120 on Android"),
         "{}",
@@ -610,7 +631,7 @@ async fn sessions_are_listed_and_can_be_ended_from_settings() {
     let csrf = common::field(&settings.body, "csrf");
     let ended = b
         .post(
-            &s.url("/.gatehouse/settings/sessions/end"),
+            &s.url(&format!("/.gatehouse{}", routes::SETTINGS_SESSIONS_END)),
             &[("csrf", &csrf), ("id", &id)],
         )
         .await;

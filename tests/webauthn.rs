@@ -7,6 +7,7 @@
 mod common;
 
 use common::{field, start_upstream, unescape, Browser, Gatehouse, Page, PASSWORD};
+use gatehouse::portal::routes;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_rs_core::proto::{
@@ -67,12 +68,16 @@ policy = "two_factor"
 
     async fn log_in(&self, browser: &mut Browser, user: &str) -> Page {
         browser
-            .log_in(&self.portal("/?rd=%2Fadmin"), user, PASSWORD)
+            .log_in(
+                &self.portal(&format!("{}?rd=%2Fadmin", routes::LOGIN_PAGE)),
+                user,
+                PASSWORD,
+            )
             .await
     }
 
     async fn settings(&self, browser: &mut Browser) -> Page {
-        let page = browser.get(&self.portal("/settings")).await;
+        let page = browser.get(&self.portal(routes::SETTINGS)).await;
         assert_eq!(page.status, 200, "{:?} {}", page.location, page.body);
         page
     }
@@ -82,7 +87,7 @@ policy = "two_factor"
         let settings = self.settings(browser).await;
         browser
             .post(
-                &self.portal("/settings/webauthn/add"),
+                &self.portal(routes::SETTINGS_WEBAUTHN_ADD),
                 &[("csrf", &field(&settings.body, "csrf")), ("name", name)],
             )
             .await
@@ -113,7 +118,7 @@ policy = "two_factor"
     async fn finish(&self, browser: &mut Browser, ceremony: &Page, answer: &str) -> Page {
         browser
             .post(
-                &self.portal("/settings/webauthn/finish"),
+                &self.portal(routes::SETTINGS_WEBAUTHN_FINISH),
                 &[
                     ("csrf", &field(&ceremony.body, "csrf")),
                     ("ceremony", &field(&ceremony.body, "ceremony")),
@@ -125,7 +130,9 @@ policy = "two_factor"
 
     /// The second step's passkey options for a pending session.
     async fn step_options(&self, browser: &mut Browser) -> (Page, RequestChallengeResponse) {
-        let page = browser.get(&self.portal("/2fa?method=webauthn")).await;
+        let page = browser
+            .get(&self.portal(&format!("{}?method=webauthn", routes::SECOND_STEP)))
+            .await;
         assert_eq!(page.status, 200, "{}", page.body);
         let options = serde_json::from_str(&data_options(&page.body)).unwrap();
         (page, options)
@@ -134,7 +141,7 @@ policy = "two_factor"
     async fn step_submit(&self, browser: &mut Browser, page: &Page, answer: &str) -> Page {
         browser
             .post(
-                &self.portal("/2fa"),
+                &self.portal(routes::SECOND_STEP),
                 &[
                     ("csrf", &field(&page.body, "csrf")),
                     ("rd", "/admin"),
@@ -266,7 +273,7 @@ async fn one_authenticator_holds_one_credential_per_account_and_names_are_checke
     let fresh = s.settings(&mut b).await;
     let replay = b
         .post(
-            &s.portal("/settings/webauthn/finish"),
+            &s.portal(routes::SETTINGS_WEBAUTHN_FINISH),
             &[
                 ("csrf", &field(&fresh.body, "csrf")),
                 ("ceremony", &field(&page.body, "ceremony")),
@@ -344,12 +351,12 @@ async fn passwordless(
     user_handle: &[u8],
     verify_user: bool,
 ) -> Page {
-    let login = browser.get(&s.portal("/")).await;
+    let login = browser.get(&s.portal(routes::LOGIN_PAGE)).await;
     assert!(login.body.contains("Sign in with a passkey"));
     assert!(login.body.contains("username webauthn"), "autofill offered");
     let csrf = field(&login.body, "csrf");
     let options = browser
-        .post(&s.portal("/login/passkey/options"), &[("csrf", &csrf)])
+        .post(&s.portal(routes::LOGIN_PASSKEY_OPTIONS), &[("csrf", &csrf)])
         .await;
     assert_eq!(options.status, 200, "{}", options.body);
     let value: serde_json::Value = serde_json::from_str(&options.body).unwrap();
@@ -371,7 +378,7 @@ async fn passwordless(
     answer.response.user_handle = Some(user_handle.to_vec());
     browser
         .post(
-            &s.portal("/login/passkey"),
+            &s.portal(routes::LOGIN_PASSKEY),
             &[
                 ("csrf", &csrf),
                 ("rd", "/admin"),
@@ -421,7 +428,7 @@ async fn passwordless_login_needs_the_device_switch_and_user_verification() {
     let settings = s.settings(&mut b).await;
     let switched = b
         .post(
-            &s.portal("/settings/webauthn/passwordless"),
+            &s.portal(routes::SETTINGS_WEBAUTHN_PASSWORDLESS),
             &[
                 ("csrf", &field(&settings.body, "csrf")),
                 ("key", &field(&settings.body, "key")),
@@ -482,7 +489,7 @@ async fn passwordless_login_needs_the_device_switch_and_user_verification() {
     let settings = s.settings(&mut stranger).await;
     let change = stranger
         .post(
-            &s.portal("/settings/backup/regenerate"),
+            &s.portal(routes::SETTINGS_BACKUP_REGENERATE),
             &[("csrf", &field(&settings.body, "csrf"))],
         )
         .await;
@@ -511,14 +518,14 @@ async fn deleting_the_last_device_needs_the_password_and_turns_two_step_off() {
     let key = field(&settings.body, "key");
     let refused = b
         .post(
-            &s.portal("/settings/webauthn/delete"),
+            &s.portal(routes::SETTINGS_WEBAUTHN_DELETE),
             &[("csrf", &csrf), ("key", &key), ("password", "wrong")],
         )
         .await;
     assert_eq!(refused.status, 401);
     let deleted = b
         .post(
-            &s.portal("/settings/webauthn/delete"),
+            &s.portal(routes::SETTINGS_WEBAUTHN_DELETE),
             &[("csrf", &csrf), ("key", &key), ("password", PASSWORD)],
         )
         .await;
@@ -538,17 +545,17 @@ async fn deleting_the_last_device_needs_the_password_and_turns_two_step_off() {
 async fn one_address_cannot_start_passwordless_ceremonies_without_limit() {
     let s = Setup::new().await;
     let mut b = Browser::new(&[PANEL]);
-    let login = b.get(&s.portal("/")).await;
+    let login = b.get(&s.portal(routes::LOGIN_PAGE)).await;
     let csrf = field(&login.body, "csrf");
     let mut statuses = Vec::new();
     for _ in 0..31 {
         let r = b
-            .post(&s.portal("/login/passkey/options"), &[("csrf", &csrf)])
+            .post(&s.portal(routes::LOGIN_PASSKEY_OPTIONS), &[("csrf", &csrf)])
             .await;
         statuses.push(r.status);
     }
     assert!(statuses[..30].iter().all(|s| *s == 200), "{statuses:?}");
     assert_eq!(statuses[30], 429);
-    let no_csrf = b.post(&s.portal("/login/passkey/options"), &[]).await;
+    let no_csrf = b.post(&s.portal(routes::LOGIN_PASSKEY_OPTIONS), &[]).await;
     assert_eq!(no_csrf.status, 403);
 }

@@ -15,7 +15,7 @@ use sha2::Sha256;
 use crate::basics::{random_token, write_private};
 use crate::config::{SameSite, SessionConfig};
 use crate::error::{Error, Result};
-use crate::store::{AuthLevel, Factors, Peek, SessionRecord, Store, Timestamp, User};
+use crate::store::{AuthLevel, Factors, Peek, RecordKey, SessionRecord, Store, Timestamp, User};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -79,34 +79,42 @@ pub async fn end_sessions(
     keep: Option<&SessionRecord>,
     change: &mut (dyn FnMut(&mut User) + Send),
 ) -> Result<Option<(User, Option<SessionRecord>, usize)>> {
-    let mut before = 0;
-    let Some(user) = store
-        .update_user(username, &mut |u| {
-            change(u);
-            before = u.session_generation;
-            u.session_generation += 1;
+    // The user's change, the new generation and the kept session's carry-over are one
+    // transaction. Only a session that was valid right before this change is carried
+    // over: one an earlier, concurrent end (a reset, `user disable`) already ended stays
+    // ended, and so does one revoked meanwhile.
+    let mut keys = vec![RecordKey::User(username.to_string())];
+    if let Some(session) = keep {
+        keys.push(RecordKey::Session(session.id.clone()));
+    }
+    let mut outcome: Option<(User, Option<SessionRecord>)> = None;
+    store
+        .transact(&keys, &mut |records| {
+            outcome = None;
+            let Some(raw) = &records[0] else {
+                return Ok(false);
+            };
+            let mut user: User = serde_json::from_slice(raw)?;
+            change(&mut user);
+            let before = user.session_generation;
+            user.session_generation += 1;
+            records[0] = Some(serde_json::to_vec(&user)?);
+            let mut kept = None;
+            if let (Some(wanted), Some(Some(raw))) = (keep, records.get(1)) {
+                let mut session: SessionRecord = serde_json::from_slice(raw)?;
+                if session.generation == before && session.username == user.username {
+                    session.generation = user.session_generation;
+                    session.level = session.level.max(wanted.level);
+                    records[1] = Some(serde_json::to_vec(&session)?);
+                    kept = Some(session);
+                }
+            }
+            outcome = Some((user, kept));
+            Ok(true)
         })
-        .await?
-    else {
+        .await?;
+    let Some((user, kept)) = outcome else {
         return Ok(None);
-    };
-    // Only a session that was valid right before this change is carried over: one an
-    // earlier, concurrent end (a reset, `user disable`) already ended stays ended,
-    // and so does one revoked meanwhile.
-    let kept = match keep {
-        Some(session) => {
-            store
-                .modify_session(&session.id, true, &mut |s| {
-                    let valid = s.generation == before && s.username == user.username;
-                    if valid {
-                        s.generation = user.session_generation;
-                        s.level = s.level.max(session.level);
-                    }
-                    valid
-                })
-                .await?
-        }
-        None => None,
     };
     let ended = store
         .delete_sessions_of(username, kept.as_ref().map(|s| s.id.as_str()))
@@ -270,9 +278,8 @@ impl Sessions {
     /// Raises a session's level under a new id (the old id stops working), keeping its
     /// lifetime; returns the new record, whose cookie must replace the old one.
     ///
-    /// A revocation wins over an upgrade in flight: the old session must still exist
-    /// when it is taken away, and its user must still be active once the new one is
-    /// written, its sessions not ended meanwhile (else the new one is removed again);
+    /// A revocation wins over an upgrade in flight: in one transaction, the old session
+    /// must still exist and its user be active with its sessions not ended meanwhile;
     /// [`Error::SessionEnded`] otherwise.
     pub async fn upgrade(
         &self,
@@ -286,17 +293,35 @@ impl Sessions {
             last_seen: now,
             ..old.clone()
         };
-        if !self.store.delete_session(&old.id).await? {
-            return Err(Error::SessionEnded);
-        }
-        self.store.put_session(&record).await?;
-        let active = self
+        // One transaction: the old session must still exist and the user be active, of
+        // the same session generation; then the old id goes and the new one comes.
+        let new = serde_json::to_vec(&record)?;
+        let keys = [
+            RecordKey::Session(old.id.clone()),
+            RecordKey::Session(record.id.clone()),
+            RecordKey::User(record.username.clone()),
+        ];
+        let upgraded = self
             .store
-            .get_user(&record.username)
-            .await?
-            .is_some_and(|u| !u.disabled && u.session_generation == record.generation);
-        if !active {
-            self.store.delete_session(&record.id).await?;
+            .transact(&keys, &mut |records| {
+                let (Some(stored), Some(user)) = (&records[0], &records[2]) else {
+                    return Ok(false);
+                };
+                let stored: SessionRecord = serde_json::from_slice(stored)?;
+                let user: User = serde_json::from_slice(user)?;
+                if user.disabled
+                    || user.session_generation != record.generation
+                    || stored.generation != record.generation
+                    || stored.username != record.username
+                {
+                    return Ok(false);
+                }
+                records[0] = None;
+                records[1] = Some(new.clone());
+                Ok(true)
+            })
+            .await?;
+        if !upgraded {
             return Err(Error::SessionEnded);
         }
         Ok(record)

@@ -759,7 +759,12 @@ impl<E: Engine> Counters for KvStore<E> {
 #[async_trait]
 impl<E: Engine> Queue for KvStore<E> {
     async fn enqueue(&self, queue: &str, payload: &[u8]) -> Result<String> {
-        let id = format!("{:012}-{}", now(), crate::basics::random_token(8));
+        // Ordered by when it was queued (to the nanosecond), unique by the random part.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let id = format!("{nanos:020}-{}", crate::basics::random_token(8));
         let item = Item {
             attempts: 0,
             due: 0,
@@ -946,5 +951,204 @@ impl<E: Engine> Transactions for KvStore<E> {
 impl<E: Engine> Health for KvStore<E> {
     fn health(&self) -> std::result::Result<(), String> {
         self.engine.health()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{AuthLevel, MemoryEngine};
+
+    fn session(id: &str, user: &str) -> SessionRecord {
+        SessionRecord {
+            id: id.into(),
+            username: user.into(),
+            level: AuthLevel::OneFactor,
+            created_at: 1,
+            last_seen: 1,
+            expires_at: 100,
+            remember_me: false,
+            ip: "ip".into(),
+            user_agent: "ua".into(),
+            password_at: 1,
+            identity_at: 0,
+            generation: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_past_its_end_is_gone_for_readers_and_the_sweep() {
+        let store = MemoryEngine::store();
+        let now = now();
+        store.put_token("live", b"a", Some(now + 60)).await.unwrap();
+        store.put_token("dead", b"b", Some(now - 1)).await.unwrap();
+        store.put_token("kept", b"c", None).await.unwrap();
+        assert_eq!(store.get_token("live").await.unwrap(), Some(b"a".to_vec()));
+        assert_eq!(store.get_token("dead").await.unwrap(), None);
+        assert!(!store
+            .swap_token("dead", Some(b"b"), Some(b"x"), None)
+            .await
+            .unwrap());
+        assert_eq!(store.tokens_with_prefix("").await.unwrap().len(), 2);
+        assert_eq!(store.sweep_tokens(now).await.unwrap(), 1);
+        assert_eq!(store.take_token("live").await.unwrap(), Some(b"a".to_vec()));
+        assert_eq!(store.take_token("live").await.unwrap(), None, "taken once");
+    }
+
+    #[tokio::test]
+    async fn a_value_written_before_time_to_lives_still_reads() {
+        let store = MemoryEngine::store();
+        store
+            .engine()
+            .apply(&[Write::put(Tree::Tokens, "phone\0+1", b"ann".to_vec())])
+            .unwrap();
+        assert_eq!(
+            store.get_token("phone\0+1").await.unwrap(),
+            Some(b"ann".to_vec())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_claimed_item_is_not_claimed_again_until_its_lease_ends_or_it_is_put_back() {
+        let store = MemoryEngine::store();
+        let first = store.enqueue("mail", b"one").await.unwrap();
+        store.enqueue("mail", b"two").await.unwrap();
+        store.enqueue("hook", b"other queue").await.unwrap();
+        let claimed = store.claim("mail", 1, 60).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!((claimed[0].id.as_str(), claimed[0].attempts), (first.as_str(), 0));
+        let rest = store.claim("mail", 10, 60).await.unwrap();
+        assert_eq!(rest.len(), 1, "only the unleased one");
+        assert!(store.claim("mail", 10, 60).await.unwrap().is_empty());
+        store.retry("mail", &first, 0).await.unwrap();
+        let again = store.claim("mail", 10, 60).await.unwrap();
+        assert_eq!((again.len(), again[0].attempts), (1, 1));
+        store.ack("mail", &first).await.unwrap();
+        assert_eq!(store.queued("mail").await.unwrap(), 1);
+        // A lease that ran out (its worker died) gives the item back.
+        let lapsed = store.claim("hook", 10, 0).await.unwrap();
+        assert_eq!(lapsed.len(), 1);
+        assert_eq!(store.claim("hook", 10, 0).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_older_outbox_becomes_queue_items() {
+        let engine = MemoryEngine::default();
+        engine
+            .apply(&[
+                Write::put(
+                    Tree::Outbox,
+                    "000000000001-abc",
+                    br#"{"body":"{\"event\":\"x\"}","attempts":2,"next_at":5}"#.to_vec(),
+                ),
+                Write::put(Tree::Outbox, "mail\0000000000002-def", b"{}".to_vec()),
+            ])
+            .unwrap();
+        let store = KvStore::new(engine).unwrap();
+        let hook = store.claim("hook", 10, 60).await.unwrap();
+        assert_eq!(hook.len(), 1);
+        assert_eq!((hook[0].payload.as_slice(), hook[0].attempts), (&br#"{"event":"x"}"#[..], 2));
+        assert_eq!(store.claim("mail", 10, 60).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_transaction_writes_all_or_nothing() {
+        let store = MemoryEngine::store();
+        store.put_factor("ann\0a", b"1").await.unwrap();
+        let keys = [
+            RecordKey::Factor("ann\0a".into()),
+            RecordKey::Token("t".into()),
+            RecordKey::Session("s".into()),
+        ];
+        let declined = store
+            .transact(&keys, &mut |records| {
+                records[0] = None;
+                Ok(false)
+            })
+            .await
+            .unwrap();
+        assert!(!declined);
+        assert!(store.get_factor("ann\0a").await.unwrap().is_some());
+        let failed = store
+            .transact(&keys, &mut |records| {
+                records[1] = Some(b"x".to_vec());
+                Err(Error::Busy)
+            })
+            .await;
+        assert!(failed.is_err());
+        assert!(store.get_token("t").await.unwrap().is_none());
+        let session = serde_json::to_vec(&session("s", "ann")).unwrap();
+        store
+            .transact(&keys, &mut |records| {
+                records[0] = None;
+                records[1] = Some(b"x".to_vec());
+                records[2] = Some(session.clone());
+                Ok(true)
+            })
+            .await
+            .unwrap();
+        assert!(store.get_factor("ann\0a").await.unwrap().is_none());
+        assert_eq!(store.get_token("t").await.unwrap(), Some(b"x".to_vec()));
+        assert_eq!(store.sessions_of("ann").await.unwrap().len(), 1, "indexed");
+    }
+
+    #[tokio::test]
+    async fn ending_sessions_is_announced_to_subscribers() {
+        let store = MemoryEngine::store();
+        let mut events = store.subscribe();
+        store.put_session(&session("s1", "ann")).await.unwrap();
+        store.put_session(&session("s2", "ann")).await.unwrap();
+        store.delete_session("s1").await.unwrap();
+        store.delete_sessions_of("ann", None).await.unwrap();
+        assert_eq!(
+            events.recv().await.unwrap(),
+            Event::SessionEnded { id: "s1".into() }
+        );
+        assert_eq!(
+            events.recv().await.unwrap(),
+            Event::SessionsEnded {
+                username: "ann".into()
+            }
+        );
+        assert!(store.sessions_of("ann").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn tallies_of_several_keys_change_together() {
+        let store = MemoryEngine::store();
+        let keys = vec!["a".to_string(), "b".to_string()];
+        store
+            .update_tallies(&keys, &mut |t| {
+                t[0].events.push(5);
+                t[1].held_until = 10;
+                true
+            })
+            .await
+            .unwrap();
+        let declined = store
+            .update_tallies(&keys, &mut |t| {
+                t[0].events.clear();
+                false
+            })
+            .await
+            .unwrap();
+        assert!(!declined);
+        let read = store.read_tallies(&keys).await.unwrap();
+        assert_eq!((read[0].events.as_slice(), read[1].held_until), (&[5][..], 10));
+        assert_eq!(store.sweep_tallies(100, 60).await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn deleting_a_user_removes_their_sessions_and_factors_in_one_step() {
+        let store = MemoryEngine::store();
+        store.put_session(&session("s1", "ann")).await.unwrap();
+        store.put_session(&session("s2", "ann2")).await.unwrap();
+        store.put_factor("ann\0totp", b"{}").await.unwrap();
+        store.put_factor("ann2\0totp", b"{}").await.unwrap();
+        store.delete_user("ann").await.unwrap();
+        assert!(store.get_session("s1").await.unwrap().is_none());
+        assert!(store.factors_of("ann").await.unwrap().is_empty());
+        assert_eq!(store.factors_of("ann2").await.unwrap().len(), 1);
+        assert!(store.get_session("s2").await.unwrap().is_some());
     }
 }
