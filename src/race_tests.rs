@@ -95,7 +95,14 @@ async fn a_disable_between_a_second_steps_check_and_its_upgrade_wins() {
     let now = crate::basics::now();
     let pending = state
         .sessions
-        .create(&user, AuthLevel::SecondFactorPending, false, "ip", "ua", now)
+        .create(
+            &user,
+            AuthLevel::SecondFactorPending,
+            false,
+            "ip",
+            "ua",
+            now,
+        )
         .await
         .unwrap();
     // The code was right; the operator disables the user before the upgrade is written.
@@ -115,7 +122,14 @@ async fn a_disable_right_after_an_upgrade_ends_the_upgraded_session() {
     let now = crate::basics::now();
     let pending = state
         .sessions
-        .create(&user, AuthLevel::SecondFactorPending, false, "ip", "ua", now)
+        .create(
+            &user,
+            AuthLevel::SecondFactorPending,
+            false,
+            "ip",
+            "ua",
+            now,
+        )
         .await
         .unwrap();
     let upgraded = state
@@ -136,7 +150,14 @@ async fn a_revoked_pending_session_cannot_be_upgraded() {
     let now = crate::basics::now();
     let pending = state
         .sessions
-        .create(&user, AuthLevel::SecondFactorPending, false, "ip", "ua", now)
+        .create(
+            &user,
+            AuthLevel::SecondFactorPending,
+            false,
+            "ip",
+            "ua",
+            now,
+        )
         .await
         .unwrap();
     state.store.delete_session(&pending.id).await.unwrap();
@@ -202,9 +223,11 @@ async fn a_backup_code_checked_on_a_stale_record_is_not_accepted_again() {
         .swap_factor(&key, Some(&stale), Some(&stale))
         .await
         .unwrap());
-    assert!(!crate::mfa::backup::verify(state.as_ref(), "ann", &codes[0])
-        .await
-        .unwrap());
+    assert!(
+        !crate::mfa::backup::verify(state.as_ref(), "ann", &codes[0])
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
@@ -224,15 +247,11 @@ async fn a_password_change_and_a_revocation_of_the_kept_session_end_everything()
         .unwrap();
     // The session the change would keep is revoked first: it is not brought back.
     state.store.delete_session(&mine.id).await.unwrap();
-    let (_, kept, _) = crate::auth::session::end_sessions(
-        state.store.as_ref(),
-        "ann",
-        Some(&mine),
-        &mut |_| {},
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let (_, kept, _) =
+        crate::auth::session::end_sessions(state.store.as_ref(), "ann", Some(&mine), &mut |_| {})
+            .await
+            .unwrap()
+            .unwrap();
     assert!(kept.is_none());
     assert!(signed_in(&state, &mine.id).await.is_none());
     assert!(signed_in(&state, &other.id).await.is_none());

@@ -275,20 +275,22 @@ impl BackgroundService for BotService {
                 }
             })
         };
-        let notices = state
-            .telegram()
-            .as_ref()
-            .and_then(TelegramBot::take_notices)
-            .map(|mut rx| {
-                let state = state.clone();
-                tokio::spawn(async move {
-                    while let Some((chat_id, text)) = rx.recv().await {
-                        if let Some(bot) = state.telegram().as_ref() {
-                            let _ = bot.send(chat_id, &text, Vec::new()).await;
-                        }
+        let notices = {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let Some(bot) = state.telegram().as_ref() else {
+                    return;
+                };
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tokio::select! {
+                        _ = bot.notice_queued.notified() => {}
+                        _ = tick.tick() => {}
                     }
-                })
-            });
+                    bot.send_due_notices().await;
+                }
+            })
+        };
         let mut backoff = Duration::from_millis(500);
         loop {
             if *shutdown.borrow() {
@@ -331,9 +333,7 @@ impl BackgroundService for BotService {
             let _ = shutdown.changed().await;
         }
         expiry.abort();
-        if let Some(task) = notices {
-            task.abort();
-        }
+        notices.abort();
     }
 }
 

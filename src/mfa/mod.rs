@@ -368,7 +368,8 @@ pub async fn security_notice(
             .await
             .unwrap_or_default()
         {
-            bot.notice_later(account.chat_id, format!("{line}\n\n{}", t.notice_not_you));
+            bot.notice_later(account.chat_id, format!("{line}\n\n{}", t.notice_not_you))
+                .await;
         }
     }
     mailer

@@ -4,7 +4,7 @@
 //! an await). What the bot says and does with updates is in [`crate::telegram_bot`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use teloxide::payloads::{AnswerCallbackQuerySetters, EditMessageTextSetters, SendMessageSetters};
@@ -59,6 +59,16 @@ impl Waiters {
     }
 }
 
+/// The store queue of security notices.
+const NOTICE_QUEUE: &str = "telegram";
+
+/// A security notice as the queue keeps it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Notice {
+    chat_id: i64,
+    text: String,
+}
+
 /// The bot: the Bot API client and what gatehouse knows about it.
 pub struct TelegramBot {
     pub(crate) bot: Bot,
@@ -69,9 +79,11 @@ pub struct TelegramBot {
     pub waiters: Waiters,
     /// Confirmations sent per user per hour.
     pub budget: crate::auth::limiter::Limiter,
-    /// Security notices waiting to be sent (chat, text), drained by [`crate::telegram_bot::BotService`].
-    notices: tokio::sync::mpsc::UnboundedSender<(i64, String)>,
-    notices_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(i64, String)>>>,
+    /// Security notices waiting to be sent (the store's `telegram` queue), drained by
+    /// [`crate::telegram_bot::BotService`].
+    notices: Arc<dyn crate::store::Store>,
+    /// Tells this process's sender that a notice was queued.
+    pub(crate) notice_queued: tokio::sync::Notify,
 }
 
 /// The bot's failure to reach Telegram.
@@ -80,10 +92,9 @@ pub struct Unreachable(pub String);
 
 impl TelegramBot {
     pub fn new(config: TelegramConfig, store: Arc<dyn crate::store::Store>) -> Self {
-        let (notices, notices_rx) = tokio::sync::mpsc::unbounded_channel();
         TelegramBot {
-            notices,
-            notices_rx: Mutex::new(Some(notices_rx)),
+            notices: store.clone(),
+            notice_queued: tokio::sync::Notify::new(),
             bot: Bot::new(config.token.expose()).set_api_url(config.api_url.clone()),
             username: RwLock::new(None),
             reachable: AtomicBool::new(false),
@@ -104,9 +115,20 @@ impl TelegramBot {
         }
     }
 
-    /// Queues a security notice for a chat (sent in the background, never waited for).
-    pub fn notice_later(&self, chat_id: i64, text: String) {
-        let _ = self.notices.send((chat_id, text));
+    /// Queues a security notice for a chat, durably (sent in the background, never
+    /// waited for).
+    pub async fn notice_later(&self, chat_id: i64, text: String) {
+        let notice = Notice { chat_id, text };
+        let queued = match serde_json::to_vec(&notice) {
+            Ok(bytes) => self.notices.enqueue(NOTICE_QUEUE, &bytes).await.map(drop),
+            Err(e) => Err(e.into()),
+        };
+        match queued {
+            Ok(()) => self.notice_queued.notify_one(),
+            Err(e) => {
+                tracing::error!(error = %e, "could not queue a Telegram notice; it is not sent")
+            }
+        }
     }
 
     /// The bot's username, once `getMe` has answered.
@@ -117,14 +139,30 @@ impl TelegramBot {
             .clone()
     }
 
-    /// The queue of notices, for the one service that sends them (once).
-    pub(crate) fn take_notices(
-        &self,
-    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<(i64, String)>> {
-        self.notices_rx
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+    /// Sends the notices that are due; each is acknowledged when Telegram took it or
+    /// after its last try, else put back for later.
+    pub(crate) async fn send_due_notices(&self) {
+        let claimed = match self.notices.claim(NOTICE_QUEUE, 16, 60).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the Telegram notice queue");
+                return;
+            }
+        };
+        for item in claimed {
+            let Ok(notice) = serde_json::from_slice::<Notice>(&item.payload) else {
+                let _ = self.notices.ack(NOTICE_QUEUE, &item.id).await;
+                continue;
+            };
+            let sent = self.send(notice.chat_id, &notice.text, Vec::new()).await;
+            let done = sent.is_ok() || item.attempts >= 5;
+            let _ = if done {
+                self.notices.ack(NOTICE_QUEUE, &item.id).await
+            } else {
+                let after = 5u64 << item.attempts.min(6);
+                self.notices.retry(NOTICE_QUEUE, &item.id, after).await
+            };
+        }
     }
 
     /// Whether the last call to Telegram worked.

@@ -1016,7 +1016,10 @@ mod tests {
         store.enqueue("hook", b"other queue").await.unwrap();
         let claimed = store.claim("mail", 1, 60).await.unwrap();
         assert_eq!(claimed.len(), 1);
-        assert_eq!((claimed[0].id.as_str(), claimed[0].attempts), (first.as_str(), 0));
+        assert_eq!(
+            (claimed[0].id.as_str(), claimed[0].attempts),
+            (first.as_str(), 0)
+        );
         let rest = store.claim("mail", 10, 60).await.unwrap();
         assert_eq!(rest.len(), 1, "only the unleased one");
         assert!(store.claim("mail", 10, 60).await.unwrap().is_empty());
@@ -1041,13 +1044,16 @@ mod tests {
                     "000000000001-abc",
                     br#"{"body":"{\"event\":\"x\"}","attempts":2,"next_at":5}"#.to_vec(),
                 ),
-                Write::put(Tree::Outbox, "mail\0000000000002-def", b"{}".to_vec()),
+                Write::put(Tree::Outbox, "mail\x00000000000002-def", b"{}".to_vec()),
             ])
             .unwrap();
         let store = KvStore::new(engine).unwrap();
         let hook = store.claim("hook", 10, 60).await.unwrap();
         assert_eq!(hook.len(), 1);
-        assert_eq!((hook[0].payload.as_slice(), hook[0].attempts), (&br#"{"event":"x"}"#[..], 2));
+        assert_eq!(
+            (hook[0].payload.as_slice(), hook[0].attempts),
+            (&br#"{"event":"x"}"#[..], 2)
+        );
         assert_eq!(store.claim("mail", 10, 60).await.unwrap().len(), 1);
     }
 
@@ -1134,7 +1140,10 @@ mod tests {
             .unwrap();
         assert!(!declined);
         let read = store.read_tallies(&keys).await.unwrap();
-        assert_eq!((read[0].events.as_slice(), read[1].held_until), (&[5][..], 10));
+        assert_eq!(
+            (read[0].events.as_slice(), read[1].held_until),
+            (&[5][..], 10)
+        );
         assert_eq!(store.sweep_tallies(100, 60).await.unwrap(), 2);
     }
 
