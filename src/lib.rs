@@ -10,17 +10,22 @@
 //!    `Portal::handle`), [`forward_auth`] (`/api/authz/*`), [`proxy`] (the `ProxyHttp`
 //!    of proxy mode), [`telegram_bot`] (the bot's conversation and long polling).
 //! 3. [`state`]: the shared [`state::AppState`], which implements the narrow handles
-//!    the layers below ask for (such as [`mfa::Services`]).
+//!    the layers below ask for (such as [`mfa::Services`]); nothing below the request
+//!    layer imports it.
 //! 4. [`mfa`]: second factors (one module per factor, same shape) and their rules,
 //!    including security notices.
-//! 5. [`notify`]: clients that reach users outside the browser (the mail queue and its
-//!    sender, telephony providers, the Telegram Bot API, the recovery hook).
-//! 6. [`auth`]: passwords, sessions, the brute-force limiter, the per-request
-//!    [`auth::gate`]; [`metrics`]: Prometheus counters and their listener.
+//! 5. [`notify`]: clients that reach users outside the browser (the mail sender on the
+//!    store's `mail` queue, telephony providers, the Telegram Bot API and its notice
+//!    queue, the recovery hook's queue); they take the store parts they use.
+//! 6. [`auth`]: passwords, sessions, the brute-force limiter (counted in the store's
+//!    `Counters`), the per-request [`auth::gate`]; [`metrics`]: Prometheus counters and
+//!    their listener.
 //! 7. [`config`]: figment layers → one validated [`config::Config`]; [`policy`]: access
 //!    rules, first match wins; [`crypto`]: secrets at rest (AES-GCM) and keyed hashes
-//!    of one-time codes; [`store`]: the `Store` trait and its sled implementation;
-//!    [`texts`]: every text in English and Ukrainian.
+//!    of one-time codes; [`store`]: the store's async parts (users, sessions, factors,
+//!    tokens, counters, queues, events, transactions), implemented once by
+//!    [`store::KvStore`] over sled or memory; [`texts`]: every text in English and
+//!    Ukrainian.
 //! 8. Foundations: [`http`] (request/response types, security headers, client IP, `rd`
 //!    validation, the canonical request target and host, host patterns, the connection
 //!    guard), [`phone_number`], [`basics`] (clock, random tokens, private files),

@@ -256,3 +256,69 @@ async fn a_password_change_and_a_revocation_of_the_kept_session_end_everything()
     assert!(signed_in(&state, &mine.id).await.is_none());
     assert!(signed_in(&state, &other.id).await.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_requests_for_an_email_code_send_exactly_one() {
+    use crate::mfa::email::{send_code, Purpose, SendOutcome};
+    let (state, _dir) = gateway().await;
+    let user = state.store.get_user("ann").await.unwrap().unwrap();
+    let t = crate::texts::texts_for(None);
+    let now = crate::basics::now();
+    let requests: Vec<_> = (0..8)
+        .map(|_| {
+            let (state, user) = (state.clone(), user.clone());
+            tokio::spawn(async move {
+                send_code(state.as_ref(), &user, Purpose::Login, t, now)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut sent = 0;
+    for request in requests {
+        match request.await.unwrap() {
+            SendOutcome::Sent { .. } => sent += 1,
+            SendOutcome::Cooldown(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(sent, 1, "the cooldown is checked and taken in one step");
+}
+
+#[tokio::test]
+async fn removing_a_phone_number_frees_it_for_another_account_in_the_same_step() {
+    let (state, _dir) = gateway().await;
+    let record = serde_json::json!({
+        "numbers": [{"number": "+380501234567", "confirmed": true, "added_at": 1}],
+        "confirming": null,
+        "attempt": null
+    });
+    state
+        .store
+        .put_factor(
+            &crate::store::user_key("ann", "phone"),
+            record.to_string().as_bytes(),
+        )
+        .await
+        .unwrap();
+    state
+        .store
+        .put_token("phone\0+380501234567", b"ann", None)
+        .await
+        .unwrap();
+    assert!(
+        crate::mfa::phone::remove_number(state.as_ref(), "ann", "+380501234567")
+            .await
+            .unwrap()
+    );
+    assert!(state
+        .store
+        .get_token("phone\0+380501234567")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(crate::mfa::phone::numbers(state.store.as_ref(), "ann")
+        .await
+        .unwrap()
+        .is_empty());
+}

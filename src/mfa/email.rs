@@ -125,31 +125,40 @@ pub async fn send_code_to(
     }
     let sf = &state.config().second_factor;
     let key = record_key(&user.username);
-    let mut record: EmailRecord = crate::store::get_factor(state.store().as_ref(), &key)
-        .await?
-        .unwrap_or_default();
-    record.sends.retain(|t| now.saturating_sub(*t) < 3600);
-    // The cooldown guards an outstanding code; once a code is used it no longer applies.
-    if let (Some(_), Some(last)) = (&record.pending, record.sends.last()) {
-        let wait = (last + sf.email_resend_cooldown.as_secs()).saturating_sub(now);
-        if wait > 0 {
-            return Ok(SendOutcome::Cooldown(wait));
-        }
-    }
-    if record.sends.len() as u32 >= sf.email_codes_per_hour {
-        crate::audit!("email_code_cap_reached", user = user.username);
-        return Ok(SendOutcome::HourlyCap);
-    }
     let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000));
-    record.sends.push(now);
-    record.pending = Some(PendingCode {
+    let pending = PendingCode {
         hash: state.code_hasher().hash(&code, &context(&user.username)),
         purpose,
         expires_at: now + sf.email_code_lifetime.as_secs(),
         tries_left: sf.email_code_tries,
         address: (purpose == Purpose::NewAddress).then(|| address.to_string()),
-    });
-    crate::store::put_factor(state.store().as_ref(), &key, &record).await?;
+    };
+    // The cooldown and the hourly cap are checked and the send counted in one atomic
+    // update of the record: parallel requests cannot both pass the last place.
+    let refused =
+        crate::store::update_factor(state.store().as_ref(), &key, |record: &mut EmailRecord| {
+            record.sends.retain(|t| now.saturating_sub(*t) < 3600);
+            // The cooldown guards an outstanding code; once used it no longer applies.
+            if let (Some(_), Some(last)) = (&record.pending, record.sends.last()) {
+                let wait = (last + sf.email_resend_cooldown.as_secs()).saturating_sub(now);
+                if wait > 0 {
+                    return Some(SendOutcome::Cooldown(wait));
+                }
+            }
+            if record.sends.len() as u32 >= sf.email_codes_per_hour {
+                return Some(SendOutcome::HourlyCap);
+            }
+            record.sends.push(now);
+            record.pending = Some(pending.clone());
+            None
+        })
+        .await?;
+    if let Some(outcome) = refused {
+        if outcome == SendOutcome::HourlyCap {
+            crate::audit!("email_code_cap_reached", user = user.username);
+        }
+        return Ok(outcome);
+    }
     let minutes = sf.email_code_lifetime.as_secs().div_ceil(60);
     let letter = match purpose {
         Purpose::Login => Letter {
@@ -252,21 +261,13 @@ pub async fn check(
 
 /// Turns email codes off (the address stays on the account).
 pub async fn disable(store: &dyn Store, username: &str) -> Result<bool> {
-    let key = record_key(username);
-    match crate::store::get_factor::<EmailRecord>(store, &key).await? {
-        Some(record) if record.enabled => {
-            crate::store::put_factor(
-                store,
-                &key,
-                &EmailRecord {
-                    enabled: false,
-                    pending: None,
-                    ..record
-                },
-            )
-            .await?;
-            Ok(true)
-        }
-        _ => Ok(false),
-    }
+    let turned_off =
+        crate::store::modify_factor(store, &record_key(username), |record: &mut EmailRecord| {
+            record.enabled.then(|| {
+                record.enabled = false;
+                record.pending = None;
+            })
+        })
+        .await?;
+    Ok(turned_off.is_some())
 }

@@ -20,7 +20,7 @@ use super::Services;
 use crate::config::PhoneConfig;
 use crate::error::Result;
 use crate::phone_number::{mask, normalise};
-use crate::store::{user_key, Store, Timestamp, User};
+use crate::store::{user_key, RecordKey, Store, Timestamp, User};
 
 /// How a code reaches the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,16 +214,22 @@ pub async fn add_number(
         return Ok(Err(Refusal::Limited));
     }
     let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000));
-    let mut record = load(state.store().as_ref(), &user.username).await?;
-    if !record.numbers.iter().any(|n| n.number == number) {
-        record.numbers.push(Number {
-            number: number.clone(),
-            confirmed: false,
-            added_at: now,
-        });
-    }
-    record.confirming = Some(new_code(state, &user.username, &number, &code, config, now));
-    crate::store::put_factor(state.store().as_ref(), &record_key(&user.username), &record).await?;
+    let confirming = new_code(state, &user.username, &number, &code, config, now);
+    crate::store::update_factor(
+        state.store().as_ref(),
+        &record_key(&user.username),
+        |record: &mut PhoneRecord| {
+            if !record.numbers.iter().any(|n| n.number == number) {
+                record.numbers.push(Number {
+                    number: number.clone(),
+                    confirmed: false,
+                    added_at: now,
+                });
+            }
+            record.confirming = Some(confirming.clone());
+        },
+    )
+    .await?;
     if provider
         .sms(&number, &sms_text.replace("{}", &code))
         .await
@@ -343,17 +349,33 @@ pub async fn confirm_number(
 
 /// Removes a number from the account.
 pub async fn remove_number(state: &dyn Services, username: &str, number: &str) -> Result<bool> {
-    let mut record = load(state.store().as_ref(), username).await?;
-    let before = record.numbers.len();
-    record.numbers.retain(|n| n.number != number);
-    if record.numbers.len() == before {
+    // The record and the number's index entry change in one transaction.
+    let keys = [
+        RecordKey::Factor(record_key(username)),
+        RecordKey::Token(index_key(number)),
+    ];
+    let removed = state
+        .store()
+        .transact(&keys, &mut |records| {
+            let Some(raw) = &records[0] else {
+                return Ok(false);
+            };
+            let mut record: PhoneRecord = serde_json::from_slice(raw)?;
+            let before = record.numbers.len();
+            record.numbers.retain(|n| n.number != number);
+            if record.numbers.len() == before {
+                return Ok(false);
+            }
+            records[0] = Some(serde_json::to_vec(&record)?);
+            if records[1].as_deref() == Some(username.as_bytes()) {
+                records[1] = None;
+            }
+            Ok(true)
+        })
+        .await?;
+    if !removed {
         return Ok(false);
     }
-    crate::store::put_factor(state.store().as_ref(), &record_key(username), &record).await?;
-    state
-        .store()
-        .swap_token(&index_key(number), Some(username.as_bytes()), None, None)
-        .await?;
     crate::audit!(
         "phone_number_removed",
         user = username,

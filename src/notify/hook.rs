@@ -26,7 +26,7 @@ use crate::store::Queue;
 pub const QUEUE: &str = "hook";
 
 /// How long a claimed event is left to one delivery before another may try it.
-const LEASE: u64 = 60;
+const LEASE: u64 = 300;
 
 /// The signature header value for a body.
 pub fn signature(secret: &str, body: &[u8]) -> String {

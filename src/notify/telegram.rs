@@ -142,7 +142,7 @@ impl TelegramBot {
     /// Sends the notices that are due; each is acknowledged when Telegram took it or
     /// after its last try, else put back for later.
     pub(crate) async fn send_due_notices(&self) {
-        let claimed = match self.notices.claim(NOTICE_QUEUE, 16, 60).await {
+        let claimed = match self.notices.claim(NOTICE_QUEUE, 16, 300).await {
             Ok(claimed) => claimed,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the Telegram notice queue");
