@@ -66,8 +66,15 @@ impl Housekeeping {
             }
         }
         let _ = store.sweep_tokens(now).await;
-        // A day covers the longest window of any limiter or budget.
-        let _ = store.sweep_tallies(now, 86_400).await;
+        // The longest window of any limiter or budget: a day, or the login limiter's.
+        let window = self
+            .state
+            .config()
+            .regulation
+            .find_time
+            .as_secs()
+            .max(86_400);
+        let _ = store.sweep_tallies(now, window).await;
         crate::portal::reset::sweep_expired(store, now).await;
         crate::mfa::webauthn::sweep_expired(self.state.as_ref(), now).await;
         crate::mfa::telegram::sweep(self.state.as_ref(), now).await;

@@ -46,28 +46,30 @@ impl Limiter {
     /// Brings a tally up to `now`: stale reservations become failures, failures out of
     /// the window are dropped. Returns whether the key became banned now.
     fn age(&self, tally: &mut Tally, now: Timestamp) -> bool {
-        let stale = tally
+        let stale: Vec<Timestamp> = tally
             .pending
             .iter()
             .filter(|t| now.saturating_sub(**t) >= PENDING_LIFETIME)
-            .count();
+            .map(|t| t + PENDING_LIFETIME)
+            .collect();
         tally
             .pending
             .retain(|t| now.saturating_sub(*t) < PENDING_LIFETIME);
-        // Counted when found stale: what became of them was unknown until now.
+        // Each counts as a failure at the moment it became stale, and ages out of the
+        // window from there like any other.
         let mut banned = false;
-        for _ in 0..stale {
-            banned |= self.fail(tally, now);
+        for at in stale {
+            banned |= self.fail(tally, at, now);
         }
         let find = self.rules.find_time.as_secs();
         tally.events.retain(|t| now.saturating_sub(*t) < find);
         banned
     }
 
-    /// Adds a failure at `now`; returns whether it banned the key.
-    fn fail(&self, tally: &mut Tally, now: Timestamp) -> bool {
+    /// Adds a failure at `at` (not after `now`); returns whether it banned the key.
+    fn fail(&self, tally: &mut Tally, at: Timestamp, now: Timestamp) -> bool {
         let find = self.rules.find_time.as_secs();
-        tally.events.push(now);
+        tally.events.push(at);
         tally.events.retain(|t| now.saturating_sub(*t) < find);
         if tally.events.len() >= self.rules.max_retries as usize && tally.held_until <= now {
             tally.held_until = now + self.rules.ban_time.as_secs();
@@ -170,7 +172,7 @@ impl Limiter {
                     }
                     let mut banned = self.age(tally, now);
                     if failed {
-                        banned |= self.fail(tally, now);
+                        banned |= self.fail(tally, now, now);
                     }
                     if banned {
                         newly_banned.push(key.clone());
@@ -212,14 +214,35 @@ impl Attempt<'_> {
         now: Timestamp,
     ) -> Result<std::result::Result<(), u64>> {
         self.settled = true;
-        self.limiter
-            .settle(&self.keys, Some(self.began), now, false)
+        // One step: release the reservation, look at the bans, and forget the failures
+        // of `forget` only when none is in force.
+        let limiter = self.limiter;
+        let mut keys = self.keys.clone();
+        keys.extend(forget.iter().filter(|k| !self.keys.contains(k)).cloned());
+        let ours = self.keys.len();
+        let mut left = 0;
+        limiter
+            .counters
+            .update_tallies(&limiter.stored_keys(&keys), &mut |tallies| {
+                left = 0;
+                for tally in tallies[..ours].iter_mut() {
+                    if let Some(at) = tally.pending.iter().position(|t| *t == self.began) {
+                        tally.pending.swap_remove(at);
+                    }
+                    limiter.age(tally, now);
+                    left = left.max(tally.held_until.saturating_sub(now));
+                }
+                if left == 0 {
+                    for (key, tally) in keys.iter().zip(tallies.iter_mut()) {
+                        if forget.contains(key) {
+                            tally.events.clear();
+                        }
+                    }
+                }
+                true
+            })
             .await?;
-        if let Some(left) = self.limiter.banned_for(&self.keys, now).await? {
-            return Ok(Err(left));
-        }
-        self.limiter.forget(forget).await?;
-        Ok(Ok(()))
+        Ok(if left > 0 { Err(left) } else { Ok(()) })
     }
 
     /// The attempt was not an answer at all (e.g. "continue" pressed too early): it
@@ -360,6 +383,19 @@ mod tests {
         let later = 1000 + PENDING_LIFETIME;
         assert!(l.begin(&keys, later).await.unwrap().is_err());
         assert!(l.banned_for(&keys, later).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn attempts_left_unsettled_long_ago_do_not_ban_a_later_visit() {
+        let l = limiter();
+        let keys = vec!["user:ann".to_string()];
+        for _ in 0..3 {
+            drop(l.begin(&keys, 1000).await.unwrap().unwrap());
+        }
+        // They counted as failures when they went stale, and have aged out since.
+        let week_later = 1000 + 7 * 86_400;
+        assert!(l.begin(&keys, week_later).await.unwrap().is_ok());
+        assert_eq!(l.banned_for(&keys, week_later).await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -351,7 +351,7 @@ async fn deliver(
             match RETRY_DELAYS.get(item.attempts as usize) {
                 Some(delay) => {
                     tracing::warn!(to = %outgoing.to, error = %e, retry_in_s = delay, "mail delivery failed; will retry");
-                    if let Err(e) = store.retry(QUEUE, &item.id, *delay).await {
+                    if let Err(e) = store.retry(QUEUE, &item, *delay).await {
                         tracing::error!(error = %e, "could not put a mail back on the queue");
                     }
                 }

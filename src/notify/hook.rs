@@ -92,7 +92,7 @@ async fn deliver_due(
                 };
                 metrics.hook_failed.inc();
                 tracing::warn!(url = %hook.url, error = %why, attempts, retry_in_s = backoff(attempts), "recovery hook not delivered; will retry");
-                queue.retry(QUEUE, &item.id, backoff(attempts)).await?;
+                queue.retry(QUEUE, &item, backoff(attempts)).await?;
             }
         }
     }

@@ -160,7 +160,7 @@ impl TelegramBot {
                 self.notices.ack(NOTICE_QUEUE, &item.id).await
             } else {
                 let after = 5u64 << item.attempts.min(6);
-                self.notices.retry(NOTICE_QUEUE, &item.id, after).await
+                self.notices.retry(NOTICE_QUEUE, &item, after).await
             };
         }
     }

@@ -228,8 +228,9 @@ pub async fn start(state: &AppState, req: &Request, t: &'static Texts) -> Result
             &format!("{}{}{}", req.mount, routes::SECOND_STEP, rd_query(&rd)),
         ));
     }
+    // The send is counted before it is made: parallel starts cannot pass the cap.
     let budget_key = vec![format!("telegram:{username}")];
-    if bot.budget.banned_for(&budget_key, now()).await?.is_some() {
+    let Ok(send) = bot.budget.begin(&budget_key, now()).await? else {
         audit!(
             "telegram_send_refused_cap",
             user = username,
@@ -239,7 +240,7 @@ pub async fn start(state: &AppState, req: &Request, t: &'static Texts) -> Result
             StatusCode::SEE_OTHER,
             &step_url(req, &rd, "&telegram=cap"),
         ));
-    }
+    };
     if let Some(previous) = tg::attempt_of_session(state, &identity.session.id).await? {
         expire_attempt(state, bot, &previous.id).await;
     }
@@ -261,7 +262,7 @@ pub async fn start(state: &AppState, req: &Request, t: &'static Texts) -> Result
         now(),
     )
     .await?;
-    bot.budget.record_failure(&budget_key, now()).await?;
+    send.failed(now()).await?;
     if send_attempt(state, bot, &attempt).await == 0 {
         tg::expire(state.store.as_ref(), &attempt.id).await?;
         audit!(

@@ -177,26 +177,39 @@ struct Item {
     attempts: u32,
     due: Timestamp,
     leased_until: Timestamp,
+    /// Who holds the lease (a random number per claim; 0 = nobody).
+    holder: u64,
     payload: Vec<u8>,
 }
 
 impl Item {
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(21 + self.payload.len());
-        out.push(1);
+        let mut out = Vec::with_capacity(29 + self.payload.len());
+        out.push(2);
         out.extend_from_slice(&self.attempts.to_be_bytes());
         out.extend_from_slice(&self.due.to_be_bytes());
         out.extend_from_slice(&self.leased_until.to_be_bytes());
+        out.extend_from_slice(&self.holder.to_be_bytes());
         out.extend_from_slice(&self.payload);
         out
     }
 
     fn decode(bytes: &[u8]) -> Result<Item> {
+        let u32_at = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().expect("4"));
+        let u64_at = |b: &[u8], at: usize| u64::from_be_bytes(b[at..at + 8].try_into().expect("8"));
         match bytes {
+            [2, rest @ ..] if rest.len() >= 28 => Ok(Item {
+                attempts: u32_at(rest, 0),
+                due: u64_at(rest, 4),
+                leased_until: u64_at(rest, 12),
+                holder: u64_at(rest, 20),
+                payload: rest[28..].to_vec(),
+            }),
             [1, rest @ ..] if rest.len() >= 20 => Ok(Item {
-                attempts: u32::from_be_bytes(rest[..4].try_into().expect("4 bytes")),
-                due: u64::from_be_bytes(rest[4..12].try_into().expect("8 bytes")),
-                leased_until: u64::from_be_bytes(rest[12..20].try_into().expect("8 bytes")),
+                attempts: u32_at(rest, 0),
+                due: u64_at(rest, 4),
+                leased_until: u64_at(rest, 12),
+                holder: 0,
                 payload: rest[20..].to_vec(),
             }),
             _ => Err(Error::Internal("a queue item in an unknown format".into())),
@@ -230,11 +243,28 @@ impl<E: Engine> KvStore<E> {
     /// returns the writes and its answer. Synced afterwards when `durable` and
     /// something was written.
     fn write<R>(&self, durable: bool, f: impl FnOnce(&E) -> Result<(Vec<Write>, R)>) -> Result<R> {
+        self.write_and_tell(durable, |engine| {
+            let (writes, out) = f(engine)?;
+            Ok((writes, out, Vec::new()))
+        })
+    }
+
+    /// [`KvStore::write`] whose step also names the events it causes: they are published
+    /// as soon as the change is applied (readers see it from then on), before the sync,
+    /// so a sync that fails cannot hide a change others can already read.
+    fn write_and_tell<R>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&E) -> Result<(Vec<Write>, R, Vec<Event>)>,
+    ) -> Result<R> {
         let (wrote, out) = {
             let _only_writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let (writes, out) = f(&self.engine)?;
+            let (writes, out, events) = f(&self.engine)?;
             if !writes.is_empty() {
                 self.engine.apply(&writes)?;
+            }
+            for event in events {
+                self.announce(event);
             }
             (!writes.is_empty(), out)
         };
@@ -242,6 +272,44 @@ impl<E: Engine> KvStore<E> {
             self.engine.sync()?;
         }
         Ok(out)
+    }
+
+    /// Removes, in batches, the records of `tree` that `dead` picks. The scan runs
+    /// without the writer lock; each batch re-reads its records under it, so a record
+    /// changed meanwhile is judged as it is now. `removals` gives the writes and events
+    /// for one dead record (its key and value).
+    fn sweep(
+        &self,
+        tree: Tree,
+        dead: impl Fn(&[u8]) -> bool,
+        removals: impl Fn(&[u8], &[u8]) -> Result<(Vec<Write>, Vec<Event>)>,
+    ) -> Result<usize> {
+        let candidates: Vec<Vec<u8>> = self
+            .engine
+            .scan(tree, b"")?
+            .into_iter()
+            .filter(|(_, v)| dead(v))
+            .map(|(k, _)| k)
+            .collect();
+        let mut removed = 0;
+        for batch in candidates.chunks(256) {
+            removed += self.write_and_tell(true, |engine| {
+                let mut writes = Vec::new();
+                let mut events = Vec::new();
+                for key in batch {
+                    let still_dead = engine
+                        .read(tree, key, |v| Ok(v.filter(|v| dead(v)).map(<[u8]>::to_vec)))?;
+                    if let Some(value) = still_dead {
+                        let (w, e) = removals(key, &value)?;
+                        writes.extend(w);
+                        events.extend(e);
+                    }
+                }
+                let count = writes.iter().filter(|w| w.tree == tree).count();
+                Ok((writes, count, events))
+            })?;
+        }
+        Ok(removed)
     }
 
     fn get_json<T: DeserializeOwned>(&self, tree: Tree, key: &str) -> Result<Option<T>> {
@@ -311,6 +379,7 @@ impl<E: Engine> KvStore<E> {
                             attempts: 0,
                             due: 0,
                             leased_until: 0,
+                            holder: 0,
                             payload: value.clone(),
                         },
                     ))
@@ -323,6 +392,7 @@ impl<E: Engine> KvStore<E> {
                                 attempts: old.attempts,
                                 due: old.next_at,
                                 leased_until: 0,
+                                holder: 0,
                                 payload: old.body.into_bytes(),
                             },
                         )
@@ -356,16 +426,15 @@ impl<E: Engine> Users for KvStore<E> {
 
     async fn put_user(&self, user: &User) -> Result<()> {
         let value = encode(user)?;
-        self.write(true, |_| {
+        self.write_and_tell(true, |_| {
             Ok((
                 vec![Write::put(Tree::Users, user.username.as_bytes(), value)],
                 (),
+                vec![Event::UserChanged {
+                    username: user.username.clone(),
+                }],
             ))
-        })?;
-        self.announce(Event::UserChanged {
-            username: user.username.clone(),
-        });
-        Ok(())
+        })
     }
 
     async fn update_user(
@@ -373,44 +442,42 @@ impl<E: Engine> Users for KvStore<E> {
         username: &str,
         change: &mut (dyn for<'u> FnMut(&'u mut User) + Send),
     ) -> Result<Option<User>> {
-        let changed = self.write(true, |engine| {
+        self.write_and_tell(true, |engine| {
             let Some(mut user) = engine.read(Tree::Users, username.as_bytes(), |v| {
                 v.map(decode::<User>).transpose()
             })?
             else {
-                return Ok((Vec::new(), None));
+                return Ok((Vec::new(), None, Vec::new()));
             };
             change(&mut user);
             Ok((
                 vec![Write::put(Tree::Users, username.as_bytes(), encode(&user)?)],
                 Some(user),
+                vec![Event::UserChanged {
+                    username: username.into(),
+                }],
             ))
-        })?;
-        if changed.is_some() {
-            self.announce(Event::UserChanged {
-                username: username.into(),
-            });
-        }
-        Ok(changed)
+        })
     }
 
     async fn delete_user(&self, username: &str) -> Result<bool> {
-        let existed = self.write(true, |engine| {
+        self.write_and_tell(true, |engine| {
             let existed = engine.read(Tree::Users, username.as_bytes(), |v| Ok(v.is_some()))?;
             let mut writes = vec![Write::remove(Tree::Users, username.as_bytes())];
             writes.extend(self.session_removals(&self.sessions_of_now(engine, username)?));
             for (key, _) in engine.scan(Tree::Factors, &user_prefix(username))? {
                 writes.push(Write::remove(Tree::Factors, key));
             }
-            Ok((writes, existed))
-        })?;
-        self.announce(Event::UserChanged {
-            username: username.into(),
-        });
-        self.announce(Event::SessionsEnded {
-            username: username.into(),
-        });
-        Ok(existed)
+            let events = vec![
+                Event::UserChanged {
+                    username: username.into(),
+                },
+                Event::SessionsEnded {
+                    username: username.into(),
+                },
+            ];
+            Ok((writes, existed, events))
+        })
     }
 
     async fn list_users(&self) -> Result<Vec<User>> {
@@ -477,19 +544,19 @@ impl<E: Engine> Sessions for KvStore<E> {
     }
 
     async fn delete_session(&self, id: &str) -> Result<bool> {
-        let existed = self.write(true, |engine| {
+        self.write_and_tell(true, |engine| {
             let Some(session) = engine.read(Tree::Sessions, id.as_bytes(), |v| {
                 v.map(decode::<SessionRecord>).transpose()
             })?
             else {
-                return Ok((Vec::new(), false));
+                return Ok((Vec::new(), false, Vec::new()));
             };
-            Ok((self.session_removals(&[session]), true))
-        })?;
-        if existed {
-            self.announce(Event::SessionEnded { id: id.into() });
-        }
-        Ok(existed)
+            Ok((
+                self.session_removals(&[session]),
+                true,
+                vec![Event::SessionEnded { id: id.into() }],
+            ))
+        })
     }
 
     async fn sessions_of(&self, username: &str) -> Result<Vec<SessionRecord>> {
@@ -505,7 +572,7 @@ impl<E: Engine> Sessions for KvStore<E> {
     }
 
     async fn delete_sessions_of(&self, username: &str, keep: Option<&str>) -> Result<usize> {
-        let removed = self.write(true, |engine| {
+        self.write_and_tell(true, |engine| {
             let ended: Vec<_> = self
                 .sessions_of_now(engine, username)?
                 .into_iter()
@@ -521,31 +588,22 @@ impl<E: Engine> Sessions for KvStore<E> {
                 }
                 writes.push(Write::remove(Tree::UserSessions, key.clone()));
             }
-            Ok((writes, ended.len()))
-        })?;
-        self.announce(Event::SessionsEnded {
-            username: username.into(),
-        });
-        Ok(removed)
+            let events = vec![Event::SessionsEnded {
+                username: username.into(),
+            }];
+            Ok((writes, ended.len(), events))
+        })
     }
 
     async fn delete_expired_sessions(&self, now: Timestamp) -> Result<usize> {
-        let removed = self.write(true, |engine| {
-            let mut expired = Vec::new();
-            for (_, value) in engine.scan(Tree::Sessions, b"")? {
-                let session: SessionRecord = decode(&value)?;
-                if session.expires_at <= now {
-                    expired.push(session);
-                }
-            }
-            Ok((self.session_removals(&expired), expired))
-        })?;
-        for session in &removed {
-            self.announce(Event::SessionEnded {
+        let expired = |v: &[u8]| decode::<SessionRecord>(v).is_ok_and(|s| s.expires_at <= now);
+        self.sweep(Tree::Sessions, expired, |_, value| {
+            let session: SessionRecord = decode(value)?;
+            let event = Event::SessionEnded {
                 id: session.id.clone(),
-            });
-        }
-        Ok(removed.len())
+            };
+            Ok((self.session_removals(&[session]), vec![event]))
+        })
     }
 }
 
@@ -684,16 +742,11 @@ impl<E: Engine> Tokens for KvStore<E> {
     }
 
     async fn sweep_tokens(&self, now: Timestamp) -> Result<usize> {
-        self.write(true, |engine| {
-            let writes: Vec<_> = engine
-                .scan(Tree::Tokens, b"")?
-                .into_iter()
-                .filter(|(_, v)| live_token(v, now).is_none())
-                .map(|(k, _)| Write::remove(Tree::Tokens, k))
-                .collect();
-            let count = writes.len();
-            Ok((writes, count))
-        })
+        self.sweep(
+            Tree::Tokens,
+            |v| live_token(v, now).is_none(),
+            |key, _| Ok((vec![Write::remove(Tree::Tokens, key)], Vec::new())),
+        )
     }
 }
 
@@ -742,17 +795,11 @@ impl<E: Engine> Counters for KvStore<E> {
     }
 
     async fn sweep_tallies(&self, now: Timestamp, window: u64) -> Result<usize> {
-        self.write(false, |engine| {
-            let mut writes = Vec::new();
-            for (key, value) in engine.scan(Tree::Counters, b"")? {
-                let spent = decode::<Tally>(&value).map_or(true, |t| t.is_spent(now, window));
-                if spent {
-                    writes.push(Write::remove(Tree::Counters, key));
-                }
-            }
-            let count = writes.len();
-            Ok((writes, count))
-        })
+        self.sweep(
+            Tree::Counters,
+            |v| decode::<Tally>(v).map_or(true, |t| t.is_spent(now, window)),
+            |key, _| Ok((vec![Write::remove(Tree::Counters, key)], Vec::new())),
+        )
     }
 }
 
@@ -769,6 +816,7 @@ impl<E: Engine> Queue for KvStore<E> {
             attempts: 0,
             due: 0,
             leased_until: 0,
+            holder: 0,
             payload: payload.to_vec(),
         };
         let key = format!("{}{id}", queue_prefix(queue));
@@ -794,13 +842,16 @@ impl<E: Engine> Queue for KvStore<E> {
                 if item.due > now || item.leased_until > now {
                     continue;
                 }
+                let holder = rand::random::<u64>().max(1);
                 claimed.push(Claimed {
                     id: String::from_utf8_lossy(&key[prefix.len()..]).into_owned(),
                     payload: item.payload.clone(),
                     attempts: item.attempts,
+                    holder,
                 });
                 item.attempts += 1;
                 item.leased_until = now + lease;
+                item.holder = holder;
                 writes.push(Write::put(Tree::Outbox, key, item.encode()));
             }
             Ok((writes, claimed))
@@ -812,8 +863,8 @@ impl<E: Engine> Queue for KvStore<E> {
         self.write(true, |_| Ok((vec![Write::remove(Tree::Outbox, key)], ())))
     }
 
-    async fn retry(&self, queue: &str, id: &str, after: u64) -> Result<()> {
-        let key = format!("{}{id}", queue_prefix(queue));
+    async fn retry(&self, queue: &str, claimed: &Claimed, after: u64) -> Result<()> {
+        let key = format!("{}{}", queue_prefix(queue), claimed.id);
         let due = now() + after;
         self.write(true, |engine| {
             let Some(mut item) = engine.read(Tree::Outbox, key.as_bytes(), |v| {
@@ -822,8 +873,13 @@ impl<E: Engine> Queue for KvStore<E> {
             else {
                 return Ok((Vec::new(), ()));
             };
+            // Another worker claimed it after this one's lease ran out: it is theirs.
+            if item.holder != claimed.holder {
+                return Ok((Vec::new(), ()));
+            }
             item.due = due;
             item.leased_until = 0;
+            item.holder = 0;
             Ok((
                 vec![Write::put(Tree::Outbox, key.clone(), item.encode())],
                 (),
@@ -868,18 +924,20 @@ impl<E: Engine> Transactions for KvStore<E> {
         change: &mut (dyn for<'r> FnMut(&'r mut [Option<Vec<u8>>]) -> Result<bool> + Send),
     ) -> Result<bool> {
         let now = now();
-        let mut events = Vec::new();
-        let done = self.write(true, |engine| {
+        self.write_and_tell(true, |engine| {
+            let mut events = Vec::new();
             let mut before = Vec::with_capacity(keys.len());
             let mut ends = Vec::with_capacity(keys.len());
             for key in keys {
                 let (tree, k) = key.place();
                 let stored = engine.read(tree, k.as_bytes(), |v| Ok(v.map(<[u8]>::to_vec)))?;
                 let (value, end) = match (key, stored) {
-                    (RecordKey::Token(_), Some(stored)) => {
-                        let (_, end) = open_token(&stored);
-                        (live_token(&stored, now).map(<[u8]>::to_vec), end)
-                    }
+                    // A live token keeps its end when rewritten; an expired one is
+                    // absent, and one written here has none.
+                    (RecordKey::Token(_), Some(stored)) => match live_token(&stored, now) {
+                        Some(live) => (Some(live.to_vec()), open_token(&stored).1),
+                        None => (None, None),
+                    },
                     (_, stored) => (stored, None),
                 };
                 before.push(value);
@@ -887,7 +945,7 @@ impl<E: Engine> Transactions for KvStore<E> {
             }
             let mut after = before.clone();
             if !change(&mut after)? {
-                return Ok((Vec::new(), false));
+                return Ok((Vec::new(), false, Vec::new()));
             }
             let mut writes = Vec::new();
             for ((key, old), (new, end)) in
@@ -939,12 +997,8 @@ impl<E: Engine> Transactions for KvStore<E> {
                     }
                 }
             }
-            Ok((writes, true))
-        })?;
-        for event in events {
-            self.announce(event);
-        }
-        Ok(done)
+            Ok((writes, true, events))
+        })
     }
 }
 
@@ -1023,7 +1077,7 @@ mod tests {
         let rest = store.claim("mail", 10, 60).await.unwrap();
         assert_eq!(rest.len(), 1, "only the unleased one");
         assert!(store.claim("mail", 10, 60).await.unwrap().is_empty());
-        store.retry("mail", &first, 0).await.unwrap();
+        store.retry("mail", &claimed[0], 0).await.unwrap();
         let again = store.claim("mail", 10, 60).await.unwrap();
         assert_eq!((again.len(), again[0].attempts), (1, 1));
         store.ack("mail", &first).await.unwrap();
@@ -1031,7 +1085,11 @@ mod tests {
         // A lease that ran out (its worker died) gives the item back.
         let lapsed = store.claim("hook", 10, 0).await.unwrap();
         assert_eq!(lapsed.len(), 1);
-        assert_eq!(store.claim("hook", 10, 0).await.unwrap().len(), 1);
+        let taken_over = store.claim("hook", 10, 60).await.unwrap();
+        assert_eq!(taken_over.len(), 1);
+        // The first worker, whose lease ran out, cannot put back what another holds.
+        store.retry("hook", &lapsed[0], 0).await.unwrap();
+        assert!(store.claim("hook", 10, 60).await.unwrap().is_empty());
     }
 
     #[tokio::test]

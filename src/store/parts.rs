@@ -120,11 +120,15 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// Nothing in it can matter any more at `now` (the store may drop it).
+    /// Nothing in it can matter any more at `now` for a user whose windows are at most
+    /// `window` long: no hold, and every event and reservation older than that.
     pub fn is_spent(&self, now: Timestamp, window: u64) -> bool {
         self.held_until <= now
-            && self.pending.is_empty()
-            && self.events.iter().all(|t| now.saturating_sub(*t) >= window)
+            && self
+                .events
+                .iter()
+                .chain(&self.pending)
+                .all(|t| now.saturating_sub(*t) >= window)
     }
 }
 
@@ -153,6 +157,8 @@ pub struct Claimed {
     pub payload: Vec<u8>,
     /// Claims before this one (0 on the first).
     pub attempts: u32,
+    /// This claim's lease (a put-back by a worker whose lease ran out changes nothing).
+    pub holder: u64,
 }
 
 /// Durable queues (`hook`, `mail`): an item is claimed for a lease and then
@@ -167,8 +173,8 @@ pub trait Queue: Send + Sync {
     async fn claim(&self, queue: &str, max: usize, lease: u64) -> Result<Vec<Claimed>>;
     /// The item is done with: removed.
     async fn ack(&self, queue: &str, id: &str) -> Result<()>;
-    /// The item is put back, due again in `after` seconds.
-    async fn retry(&self, queue: &str, id: &str, after: u64) -> Result<()>;
+    /// The item is put back, due again in `after` seconds, if this claim still holds it.
+    async fn retry(&self, queue: &str, claimed: &Claimed, after: u64) -> Result<()>;
     /// How many items wait in the queue.
     async fn queued(&self, queue: &str) -> Result<usize>;
 }
