@@ -10,7 +10,6 @@ use crate::auth::password::Passwords;
 use crate::config::{self, Config, LogFormat};
 use crate::error::{Error, Result};
 use crate::state::AppState;
-use crate::store::{KvStore, SledStore};
 
 #[derive(Parser)]
 #[command(
@@ -174,8 +173,8 @@ async fn admin(config: &Config, command: Command) -> Result<String> {
     if let Some(result) = admin::send(&config.data_dir, &command) {
         return result;
     }
-    let store = KvStore::new(SledStore::open(&config.data_dir)?)?;
-    admin::execute(&store, command).await
+    let store = crate::state::open_store(config, false).await?;
+    admin::execute(store.as_ref(), command).await
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -270,7 +269,7 @@ async fn run_now(cli: Cli) -> Result<()> {
             command: KeysCmd::Accept,
         } => {
             let config = config::load(path)?;
-            let store = KvStore::new(SledStore::open(&config.data_dir)?)?;
+            let store = crate::state::open_store(&config, false).await?;
             let secret = crate::auth::session::load_or_create_secret(
                 config.session.secret.as_ref().map(|s| s.expose()),
                 &config.data_dir,
@@ -280,7 +279,7 @@ async fn run_now(cli: Cli) -> Result<()> {
                 &config.data_dir,
             )?;
             crate::crypto::check_key_fingerprints(
-                &store,
+                store.as_ref(),
                 &[
                     ("session.secret", &secret),
                     ("storage.encryption_key", &key),

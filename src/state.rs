@@ -46,12 +46,10 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Opens the sled store in the configured data directory, watched (health's
-    /// periodic write, reopening after a failure) for as long as it is open.
+    /// Opens the configured store (see [`open_store`]) and builds the state on it.
     pub async fn open(config: Config) -> Result<Arc<Self>> {
-        let sled = SledStore::open(&config.data_dir)?;
-        sled.watch(config.health_write_interval);
-        Self::with_store(config, Arc::new(KvStore::new(sled)?)).await
+        let store = open_store(&config, true).await?;
+        Self::with_store(config, store).await
     }
 
     /// Builds the state around an already open store.
@@ -119,6 +117,24 @@ impl AppState {
             passwords,
             limiter,
         }))
+    }
+}
+
+/// Opens the configured store: sled in the data directory (watched, when `watch`:
+/// health's periodic write and the reopening after a failure, for as long as it is
+/// open), or PostgreSQL (migrated to this version's schema).
+pub async fn open_store(config: &Config, watch: bool) -> Result<Arc<dyn Store>> {
+    match &config.storage {
+        crate::config::StorageBackend::Sled => {
+            let sled = SledStore::open(&config.data_dir)?;
+            if watch {
+                sled.watch(config.health_write_interval);
+            }
+            Ok(Arc::new(KvStore::new(sled)?))
+        }
+        crate::config::StorageBackend::Postgres { url, pool_size } => Ok(Arc::new(
+            crate::store::PgStore::connect(url.expose(), *pool_size).await?,
+        )),
     }
 }
 

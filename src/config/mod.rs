@@ -78,6 +78,8 @@ pub struct Config {
     pub portal_listen: Option<SocketAddr>,
     pub metrics_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
+    /// Where the store lives.
+    pub storage: StorageBackend,
     pub trusted_proxies: Vec<IpNet>,
     pub log_format: LogFormat,
     pub log_level: String,
@@ -444,6 +446,9 @@ impl RawConfig {
         self.second_factor.check()?;
         self.password.check_min_length()?;
         let encryption_key = self.storage.encryption_key()?;
+        let storage = self
+            .storage
+            .backend(secret.is_some(), encryption_key.is_some())?;
         let smtp = self.smtp.validate()?;
         self.proxy.check()?;
         self.second_factor.check_email_limits()?;
@@ -492,6 +497,7 @@ impl RawConfig {
             portal_listen,
             metrics_listen,
             data_dir: self.server.data_dir,
+            storage,
             trusted_proxies: trusted_proxies.clone(),
             log_format: self.server.log_format,
             log_level: self.server.log_level,

@@ -24,6 +24,7 @@
 mod kv;
 mod memory;
 mod parts;
+mod postgres;
 mod sled_store;
 
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,7 @@ use serde::{Deserialize, Serialize};
 pub use kv::{Engine, KvStore, Tree, Write};
 pub use memory::MemoryEngine;
 pub use parts::*;
+pub use postgres::PgStore;
 pub use sled_store::SledStore;
 
 use crate::error::Result;

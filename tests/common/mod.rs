@@ -4,6 +4,7 @@
 
 pub mod cdp;
 pub mod fronts;
+pub mod postgres;
 pub mod telegram;
 
 use gatehouse::portal::routes;

@@ -1,0 +1,1037 @@
+//! The store's parts on PostgreSQL, shared by several replicas (`[storage] backend =
+//! "postgres"`), through sqlx's pool.
+//!
+//! - **Schema.** Migrations are embedded here and applied at start inside one
+//!   transaction holding an advisory lock, so replicas starting together do not race.
+//!   Keys that may hold a NUL byte (`user \0 factor`) are `bytea`.
+//! - **Atomicity.** A record update is one statement (a compare-and-set) or a
+//!   transaction that locks the rows it reads (`SELECT … FOR UPDATE`, several rows always
+//!   in key order, so two transactions cannot deadlock). Queues are claimed with
+//!   `FOR UPDATE SKIP LOCKED`.
+//! - **Events** are `NOTIFY gatehouse` in the transaction of the change (delivered at
+//!   commit, to every replica); each replica listens on a connection of its own and hands
+//!   them to its local subscribers.
+//! - **Not yet:** the per-replica cache that lets the forward-auth check answer without
+//!   a round trip (`peek_*` answers "ask" here), and leader election for the background
+//!   services.
+//!
+//! The pool connects lazily, so the first query runs on the runtime that serves (the
+//! start-up runtime only applies the migrations, on a connection of its own).
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::{Connection, Row};
+use tokio::sync::broadcast;
+
+use super::parts::*;
+use super::{SessionRecord, Timestamp, User};
+use crate::basics::now;
+use crate::error::{Error, Result};
+
+/// The NOTIFY channel.
+const CHANNEL: &str = "gatehouse";
+
+/// The schema, one step per version; never edit a step that shipped, add one.
+const MIGRATIONS: &[&str] = &[
+    // 1: every part.
+    "CREATE TABLE gh_users (username text PRIMARY KEY, record bytea NOT NULL);
+     CREATE TABLE gh_sessions (id text PRIMARY KEY, username text NOT NULL,
+         expires_at bigint NOT NULL, record bytea NOT NULL);
+     CREATE INDEX gh_sessions_by_user ON gh_sessions (username);
+     CREATE INDEX gh_sessions_by_end ON gh_sessions (expires_at);
+     CREATE TABLE gh_factors (key bytea PRIMARY KEY, username text NOT NULL, value bytea NOT NULL);
+     CREATE INDEX gh_factors_by_user ON gh_factors (username);
+     CREATE TABLE gh_tokens (key bytea PRIMARY KEY, value bytea NOT NULL, expires_at bigint);
+     CREATE TABLE gh_counters (key bytea PRIMARY KEY, tally bytea NOT NULL);
+     CREATE TABLE gh_queue (queue text NOT NULL, id text NOT NULL, payload bytea NOT NULL,
+         attempts integer NOT NULL DEFAULT 0, due bigint NOT NULL DEFAULT 0,
+         leased_until bigint NOT NULL DEFAULT 0, holder bigint NOT NULL DEFAULT 0,
+         PRIMARY KEY (queue, id));",
+];
+
+/// An arbitrary number naming gatehouse's migration lock.
+const MIGRATION_LOCK: i64 = 0x6761_7465_686f_7573;
+
+/// The store on PostgreSQL.
+pub struct PgStore {
+    pool: PgPool,
+    events: broadcast::Sender<Event>,
+    /// The listening task, started on first use (on the serving runtime).
+    listening: OnceLock<()>,
+    /// The last failure of the database, for health; cleared by the next success.
+    problem: Arc<Mutex<Option<String>>>,
+}
+
+fn db(e: sqlx::Error) -> Error {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => {
+            Error::StoreUnavailable(format!("the database cannot be reached: {e}"))
+        }
+        other => Error::Internal(format!("database: {other}")),
+    }
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
+    Ok(serde_json::to_vec(value)?)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+/// The user a factor key belongs to (`user \0 name`).
+fn factor_owner(key: &str) -> &str {
+    key.split('\0').next().unwrap_or(key)
+}
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
+
+impl PgStore {
+    /// Applies the migrations (on a connection of its own) and sets up the pool.
+    pub async fn connect(url: &str, pool_size: u32) -> Result<Self> {
+        let options: PgConnectOptions = url.parse().map_err(|e| {
+            Error::config("storage.url", "(secret)", format!("is not a valid URL: {e}"))
+        })?;
+        let mut conn = sqlx::PgConnection::connect_with(&options)
+            .await
+            .map_err(|e| {
+                Error::Invalid(format!(
+                    "cannot connect to the database of storage.url: {e}"
+                ))
+            })?;
+        migrate(&mut conn).await?;
+        conn.close().await.map_err(db)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(options);
+        Ok(PgStore {
+            pool,
+            events: broadcast::channel(4096).0,
+            listening: OnceLock::new(),
+            problem: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// Remembers whether the database answered, for health.
+    fn noted<T>(&self, result: std::result::Result<T, sqlx::Error>) -> Result<T> {
+        let mut problem = self.problem.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(value) => {
+                *problem = None;
+                Ok(value)
+            }
+            Err(e) => {
+                let e = db(e);
+                if matches!(e, Error::StoreUnavailable(_)) {
+                    *problem = Some(e.to_string());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn begin(&self) -> Result<Tx<'static>> {
+        let tx = self.pool.begin().await;
+        self.noted(tx)
+    }
+
+    async fn commit(&self, tx: Tx<'static>) -> Result<()> {
+        let done = tx.commit().await;
+        self.noted(done)
+    }
+
+    /// Starts listening for other replicas' events, once, on the runtime that asks.
+    fn listen(&self) {
+        self.listening.get_or_init(|| {
+            let (pool, events) = (self.pool.clone(), self.events.clone());
+            tokio::spawn(async move {
+                loop {
+                    let listener = async {
+                        let mut l = PgListener::connect_with(&pool).await?;
+                        l.listen(CHANNEL).await?;
+                        Ok::<_, sqlx::Error>(l)
+                    };
+                    let mut listener = match listener.await {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot listen for the other replicas' events; retrying");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            continue;
+                        }
+                    };
+                    loop {
+                        match listener.recv().await {
+                            Ok(n) => match serde_json::from_str::<Event>(n.payload()) {
+                                Ok(event) => {
+                                    let _ = events.send(event);
+                                }
+                                Err(e) => tracing::warn!(error = %e, "an event in an unknown format"),
+                            },
+                            Err(e) => {
+                                tracing::warn!(error = %e, "lost the events connection; reconnecting");
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        });
+    }
+
+    async fn notify(tx: &mut Tx<'static>, event: &Event) -> Result<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(serde_json::to_string(event)?)
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn locked_session(tx: &mut Tx<'static>, id: &str) -> Result<Option<SessionRecord>> {
+        let row = sqlx::query("SELECT record FROM gh_sessions WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db)?;
+        row.map(|r| decode(&r.get::<Vec<u8>, _>(0))).transpose()
+    }
+
+    async fn write_session(tx: &mut Tx<'static>, session: &SessionRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO gh_sessions (id, username, expires_at, record) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id) DO UPDATE SET username = $2, expires_at = $3, record = $4",
+        )
+        .bind(&session.id)
+        .bind(&session.username)
+        .bind(session.expires_at as i64)
+        .bind(encode(session)?)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+}
+
+/// Applies the migrations not applied yet, under the migration lock.
+async fn migrate(conn: &mut sqlx::PgConnection) -> Result<()> {
+    let mut tx = conn.begin().await.map_err(db)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS gh_schema (version integer PRIMARY KEY)")
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    let applied: i64 = sqlx::query("SELECT count(*) FROM gh_schema")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?
+        .get(0);
+    for (version, step) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        sqlx::raw_sql(step).execute(&mut *tx).await.map_err(db)?;
+        sqlx::query("INSERT INTO gh_schema (version) VALUES ($1)")
+            .bind(version as i32 + 1)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tracing::info!(version = version + 1, "database schema migrated");
+    }
+    tx.commit().await.map_err(db)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Users for PgStore {
+    fn peek_user(&self, _username: &str) -> Peek<Option<User>> {
+        None
+    }
+
+    async fn get_user(&self, username: &str) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT record FROM gh_users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await;
+        self.noted(row)?
+            .map(|r| decode(&r.get::<Vec<u8>, _>(0)))
+            .transpose()
+    }
+
+    async fn put_user(&self, user: &User) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO gh_users (username, record) VALUES ($1, $2)
+             ON CONFLICT (username) DO UPDATE SET record = $2",
+        )
+        .bind(&user.username)
+        .bind(encode(user)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        Self::notify(
+            &mut tx,
+            &Event::UserChanged {
+                username: user.username.clone(),
+            },
+        )
+        .await?;
+        self.commit(tx).await
+    }
+
+    async fn update_user(
+        &self,
+        username: &str,
+        change: &mut (dyn for<'u> FnMut(&'u mut User) + Send),
+    ) -> Result<Option<User>> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT record FROM gh_users WHERE username = $1 FOR UPDATE")
+            .bind(username)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut user: User = decode(&row.get::<Vec<u8>, _>(0))?;
+        change(&mut user);
+        sqlx::query("UPDATE gh_users SET record = $2 WHERE username = $1")
+            .bind(username)
+            .bind(encode(&user)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        Self::notify(
+            &mut tx,
+            &Event::UserChanged {
+                username: username.into(),
+            },
+        )
+        .await?;
+        self.commit(tx).await?;
+        Ok(Some(user))
+    }
+
+    async fn delete_user(&self, username: &str) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let existed = sqlx::query("DELETE FROM gh_users WHERE username = $1")
+            .bind(username)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected()
+            > 0;
+        for table in ["gh_sessions", "gh_factors"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE username = $1"))
+                .bind(username)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        for event in [
+            Event::UserChanged {
+                username: username.into(),
+            },
+            Event::SessionsEnded {
+                username: username.into(),
+            },
+        ] {
+            Self::notify(&mut tx, &event).await?;
+        }
+        self.commit(tx).await?;
+        Ok(existed)
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>> {
+        let rows = sqlx::query("SELECT record FROM gh_users ORDER BY username")
+            .fetch_all(&self.pool)
+            .await;
+        self.noted(rows)?
+            .iter()
+            .map(|r| decode(&r.get::<Vec<u8>, _>(0)))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Sessions for PgStore {
+    fn peek_session(&self, _id: &str) -> Peek<Option<SessionRecord>> {
+        None
+    }
+
+    async fn get_session(&self, id: &str) -> Result<Option<SessionRecord>> {
+        let row = sqlx::query("SELECT record FROM gh_sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await;
+        self.noted(row)?
+            .map(|r| decode(&r.get::<Vec<u8>, _>(0)))
+            .transpose()
+    }
+
+    async fn put_session(&self, session: &SessionRecord) -> Result<()> {
+        self.put_sessions(std::slice::from_ref(session)).await
+    }
+
+    async fn put_sessions(&self, sessions: &[SessionRecord]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for session in sessions {
+            Self::write_session(&mut tx, session).await?;
+        }
+        self.commit(tx).await
+    }
+
+    async fn modify_session(
+        &self,
+        id: &str,
+        _durable: bool,
+        change: &mut (dyn for<'s> FnMut(&'s mut SessionRecord) -> bool + Send),
+    ) -> Result<Option<SessionRecord>> {
+        let mut tx = self.begin().await?;
+        let Some(mut session) = Self::locked_session(&mut tx, id).await? else {
+            return Ok(None);
+        };
+        if !change(&mut session) {
+            return Ok(None);
+        }
+        Self::write_session(&mut tx, &session).await?;
+        self.commit(tx).await?;
+        Ok(Some(session))
+    }
+
+    async fn delete_session(&self, id: &str) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let existed = sqlx::query("DELETE FROM gh_sessions WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected()
+            > 0;
+        if existed {
+            Self::notify(&mut tx, &Event::SessionEnded { id: id.into() }).await?;
+        }
+        self.commit(tx).await?;
+        Ok(existed)
+    }
+
+    async fn sessions_of(&self, username: &str) -> Result<Vec<SessionRecord>> {
+        let rows = sqlx::query("SELECT record FROM gh_sessions WHERE username = $1 ORDER BY id")
+            .bind(username)
+            .fetch_all(&self.pool)
+            .await;
+        self.noted(rows)?
+            .iter()
+            .map(|r| decode(&r.get::<Vec<u8>, _>(0)))
+            .collect()
+    }
+
+    async fn all_sessions(&self) -> Result<Vec<SessionRecord>> {
+        let rows = sqlx::query("SELECT record FROM gh_sessions ORDER BY id")
+            .fetch_all(&self.pool)
+            .await;
+        self.noted(rows)?
+            .iter()
+            .map(|r| decode(&r.get::<Vec<u8>, _>(0)))
+            .collect()
+    }
+
+    async fn delete_sessions_of(&self, username: &str, keep: Option<&str>) -> Result<usize> {
+        let mut tx = self.begin().await?;
+        let removed = sqlx::query(
+            "DELETE FROM gh_sessions WHERE username = $1 AND ($2::text IS NULL OR id <> $2)",
+        )
+        .bind(username)
+        .bind(keep)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        Self::notify(
+            &mut tx,
+            &Event::SessionsEnded {
+                username: username.into(),
+            },
+        )
+        .await?;
+        self.commit(tx).await?;
+        Ok(removed as usize)
+    }
+
+    async fn delete_expired_sessions(&self, now: Timestamp) -> Result<usize> {
+        let mut tx = self.begin().await?;
+        let ended = sqlx::query("DELETE FROM gh_sessions WHERE expires_at <= $1 RETURNING id")
+            .bind(now as i64)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        for row in &ended {
+            Self::notify(&mut tx, &Event::SessionEnded { id: row.get(0) }).await?;
+        }
+        self.commit(tx).await?;
+        Ok(ended.len())
+    }
+}
+
+#[async_trait]
+impl Factors for PgStore {
+    fn peek_factor(&self, _key: &str) -> Peek<Option<Vec<u8>>> {
+        None
+    }
+
+    async fn get_factor(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query("SELECT value FROM gh_factors WHERE key = $1")
+            .bind(key.as_bytes())
+            .fetch_optional(&self.pool)
+            .await;
+        Ok(self.noted(row)?.map(|r| r.get::<Vec<u8>, _>(0)))
+    }
+
+    async fn put_factor(&self, key: &str, value: &[u8]) -> Result<()> {
+        let done = sqlx::query(
+            "INSERT INTO gh_factors (key, username, value) VALUES ($1, $2, $3)
+             ON CONFLICT (key) DO UPDATE SET value = $3",
+        )
+        .bind(key.as_bytes())
+        .bind(factor_owner(key))
+        .bind(value)
+        .execute(&self.pool)
+        .await;
+        self.noted(done).map(drop)
+    }
+
+    async fn swap_factor(
+        &self,
+        key: &str,
+        old: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool> {
+        let query = match (old, new) {
+            (None, None) => {
+                return Ok(self.get_factor(key).await?.is_none());
+            }
+            (None, Some(new)) => sqlx::query(
+                "INSERT INTO gh_factors (key, username, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key.as_bytes())
+            .bind(factor_owner(key))
+            .bind(new),
+            (Some(old), Some(new)) => {
+                sqlx::query("UPDATE gh_factors SET value = $3 WHERE key = $1 AND value = $2")
+                    .bind(key.as_bytes())
+                    .bind(old)
+                    .bind(new)
+            }
+            (Some(old), None) => sqlx::query("DELETE FROM gh_factors WHERE key = $1 AND value = $2")
+                .bind(key.as_bytes())
+                .bind(old),
+        };
+        let done = query.execute(&self.pool).await;
+        Ok(self.noted(done)?.rows_affected() == 1)
+    }
+
+    async fn delete_factor(&self, key: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM gh_factors WHERE key = $1")
+            .bind(key.as_bytes())
+            .execute(&self.pool)
+            .await;
+        Ok(self.noted(done)?.rows_affected() > 0)
+    }
+
+    async fn factors_of(&self, username: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let rows = sqlx::query("SELECT key, value FROM gh_factors WHERE username = $1 ORDER BY key")
+            .bind(username)
+            .fetch_all(&self.pool)
+            .await;
+        let prefix = username.len() + 1;
+        Ok(self
+            .noted(rows)?
+            .iter()
+            .map(|r| {
+                let key: Vec<u8> = r.get(0);
+                (
+                    String::from_utf8_lossy(key.get(prefix..).unwrap_or_default()).into_owned(),
+                    r.get(1),
+                )
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Tokens for PgStore {
+    async fn get_token(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query(
+            "SELECT value FROM gh_tokens WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(key.as_bytes())
+        .bind(now() as i64)
+        .fetch_optional(&self.pool)
+        .await;
+        Ok(self.noted(row)?.map(|r| r.get::<Vec<u8>, _>(0)))
+    }
+
+    async fn put_token(
+        &self,
+        key: &str,
+        value: &[u8],
+        expires_at: Option<Timestamp>,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "INSERT INTO gh_tokens (key, value, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (key) DO UPDATE SET value = $2, expires_at = $3",
+        )
+        .bind(key.as_bytes())
+        .bind(value)
+        .bind(expires_at.map(|t| t as i64))
+        .execute(&self.pool)
+        .await;
+        self.noted(done).map(drop)
+    }
+
+    async fn swap_token(
+        &self,
+        key: &str,
+        old: Option<&[u8]>,
+        new: Option<&[u8]>,
+        expires_at: Option<Timestamp>,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let now = now() as i64;
+        let row = sqlx::query("SELECT value, expires_at FROM gh_tokens WHERE key = $1 FOR UPDATE")
+            .bind(key.as_bytes())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        let live = row.and_then(|r| {
+            let end: Option<i64> = r.get(1);
+            end.is_none_or(|e| e > now).then(|| r.get::<Vec<u8>, _>(0))
+        });
+        if live.as_deref() != old {
+            return Ok(false);
+        }
+        match new {
+            Some(new) => sqlx::query(
+                "INSERT INTO gh_tokens (key, value, expires_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (key) DO UPDATE SET value = $2, expires_at = $3",
+            )
+            .bind(key.as_bytes())
+            .bind(new)
+            .bind(expires_at.map(|t| t as i64)),
+            None => sqlx::query("DELETE FROM gh_tokens WHERE key = $1").bind(key.as_bytes()),
+        }
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            // Two first writers of an absent key: the loser sees a conflict.
+            db(e)
+        })?;
+        self.commit(tx).await?;
+        Ok(true)
+    }
+
+    async fn take_token(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query(
+            "DELETE FROM gh_tokens WHERE key = $1 RETURNING value, expires_at",
+        )
+        .bind(key.as_bytes())
+        .fetch_optional(&self.pool)
+        .await;
+        let now = now() as i64;
+        Ok(self.noted(row)?.and_then(|r| {
+            let end: Option<i64> = r.get(1);
+            end.is_none_or(|e| e > now).then(|| r.get::<Vec<u8>, _>(0))
+        }))
+    }
+
+    async fn delete_token(&self, key: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM gh_tokens WHERE key = $1")
+            .bind(key.as_bytes())
+            .execute(&self.pool)
+            .await;
+        Ok(self.noted(done)?.rows_affected() > 0)
+    }
+
+    async fn tokens_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let rows = sqlx::query(
+            "SELECT key, value FROM gh_tokens
+             WHERE substring(key FROM 1 FOR length($1)) = $1
+               AND (expires_at IS NULL OR expires_at > $2) ORDER BY key",
+        )
+        .bind(prefix.as_bytes())
+        .bind(now() as i64)
+        .fetch_all(&self.pool)
+        .await;
+        Ok(self
+            .noted(rows)?
+            .iter()
+            .map(|r| {
+                let key: Vec<u8> = r.get(0);
+                (String::from_utf8_lossy(&key).into_owned(), r.get(1))
+            })
+            .collect())
+    }
+
+    async fn sweep_tokens(&self, now: Timestamp) -> Result<usize> {
+        let done = sqlx::query("DELETE FROM gh_tokens WHERE expires_at <= $1")
+            .bind(now as i64)
+            .execute(&self.pool)
+            .await;
+        Ok(self.noted(done)?.rows_affected() as usize)
+    }
+}
+
+#[async_trait]
+impl Counters for PgStore {
+    async fn update_tallies(
+        &self,
+        keys: &[String],
+        change: &mut (dyn for<'t> FnMut(&'t mut [Tally]) -> bool + Send),
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        // Rows first (so there is something to lock), then locked in key order.
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
+        let empty = encode(&Tally::default())?;
+        let mut tallies = vec![Tally::default(); keys.len()];
+        for &i in &order {
+            sqlx::query(
+                "INSERT INTO gh_counters (key, tally) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(keys[i].as_bytes())
+            .bind(&empty)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            let row = sqlx::query("SELECT tally FROM gh_counters WHERE key = $1 FOR UPDATE")
+                .bind(keys[i].as_bytes())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+            tallies[i] = decode(&row.get::<Vec<u8>, _>(0))?;
+        }
+        if !change(&mut tallies) {
+            self.commit(tx).await?;
+            return Ok(false);
+        }
+        for (key, tally) in keys.iter().zip(&tallies) {
+            if *tally == Tally::default() {
+                sqlx::query("DELETE FROM gh_counters WHERE key = $1").bind(key.as_bytes())
+            } else {
+                sqlx::query("UPDATE gh_counters SET tally = $2 WHERE key = $1")
+                    .bind(key.as_bytes())
+                    .bind(encode(tally)?)
+            }
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        self.commit(tx).await?;
+        Ok(true)
+    }
+
+    async fn read_tallies(&self, keys: &[String]) -> Result<Vec<Tally>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let row = sqlx::query("SELECT tally FROM gh_counters WHERE key = $1")
+                .bind(key.as_bytes())
+                .fetch_optional(&self.pool)
+                .await;
+            out.push(match self.noted(row)? {
+                Some(r) => decode(&r.get::<Vec<u8>, _>(0))?,
+                None => Tally::default(),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn sweep_tallies(&self, now: Timestamp, window: u64) -> Result<usize> {
+        let rows = sqlx::query("SELECT key, tally FROM gh_counters")
+            .fetch_all(&self.pool)
+            .await;
+        let mut removed = 0;
+        for row in self.noted(rows)? {
+            let key: Vec<u8> = row.get(0);
+            let tally: Vec<u8> = row.get(1);
+            let spent = decode::<Tally>(&tally).map_or(true, |t| t.is_spent(now, window));
+            if spent {
+                // Only if nobody changed it since.
+                let done = sqlx::query("DELETE FROM gh_counters WHERE key = $1 AND tally = $2")
+                    .bind(&key)
+                    .bind(&tally)
+                    .execute(&self.pool)
+                    .await;
+                removed += self.noted(done)?.rows_affected() as usize;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+#[async_trait]
+impl Queue for PgStore {
+    async fn enqueue(&self, queue: &str, payload: &[u8]) -> Result<String> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let id = format!("{nanos:020}-{}", crate::basics::random_token(8));
+        let done = sqlx::query("INSERT INTO gh_queue (queue, id, payload) VALUES ($1, $2, $3)")
+            .bind(queue)
+            .bind(&id)
+            .bind(payload)
+            .execute(&self.pool)
+            .await;
+        self.noted(done)?;
+        Ok(id)
+    }
+
+    async fn claim(&self, queue: &str, max: usize, lease: u64) -> Result<Vec<Claimed>> {
+        let now = now() as i64;
+        let rows = sqlx::query(
+            "UPDATE gh_queue SET attempts = attempts + 1, leased_until = $3,
+                 holder = 1 + floor(random() * 9.0e18)::bigint
+             WHERE (queue, id) IN (
+                 SELECT queue, id FROM gh_queue
+                 WHERE queue = $1 AND due <= $2 AND leased_until <= $2
+                 ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
+             RETURNING id, payload, attempts - 1, holder",
+        )
+        .bind(queue)
+        .bind(now)
+        .bind(now + lease as i64)
+        .bind(max as i64)
+        .fetch_all(&self.pool)
+        .await;
+        let mut claimed: Vec<Claimed> = self
+            .noted(rows)?
+            .iter()
+            .map(|r| Claimed {
+                id: r.get(0),
+                payload: r.get(1),
+                attempts: r.get::<i32, _>(2) as u32,
+                holder: r.get::<i64, _>(3) as u64,
+            })
+            .collect();
+        claimed.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(claimed)
+    }
+
+    async fn ack(&self, queue: &str, id: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM gh_queue WHERE queue = $1 AND id = $2")
+            .bind(queue)
+            .bind(id)
+            .execute(&self.pool)
+            .await;
+        self.noted(done).map(drop)
+    }
+
+    async fn retry(&self, queue: &str, claimed: &Claimed, after: u64) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE gh_queue SET due = $4, leased_until = 0, holder = 0
+             WHERE queue = $1 AND id = $2 AND holder = $3",
+        )
+        .bind(queue)
+        .bind(&claimed.id)
+        .bind(claimed.holder as i64)
+        .bind((now() + after) as i64)
+        .execute(&self.pool)
+        .await;
+        self.noted(done).map(drop)
+    }
+
+    async fn queued(&self, queue: &str) -> Result<usize> {
+        let row = sqlx::query("SELECT count(*) FROM gh_queue WHERE queue = $1")
+            .bind(queue)
+            .fetch_one(&self.pool)
+            .await;
+        Ok(self.noted(row)?.get::<i64, _>(0) as usize)
+    }
+}
+
+impl Events for PgStore {
+    fn publish(&self, event: Event) {
+        self.listen();
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let payload = serde_json::to_string(&event).unwrap_or_default();
+            if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(payload)
+                .execute(&pool)
+                .await
+            {
+                tracing::warn!(error = %e, "an event could not be published");
+            }
+        });
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.listen();
+        self.events.subscribe()
+    }
+}
+
+impl RecordKey {
+    /// The table, its key column and the key's bytes, in a total order (for locking).
+    fn row(&self) -> (&'static str, &'static str, Vec<u8>) {
+        match self {
+            RecordKey::User(k) => ("gh_users", "username", k.as_bytes().to_vec()),
+            RecordKey::Session(k) => ("gh_sessions", "id", k.as_bytes().to_vec()),
+            RecordKey::Factor(k) => ("gh_factors", "key", k.as_bytes().to_vec()),
+            RecordKey::Token(k) => ("gh_tokens", "key", k.as_bytes().to_vec()),
+        }
+    }
+}
+
+#[async_trait]
+impl Transactions for PgStore {
+    async fn transact(
+        &self,
+        keys: &[RecordKey],
+        change: &mut (dyn for<'r> FnMut(&'r mut [Option<Vec<u8>>]) -> Result<bool> + Send),
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let now = now() as i64;
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        order.sort_by_key(|i| keys[*i].row());
+        let mut before: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
+        let mut ends: Vec<Option<i64>> = vec![None; keys.len()];
+        for &i in &order {
+            let (table, column, key) = keys[i].row();
+            let value = match &keys[i] {
+                RecordKey::User(_) => "record",
+                RecordKey::Session(_) => "record",
+                _ => "value",
+            };
+            let sql = match &keys[i] {
+                RecordKey::Token(_) => format!(
+                    "SELECT {value}, expires_at FROM {table} WHERE {column} = $1 FOR UPDATE"
+                ),
+                _ => format!("SELECT {value}, NULL::bigint FROM {table} WHERE {column} = $1 FOR UPDATE"),
+            };
+            let q = sqlx::query(&sql);
+            let q = match &keys[i] {
+                RecordKey::User(k) | RecordKey::Session(k) => q.bind(k.clone()),
+                _ => q.bind(key),
+            };
+            let row = q.fetch_optional(&mut *tx).await.map_err(db)?;
+            if let Some(row) = row {
+                let end: Option<i64> = row.get(1);
+                if end.is_none_or(|e| e > now) {
+                    before[i] = Some(row.get(0));
+                    ends[i] = end;
+                }
+            }
+        }
+        let mut after = before.clone();
+        if !change(&mut after)? {
+            return Ok(false);
+        }
+        for i in 0..keys.len() {
+            if before[i] == after[i] {
+                continue;
+            }
+            match (&keys[i], &after[i]) {
+                (RecordKey::User(name), value) => {
+                    match value {
+                        Some(v) => sqlx::query(
+                            "INSERT INTO gh_users (username, record) VALUES ($1, $2)
+                             ON CONFLICT (username) DO UPDATE SET record = $2",
+                        )
+                        .bind(name)
+                        .bind(v.clone()),
+                        None => sqlx::query("DELETE FROM gh_users WHERE username = $1").bind(name),
+                    }
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                    Self::notify(
+                        &mut tx,
+                        &Event::UserChanged {
+                            username: name.clone(),
+                        },
+                    )
+                    .await?;
+                }
+                (RecordKey::Session(id), Some(v)) => {
+                    let session: SessionRecord = decode(v)?;
+                    Self::write_session(&mut tx, &session).await?;
+                    let _ = id;
+                }
+                (RecordKey::Session(id), None) => {
+                    sqlx::query("DELETE FROM gh_sessions WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    Self::notify(&mut tx, &Event::SessionEnded { id: id.clone() }).await?;
+                }
+                (RecordKey::Factor(k), Some(v)) => {
+                    sqlx::query(
+                        "INSERT INTO gh_factors (key, username, value) VALUES ($1, $2, $3)
+                         ON CONFLICT (key) DO UPDATE SET value = $3",
+                    )
+                    .bind(k.as_bytes())
+                    .bind(factor_owner(k))
+                    .bind(v.clone())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                }
+                (RecordKey::Factor(k), None) => {
+                    sqlx::query("DELETE FROM gh_factors WHERE key = $1")
+                        .bind(k.as_bytes())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                }
+                (RecordKey::Token(k), Some(v)) => {
+                    sqlx::query(
+                        "INSERT INTO gh_tokens (key, value, expires_at) VALUES ($1, $2, $3)
+                         ON CONFLICT (key) DO UPDATE SET value = $2, expires_at = $3",
+                    )
+                    .bind(k.as_bytes())
+                    .bind(v.clone())
+                    .bind(ends[i])
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                }
+                (RecordKey::Token(k), None) => {
+                    sqlx::query("DELETE FROM gh_tokens WHERE key = $1")
+                        .bind(k.as_bytes())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                }
+            }
+        }
+        self.commit(tx).await?;
+        Ok(true)
+    }
+}
+
+impl Health for PgStore {
+    fn health(&self) -> std::result::Result<(), String> {
+        match self
+            .problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
+}

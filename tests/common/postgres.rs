@@ -1,0 +1,135 @@
+//! A throwaway PostgreSQL cluster for the tests of one test binary (Debian's
+//! `postgresql`, on a free loopback port, fsync off), and a database per test. As root
+//! the cluster runs as the `postgres` user (initdb refuses root). `None` when no
+//! PostgreSQL is installed: the caller says SKIPPED.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The running cluster.
+pub struct Cluster {
+    pub port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+    as_postgres: bool,
+}
+
+static CLUSTER: OnceLock<Option<Cluster>> = OnceLock::new();
+
+fn bin_dir() -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+impl Cluster {
+    fn run(&self, tool: &str, args: &[&str]) -> bool {
+        let tool = self.bin.join(tool);
+        let mut command = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&tool);
+            c
+        } else {
+            Command::new(&tool)
+        };
+        command
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn start() -> Option<Cluster> {
+        let bin = bin_dir()?;
+        let as_postgres = is_root();
+        // Under /tmp, so that the postgres user can enter every parent directory.
+        let dir = tempfile::Builder::new()
+            .prefix("gatehouse-pg-")
+            .tempdir_in("/tmp")
+            .ok()?
+            .keep();
+        if as_postgres {
+            let _ = Command::new("chown").arg("postgres:").arg(&dir).status();
+        }
+        let port = super::free_port();
+        let cluster = Cluster {
+            port,
+            dir,
+            bin,
+            as_postgres,
+        };
+        let data = cluster.dir.join("data");
+        let data = data.to_str()?;
+        if !cluster.run(
+            "initdb",
+            &[
+                "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8",
+                "--no-sync",
+            ],
+        ) {
+            return None;
+        }
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off",
+            cluster.dir.display()
+        );
+        let log = cluster.dir.join("server.log");
+        if !cluster.run(
+            "pg_ctl",
+            &["-D", data, "-l", log.to_str()?, "-w", "-t", "30", "-o", &options, "start"],
+        ) {
+            return None;
+        }
+        // Statics are never dropped: a watchdog stops the cluster when this test
+        // process has gone.
+        let stop = format!(
+            "{}{} -D {data} -m immediate -w stop",
+            if as_postgres { "runuser -u postgres -- " } else { "" },
+            cluster.bin.join("pg_ctl").display()
+        );
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "while kill -0 {} 2>/dev/null; do sleep 0.5; done; {stop} >/dev/null 2>&1; rm -rf {}",
+                std::process::id(),
+                cluster.dir.display()
+            ))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        Some(cluster)
+    }
+
+    /// A fresh database; its URL.
+    pub fn database(&self) -> String {
+        let name = format!("t{}", rand::random::<u32>());
+        let ok = Command::new(self.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+            .args(["-c", &format!("CREATE DATABASE {name}")])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "CREATE DATABASE failed");
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+}
+
+/// The cluster of this test binary, started on first use; `None` without PostgreSQL.
+pub fn cluster() -> Option<&'static Cluster> {
+    CLUSTER.get_or_init(Cluster::start).as_ref()
+}

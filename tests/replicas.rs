@@ -1,0 +1,104 @@
+//! Several replicas on one PostgreSQL database: a session made on one is honoured by
+//! the others, a revocation on any is refused by all at once, and guesses spread over
+//! replicas ban as if they had hit one. Runs a throwaway cluster (Debian's
+//! `postgresql`); prints SKIPPED where PostgreSQL is not installed.
+
+mod common;
+
+use common::postgres::cluster;
+use common::{forward_auth_config, Browser, Gatehouse, PASSWORD};
+use gatehouse::portal::routes;
+
+const FRONT: u16 = 8443;
+
+/// The configuration every replica shares: the database and the keys.
+fn shared(url: &str) -> String {
+    format!(
+        "{}\n[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\nencryption_key = \"replicas-share-this-encryption-key-0123\"\n",
+        forward_auth_config(FRONT).replace(
+            "[session]\n",
+            "[session]\nsecret = \"replicas-share-this-session-secret-0123\"\n"
+        )
+    )
+}
+
+/// Two replicas on a fresh database, with the standard users; `None` when skipped.
+fn replicas() -> Option<(Gatehouse, Gatehouse)> {
+    let Some(cluster) = cluster() else {
+        println!("SKIPPED: no PostgreSQL installed (Debian package postgresql)");
+        return None;
+    };
+    let config = shared(&cluster.database());
+    let a = Gatehouse::start(&config);
+    let mut b = Gatehouse::configure(&config);
+    b.spawn();
+    Some((a, b))
+}
+
+async fn forward_auth(browser: &mut Browser, gate: &Gatehouse) -> u16 {
+    let endpoint = gate.portal_url(routes::API_AUTHZ_FORWARD_AUTH);
+    let headers = [
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "panel.example.test"),
+        ("X-Forwarded-Uri", "/"),
+        ("X-Forwarded-Method", "GET"),
+    ];
+    browser.get_with(&endpoint, &headers).await.status
+}
+
+#[tokio::test]
+async fn a_session_made_on_one_replica_is_honoured_and_revoked_on_every_one() {
+    let Some((a, b)) = replicas() else { return };
+    let mut browser = Browser::new(&[]);
+    assert_eq!(forward_auth(&mut browser, &b).await, 302, "nobody yet");
+    let done = browser
+        .log_in(&a.portal_url(routes::LOGIN_PAGE), "ann", PASSWORD)
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(forward_auth(&mut browser, &a).await, 200);
+    assert_eq!(forward_auth(&mut browser, &b).await, 200, "the other replica");
+    // The CLI talks to the database directly.
+    let (ok, out, err) = a.cli(&["sessions", "revoke", "--user", "ann"]);
+    assert!(ok, "{out} {err}");
+    // Signed out: sent to log in, on both.
+    assert_eq!(forward_auth(&mut browser, &a).await, 302);
+    assert_eq!(forward_auth(&mut browser, &b).await, 302, "revoked everywhere");
+    let (_, shown, _) = b.cli(&["user", "list"]);
+    assert!(shown.contains("ann") && shown.contains("bob"), "{shown}");
+}
+
+#[tokio::test]
+async fn guesses_spread_over_replicas_ban_as_one() {
+    let Some((a, b)) = replicas() else { return };
+    // max_retries is 3: wrong passwords on a, b, a.
+    for gate in [&a, &b, &a] {
+        let mut browser = Browser::new(&[]);
+        let page = browser
+            .log_in(&gate.portal_url(routes::LOGIN_PAGE), "bob", "wrong password")
+            .await;
+        assert_ne!(page.status, 303);
+    }
+    let mut browser = Browser::new(&[]);
+    let right = browser
+        .log_in(&b.portal_url(routes::LOGIN_PAGE), "bob", PASSWORD)
+        .await;
+    assert_eq!(right.status, 429, "banned on the replica that saw one guess");
+}
+
+#[tokio::test]
+async fn the_database_must_come_with_shared_keys() {
+    let Some(cluster) = cluster() else {
+        println!("SKIPPED: no PostgreSQL installed (Debian package postgresql)");
+        return;
+    };
+    let url = cluster.database();
+    let gate = Gatehouse::configure(&format!(
+        "[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\n"
+    ));
+    let (ok, out, err) = gate.cli(&["config", "check"]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("session.secret") && err.contains("every replica"),
+        "{err}"
+    );
+}
