@@ -132,8 +132,12 @@ pub async fn open_store(config: &Config, watch: bool) -> Result<Arc<dyn Store>> 
             }
             Ok(Arc::new(KvStore::new(sled)?))
         }
-        crate::config::StorageBackend::Postgres { url, pool_size } => Ok(Arc::new(
-            crate::store::PgStore::connect(url.expose(), *pool_size).await?,
+        crate::config::StorageBackend::Postgres {
+            url,
+            pool_size,
+            cache_ttl,
+        } => Ok(Arc::new(
+            crate::store::PgStore::connect(url.expose(), *pool_size, *cache_ttl).await?,
         )),
     }
 }

@@ -8,6 +8,7 @@ mod common;
 use common::postgres::cluster;
 use common::{forward_auth_config, Browser, Gatehouse, PASSWORD};
 use gatehouse::portal::routes;
+use std::time::{Duration, Instant};
 
 const FRONT: u16 = 8443;
 
@@ -46,6 +47,58 @@ async fn forward_auth(browser: &mut Browser, gate: &Gatehouse) -> u16 {
     browser.get_with(&endpoint, &headers).await.status
 }
 
+/// How long until `gate` refuses the browser's session, polling; `None` past `limit`.
+async fn refused_within(
+    browser: &mut Browser,
+    gate: &Gatehouse,
+    limit: Duration,
+) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if forward_auth(browser, gate).await != 200 {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_revocation_on_one_replica_is_refused_by_the_other_within_100_ms() {
+    let Some((a, b)) = replicas() else { return };
+    let mut delays = Vec::new();
+    for _ in 0..20 {
+        let mut browser = Browser::new(&[]);
+        let done = browser
+            .log_in(&a.portal_url(routes::LOGIN_PAGE), "ann", PASSWORD)
+            .await;
+        assert_eq!(done.status, 303, "{}", done.body);
+        // Cached on b.
+        assert_eq!(forward_auth(&mut browser, &b).await, 200);
+        assert_eq!(forward_auth(&mut browser, &b).await, 200);
+        // Signed out on a (the logout form), then asked at b.
+        let page = browser.get(&a.portal_url(routes::LOGOUT)).await;
+        let csrf = common::field(&page.body, "csrf");
+        let start = Instant::now();
+        let out = browser
+            .post(&a.portal_url(routes::LOGOUT), &[("csrf", &csrf)])
+            .await;
+        assert!(out.status < 400, "{}", out.status);
+        let waited = refused_within(&mut browser, &b, Duration::from_secs(5))
+            .await
+            .expect("the other replica refuses the ended session");
+        delays.push(start.elapsed().max(waited));
+    }
+    delays.sort();
+    let p50 = delays[delays.len() / 2];
+    let worst = delays[delays.len() - 1];
+    println!("revocation seen by the other replica: p50 {p50:?}, max of 20 {worst:?}");
+    // The target is 100 ms at p99 (README, "Several replicas", has the measured figures);
+    // asserted with room for a loaded CI machine, and far inside the cache's 10 s.
+    assert!(p50 < Duration::from_millis(100), "{delays:?}");
+    assert!(worst < Duration::from_secs(2), "{delays:?}");
+}
+
 #[tokio::test]
 async fn a_session_made_on_one_replica_is_honoured_and_revoked_on_every_one() {
     let Some((a, b)) = replicas() else { return };
@@ -56,13 +109,21 @@ async fn a_session_made_on_one_replica_is_honoured_and_revoked_on_every_one() {
         .await;
     assert_eq!(done.status, 303, "{}", done.body);
     assert_eq!(forward_auth(&mut browser, &a).await, 200);
-    assert_eq!(forward_auth(&mut browser, &b).await, 200, "the other replica");
-    // The CLI talks to the database directly.
+    assert_eq!(
+        forward_auth(&mut browser, &b).await,
+        200,
+        "the other replica"
+    );
+    // Both replicas now answer from their caches.
+    assert_eq!(forward_auth(&mut browser, &b).await, 200);
+    // The CLI talks to the database directly; its NOTIFY evicts on every replica.
     let (ok, out, err) = a.cli(&["sessions", "revoke", "--user", "ann"]);
     assert!(ok, "{out} {err}");
-    // Signed out: sent to log in, on both.
-    assert_eq!(forward_auth(&mut browser, &a).await, 302);
-    assert_eq!(forward_auth(&mut browser, &b).await, 302, "revoked everywhere");
+    // Signed out (sent to log in) on both, within moments.
+    for gate in [&a, &b] {
+        let waited = refused_within(&mut browser, gate, Duration::from_secs(2)).await;
+        assert!(waited.is_some(), "still signed in after the revocation");
+    }
     let (_, shown, _) = b.cli(&["user", "list"]);
     assert!(shown.contains("ann") && shown.contains("bob"), "{shown}");
 }
@@ -74,7 +135,11 @@ async fn guesses_spread_over_replicas_ban_as_one() {
     for gate in [&a, &b, &a] {
         let mut browser = Browser::new(&[]);
         let page = browser
-            .log_in(&gate.portal_url(routes::LOGIN_PAGE), "bob", "wrong password")
+            .log_in(
+                &gate.portal_url(routes::LOGIN_PAGE),
+                "bob",
+                "wrong password",
+            )
             .await;
         assert_ne!(page.status, 303);
     }
@@ -82,7 +147,10 @@ async fn guesses_spread_over_replicas_ban_as_one() {
     let right = browser
         .log_in(&b.portal_url(routes::LOGIN_PAGE), "bob", PASSWORD)
         .await;
-    assert_eq!(right.status, 429, "banned on the replica that saw one guess");
+    assert_eq!(
+        right.status, 429,
+        "banned on the replica that saw one guess"
+    );
 }
 
 #[tokio::test]

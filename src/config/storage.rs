@@ -25,6 +25,10 @@ pub struct RawStorage {
     pub url_file: Option<PathBuf>,
     /// Connections in the pool of each replica.
     pub pool_size: u32,
+    /// How long a replica may answer from its cache of sessions and users without
+    /// asking the database (changes that end access evict at once, on every replica).
+    #[serde(with = "humantime_serde")]
+    pub cache_ttl: Duration,
     /// Key material (at least 32 characters); absent = generated once in data_dir.
     pub encryption_key: Option<Secret>,
     pub encryption_key_file: Option<PathBuf>,
@@ -37,6 +41,7 @@ impl Default for RawStorage {
             url: None,
             url_file: None,
             pool_size: 8,
+            cache_ttl: Duration::from_secs(10),
             encryption_key: None,
             encryption_key_file: None,
         }
@@ -47,7 +52,11 @@ impl Default for RawStorage {
 #[derive(Debug, Clone)]
 pub enum StorageBackend {
     Sled,
-    Postgres { url: Secret, pool_size: u32 },
+    Postgres {
+        url: Secret,
+        pool_size: u32,
+        cache_ttl: Duration,
+    },
 }
 
 impl RawStorage {
@@ -118,9 +127,17 @@ impl RawStorage {
                         "must be between 1 and 1000",
                     ));
                 }
+                if self.cache_ttl > Duration::from_secs(300) {
+                    return Err(Error::config(
+                        "storage.cache_ttl",
+                        humantime::format_duration(self.cache_ttl).to_string(),
+                        "must be at most 5m (it bounds how long a missed revocation could last)",
+                    ));
+                }
                 Ok(StorageBackend::Postgres {
                     url,
                     pool_size: self.pool_size,
+                    cache_ttl: self.cache_ttl,
                 })
             }
         }

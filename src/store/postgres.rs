@@ -11,13 +11,18 @@
 //! - **Events** are `NOTIFY gatehouse` in the transaction of the change (delivered at
 //!   commit, to every replica); each replica listens on a connection of its own and hands
 //!   them to its local subscribers.
-//! - **Not yet:** the per-replica cache that lets the forward-auth check answer without
-//!   a round trip (`peek_*` answers "ask" here), and leader election for the background
-//!   services.
+//! - **The cache.** Each replica keeps the sessions and users it read (bounded in
+//!   entries and by `storage.cache_ttl`), so the forward-auth check answers from memory
+//!   through `peek_*`. Every change that ends or weakens access is a NOTIFY that evicts
+//!   on every replica; the replica's own writes update or evict its cache at once. While
+//!   the listening connection is down, and until it is back and the cache flushed, the
+//!   cache is not trusted (every read goes to the database).
+//! - **Not yet:** leader election for the background services.
 //!
 //! The pool connects lazily, so the first query runs on the runtime that serves (the
 //! start-up runtime only applies the migrations, on a connection of its own).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -55,9 +60,95 @@ const MIGRATIONS: &[&str] = &[
 /// An arbitrary number naming gatehouse's migration lock.
 const MIGRATION_LOCK: i64 = 0x6761_7465_686f_7573;
 
+/// What a replica keeps of sessions and users between their changes.
+struct Cache {
+    sessions: moka::sync::Cache<String, SessionRecord>,
+    users: moka::sync::Cache<String, User>,
+    /// The listening connection is up and the cache was flushed since it last was not.
+    trusted: AtomicBool,
+    /// Raised by every eviction: a record read before it may be stale, and is not kept.
+    epoch: std::sync::atomic::AtomicU64,
+}
+
+impl Cache {
+    fn new(ttl: Duration) -> Self {
+        Cache {
+            sessions: moka::sync::Cache::builder()
+                .max_capacity(200_000)
+                .time_to_live(ttl)
+                .build(),
+            users: moka::sync::Cache::builder()
+                .max_capacity(50_000)
+                .time_to_live(ttl)
+                .build(),
+            trusted: AtomicBool::new(false),
+            epoch: Default::default(),
+        }
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Keeps a session read at `epoch`, unless something was evicted since.
+    fn keep_session(&self, epoch: u64, session: &SessionRecord) {
+        if self.trusted() && self.epoch() == epoch {
+            self.sessions.insert(session.id.clone(), session.clone());
+        }
+    }
+
+    fn keep_user(&self, epoch: u64, user: &User) {
+        if self.trusted() && self.epoch() == epoch {
+            self.users.insert(user.username.clone(), user.clone());
+        }
+    }
+
+    fn trusted(&self) -> bool {
+        self.trusted.load(Ordering::Acquire)
+    }
+
+    /// Forgets everything (and stops trusting itself until `trust` again).
+    fn flush(&self) {
+        self.trusted.store(false, Ordering::Release);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.sessions.invalidate_all();
+        self.users.invalidate_all();
+    }
+
+    fn trust(&self) {
+        self.sessions.invalidate_all();
+        self.users.invalidate_all();
+        self.trusted.store(true, Ordering::Release);
+    }
+
+    /// What an event makes stale.
+    fn evict(&self, event: &Event) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        match event {
+            Event::SessionEnded { id } => self.sessions.invalidate(id),
+            Event::SessionsEnded { username } => {
+                let username = username.clone();
+                // Rare (a password change, a revocation of a user): scan the cache.
+                let stale: Vec<String> = self
+                    .sessions
+                    .iter()
+                    .filter(|(_, s)| s.username == username)
+                    .map(|(id, _)| (*id).clone())
+                    .collect();
+                for id in stale {
+                    self.sessions.invalidate(&id);
+                }
+            }
+            Event::UserChanged { username } => self.users.invalidate(username),
+            Event::AttemptDecided { .. } | Event::MailAttempted { .. } => {}
+        }
+    }
+}
+
 /// The store on PostgreSQL.
 pub struct PgStore {
     pool: PgPool,
+    cache: Arc<Cache>,
     events: broadcast::Sender<Event>,
     /// The listening task, started on first use (on the serving runtime).
     listening: OnceLock<()>,
@@ -95,9 +186,13 @@ type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
 
 impl PgStore {
     /// Applies the migrations (on a connection of its own) and sets up the pool.
-    pub async fn connect(url: &str, pool_size: u32) -> Result<Self> {
+    pub async fn connect(url: &str, pool_size: u32, cache_ttl: Duration) -> Result<Self> {
         let options: PgConnectOptions = url.parse().map_err(|e| {
-            Error::config("storage.url", "(secret)", format!("is not a valid URL: {e}"))
+            Error::config(
+                "storage.url",
+                "(secret)",
+                format!("is not a valid URL: {e}"),
+            )
         })?;
         let mut conn = sqlx::PgConnection::connect_with(&options)
             .await
@@ -114,6 +209,7 @@ impl PgStore {
             .connect_lazy_with(options);
         Ok(PgStore {
             pool,
+            cache: Arc::new(Cache::new(cache_ttl)),
             events: broadcast::channel(4096).0,
             listening: OnceLock::new(),
             problem: Arc::new(Mutex::new(None)),
@@ -151,9 +247,10 @@ impl PgStore {
     /// Starts listening for other replicas' events, once, on the runtime that asks.
     fn listen(&self) {
         self.listening.get_or_init(|| {
-            let (pool, events) = (self.pool.clone(), self.events.clone());
+            let (pool, events, cache) = (self.pool.clone(), self.events.clone(), self.cache.clone());
             tokio::spawn(async move {
                 loop {
+                    cache.flush();
                     let listener = async {
                         let mut l = PgListener::connect_with(&pool).await?;
                         l.listen(CHANNEL).await?;
@@ -167,14 +264,23 @@ impl PgStore {
                             continue;
                         }
                     };
+                    // Whatever changed while nobody listened is unknown: start afresh.
+                    cache.trust();
                     loop {
-                        match listener.recv().await {
-                            Ok(n) => match serde_json::from_str::<Event>(n.payload()) {
+                        match listener.try_recv().await {
+                            Ok(Some(n)) => match serde_json::from_str::<Event>(n.payload()) {
                                 Ok(event) => {
+                                    cache.evict(&event);
                                     let _ = events.send(event);
                                 }
                                 Err(e) => tracing::warn!(error = %e, "an event in an unknown format"),
                             },
+                            // The connection dropped: notifications may be lost until
+                            // a new one listens.
+                            Ok(None) => {
+                                tracing::warn!("lost the events connection; reconnecting");
+                                break;
+                            }
                             Err(e) => {
                                 tracing::warn!(error = %e, "lost the events connection; reconnecting");
                                 break;
@@ -253,18 +359,28 @@ async fn migrate(conn: &mut sqlx::PgConnection) -> Result<()> {
 
 #[async_trait]
 impl Users for PgStore {
-    fn peek_user(&self, _username: &str) -> Peek<Option<User>> {
-        None
+    fn peek_user(&self, username: &str) -> Peek<Option<User>> {
+        self.listen();
+        if !self.cache.trusted() {
+            return None;
+        }
+        self.cache.users.get(username).map(|u| Ok(Some(u)))
     }
 
     async fn get_user(&self, username: &str) -> Result<Option<User>> {
+        let epoch = self.cache.epoch();
         let row = sqlx::query("SELECT record FROM gh_users WHERE username = $1")
             .bind(username)
             .fetch_optional(&self.pool)
             .await;
-        self.noted(row)?
+        let user: Option<User> = self
+            .noted(row)?
             .map(|r| decode(&r.get::<Vec<u8>, _>(0)))
-            .transpose()
+            .transpose()?;
+        if let Some(user) = &user {
+            self.cache.keep_user(epoch, user);
+        }
+        Ok(user)
     }
 
     async fn put_user(&self, user: &User) -> Result<()> {
@@ -285,7 +401,11 @@ impl Users for PgStore {
             },
         )
         .await?;
-        self.commit(tx).await
+        self.commit(tx).await?;
+        self.cache.evict(&Event::UserChanged {
+            username: user.username.clone(),
+        });
+        Ok(())
     }
 
     async fn update_user(
@@ -318,6 +438,9 @@ impl Users for PgStore {
         )
         .await?;
         self.commit(tx).await?;
+        self.cache.evict(&Event::UserChanged {
+            username: username.into(),
+        });
         Ok(Some(user))
     }
 
@@ -337,17 +460,19 @@ impl Users for PgStore {
                 .await
                 .map_err(db)?;
         }
-        for event in [
+        let events = [
             Event::UserChanged {
                 username: username.into(),
             },
             Event::SessionsEnded {
                 username: username.into(),
             },
-        ] {
-            Self::notify(&mut tx, &event).await?;
+        ];
+        for event in &events {
+            Self::notify(&mut tx, event).await?;
         }
         self.commit(tx).await?;
+        events.iter().for_each(|e| self.cache.evict(e));
         Ok(existed)
     }
 
@@ -364,18 +489,28 @@ impl Users for PgStore {
 
 #[async_trait]
 impl Sessions for PgStore {
-    fn peek_session(&self, _id: &str) -> Peek<Option<SessionRecord>> {
-        None
+    fn peek_session(&self, id: &str) -> Peek<Option<SessionRecord>> {
+        self.listen();
+        if !self.cache.trusted() {
+            return None;
+        }
+        self.cache.sessions.get(id).map(|s| Ok(Some(s)))
     }
 
     async fn get_session(&self, id: &str) -> Result<Option<SessionRecord>> {
+        let epoch = self.cache.epoch();
         let row = sqlx::query("SELECT record FROM gh_sessions WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await;
-        self.noted(row)?
+        let session: Option<SessionRecord> = self
+            .noted(row)?
             .map(|r| decode(&r.get::<Vec<u8>, _>(0)))
-            .transpose()
+            .transpose()?;
+        if let Some(session) = &session {
+            self.cache.keep_session(epoch, session);
+        }
+        Ok(session)
     }
 
     async fn put_session(&self, session: &SessionRecord) -> Result<()> {
@@ -404,7 +539,10 @@ impl Sessions for PgStore {
             return Ok(None);
         }
         Self::write_session(&mut tx, &session).await?;
+        let epoch = self.cache.epoch();
         self.commit(tx).await?;
+        self.cache.sessions.invalidate(id);
+        self.cache.keep_session(epoch, &session);
         Ok(Some(session))
     }
 
@@ -421,6 +559,7 @@ impl Sessions for PgStore {
             Self::notify(&mut tx, &Event::SessionEnded { id: id.into() }).await?;
         }
         self.commit(tx).await?;
+        self.cache.evict(&Event::SessionEnded { id: id.into() });
         Ok(existed)
     }
 
@@ -456,14 +595,12 @@ impl Sessions for PgStore {
         .await
         .map_err(db)?
         .rows_affected();
-        Self::notify(
-            &mut tx,
-            &Event::SessionsEnded {
-                username: username.into(),
-            },
-        )
-        .await?;
+        let event = Event::SessionsEnded {
+            username: username.into(),
+        };
+        Self::notify(&mut tx, &event).await?;
         self.commit(tx).await?;
+        self.cache.evict(&event);
         Ok(removed as usize)
     }
 
@@ -474,10 +611,14 @@ impl Sessions for PgStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(db)?;
+        let mut events = Vec::with_capacity(ended.len());
         for row in &ended {
-            Self::notify(&mut tx, &Event::SessionEnded { id: row.get(0) }).await?;
+            let event = Event::SessionEnded { id: row.get(0) };
+            Self::notify(&mut tx, &event).await?;
+            events.push(event);
         }
         self.commit(tx).await?;
+        events.iter().for_each(|e| self.cache.evict(e));
         Ok(ended.len())
     }
 }
@@ -509,12 +650,7 @@ impl Factors for PgStore {
         self.noted(done).map(drop)
     }
 
-    async fn swap_factor(
-        &self,
-        key: &str,
-        old: Option<&[u8]>,
-        new: Option<&[u8]>,
-    ) -> Result<bool> {
+    async fn swap_factor(&self, key: &str, old: Option<&[u8]>, new: Option<&[u8]>) -> Result<bool> {
         let query = match (old, new) {
             (None, None) => {
                 return Ok(self.get_factor(key).await?.is_none());
@@ -532,9 +668,11 @@ impl Factors for PgStore {
                     .bind(old)
                     .bind(new)
             }
-            (Some(old), None) => sqlx::query("DELETE FROM gh_factors WHERE key = $1 AND value = $2")
-                .bind(key.as_bytes())
-                .bind(old),
+            (Some(old), None) => {
+                sqlx::query("DELETE FROM gh_factors WHERE key = $1 AND value = $2")
+                    .bind(key.as_bytes())
+                    .bind(old)
+            }
         };
         let done = query.execute(&self.pool).await;
         Ok(self.noted(done)?.rows_affected() == 1)
@@ -549,10 +687,11 @@ impl Factors for PgStore {
     }
 
     async fn factors_of(&self, username: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        let rows = sqlx::query("SELECT key, value FROM gh_factors WHERE username = $1 ORDER BY key")
-            .bind(username)
-            .fetch_all(&self.pool)
-            .await;
+        let rows =
+            sqlx::query("SELECT key, value FROM gh_factors WHERE username = $1 ORDER BY key")
+                .bind(username)
+                .fetch_all(&self.pool)
+                .await;
         let prefix = username.len() + 1;
         Ok(self
             .noted(rows)?
@@ -641,12 +780,10 @@ impl Tokens for PgStore {
     }
 
     async fn take_token(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let row = sqlx::query(
-            "DELETE FROM gh_tokens WHERE key = $1 RETURNING value, expires_at",
-        )
-        .bind(key.as_bytes())
-        .fetch_optional(&self.pool)
-        .await;
+        let row = sqlx::query("DELETE FROM gh_tokens WHERE key = $1 RETURNING value, expires_at")
+            .bind(key.as_bytes())
+            .fetch_optional(&self.pool)
+            .await;
         let now = now() as i64;
         Ok(self.noted(row)?.and_then(|r| {
             let end: Option<i64> = r.get(1);
@@ -918,7 +1055,9 @@ impl Transactions for PgStore {
                 RecordKey::Token(_) => format!(
                     "SELECT {value}, expires_at FROM {table} WHERE {column} = $1 FOR UPDATE"
                 ),
-                _ => format!("SELECT {value}, NULL::bigint FROM {table} WHERE {column} = $1 FOR UPDATE"),
+                _ => format!(
+                    "SELECT {value}, NULL::bigint FROM {table} WHERE {column} = $1 FOR UPDATE"
+                ),
             };
             let q = sqlx::query(&sql);
             let q = match &keys[i] {
@@ -938,9 +1077,17 @@ impl Transactions for PgStore {
         if !change(&mut after)? {
             return Ok(false);
         }
+        let mut evictions = Vec::new();
         for i in 0..keys.len() {
             if before[i] == after[i] {
                 continue;
+            }
+            match &keys[i] {
+                RecordKey::User(name) => evictions.push(Event::UserChanged {
+                    username: name.clone(),
+                }),
+                RecordKey::Session(id) => evictions.push(Event::SessionEnded { id: id.clone() }),
+                _ => {}
             }
             match (&keys[i], &after[i]) {
                 (RecordKey::User(name), value) => {
@@ -1018,6 +1165,7 @@ impl Transactions for PgStore {
             }
         }
         self.commit(tx).await?;
+        evictions.iter().for_each(|e| self.cache.evict(e));
         Ok(true)
     }
 }

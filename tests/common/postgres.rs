@@ -76,7 +76,15 @@ impl Cluster {
         if !cluster.run(
             "initdb",
             &[
-                "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8",
+                "-D",
+                data,
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
                 "--no-sync",
             ],
         ) {
@@ -89,7 +97,18 @@ impl Cluster {
         let log = cluster.dir.join("server.log");
         if !cluster.run(
             "pg_ctl",
-            &["-D", data, "-l", log.to_str()?, "-w", "-t", "30", "-o", &options, "start"],
+            &[
+                "-D",
+                data,
+                "-l",
+                log.to_str()?,
+                "-w",
+                "-t",
+                "30",
+                "-o",
+                &options,
+                "start",
+            ],
         ) {
             return None;
         }
@@ -97,7 +116,11 @@ impl Cluster {
         // process has gone.
         let stop = format!(
             "{}{} -D {data} -m immediate -w stop",
-            if as_postgres { "runuser -u postgres -- " } else { "" },
+            if as_postgres {
+                "runuser -u postgres -- "
+            } else {
+                ""
+            },
             cluster.bin.join("pg_ctl").display()
         );
         let _ = Command::new("sh")
@@ -118,7 +141,14 @@ impl Cluster {
     pub fn database(&self) -> String {
         let name = format!("t{}", rand::random::<u32>());
         let ok = Command::new(self.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
             .args(["-c", &format!("CREATE DATABASE {name}")])
             .stdout(std::process::Stdio::null())
             .status()
@@ -126,7 +156,6 @@ impl Cluster {
         assert!(ok, "CREATE DATABASE failed");
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }
-
 }
 
 /// The cluster of this test binary, started on first use; `None` without PostgreSQL.
