@@ -57,6 +57,11 @@ enum Top {
         #[command(subcommand)]
         command: KeysCmd,
     },
+    /// Move the store between backends.
+    Storage {
+        #[command(subcommand)]
+        command: StorageCmd,
+    },
     /// Fill the store with users and signed sessions for bench/run.sh (server stopped).
     #[command(hide = true)]
     BenchSeed {
@@ -73,6 +78,19 @@ enum Top {
 enum ConfigCmd {
     /// Validate the configuration and print it, secrets masked.
     Check,
+}
+
+#[derive(Subcommand)]
+enum StorageCmd {
+    /// Copy users, second factors, sessions and tokens from one store into an empty one,
+    /// with every server on both stopped: `--from sled:DIR --to postgres:URL` (or the
+    /// other way).
+    Copy {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -166,6 +184,30 @@ pub fn init_logging(format: LogFormat, level: &str) {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// A store named on the command line: `sled:DIR` (a data directory) or `postgres:URL`.
+async fn open_endpoint(flag: &str, spec: &str) -> Result<std::sync::Arc<dyn crate::store::Store>> {
+    use crate::store::{KvStore, PgStore, SledStore};
+    if let Some(dir) = spec.strip_prefix("sled:") {
+        return Ok(std::sync::Arc::new(KvStore::new(SledStore::open(
+            std::path::Path::new(dir),
+        )?)?));
+    }
+    if spec.starts_with("postgres:") {
+        let url = spec.strip_prefix("postgres:").unwrap_or(spec);
+        let url = if url.starts_with("//") {
+            format!("postgres:{url}")
+        } else {
+            url.to_string()
+        };
+        return Ok(std::sync::Arc::new(
+            PgStore::connect(&url, 4, std::time::Duration::from_secs(1)).await?,
+        ));
+    }
+    Err(crate::error::Error::Invalid(format!(
+        "{flag}: expected sled:DIR or postgres:URL, got {spec:?}"
+    )))
 }
 
 /// Runs an admin command through the server's socket, or on the store directly.
@@ -265,6 +307,15 @@ async fn run_now(cli: Cli) -> Result<()> {
             sessions,
             out,
         } => crate::bench_seed::run(config::load(path)?, users, sessions, &out).await,
+        Top::Storage {
+            command: StorageCmd::Copy { from, to },
+        } => {
+            let from = open_endpoint("--from", &from).await?;
+            let to = open_endpoint("--to", &to).await?;
+            let copied = crate::store::copy(from.as_ref(), to.as_ref()).await?;
+            println!("{copied}");
+            Ok(())
+        }
         Top::Keys {
             command: KeysCmd::Accept,
         } => {

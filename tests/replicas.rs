@@ -170,3 +170,59 @@ async fn the_database_must_come_with_shared_keys() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_single_node_grows_into_postgres_and_back() {
+    let Some(cluster) = cluster() else {
+        println!("SKIPPED: no PostgreSQL installed (Debian package postgresql)");
+        return;
+    };
+    // A single node on sled with its users and a signed-in session...
+    let single_config = format!(
+        "{}[storage]\nencryption_key = \"replicas-share-this-encryption-key-0123\"\n",
+        forward_auth_config(FRONT).replace(
+            "[session]\n",
+            "[session]\nsecret = \"replicas-share-this-session-secret-0123\"\n",
+        )
+    );
+    let mut single = Gatehouse::start(&single_config);
+    let mut browser = Browser::new(&[]);
+    let done = browser
+        .log_in(&single.portal_url(routes::LOGIN_PAGE), "ann", PASSWORD)
+        .await;
+    assert_eq!(done.status, 303);
+    single.kill9();
+    // ...copied into PostgreSQL...
+    let url = cluster.database();
+    let data = single.dir.path().join("data");
+    let (ok, out, err) = single.cli(&[
+        "storage",
+        "copy",
+        "--from",
+        &format!("sled:{}", data.display()),
+        "--to",
+        &format!("postgres:{url}"),
+    ]);
+    assert!(ok, "{out} {err}");
+    assert!(out.contains("copied 2 users"), "{out}");
+    // ...where a replica honours the same session.
+    let mut replica = Gatehouse::configure(&shared(&url));
+    replica.spawn();
+    assert_eq!(forward_auth(&mut browser, &replica).await, 200);
+    replica.kill9();
+    // And back into a fresh sled directory.
+    let back = single.dir.path().join("back");
+    let (ok, out, err) = single.cli(&[
+        "storage",
+        "copy",
+        "--from",
+        &format!("postgres:{url}"),
+        "--to",
+        &format!("sled:{}", back.display()),
+    ]);
+    assert!(ok, "{out} {err}");
+    assert!(
+        out.contains("copied 2 users") && out.contains("1 sessions"),
+        "{out}"
+    );
+}

@@ -21,6 +21,7 @@
 //! A store that cannot write answers [`crate::error::Error::StoreUnavailable`] and
 //! reports why through [`Store::health`].
 
+mod copy;
 mod kv;
 mod memory;
 mod parts;
@@ -29,6 +30,7 @@ mod sled_store;
 
 use serde::{Deserialize, Serialize};
 
+pub use copy::{copy, Copied};
 pub use kv::{Engine, KvStore, Tree, Write};
 pub use memory::MemoryEngine;
 pub use parts::*;
