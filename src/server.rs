@@ -89,11 +89,20 @@ impl BackgroundService for Housekeeping {
             self.state.config().data_dir.clone(),
             shutdown.clone(),
         ));
+        // Replicas sharing a store sweep on one of them (whichever leads).
         let mut tick = tokio::time::interval(SWEEP_EVERY);
+        let mut lease: Option<std::sync::Arc<dyn crate::store::LeaderLease>> = None;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
-                _ = tick.tick() => self.sweep().await,
+                _ = tick.tick() => {
+                    if !lease.as_ref().is_some_and(|l| l.held()) {
+                        lease = self.state.store().try_lead("sweeper").await.ok().flatten();
+                    }
+                    if lease.is_some() {
+                        self.sweep().await;
+                    }
+                }
             }
         }
         let _ = admin.await;

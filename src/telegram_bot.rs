@@ -328,7 +328,14 @@ impl BackgroundService for BotService {
             backoff = (backoff * 2).min(Duration::from_secs(30));
         }
         if bot.config.mode == TelegramMode::Polling {
-            poll(&state, bot, &mut shutdown).await;
+            // One poller among the replicas (Telegram answers a second with 409); another
+            // takes over within seconds when the leader is gone.
+            while let Some(lease) = lead(&state, "telegram-polling", &mut shutdown).await {
+                poll(&state, bot, &mut shutdown, lease.as_ref()).await;
+                if *shutdown.borrow() {
+                    break;
+                }
+            }
         } else {
             let _ = shutdown.changed().await;
         }
@@ -337,7 +344,30 @@ impl BackgroundService for BotService {
     }
 }
 
-async fn poll(state: &Arc<dyn Services>, bot: &TelegramBot, shutdown: &mut ShutdownWatch) {
+/// Waits until this process leads `role`; `None` on shutdown.
+async fn lead(
+    state: &Arc<dyn Services>,
+    role: &str,
+    shutdown: &mut ShutdownWatch,
+) -> Option<Arc<dyn crate::store::LeaderLease>> {
+    loop {
+        if let Ok(Some(lease)) = state.store().try_lead(role).await {
+            return Some(lease);
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return None,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+}
+
+/// Long polling, for as long as `lease` holds.
+async fn poll(
+    state: &Arc<dyn Services>,
+    bot: &TelegramBot,
+    shutdown: &mut ShutdownWatch,
+    lease: &dyn crate::store::LeaderLease,
+) {
     let store = state.store().as_ref();
     let mut offset: i32 = crate::store::get_token(store, OFFSET_KEY)
         .await
@@ -345,7 +375,7 @@ async fn poll(state: &Arc<dyn Services>, bot: &TelegramBot, shutdown: &mut Shutd
         .flatten()
         .unwrap_or(0);
     let mut backoff = Duration::from_millis(500);
-    loop {
+    while lease.held() {
         let request = bot
             .bot
             .get_updates()

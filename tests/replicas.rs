@@ -226,3 +226,41 @@ async fn a_single_node_grows_into_postgres_and_back() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn one_replica_leads_a_role_and_another_takes_over_when_it_goes() {
+    use gatehouse::store::{Leadership, PgStore};
+    let Some(cluster) = cluster() else {
+        println!("SKIPPED: no PostgreSQL installed (Debian package postgresql)");
+        return;
+    };
+    let url = cluster.database();
+    // Two replicas starting together migrate the schema once between them.
+    let (a, b) = tokio::join!(
+        PgStore::connect(&url, 2, Duration::from_secs(1)),
+        PgStore::connect(&url, 2, Duration::from_secs(1))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let lease = a
+        .try_lead("sweeper")
+        .await
+        .unwrap()
+        .expect("the first leads");
+    assert!(lease.held());
+    assert!(b.try_lead("sweeper").await.unwrap().is_none(), "one leader");
+    assert!(
+        b.try_lead("telegram-polling").await.unwrap().is_some(),
+        "roles are separate"
+    );
+    drop(lease);
+    let start = Instant::now();
+    loop {
+        if let Some(taken) = b.try_lead("sweeper").await.unwrap() {
+            assert!(taken.held());
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "nobody took over");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("took over after {:?}", start.elapsed());
+}

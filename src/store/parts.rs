@@ -228,6 +228,20 @@ pub trait Transactions: Send + Sync {
     ) -> Result<bool>;
 }
 
+/// While a process is the one that runs a role (see [`Leadership`]).
+pub trait LeaderLease: Send + Sync {
+    /// Still the leader: stop the role's work at once when this turns false.
+    fn held(&self) -> bool;
+}
+
+/// One process per role among those sharing the store: the session sweeper, Telegram
+/// long polling (Telegram answers a second poller with 409 Conflict).
+#[async_trait]
+pub trait Leadership: Send + Sync {
+    /// Becomes the leader of `role` if nobody is; `None` when another process is.
+    async fn try_lead(&self, role: &str) -> Result<Option<std::sync::Arc<dyn LeaderLease>>>;
+}
+
 /// Health of the store, for `/api/health`.
 pub trait Health: Send + Sync {
     /// Why the store is not healthy, if it is not.
@@ -236,11 +250,20 @@ pub trait Health: Send + Sync {
 
 /// Every part together: what a backend provides.
 pub trait Store:
-    Users + Sessions + Factors + Tokens + Counters + Queue + Events + Transactions + Health
+    Users + Sessions + Factors + Tokens + Counters + Queue + Events + Transactions + Leadership + Health
 {
 }
 
 impl<T> Store for T where
-    T: Users + Sessions + Factors + Tokens + Counters + Queue + Events + Transactions + Health
+    T: Users
+        + Sessions
+        + Factors
+        + Tokens
+        + Counters
+        + Queue
+        + Events
+        + Transactions
+        + Leadership
+        + Health
 {
 }

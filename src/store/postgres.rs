@@ -1170,6 +1170,70 @@ impl Transactions for PgStore {
     }
 }
 
+/// Leadership held through a session advisory lock on a connection of its own (a
+/// pooled one would keep the lock after going back to the pool). A keeper pings it
+/// every second; when the connection fails the lock is gone with it, and so is the
+/// lease.
+struct PgLease {
+    held: Arc<AtomicBool>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl LeaderLease for PgLease {
+    fn held(&self) -> bool {
+        self.held.load(Ordering::Acquire)
+    }
+}
+
+#[async_trait]
+impl Leadership for PgStore {
+    async fn try_lead(&self, role: &str) -> Result<Option<Arc<dyn LeaderLease>>> {
+        let options = self.pool.connect_options();
+        let mut conn = sqlx::PgConnection::connect_with(&options)
+            .await
+            .map_err(db)?;
+        // A stable number per role (FNV-1a).
+        let key = role.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        }) as i64;
+        let got: bool = sqlx::query("SELECT pg_try_advisory_lock($1)")
+            .bind(key)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(db)?
+            .get(0);
+        if !got {
+            let _ = conn.close().await;
+            return Ok(None);
+        }
+        tracing::info!(role, "this replica leads");
+        let held = Arc::new(AtomicBool::new(true));
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let keeper = held.clone();
+        let role = role.to_string();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                let alive = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    sqlx::query("SELECT 1").execute(&mut conn),
+                )
+                .await;
+                if !matches!(alive, Ok(Ok(_))) {
+                    tracing::warn!(role, "lost the database connection that held leadership");
+                    break;
+                }
+            }
+            keeper.store(false, Ordering::Release);
+            let _ = conn.close().await;
+        });
+        Ok(Some(Arc::new(PgLease { held, _stop: stop })))
+    }
+}
+
 impl Health for PgStore {
     fn health(&self) -> std::result::Result<(), String> {
         match self
