@@ -264,3 +264,80 @@ async fn one_replica_leads_a_role_and_another_takes_over_when_it_goes() {
     }
     println!("took over after {:?}", start.elapsed());
 }
+
+#[tokio::test]
+async fn queue_items_are_claimed_once_and_counters_are_exact_across_replicas() {
+    use gatehouse::store::{Counters, PgStore, Queue};
+    use std::sync::Arc;
+    let Some(cluster) = cluster() else {
+        println!("SKIPPED: no PostgreSQL installed (Debian package postgresql)");
+        return;
+    };
+    let url = cluster.database();
+    let a = Arc::new(
+        PgStore::connect(&url, 4, Duration::from_secs(1))
+            .await
+            .unwrap(),
+    );
+    let b = Arc::new(
+        PgStore::connect(&url, 4, Duration::from_secs(1))
+            .await
+            .unwrap(),
+    );
+    for i in 0..60 {
+        a.enqueue("mail", format!("{i}").as_bytes()).await.unwrap();
+    }
+    // Four workers on two replicas claim at once.
+    let workers: Vec<_> = [a.clone(), b.clone(), a.clone(), b.clone()]
+        .into_iter()
+        .map(|store| {
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let batch = store.claim("mail", 4, 60).await.unwrap();
+                    if batch.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(batch.into_iter().map(|c| c.id));
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.unwrap());
+    }
+    let claimed = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(
+        (claimed, all.len()),
+        (60, 60),
+        "each item claimed exactly once"
+    );
+    // Eight tasks on two replicas count into the same two keys.
+    let keys = vec!["x".to_string(), "y".to_string()];
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let keys = keys.clone();
+            tokio::spawn(async move {
+                for _ in 0..10 {
+                    store
+                        .update_tallies(&keys, &mut |t| {
+                            t[0].events.push(1);
+                            t[1].events.push(2);
+                            true
+                        })
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let tallies = a.read_tallies(&keys).await.unwrap();
+    assert_eq!((tallies[0].events.len(), tallies[1].events.len()), (80, 80));
+}
