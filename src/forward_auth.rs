@@ -241,7 +241,7 @@ pub async fn answer(state: &AppState, req: &Request, kind: Kind) -> Response {
         Ok(d) => d,
         Err(e) => {
             tracing::error!(error = %e, "forward-auth decision failed");
-            return empty(StatusCode::INTERNAL_SERVER_ERROR);
+            return empty(e.status());
         }
     };
     state.metrics.decision(&decision);

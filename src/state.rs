@@ -136,8 +136,11 @@ pub async fn open_store(config: &Config, watch: bool) -> Result<Arc<dyn Store>> 
             url,
             pool_size,
             cache_ttl,
+            outage_grace,
         } => Ok(Arc::new(
-            crate::store::PgStore::connect(url.expose(), *pool_size, *cache_ttl).await?,
+            crate::store::PgStore::connect(url.expose(), *pool_size, *cache_ttl)
+                .await?
+                .with_outage_grace(*outage_grace),
         )),
     }
 }

@@ -29,6 +29,11 @@ pub struct RawStorage {
     /// asking the database (changes that end access evict at once, on every replica).
     #[serde(with = "humantime_serde")]
     pub cache_ttl: Duration,
+    /// While the database cannot be reached, how long a replica keeps answering
+    /// forward-auth for the sessions it has cached (a revocation made meanwhile takes
+    /// effect when the database is back or this time has passed). 0 = not at all.
+    #[serde(with = "humantime_serde")]
+    pub outage_grace: Duration,
     /// Key material (at least 32 characters); absent = generated once in data_dir.
     pub encryption_key: Option<Secret>,
     pub encryption_key_file: Option<PathBuf>,
@@ -42,6 +47,7 @@ impl Default for RawStorage {
             url_file: None,
             pool_size: 8,
             cache_ttl: Duration::from_secs(10),
+            outage_grace: Duration::from_secs(60),
             encryption_key: None,
             encryption_key_file: None,
         }
@@ -56,6 +62,7 @@ pub enum StorageBackend {
         url: Secret,
         pool_size: u32,
         cache_ttl: Duration,
+        outage_grace: Duration,
     },
 }
 
@@ -127,6 +134,13 @@ impl RawStorage {
                         "must be between 1 and 1000",
                     ));
                 }
+                if self.outage_grace > Duration::from_secs(3600) {
+                    return Err(Error::config(
+                        "storage.outage_grace",
+                        humantime::format_duration(self.outage_grace).to_string(),
+                        "must be at most 1h",
+                    ));
+                }
                 if self.cache_ttl > Duration::from_secs(300) {
                     return Err(Error::config(
                         "storage.cache_ttl",
@@ -138,6 +152,7 @@ impl RawStorage {
                     url,
                     pool_size: self.pool_size,
                     cache_ttl: self.cache_ttl,
+                    outage_grace: self.outage_grace,
                 })
             }
         }

@@ -211,18 +211,13 @@ pub async fn established(state: &AppState, req: &Request, back: &str) -> Result<
 
 /// Counts a login, second-step or password-confirmation attempt against `keys` before it
 /// is checked; `Err(seconds)` when it is refused (banned, or the limit is in flight).
+/// A store that cannot count is an error (503 when it is unreachable): fail closed,
+/// and the user is told the service is unavailable rather than that they are banned.
 pub async fn begin_attempt<'a>(
     state: &'a AppState,
     keys: &[String],
-) -> std::result::Result<Attempt<'a>, u64> {
-    match state.limiter.begin(keys, now()).await {
-        Ok(reserved) => reserved,
-        // Fail closed: an attempt that cannot be counted is not checked.
-        Err(e) => {
-            tracing::warn!(error = %e, "could not count an attempt; refused");
-            Err(1)
-        }
-    }
+) -> Result<std::result::Result<Attempt<'a>, u64>> {
+    state.limiter.begin(keys, now()).await
 }
 
 /// Settles a failed attempt, auditing any ban it starts; returns the seconds of ban in

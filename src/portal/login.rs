@@ -166,7 +166,7 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
         ))
     };
     // Counted before the password is checked, so parallel guesses cannot outrun the ban.
-    let attempt = match begin_attempt(state, &keys).await {
+    let attempt = match begin_attempt(state, &keys).await? {
         Ok(attempt) => attempt,
         Err(left) => return refused(left),
     };

@@ -205,7 +205,7 @@ pub async fn verify(state: &AppState, req: &Request, t: &'static Texts) -> Resul
             Some(banned_message(t, left)),
         )
     };
-    let attempt = match begin_attempt(state, &keys).await {
+    let attempt = match begin_attempt(state, &keys).await? {
         Ok(attempt) => attempt,
         Err(left) => return banned(left).await,
     };

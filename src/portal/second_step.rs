@@ -282,7 +282,7 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     };
     let ip = req.ip_text();
     let keys = login_keys(&username, req.client_ip);
-    let attempt = match begin_attempt(state, &keys).await {
+    let attempt = match begin_attempt(state, &keys).await? {
         Ok(attempt) => attempt,
         Err(left) => {
             audit!("second_factor_refused_banned", user = username, ip = ip);

@@ -64,10 +64,17 @@ const MIGRATION_LOCK: i64 = 0x6761_7465_686f_7573;
 struct Cache {
     sessions: moka::sync::Cache<String, SessionRecord>,
     users: moka::sync::Cache<String, User>,
+    /// Second-factor records by key, absence included (what a one-factor session's
+    /// check reads on every request); evicted with their user.
+    factors: moka::sync::Cache<String, Option<Vec<u8>>>,
     /// The listening connection is up and the cache was flushed since it last was not.
     trusted: AtomicBool,
     /// Raised by every eviction: a record read before it may be stale, and is not kept.
     epoch: std::sync::atomic::AtomicU64,
+    /// When the listening connection was lost (0: it is up, or never was).
+    lost_at: std::sync::atomic::AtomicU64,
+    /// How long after that the cache may still answer (the database being unreachable).
+    grace: std::sync::atomic::AtomicU64,
 }
 
 impl Cache {
@@ -81,9 +88,45 @@ impl Cache {
                 .max_capacity(50_000)
                 .time_to_live(ttl)
                 .build(),
+            factors: moka::sync::Cache::builder()
+                .max_capacity(200_000)
+                .time_to_live(ttl)
+                .build(),
             trusted: AtomicBool::new(false),
             epoch: Default::default(),
+            lost_at: Default::default(),
+            grace: Default::default(),
         }
+    }
+
+    /// Whether peeks may answer from the cache: it is trusted, or the events connection
+    /// was lost less than the grace ago (an outage: nothing can be revoked through this
+    /// replica's database meanwhile either).
+    fn usable(&self) -> bool {
+        match self.lost_at.load(Ordering::Acquire) {
+            0 => self.trusted(),
+            lost => now().saturating_sub(lost) < self.grace.load(Ordering::Acquire),
+        }
+    }
+
+    /// The database failed to answer: the grace runs from the first such moment.
+    fn unreachable(&self) {
+        let _ = self
+            .lost_at
+            .compare_exchange(0, now(), Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// The database answered: with the events connection up, the outage is over.
+    fn reachable(&self) {
+        if self.trusted() {
+            self.lost_at.store(0, Ordering::Release);
+        }
+    }
+
+    /// The events connection is gone: stop trusting, remember since when.
+    fn suspend(&self) {
+        self.trusted.store(false, Ordering::Release);
+        self.unreachable();
     }
 
     fn epoch(&self) -> u64 {
@@ -97,6 +140,26 @@ impl Cache {
         }
     }
 
+    fn keep_factor(&self, epoch: u64, key: &str, value: &Option<Vec<u8>>) {
+        if self.trusted() && self.epoch() == epoch {
+            self.factors.insert(key.to_string(), value.clone());
+        }
+    }
+
+    /// Forgets the cached factor records of a user.
+    fn evict_factors_of(&self, username: &str) {
+        let prefix = format!("{username}\0");
+        let stale: Vec<String> = self
+            .factors
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| (*k).clone())
+            .collect();
+        for key in stale {
+            self.factors.invalidate(&key);
+        }
+    }
+
     fn keep_user(&self, epoch: u64, user: &User) {
         if self.trusted() && self.epoch() == epoch {
             self.users.insert(user.username.clone(), user.clone());
@@ -107,17 +170,12 @@ impl Cache {
         self.trusted.load(Ordering::Acquire)
     }
 
-    /// Forgets everything (and stops trusting itself until `trust` again).
-    fn flush(&self) {
-        self.trusted.store(false, Ordering::Release);
+    fn trust(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.sessions.invalidate_all();
         self.users.invalidate_all();
-    }
-
-    fn trust(&self) {
-        self.sessions.invalidate_all();
-        self.users.invalidate_all();
+        self.factors.invalidate_all();
+        self.lost_at.store(0, Ordering::Release);
         self.trusted.store(true, Ordering::Release);
     }
 
@@ -127,6 +185,7 @@ impl Cache {
         match event {
             Event::SessionEnded { id } => self.sessions.invalidate(id),
             Event::SessionsEnded { username } => {
+                self.evict_factors_of(username);
                 let username = username.clone();
                 // Rare (a password change, a revocation of a user): scan the cache.
                 let stale: Vec<String> = self
@@ -139,7 +198,10 @@ impl Cache {
                     self.sessions.invalidate(&id);
                 }
             }
-            Event::UserChanged { username } => self.users.invalidate(username),
+            Event::UserChanged { username } => {
+                self.users.invalidate(username);
+                self.evict_factors_of(username);
+            }
             Event::AttemptDecided { .. } | Event::MailAttempted { .. } => {}
         }
     }
@@ -205,7 +267,7 @@ impl PgStore {
         conn.close().await.map_err(db)?;
         let pool = PgPoolOptions::new()
             .max_connections(pool_size)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(2))
             .connect_lazy_with(options);
         Ok(PgStore {
             pool,
@@ -216,18 +278,33 @@ impl PgStore {
         })
     }
 
+    /// This replica changed a factor record: no cached copy of it stays (a read that
+    /// raced the write is not kept either).
+    fn forget_factor(&self, key: &str) {
+        self.cache.epoch.fetch_add(1, Ordering::AcqRel);
+        self.cache.factors.invalidate(key);
+    }
+
+    /// Lets the cache answer forward-auth for `grace` after the database was lost.
+    pub fn with_outage_grace(self, grace: Duration) -> Self {
+        self.cache.grace.store(grace.as_secs(), Ordering::Release);
+        self
+    }
+
     /// Remembers whether the database answered, for health.
     fn noted<T>(&self, result: std::result::Result<T, sqlx::Error>) -> Result<T> {
         let mut problem = self.problem.lock().unwrap_or_else(|p| p.into_inner());
         match result {
             Ok(value) => {
                 *problem = None;
+                self.cache.reachable();
                 Ok(value)
             }
             Err(e) => {
                 let e = db(e);
                 if matches!(e, Error::StoreUnavailable(_)) {
                     *problem = Some(e.to_string());
+                    self.cache.unreachable();
                 }
                 Err(e)
             }
@@ -248,9 +325,10 @@ impl PgStore {
     fn listen(&self) {
         self.listening.get_or_init(|| {
             let (pool, events, cache) = (self.pool.clone(), self.events.clone(), self.cache.clone());
+            let problem = self.problem.clone();
             tokio::spawn(async move {
                 loop {
-                    cache.flush();
+                    cache.suspend();
                     let listener = async {
                         let mut l = PgListener::connect_with(&pool).await?;
                         l.listen(CHANNEL).await?;
@@ -266,6 +344,8 @@ impl PgStore {
                     };
                     // Whatever changed while nobody listened is unknown: start afresh.
                     cache.trust();
+                    // The database answers again.
+                    *problem.lock().unwrap_or_else(|p| p.into_inner()) = None;
                     loop {
                         match listener.try_recv().await {
                             Ok(Some(n)) => match serde_json::from_str::<Event>(n.payload()) {
@@ -361,7 +441,7 @@ async fn migrate(conn: &mut sqlx::PgConnection) -> Result<()> {
 impl Users for PgStore {
     fn peek_user(&self, username: &str) -> Peek<Option<User>> {
         self.listen();
-        if !self.cache.trusted() {
+        if !self.cache.usable() {
             return None;
         }
         self.cache.users.get(username).map(|u| Ok(Some(u)))
@@ -491,7 +571,7 @@ impl Users for PgStore {
 impl Sessions for PgStore {
     fn peek_session(&self, id: &str) -> Peek<Option<SessionRecord>> {
         self.listen();
-        if !self.cache.trusted() {
+        if !self.cache.usable() {
             return None;
         }
         self.cache.sessions.get(id).map(|s| Ok(Some(s)))
@@ -625,16 +705,23 @@ impl Sessions for PgStore {
 
 #[async_trait]
 impl Factors for PgStore {
-    fn peek_factor(&self, _key: &str) -> Peek<Option<Vec<u8>>> {
-        None
+    fn peek_factor(&self, key: &str) -> Peek<Option<Vec<u8>>> {
+        self.listen();
+        if !self.cache.usable() {
+            return None;
+        }
+        self.cache.factors.get(key).map(Ok)
     }
 
     async fn get_factor(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let epoch = self.cache.epoch();
         let row = sqlx::query("SELECT value FROM gh_factors WHERE key = $1")
             .bind(key.as_bytes())
             .fetch_optional(&self.pool)
             .await;
-        Ok(self.noted(row)?.map(|r| r.get::<Vec<u8>, _>(0)))
+        let value = self.noted(row)?.map(|r| r.get::<Vec<u8>, _>(0));
+        self.cache.keep_factor(epoch, key, &value);
+        Ok(value)
     }
 
     async fn put_factor(&self, key: &str, value: &[u8]) -> Result<()> {
@@ -647,6 +734,7 @@ impl Factors for PgStore {
         .bind(value)
         .execute(&self.pool)
         .await;
+        self.forget_factor(key);
         self.noted(done).map(drop)
     }
 
@@ -675,6 +763,7 @@ impl Factors for PgStore {
             }
         };
         let done = query.execute(&self.pool).await;
+        self.forget_factor(key);
         Ok(self.noted(done)?.rows_affected() == 1)
     }
 
@@ -683,6 +772,7 @@ impl Factors for PgStore {
             .bind(key.as_bytes())
             .execute(&self.pool)
             .await;
+        self.forget_factor(key);
         Ok(self.noted(done)?.rows_affected() > 0)
     }
 
@@ -1087,7 +1177,8 @@ impl Transactions for PgStore {
                     username: name.clone(),
                 }),
                 RecordKey::Session(id) => evictions.push(Event::SessionEnded { id: id.clone() }),
-                _ => {}
+                RecordKey::Factor(k) => self.forget_factor(k),
+                RecordKey::Token(_) => {}
             }
             match (&keys[i], &after[i]) {
                 (RecordKey::User(name), value) => {
@@ -1236,13 +1327,21 @@ impl Leadership for PgStore {
 
 impl Health for PgStore {
     fn health(&self) -> std::result::Result<(), String> {
+        self.listen();
         match self
             .problem
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
         {
-            Some(why) => Err(why),
+            Some(why) => Err(if self.cache.usable() {
+                format!("{why}; serving cached sessions for a while")
+            } else {
+                why
+            }),
+            None if self.cache.lost_at.load(Ordering::Acquire) != 0 => {
+                Err("the database's events connection is down; reconnecting".into())
+            }
             None => Ok(()),
         }
     }

@@ -137,6 +137,37 @@ impl Cluster {
         Some(cluster)
     }
 
+    fn ctl(&self, action: &str) -> bool {
+        let data = self.dir.join("data");
+        let log = self.dir.join("server.log");
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off",
+            self.port,
+            self.dir.display()
+        );
+        let (data, log) = (data.to_string_lossy(), log.to_string_lossy());
+        match action {
+            // fast: every client is cut off, and what was committed stays (with fsync
+            // off, an immediate stop could lose the last commits).
+            "stop" => self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]),
+            _ => self.run(
+                "pg_ctl",
+                &[
+                    "-D", &data, "-l", &log, "-w", "-t", "30", "-o", &options, "start",
+                ],
+            ),
+        }
+    }
+
+    /// Stops the server at once (an outage); [`Cluster::resume`] starts it again.
+    pub fn pause(&self) {
+        assert!(self.ctl("stop"), "pg_ctl stop failed");
+    }
+
+    pub fn resume(&self) {
+        assert!(self.ctl("start"), "pg_ctl start failed");
+    }
+
     /// A fresh database; its URL.
     pub fn database(&self) -> String {
         let name = format!("t{}", rand::random::<u32>());

@@ -56,7 +56,7 @@ pub(crate) async fn check_password(
     let username = &identity.user.username;
     let ip = req.ip_text();
     let keys = login_keys(username, req.client_ip);
-    let attempt = match begin_attempt(state, &keys).await {
+    let attempt = match begin_attempt(state, &keys).await? {
         Ok(attempt) => attempt,
         Err(left) => {
             audit!(event, user = username, ip = ip, reason = "banned");
