@@ -23,9 +23,9 @@
 //! 7. [`config`]: figment layers → one validated [`config::Config`]; [`policy`]: access
 //!    rules, first match wins; [`crypto`]: secrets at rest (AES-GCM) and keyed hashes
 //!    of one-time codes; [`store`]: the store's async parts (users, sessions, factors,
-//!    tokens, counters, queues, events, transactions), implemented once by
-//!    [`store::KvStore`] over sled or memory; [`texts`]: every text in English and
-//!    Ukrainian.
+//!    tokens, counters, queues, events, transactions, leadership), implemented by
+//!    [`store::KvStore`] over sled or memory and by [`store::PgStore`] on PostgreSQL;
+//!    [`texts`]: every text in English and Ukrainian.
 //! 8. Foundations: [`http`] (request/response types, security headers, client IP, `rd`
 //!    validation, the canonical request target and host, host patterns, the connection
 //!    guard), [`phone_number`], [`basics`] (clock, random tokens, private files),

@@ -8,7 +8,9 @@
 //!
 //! One implementation of the parts ([`KvStore`], in `kv`) runs on any ordered key-value
 //! [`Engine`]: sled on disk (the default) or memory (fast unit tests of the login and
-//! factor logic, with deterministic races). Every update of a record is one atomic
+//! factor logic, with deterministic races). [`PgStore`] implements them on PostgreSQL
+//! for several replicas, with a per-replica cache that NOTIFY keeps honest, and
+//! [`Leadership`] for the work one replica does. [`copy`] moves a store between them. Every update of a record is one atomic
 //! operation (a compare-and-set or a closure run inside it), never read-then-write
 //! across an await. The fast path of a forward-auth check reads through `peek_*`, which
 //! answers at once when the record is at hand (always, for these engines), with no
