@@ -341,3 +341,36 @@ async fn queue_items_are_claimed_once_and_counters_are_exact_across_replicas() {
     let tallies = a.read_tallies(&keys).await.unwrap();
     assert_eq!((tallies[0].events.len(), tallies[1].events.len()), (80, 80));
 }
+
+#[tokio::test]
+async fn an_event_published_on_one_replica_reaches_the_subscribers_of_another() {
+    // What wakes a page long-polling for a Telegram decision on another replica.
+    use gatehouse::store::{Event, Events, PgStore};
+    let Some(cluster) = cluster() else {
+        println!("SKIPPED: no PostgreSQL installed (Debian package postgresql)");
+        return;
+    };
+    let url = cluster.database();
+    let a = PgStore::connect(&url, 2, Duration::from_secs(1))
+        .await
+        .unwrap();
+    let b = PgStore::connect(&url, 2, Duration::from_secs(1))
+        .await
+        .unwrap();
+    let mut heard = b.subscribe();
+    let decided = Event::AttemptDecided {
+        id: "attempt-1".into(),
+    };
+    // b's listening connection comes up in the background: publish until it hears.
+    let start = Instant::now();
+    loop {
+        a.publish(decided.clone());
+        match tokio::time::timeout(Duration::from_millis(300), heard.recv()).await {
+            Ok(Ok(event)) => {
+                assert_eq!(event, decided);
+                break;
+            }
+            _ => assert!(start.elapsed() < Duration::from_secs(10), "never heard"),
+        }
+    }
+}
