@@ -43,15 +43,16 @@ fn split_table(extra: &str, name: &str) -> (String, String) {
 ///
 /// Never the same port twice in one test binary: tests run in parallel, and pingora
 /// listens with SO_REUSEPORT, so two servers given one port would both bind it and
-/// share its requests.
+/// share its requests. Drawn below the kernel's ephemeral range (32768 and up on
+/// Linux), where a client connection of another test cannot take it as its local port
+/// between our check and the server's bind.
 pub fn free_port() -> u16 {
     static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
     loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = 20_000 + rand::random::<u16>() % 12_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
         let mut given = GIVEN.lock().unwrap();
         if !given.contains(&port) {
             given.push(port);
