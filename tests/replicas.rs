@@ -374,3 +374,46 @@ async fn an_event_published_on_one_replica_reaches_the_subscribers_of_another() 
         }
     }
 }
+
+#[tokio::test]
+async fn of_many_first_claims_of_one_token_across_replicas_exactly_one_wins() {
+    // A phone number claimed for two accounts on two replicas at once.
+    use gatehouse::store::{PgStore, Tokens};
+    use std::sync::Arc;
+    let Some(cluster) = cluster() else {
+        println!("SKIPPED: no PostgreSQL installed (Debian package postgresql)");
+        return;
+    };
+    let url = cluster.database();
+    let a = Arc::new(
+        PgStore::connect(&url, 8, Duration::from_secs(1))
+            .await
+            .unwrap(),
+    );
+    let b = Arc::new(
+        PgStore::connect(&url, 8, Duration::from_secs(1))
+            .await
+            .unwrap(),
+    );
+    for round in 0..5 {
+        let key = format!("phone\0+38050000000{round}");
+        let claims: Vec<_> = (0..16)
+            .map(|i| {
+                let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let key = key.clone();
+                tokio::spawn(async move {
+                    let owner = format!("user{i}");
+                    store
+                        .swap_token(&key, None, Some(owner.as_bytes()), None)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for c in claims {
+            won += usize::from(c.await.unwrap());
+        }
+        assert_eq!(won, 1, "round {round}");
+    }
+}

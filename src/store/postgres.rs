@@ -231,6 +231,13 @@ fn db(e: sqlx::Error) -> Error {
     }
 }
 
+/// The JSON records in the first column of `rows`.
+fn records<T: serde::de::DeserializeOwned>(rows: &[sqlx::postgres::PgRow]) -> Result<Vec<T>> {
+    rows.iter()
+        .map(|r| decode(&r.get::<Vec<u8>, _>(0)))
+        .collect()
+}
+
 fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
     Ok(serde_json::to_vec(value)?)
 }
@@ -560,10 +567,7 @@ impl Users for PgStore {
         let rows = sqlx::query("SELECT record FROM gh_users ORDER BY username")
             .fetch_all(&self.pool)
             .await;
-        self.noted(rows)?
-            .iter()
-            .map(|r| decode(&r.get::<Vec<u8>, _>(0)))
-            .collect()
+        records(&self.noted(rows)?)
     }
 }
 
@@ -648,20 +652,14 @@ impl Sessions for PgStore {
             .bind(username)
             .fetch_all(&self.pool)
             .await;
-        self.noted(rows)?
-            .iter()
-            .map(|r| decode(&r.get::<Vec<u8>, _>(0)))
-            .collect()
+        records(&self.noted(rows)?)
     }
 
     async fn all_sessions(&self) -> Result<Vec<SessionRecord>> {
         let rows = sqlx::query("SELECT record FROM gh_sessions ORDER BY id")
             .fetch_all(&self.pool)
             .await;
-        self.noted(rows)?
-            .iter()
-            .map(|r| decode(&r.get::<Vec<u8>, _>(0)))
-            .collect()
+        records(&self.noted(rows)?)
     }
 
     async fn delete_sessions_of(&self, username: &str, keep: Option<&str>) -> Result<usize> {
@@ -835,8 +833,28 @@ impl Tokens for PgStore {
         new: Option<&[u8]>,
         expires_at: Option<Timestamp>,
     ) -> Result<bool> {
-        let mut tx = self.begin().await?;
         let now = now() as i64;
+        if old.is_none() {
+            // Nothing to lock when the token is absent (a row lock only holds a row that
+            // exists): the insert itself decides, replacing at most an expired token,
+            // so of two first writers only one succeeds.
+            let Some(new) = new else {
+                return Ok(self.get_token(key).await?.is_none());
+            };
+            let done = sqlx::query(
+                "INSERT INTO gh_tokens (key, value, expires_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (key) DO UPDATE SET value = $2, expires_at = $3
+                 WHERE gh_tokens.expires_at IS NOT NULL AND gh_tokens.expires_at <= $4",
+            )
+            .bind(key.as_bytes())
+            .bind(new)
+            .bind(expires_at.map(|t| t as i64))
+            .bind(now)
+            .execute(&self.pool)
+            .await;
+            return Ok(self.noted(done)?.rows_affected() == 1);
+        }
+        let mut tx = self.begin().await?;
         let row = sqlx::query("SELECT value, expires_at FROM gh_tokens WHERE key = $1 FOR UPDATE")
             .bind(key.as_bytes())
             .fetch_optional(&mut *tx)
@@ -861,10 +879,7 @@ impl Tokens for PgStore {
         }
         .execute(&mut *tx)
         .await
-        .map_err(|e| {
-            // Two first writers of an absent key: the loser sees a conflict.
-            db(e)
-        })?;
+        .map_err(db)?;
         self.commit(tx).await?;
         Ok(true)
     }
@@ -1202,10 +1217,8 @@ impl Transactions for PgStore {
                     )
                     .await?;
                 }
-                (RecordKey::Session(id), Some(v)) => {
-                    let session: SessionRecord = decode(v)?;
-                    Self::write_session(&mut tx, &session).await?;
-                    let _ = id;
+                (RecordKey::Session(_), Some(v)) => {
+                    Self::write_session(&mut tx, &decode(v)?).await?;
                 }
                 (RecordKey::Session(id), None) => {
                     sqlx::query("DELETE FROM gh_sessions WHERE id = $1")
