@@ -42,6 +42,23 @@ async fn gateway() -> (Arc<AppState>, tempfile::TempDir) {
     (state, dir)
 }
 
+/// `ann` past her password, her second step still owed (as the login leaves her).
+async fn pending_session(state: &AppState) -> crate::store::SessionRecord {
+    let user = state.store.get_user("ann").await.unwrap().unwrap();
+    state
+        .sessions
+        .create(
+            &user,
+            AuthLevel::SecondFactorPending,
+            false,
+            "ip",
+            "ua",
+            crate::basics::now(),
+        )
+        .await
+        .unwrap()
+}
+
 async fn signed_in(state: &AppState, session_id: &str) -> Option<Identity> {
     let cookie = state.sessions.sign(session_id);
     state
@@ -91,20 +108,8 @@ async fn a_revocation_between_a_logins_check_and_its_session_wins() {
 #[tokio::test]
 async fn a_disable_between_a_second_steps_check_and_its_upgrade_wins() {
     let (state, _dir) = gateway().await;
-    let user = state.store.get_user("ann").await.unwrap().unwrap();
     let now = crate::basics::now();
-    let pending = state
-        .sessions
-        .create(
-            &user,
-            AuthLevel::SecondFactorPending,
-            false,
-            "ip",
-            "ua",
-            now,
-        )
-        .await
-        .unwrap();
+    let pending = pending_session(&state).await;
     // The code was right; the operator disables the user before the upgrade is written.
     disable(&state).await;
     let upgraded = state
@@ -118,20 +123,8 @@ async fn a_disable_between_a_second_steps_check_and_its_upgrade_wins() {
 #[tokio::test]
 async fn a_disable_right_after_an_upgrade_ends_the_upgraded_session() {
     let (state, _dir) = gateway().await;
-    let user = state.store.get_user("ann").await.unwrap().unwrap();
     let now = crate::basics::now();
-    let pending = state
-        .sessions
-        .create(
-            &user,
-            AuthLevel::SecondFactorPending,
-            false,
-            "ip",
-            "ua",
-            now,
-        )
-        .await
-        .unwrap();
+    let pending = pending_session(&state).await;
     let upgraded = state
         .sessions
         .upgrade(&pending, AuthLevel::TwoFactor, now)
@@ -146,20 +139,8 @@ async fn a_disable_right_after_an_upgrade_ends_the_upgraded_session() {
 #[tokio::test]
 async fn a_revoked_pending_session_cannot_be_upgraded() {
     let (state, _dir) = gateway().await;
-    let user = state.store.get_user("ann").await.unwrap().unwrap();
     let now = crate::basics::now();
-    let pending = state
-        .sessions
-        .create(
-            &user,
-            AuthLevel::SecondFactorPending,
-            false,
-            "ip",
-            "ua",
-            now,
-        )
-        .await
-        .unwrap();
+    let pending = pending_session(&state).await;
     state.store.delete_session(&pending.id).await.unwrap();
     assert!(state
         .sessions

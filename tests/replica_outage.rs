@@ -6,22 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::postgres::cluster;
-use common::{forward_auth_config, Browser, Gatehouse, PASSWORD};
+use common::postgres::{cluster, forward_auth, shared};
+use common::{Browser, Gatehouse, PASSWORD};
 use gatehouse::portal::routes;
-
-const FRONT: u16 = 8443;
-
-async fn forward_auth(browser: &mut Browser, gate: &Gatehouse) -> u16 {
-    let endpoint = gate.portal_url(routes::API_AUTHZ_FORWARD_AUTH);
-    let headers = [
-        ("X-Forwarded-Proto", "https"),
-        ("X-Forwarded-Host", "panel.example.test"),
-        ("X-Forwarded-Uri", "/"),
-        ("X-Forwarded-Method", "GET"),
-    ];
-    browser.get_with(&endpoint, &headers).await.status
-}
 
 async fn health(gate: &Gatehouse) -> (u16, String) {
     let page = Browser::new(&[])
@@ -37,13 +24,7 @@ async fn cached_sessions_pass_for_the_grace_of_an_outage_and_everything_comes_ba
         return;
     };
     let url = cluster.database();
-    let config = format!(
-        "{}\n[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\noutage_grace = \"3s\"\nencryption_key = \"replicas-share-this-encryption-key-0123\"\n",
-        forward_auth_config(FRONT).replace(
-            "[session]\n",
-            "[session]\nsecret = \"replicas-share-this-session-secret-0123\"\n"
-        )
-    );
+    let config = format!("{}outage_grace = \"3s\"\n", shared(&url));
     let gate = Gatehouse::start(&config);
     let mut ann = Browser::new(&[]);
     let done = ann

@@ -5,23 +5,10 @@
 
 mod common;
 
-use common::postgres::cluster;
+use common::postgres::{cluster, forward_auth, shared};
 use common::{forward_auth_config, Browser, Gatehouse, PASSWORD};
 use gatehouse::portal::routes;
 use std::time::{Duration, Instant};
-
-const FRONT: u16 = 8443;
-
-/// The configuration every replica shares: the database and the keys.
-fn shared(url: &str) -> String {
-    format!(
-        "{}\n[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\nencryption_key = \"replicas-share-this-encryption-key-0123\"\n",
-        forward_auth_config(FRONT).replace(
-            "[session]\n",
-            "[session]\nsecret = \"replicas-share-this-session-secret-0123\"\n"
-        )
-    )
-}
 
 /// Two replicas on a fresh database, with the standard users; `None` when skipped.
 fn replicas() -> Option<(Gatehouse, Gatehouse)> {
@@ -34,17 +21,6 @@ fn replicas() -> Option<(Gatehouse, Gatehouse)> {
     let mut b = Gatehouse::configure(&config);
     b.spawn();
     Some((a, b))
-}
-
-async fn forward_auth(browser: &mut Browser, gate: &Gatehouse) -> u16 {
-    let endpoint = gate.portal_url(routes::API_AUTHZ_FORWARD_AUTH);
-    let headers = [
-        ("X-Forwarded-Proto", "https"),
-        ("X-Forwarded-Host", "panel.example.test"),
-        ("X-Forwarded-Uri", "/"),
-        ("X-Forwarded-Method", "GET"),
-    ];
-    browser.get_with(&endpoint, &headers).await.status
 }
 
 /// How long until `gate` refuses the browser's session, polling; `None` past `limit`.
@@ -180,7 +156,7 @@ async fn a_single_node_grows_into_postgres_and_back() {
     // A single node on sled with its users and a signed-in session...
     let single_config = format!(
         "{}[storage]\nencryption_key = \"replicas-share-this-encryption-key-0123\"\n",
-        forward_auth_config(FRONT).replace(
+        forward_auth_config(common::postgres::FRONT).replace(
             "[session]\n",
             "[session]\nsecret = \"replicas-share-this-session-secret-0123\"\n",
         )

@@ -193,3 +193,29 @@ impl Cluster {
 pub fn cluster() -> Option<&'static Cluster> {
     CLUSTER.get_or_init(Cluster::start).as_ref()
 }
+
+/// The front port the replica tests' forward-auth configuration names.
+pub const FRONT: u16 = 8443;
+
+/// The configuration every replica shares: the database and the keys.
+pub fn shared(url: &str) -> String {
+    format!(
+        "{}\n[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\nencryption_key = \"replicas-share-this-encryption-key-0123\"\n",
+        super::forward_auth_config(FRONT).replace(
+            "[session]\n",
+            "[session]\nsecret = \"replicas-share-this-session-secret-0123\"\n"
+        )
+    )
+}
+
+/// The forward-auth answer of `gate` for the browser's cookie, for the panel's `/`.
+pub async fn forward_auth(browser: &mut super::Browser, gate: &super::Gatehouse) -> u16 {
+    let endpoint = gate.portal_url(gatehouse::portal::routes::API_AUTHZ_FORWARD_AUTH);
+    let headers = [
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "panel.example.test"),
+        ("X-Forwarded-Uri", "/"),
+        ("X-Forwarded-Method", "GET"),
+    ];
+    browser.get_with(&endpoint, &headers).await.status
+}
