@@ -44,8 +44,26 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Runs a future to completion on a runtime of its own (the CLI's commands, the setup
-/// before pingora starts its runtimes).
+/// Runs a serving process's setup on the runtime that lives as long as the process
+/// (one worker thread, `gatehouse-store`): what the setup opens keeps working after
+/// it, such as the PostgreSQL pool's connections and the task listening for the other
+/// replicas' events. A throwaway runtime would take them down with it when pingora's
+/// own runtimes take over.
+pub fn block_on_lasting<F: std::future::Future>(future: F) -> F::Output {
+    static LASTING: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    LASTING
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("gatehouse-store")
+                .enable_all()
+                .build()
+                .expect("a tokio runtime can be built")
+        })
+        .block_on(future)
+}
+
+/// Runs a future to completion on a runtime of its own (the CLI's commands).
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

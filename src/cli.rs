@@ -212,8 +212,10 @@ async fn open_endpoint(flag: &str, spec: &str) -> Result<std::sync::Arc<dyn crat
 
 /// Runs an admin command through the server's socket, or on the store directly.
 async fn admin(config: &Config, command: Command) -> Result<String> {
-    if let Some(result) = admin::send(&config.data_dir, &command) {
-        return result;
+    if matches!(config.storage, config::StorageBackend::Sled) {
+        if let Some(result) = admin::send(&config.data_dir, &command) {
+            return result;
+        }
     }
     let store = crate::state::open_store(config, false).await?;
     admin::execute(store.as_ref(), command).await
@@ -230,8 +232,8 @@ fn run(cli: Cli) -> Result<()> {
             let config = config::load(path)?;
             init_logging(config.log_format, &config.log_level);
             crate::server::check_listeners(&config)?;
-            // Set up on a runtime of its own: pingora runs its own once serving.
-            let state = crate::basics::block_on(async {
+            // Set up on the lasting runtime: pingora runs its own once serving.
+            let state = crate::basics::block_on_lasting(async {
                 let state = AppState::open(config).await?;
                 if state.store.list_users().await?.is_empty() {
                     tracing::warn!("the store has no users, so nobody can sign in: add one with `gatehouse user add NAME --password-stdin`");
@@ -241,7 +243,11 @@ fn run(cli: Cli) -> Result<()> {
             crate::server::run(state, None);
             Ok(())
         }
-        _ => crate::basics::block_on(run_now(cli)),
+        _ => {
+            // A change made here, not through a server, still leaves its audit line.
+            init_logging(LogFormat::Text, "warn,audit=info");
+            crate::basics::block_on(run_now(cli))
+        }
     }
 }
 

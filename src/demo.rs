@@ -91,7 +91,7 @@ pub fn run(config_path: Option<&Path>, listen: &str, email: &str) -> Result<()> 
     raw.session.domain = None;
     let config = raw.validate()?;
     let password = crate::basics::random_token(12);
-    let state = crate::basics::block_on(async {
+    let state = crate::basics::block_on_lasting(async {
         let state = AppState::open(config).await?;
         let hash = state.passwords.hash_now(&password)?;
         execute(

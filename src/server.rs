@@ -84,11 +84,18 @@ impl Housekeeping {
 #[async_trait]
 impl BackgroundService for Housekeeping {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let admin = tokio::spawn(crate::admin::serve(
-            self.state.store().clone(),
-            self.state.config().data_dir.clone(),
-            shutdown.clone(),
-        ));
+        // On a shared database the CLI changes it directly, whichever replica runs.
+        let local_store = matches!(
+            self.state.config().storage,
+            crate::config::StorageBackend::Sled
+        );
+        let admin = local_store.then(|| {
+            tokio::spawn(crate::admin::serve(
+                self.state.store().clone(),
+                self.state.config().data_dir.clone(),
+                shutdown.clone(),
+            ))
+        });
         // Replicas sharing a store sweep on one of them (whichever leads).
         let mut tick = tokio::time::interval(SWEEP_EVERY);
         let mut lease: Option<std::sync::Arc<dyn crate::store::LeaderLease>> = None;
@@ -105,7 +112,9 @@ impl BackgroundService for Housekeeping {
                 }
             }
         }
-        let _ = admin.await;
+        if let Some(admin) = admin {
+            let _ = admin.await;
+        }
     }
 }
 

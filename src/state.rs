@@ -137,11 +137,12 @@ pub async fn open_store(config: &Config, watch: bool) -> Result<Arc<dyn Store>> 
             pool_size,
             cache_ttl,
             outage_grace,
-        } => Ok(Arc::new(
-            crate::store::PgStore::connect(url.expose(), *pool_size, *cache_ttl)
+        } => {
+            let store = crate::store::PgStore::connect(url.expose(), *pool_size, *cache_ttl)
                 .await?
-                .with_outage_grace(*outage_grace),
-        )),
+                .with_outage_grace(*outage_grace);
+            Ok(Arc::new(if watch { store.listen_now() } else { store }))
+        }
     }
 }
 

@@ -237,8 +237,8 @@ async fn session_cookie_is_set_on_the_parent_domain() {
 async fn health_endpoint_answers_ok() {
     let mut s = Setup::new().await;
     let page = s.browser.get(&s.gate.portal_url(routes::API_HEALTH)).await;
-    assert_eq!(page.status, 200);
-    assert!(page.body.contains("\"ok\""));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("\"ok\""), "{}", page.body);
 }
 
 #[tokio::test]

@@ -347,7 +347,8 @@ async fn deliver(
         }
         Err(e) => {
             metrics.mail_failed.inc();
-            attempted(false);
+            // Told after the queue records the next try: a process killed right after
+            // the page said "could not send" leaves the message due, not leased to it.
             match RETRY_DELAYS.get(item.attempts as usize) {
                 Some(delay) => {
                     tracing::warn!(to = %outgoing.to, error = %e, retry_in_s = delay, "mail delivery failed; will retry");
@@ -360,6 +361,7 @@ async fn deliver(
                     done().await;
                 }
             }
+            attempted(false);
         }
     }
 }

@@ -329,9 +329,13 @@ impl PgStore {
     }
 
     /// Starts listening for other replicas' events, once, on the runtime that asks.
+    /// A serving replica calls it at start ([`PgStore::listen_now`]); anything else
+    /// that needs the events starts it on first use. Until the first connection is up,
+    /// the cache is not trusted and health says so.
     fn listen(&self) {
         self.listening.get_or_init(|| {
             let (pool, events, cache) = (self.pool.clone(), self.events.clone(), self.cache.clone());
+            cache.suspend();
             let problem = self.problem.clone();
             tokio::spawn(async move {
                 loop {
@@ -377,6 +381,13 @@ impl PgStore {
                 }
             });
         });
+    }
+
+    /// Starts listening for the other replicas' events now, rather than on first use:
+    /// what a serving replica does at start.
+    pub fn listen_now(self) -> Self {
+        self.listen();
+        self
     }
 
     async fn notify(tx: &mut Tx<'static>, event: &Event) -> Result<()> {

@@ -47,18 +47,71 @@ fn split_table(extra: &str, name: &str) -> (String, String) {
 /// Linux), where a client connection of another test cannot take it as its local port
 /// between our check and the server's bind.
 pub fn free_port() -> u16 {
-    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr as UnixAddr, UnixListener};
     loop {
         let port = 20_000 + rand::random::<u16>() % 12_000;
         if TcpListener::bind(("127.0.0.1", port)).is_err() {
             continue;
         }
-        let mut given = GIVEN.lock().unwrap();
-        if !given.contains(&port) {
-            given.push(port);
+        // The claim is a name in the kernel's abstract socket namespace, held for the
+        // life of the process: one claim per port even where a binary compiles this
+        // harness more than once (`tests/on_postgres.rs`), gone when the process ends.
+        let name = format!("gatehouse-test-{}-{port}", std::process::id());
+        let claimed = UnixAddr::from_abstract_name(name.as_bytes())
+            .and_then(|addr| UnixListener::bind_addr(&addr));
+        if let Ok(claim) = claimed {
+            std::mem::forget(claim);
             return port;
         }
     }
+}
+
+/// Whether the servers of this test binary keep their state in PostgreSQL rather than
+/// sled: the binaries named `on_postgres*` run the existing suites again that way, and
+/// `GH_TEST_STORE=postgres` (or `sled`) decides for any binary. Where PostgreSQL is not
+/// installed, the servers fall back to sled and say so.
+pub fn on_postgres() -> bool {
+    static DECIDED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DECIDED.get_or_init(|| {
+        let wanted = match std::env::var("GH_TEST_STORE").as_deref() {
+            Ok("postgres") => true,
+            Ok(_) => false,
+            Err(_) => std::env::current_exe().is_ok_and(|exe| {
+                exe.file_name()
+                    .is_some_and(|name| name.to_string_lossy().starts_with("on_postgres"))
+            }),
+        };
+        if wanted && postgres::cluster().is_none() {
+            println!(
+                "SKIPPED on PostgreSQL (Debian package postgresql not installed): runs on sled"
+            );
+            return false;
+        }
+        wanted
+    })
+}
+
+/// `extra` with the `[session]` and `[storage]` tables of a server on PostgreSQL: a
+/// fresh database, and the keys such a server must be given. They come first, where a
+/// test that cuts a table off the end of the configuration leaves them.
+fn postgres_storage(extra: &str) -> String {
+    let (session, rest) = split_table(extra, "session");
+    let (storage, rest) = split_table(&rest, "storage");
+    let url = postgres::cluster().expect("PostgreSQL runs").database();
+    let secret = if session.contains("secret") {
+        String::new()
+    } else {
+        "secret = \"tests-on-postgres-share-this-session-secret\"\n".to_string()
+    };
+    let key = if storage.contains("encryption_key") {
+        String::new()
+    } else {
+        "encryption_key = \"tests-on-postgres-share-this-encryption-key\"\n".to_string()
+    };
+    format!(
+        "[session]\n{secret}{session}\n[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\n{key}{storage}\n{rest}\n"
+    )
 }
 
 /// Where a test may leave files for a reviewer (screenshots, logs).
@@ -224,6 +277,11 @@ impl Gatehouse {
             .replace("{portal}", &portal.to_string());
         // `[server]` and `[password]` tables in `extra` join (and override) the
         // harness's own.
+        let extra = if on_postgres() && !extra.contains("backend =") {
+            postgres_storage(&extra)
+        } else {
+            extra
+        };
         let (server_extra, extra) = split_table(&extra, "server");
         let (password_extra, extra) = split_table(&extra, "password");
         let password = if password_extra.trim().is_empty() {
@@ -359,6 +417,13 @@ impl Gatehouse {
 
 impl Drop for Gatehouse {
     fn drop(&mut self) {
+        // A failing test shows what the server said (its files go with the test).
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            eprintln!("--- the server's log, last lines ---\n{}", tail.join("\n"));
+        }
         self.kill9();
     }
 }
