@@ -352,6 +352,7 @@ async fn lead(
 ) -> Option<Arc<dyn crate::store::LeaderLease>> {
     loop {
         if let Ok(Some(lease)) = state.store().try_lead(role).await {
+            tracing::info!(role, "this process now leads");
             return Some(lease);
         }
         tokio::select! {

@@ -21,7 +21,31 @@ fn nginx_binary() -> String {
 /// Starts nginx on `front` running the nginx example in `dir`, asking gatehouse's portal
 /// listener on `portal` and proxying to `panel`.
 pub fn start_nginx(dir: &Path, front: u16, portal: u16, panel: SocketAddr) -> ChildGuard {
+    start_nginx_before(dir, front, &[portal], panel)
+}
+
+/// Starts nginx as [`start_nginx`] does, in front of several replicas: the example's
+/// gatehouse address becomes an `upstream` of their portal listeners, taken in turn
+/// (round robin), as README "Several replicas" shows.
+pub fn start_nginx_before(
+    dir: &Path,
+    front: u16,
+    portals: &[u16],
+    panel: SocketAddr,
+) -> ChildGuard {
     std::fs::create_dir_all(dir).unwrap();
+    let (gatehouse, upstream) = match portals {
+        [one] => (format!("127.0.0.1:{one}"), String::new()),
+        many => (
+            "gatehouse_replicas".to_string(),
+            format!(
+                "upstream gatehouse_replicas {{\n{}}}\n",
+                many.iter()
+                    .map(|p| format!("    server 127.0.0.1:{p} max_fails=1 fail_timeout=10s;\n"))
+                    .collect::<String>()
+            ),
+        ),
+    };
     let example = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/nginx/gatehouse.conf"
@@ -30,9 +54,10 @@ pub fn start_nginx(dir: &Path, front: u16, portal: u16, panel: SocketAddr) -> Ch
     let site = example
         .replace("auth.example.com", "auth.example.test")
         .replace("panel.example.com", "panel.example.test")
-        .replace("127.0.0.1:9091", &format!("127.0.0.1:{portal}"))
+        .replace("127.0.0.1:9091", &gatehouse)
         .replace("127.0.0.1:8081", &panel.to_string())
         .replace("listen 80;", &format!("listen 127.0.0.1:{front};"));
+    let site = format!("{upstream}{site}");
     std::fs::write(dir.join("site.conf"), site).unwrap();
     let d = dir.display();
     let main = format!(

@@ -335,6 +335,11 @@ impl Gatehouse {
         cli(&self.config_path, args, None)
     }
 
+    /// Whether the server was started and not killed since.
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// The running server's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("the server runs").id()

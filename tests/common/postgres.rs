@@ -199,9 +199,14 @@ pub const FRONT: u16 = 8443;
 
 /// The configuration every replica shares: the database and the keys.
 pub fn shared(url: &str) -> String {
+    shared_behind(url, FRONT)
+}
+
+/// [`shared`], for replicas behind a front proxy on `front`.
+pub fn shared_behind(url: &str, front: u16) -> String {
     format!(
         "{}\n[storage]\nbackend = \"postgres\"\nurl = \"{url}\"\nencryption_key = \"replicas-share-this-encryption-key-0123\"\n",
-        super::forward_auth_config(FRONT).replace(
+        super::forward_auth_config(front).replace(
             "[session]\n",
             "[session]\nsecret = \"replicas-share-this-session-secret-0123\"\n"
         )

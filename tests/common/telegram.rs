@@ -60,6 +60,10 @@ struct State {
     answers: Vec<(String, String)>,
     calls: Vec<(String, Value)>,
     down: bool,
+    /// `getUpdates` requests being answered now, and those refused for overlapping one.
+    polling: usize,
+    poll_generation: u64,
+    conflicts: usize,
 }
 
 /// The fake Bot API server.
@@ -171,6 +175,11 @@ impl FakeTelegram {
         }}));
     }
 
+    /// How many `getUpdates` overlapped another (the older one was answered 409).
+    pub fn conflicts(&self) -> usize {
+        self.lock().conflicts
+    }
+
     pub fn sent(&self) -> Vec<Sent> {
         self.lock().sent.clone()
     }
@@ -261,6 +270,31 @@ impl FakeTelegram {
             }),
             "deletewebhook" | "setwebhook" => json!(true),
             "getupdates" => {
+                // As Telegram does: one poller at a time. A newer `getUpdates` ends
+                // one still waiting, which is answered 409 Conflict.
+                let mine = {
+                    let mut s = self.lock();
+                    if s.polling > 0 {
+                        s.conflicts += 1;
+                    }
+                    s.polling += 1;
+                    s.poll_generation += 1;
+                    s.poll_generation
+                };
+                struct Polling<'a>(&'a FakeTelegram);
+                impl Drop for Polling<'_> {
+                    fn drop(&mut self) {
+                        self.0.lock().polling -= 1;
+                    }
+                }
+                let _polling = Polling(self);
+                self.arrived.notify_waiters();
+                let conflict = || {
+                    (
+                        "409 Conflict",
+                        json!({"ok": false, "error_code": 409, "description": "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"}).to_string(),
+                    )
+                };
                 let offset = params["offset"].as_i64().unwrap_or(0);
                 let hold = params["timeout"].as_u64().unwrap_or(0).min(2);
                 let arrived = self.arrived.notified();
@@ -274,10 +308,16 @@ impl FakeTelegram {
                 if now.is_empty() && hold > 0 {
                     let _ = tokio::time::timeout(Duration::from_secs(hold), arrived).await;
                 }
+                if self.lock().poll_generation != mine {
+                    return conflict();
+                }
                 if self.lock().down {
                     return ("502 Bad Gateway", String::new());
                 }
-                json!(pending(&mut self.lock()))
+                // Not in the tail expression: its lock would outlive `_polling`, whose
+                // drop locks too.
+                let updates = pending(&mut self.lock());
+                json!(updates)
             }
             "sendmessage" => {
                 let chat_id = params["chat_id"].as_i64().unwrap_or(0);
