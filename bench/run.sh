@@ -12,6 +12,7 @@
 #   fa-401             nginx auth_request -> gatehouse, no cookie (401 path)
 #   proxy              client -> gatehouse proxy mode -> app, valid session (vs app)
 #   fa-rotating        fa-cookie rotating over 1,000 of 100,000 sessions (Lua)
+#   pg-*, revocation   three replicas on PostgreSQL: see bench/postgres.sh (PG=0 skips)
 #   fa-under-attack    fa-cookie while a second client floods the login form with
 #                      wrong passwords for many users from many addresses
 set -euo pipefail
@@ -270,3 +271,6 @@ row "  idle, empty store" "$((RSS_IDLE / 1024)) MiB" "" "" "target < 20 MiB"
 row "  after start with $SESSIONS sessions" "$((RSS_SEEDED / 1024)) MiB" "" "" "target < 100 MiB"
 row "  after the rotating run" "$((RSS_AFTER_ROTATING / 1024)) MiB" "" "" ""
 row "  after all runs" "$((RSS_AFTER / 1024)) MiB" "" "" ""
+
+# --- PostgreSQL: three replicas on one database --------------------------------------
+. "$ROOT/bench/postgres.sh"

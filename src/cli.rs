@@ -175,7 +175,9 @@ fn read_password(password_stdin: bool) -> Result<String> {
 /// Initialises logging: text or JSON, level from config unless `RUST_LOG` is set.
 pub fn init_logging(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level))
+        // Audit lines are kept whatever else RUST_LOG or the configuration quiets.
+        .add_directive("audit=info".parse().expect("a valid directive"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -335,6 +335,7 @@ impl BackgroundService for BotService {
                 if *shutdown.borrow() {
                     break;
                 }
+                tracing::warn!(role = "telegram-polling", "this process no longer leads");
             }
         } else {
             let _ = shutdown.changed().await;

@@ -39,7 +39,7 @@ async fn cached_sessions_pass_for_the_grace_of_an_outage_and_everything_comes_ba
     assert_eq!(forward_auth(&mut ann, &gate).await, 200);
     assert_eq!(forward_auth(&mut ann, &gate).await, 200);
 
-    cluster.pause();
+    let paused = cluster.pause();
     let lost = Instant::now();
     assert_eq!(
         forward_auth(&mut ann, &gate).await,
@@ -69,7 +69,7 @@ async fn cached_sessions_pass_for_the_grace_of_an_outage_and_everything_comes_ba
         "refused after {refused:?}"
     );
 
-    cluster.resume();
+    paused.resume();
     // The replica reconnects by itself: health and the session come back.
     let back = Instant::now();
     while health(&gate).await.0 != 200 || forward_auth(&mut ann, &gate).await != 200 {
@@ -135,8 +135,7 @@ async fn a_database_restart_under_load_refuses_no_session_and_every_replica_come
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let restart = Instant::now();
-    cluster.pause();
-    cluster.resume();
+    cluster.pause().resume();
     println!("the database restarted in {:?}", restart.elapsed());
 
     // Both replicas reconnect by themselves, and sign people in again.

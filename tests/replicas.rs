@@ -130,6 +130,44 @@ async fn guesses_spread_over_replicas_ban_as_one() {
 }
 
 #[tokio::test]
+async fn replicas_reach_the_database_over_verified_tls_and_refuse_a_certificate_they_cannot_verify(
+) {
+    let Some(cluster) = cluster() else {
+        println!("SKIPPED: no PostgreSQL installed (Debian package postgresql)");
+        return;
+    };
+    let Some(root) = cluster.tls_root() else {
+        println!("SKIPPED: no openssl to make the test certificates");
+        return;
+    };
+    let url = cluster.database();
+    let verified = format!("{url}?sslmode=verify-full&sslrootcert={}", root.display());
+    let gate = Gatehouse::start(&shared(&verified));
+    let mut browser = Browser::new(&[]);
+    let done = browser
+        .log_in(&gate.portal_url(routes::LOGIN_PAGE), "ann", PASSWORD)
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(forward_auth(&mut browser, &gate).await, 200);
+    assert!(
+        cluster.tls_connections_to(&url) > 0,
+        "the replica's connections use TLS"
+    );
+
+    // A certificate no configured authority signed: start is refused, and says why.
+    let other = format!(
+        "{url}?sslmode=verify-full&sslrootcert={}",
+        cluster.other_root().display()
+    );
+    let refused = Gatehouse::configure(&shared(&other));
+    let err = common::refused_serve(&refused.config_path);
+    assert!(
+        err.to_lowercase().contains("certificate") || err.to_lowercase().contains("tls"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn the_database_must_come_with_shared_keys() {
     let Some(cluster) = cluster() else {
         println!("SKIPPED: no PostgreSQL installed (Debian package postgresql)");

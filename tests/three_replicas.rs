@@ -244,14 +244,18 @@ impl Bot {
         Some(Bot { three, fake })
     }
 
-    /// The replicas whose log says they lead Telegram polling (and that still run).
+    /// The running replicas whose log says they lead Telegram polling now (their last
+    /// word on it is that they took the lead, not that they lost it).
     fn pollers(&self) -> Vec<usize> {
         (0..3)
             .filter(|i| {
-                let log = self.three.gates[*i].log();
-                self.three.gates[*i].running()
-                    && log.contains("this process now leads")
-                    && log.contains("telegram-polling")
+                let gate = &self.three.gates[*i];
+                let log = gate.log();
+                let last = log
+                    .lines()
+                    .filter(|l| l.contains("telegram-polling") && l.contains("leads"))
+                    .last();
+                gate.running() && last.is_some_and(|l| l.contains("now leads"))
             })
             .collect()
     }
@@ -432,5 +436,37 @@ async fn telegram_is_polled_by_one_replica_a_tap_wakes_another_and_a_new_leader_
             !log.contains("getUpdates failed"),
             "no live replica was told of a conflict: {log}"
         );
+    }
+}
+
+#[test]
+fn the_readme_walkthrough_shows_a_revocation_and_a_ban_on_all_three() {
+    if cluster().is_none() {
+        println!("SKIPPED: no PostgreSQL installed (Debian package postgresql)");
+        return;
+    }
+    let replicas: Vec<String> = (0..3).map(|_| common::free_port().to_string()).collect();
+    let out = std::process::Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/replicas/try.sh"))
+        .env("GH", common::BIN)
+        .env("NO_WAIT", "1")
+        .env("FRONT_PORT", common::free_port().to_string())
+        .env("PANEL_PORT", common::free_port().to_string())
+        .env("REPLICA_PORTS", replicas.join(" "))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}{err}");
+    for seen in [
+        "ann signs in through nginx: 303",
+        "the panel through nginx: the panel, for ann",
+        "replica 1: 200   replica 2: 200   replica 3: 200",
+        "1 session(s) of ann revoked",
+        "replica 1: 401   replica 2: 401   replica 3: 401",
+        "at replica 3: 429",
+        "replica 1: 429   replica 2: 429   replica 3: 429",
+    ] {
+        assert!(text.contains(seen), "{seen:?} in:\n{text}{err}");
     }
 }

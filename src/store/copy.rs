@@ -47,10 +47,9 @@ pub async fn copy(from: &dyn Store, to: &dyn Store) -> Result<Copied> {
         to.put_sessions(chunk).await?;
     }
     copied.sessions = sessions.len();
-    // Tokens keep their values; their own records say when they end (the store's own
-    // end is not carried over, and the sweeps of their owners remove them in time).
-    for (key, value) in from.tokens_with_prefix("").await? {
-        to.put_token(&key, &value, None).await?;
+    // Tokens keep their values and the end the store enforces.
+    for (key, value, end) in from.tokens_with_ends("").await? {
+        to.put_token(&key, &value, end).await?;
         copied.tokens += 1;
     }
     Ok(copied)
@@ -80,6 +79,10 @@ mod tests {
         from.put_user(&user).await.unwrap();
         from.put_factor("ann\0totp", b"{}").await.unwrap();
         from.put_token("phone\0+1", b"ann", None).await.unwrap();
+        let end = crate::basics::now() + 600;
+        from.put_token("challenge\0x", b"c", Some(end))
+            .await
+            .unwrap();
         from.put_session(&SessionRecord {
             id: "s".into(),
             username: "ann".into(),
@@ -104,8 +107,16 @@ mod tests {
                 users: 1,
                 factors: 1,
                 sessions: 1,
-                tokens: 1
+                tokens: 2
             }
+        );
+        assert_eq!(
+            to.tokens_with_ends("").await.unwrap(),
+            vec![
+                ("challenge\0x".to_string(), b"c".to_vec(), Some(end)),
+                ("phone\0+1".to_string(), b"ann".to_vec(), None),
+            ],
+            "tokens keep their values and ends"
         );
         assert_eq!(to.get_user("ann").await.unwrap(), Some(user));
         assert_eq!(to.sessions_of("ann").await.unwrap().len(), 1);

@@ -741,6 +741,20 @@ impl<E: Engine> Tokens for KvStore<E> {
             .collect())
     }
 
+    async fn tokens_with_ends(&self, prefix: &str) -> Result<Vec<TokenWithEnd>> {
+        let now = now();
+        Ok(self
+            .engine
+            .scan(Tree::Tokens, prefix.as_bytes())?
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let live = live_token(&v, now)?.to_vec();
+                let (_, end) = open_token(&v);
+                Some((String::from_utf8_lossy(&k).into_owned(), live, end))
+            })
+            .collect())
+    }
+
     async fn sweep_tokens(&self, now: Timestamp) -> Result<usize> {
         self.sweep(
             Tree::Tokens,

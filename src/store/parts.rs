@@ -85,6 +85,9 @@ pub trait Factors: Send + Sync {
 /// each with an optional end (`expires_at`, seconds since the epoch) after which the
 /// store no longer returns it, and sweeps it.
 #[async_trait]
+/// A live token: its key, value and the end the store enforces (`None`: none).
+pub type TokenWithEnd = (String, Vec<u8>, Option<Timestamp>);
+
 pub trait Tokens: Send + Sync {
     async fn get_token(&self, key: &str) -> Result<Option<Vec<u8>>>;
     async fn put_token(&self, key: &str, value: &[u8], expires_at: Option<Timestamp>)
@@ -103,6 +106,9 @@ pub trait Tokens: Send + Sync {
     async fn delete_token(&self, key: &str) -> Result<bool>;
     /// The live tokens whose key starts with `prefix`, in key order.
     async fn tokens_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
+    /// [`Tokens::tokens_with_prefix`] with the end the store keeps for each (what
+    /// `gatehouse storage copy` carries over).
+    async fn tokens_with_ends(&self, prefix: &str) -> Result<Vec<TokenWithEnd>>;
     /// Removes expired tokens; returns how many.
     async fn sweep_tokens(&self, now: Timestamp) -> Result<usize>;
 }

@@ -935,6 +935,31 @@ impl Tokens for PgStore {
             .collect())
     }
 
+    async fn tokens_with_ends(&self, prefix: &str) -> Result<Vec<TokenWithEnd>> {
+        let rows = sqlx::query(
+            "SELECT key, value, expires_at FROM gh_tokens
+             WHERE substring(key FROM 1 FOR length($1)) = $1
+               AND (expires_at IS NULL OR expires_at > $2) ORDER BY key",
+        )
+        .bind(prefix.as_bytes())
+        .bind(now() as i64)
+        .fetch_all(&self.pool)
+        .await;
+        Ok(self
+            .noted(rows)?
+            .iter()
+            .map(|r| {
+                let key: Vec<u8> = r.get(0);
+                let end: Option<i64> = r.get(2);
+                (
+                    String::from_utf8_lossy(&key).into_owned(),
+                    r.get(1),
+                    end.map(|e| e as Timestamp),
+                )
+            })
+            .collect())
+    }
+
     async fn sweep_tokens(&self, now: Timestamp) -> Result<usize> {
         let done = sqlx::query("DELETE FROM gh_tokens WHERE expires_at <= $1")
             .bind(now as i64)

@@ -1,5 +1,6 @@
 //! A throwaway PostgreSQL cluster for the tests of one test binary (Debian's
-//! `postgresql`, on a free loopback port, fsync off), and a database per test. As root
+//! `postgresql`, on a free loopback port, fsync off, TLS on with a test authority's
+//! certificate where openssl is installed), and a database per test. As root
 //! the cluster runs as the `postgres` user (initdb refuses root). `None` when no
 //! PostgreSQL is installed: the caller says SKIPPED.
 
@@ -52,15 +53,57 @@ impl Cluster {
             .is_ok_and(|s| s.success())
     }
 
+    /// The cluster of this test process. A binary that compiles the harness more than
+    /// once (`tests/on_postgres.rs`) still runs one: the first copy to claim the name
+    /// (in the abstract socket namespace) starts it and says where in `ready`, the
+    /// others wait for that. Installed but not starting is a failure, not a skip.
     fn start() -> Option<Cluster> {
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::net::{SocketAddr as UnixAddr, UnixListener};
         let bin = bin_dir()?;
         let as_postgres = is_root();
+        let pid = std::process::id();
         // Under /tmp, so that the postgres user can enter every parent directory.
-        let dir = tempfile::Builder::new()
-            .prefix("gatehouse-pg-")
-            .tempdir_in("/tmp")
-            .ok()?
-            .keep();
+        let dir = PathBuf::from(format!("/tmp/gatehouse-pg-{pid}"));
+        let claim = UnixAddr::from_abstract_name(format!("gatehouse-test-pg-{pid}").as_bytes())
+            .and_then(|addr| UnixListener::bind_addr(&addr));
+        let Ok(claim) = claim else {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            loop {
+                if let Ok(port) = std::fs::read_to_string(dir.join("ready")) {
+                    let port = port.trim().parse().expect("a port in ready");
+                    return Some(Cluster {
+                        port,
+                        dir,
+                        bin,
+                        as_postgres,
+                    });
+                }
+                assert!(
+                    !dir.join("failed").exists() && std::time::Instant::now() < deadline,
+                    "the test cluster did not start (another copy of the harness started it)"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        };
+        std::mem::forget(claim);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a directory for the test cluster");
+        let cluster = Self::start_in(dir.clone(), bin, as_postgres);
+        match &cluster {
+            Some(c) => std::fs::write(dir.join("ready"), c.port.to_string()).unwrap(),
+            None => {
+                std::fs::write(dir.join("failed"), "").unwrap();
+                panic!(
+                    "PostgreSQL is installed but the test cluster did not start: {}",
+                    std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+                );
+            }
+        }
+        cluster
+    }
+
+    fn start_in(dir: PathBuf, bin: PathBuf, as_postgres: bool) -> Option<Cluster> {
         if as_postgres {
             let _ = Command::new("chown").arg("postgres:").arg(&dir).status();
         }
@@ -71,6 +114,7 @@ impl Cluster {
             bin,
             as_postgres,
         };
+        Cluster::make_certificates(&cluster.dir, as_postgres);
         let data = cluster.dir.join("data");
         let data = data.to_str()?;
         if !cluster.run(
@@ -90,10 +134,7 @@ impl Cluster {
         ) {
             return None;
         }
-        let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off",
-            cluster.dir.display()
-        );
+        let options = cluster.options();
         let log = cluster.dir.join("server.log");
         if !cluster.run(
             "pg_ctl",
@@ -137,14 +178,89 @@ impl Cluster {
         Some(cluster)
     }
 
-    fn ctl(&self, action: &str) -> bool {
-        let data = self.dir.join("data");
-        let log = self.dir.join("server.log");
-        let options = format!(
+    /// The server's options: loopback, no fsync, and TLS where certificates were made.
+    fn options(&self) -> String {
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off",
             self.port,
             self.dir.display()
         );
+        if self.tls_root().is_some() && self.dir.join("server.key").exists() {
+            let (cert, key) = (self.dir.join("server.crt"), self.dir.join("server.key"));
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert.display(),
+                key.display()
+            ));
+        }
+        options
+    }
+
+    /// Makes a test certificate authority and a server certificate for 127.0.0.1 signed
+    /// by it (and another authority, which signed nothing here), with openssl.
+    fn make_certificates(dir: &std::path::Path, as_postgres: bool) -> bool {
+        let script = r#"set -e
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=gatehouse-test-ca -keyout ca.key -out ca.crt
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=another-ca -keyout other-ca.key -out other-ca.crt
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -subj /CN=127.0.0.1 -keyout server.key -out server.csr
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' > server.ext
+openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+  -extfile server.ext -out server.crt
+chmod 600 server.key
+"#;
+        let made = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if made && as_postgres {
+            let _ = Command::new("chown")
+                .args(["postgres:", "server.key", "server.crt"])
+                .current_dir(dir)
+                .status();
+        }
+        made
+    }
+
+    /// The test authority that signed the server's certificate, when the cluster
+    /// speaks TLS (openssl was there to make the certificates).
+    pub fn tls_root(&self) -> Option<PathBuf> {
+        Some(self.dir.join("ca.crt")).filter(|p| p.exists())
+    }
+
+    /// An authority that signed nothing the server has.
+    pub fn other_root(&self) -> PathBuf {
+        self.dir.join("other-ca.crt")
+    }
+
+    /// How many client connections to the database of `url` use TLS.
+    pub fn tls_connections_to(&self, url: &str) -> usize {
+        let database = url.rsplit('/').next().unwrap_or("").split('?').next().unwrap_or("");
+        let query = format!(
+            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+             WHERE ssl AND datname = '{database}'"
+        );
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+            .args(["-At", "-c", &query])
+            .output()
+            .expect("psql runs");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    }
+
+    fn ctl(&self, action: &str) -> bool {
+        let data = self.dir.join("data");
+        let log = self.dir.join("server.log");
+        let options = self.options();
         let (data, log) = (data.to_string_lossy(), log.to_string_lossy());
         match action {
             // fast: every client is cut off, and what was committed stays (with fsync
@@ -160,12 +276,27 @@ impl Cluster {
     }
 
     /// Stops the server at once (an outage); [`Cluster::resume`] starts it again.
-    pub fn pause(&self) {
+    pub fn pause(&self) -> Paused<'_> {
         assert!(self.ctl("stop"), "pg_ctl stop failed");
+        Paused(self)
     }
+}
 
-    pub fn resume(&self) {
-        assert!(self.ctl("start"), "pg_ctl start failed");
+/// A stopped cluster, started again when this goes (also when the test fails, so
+/// that the next test of the binary finds it running).
+#[must_use]
+pub struct Paused<'a>(&'a Cluster);
+
+impl Paused<'_> {
+    pub fn resume(self) {}
+}
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        let started = self.0.ctl("start");
+        if !std::thread::panicking() {
+            assert!(started, "pg_ctl start failed");
+        }
     }
 
     /// A fresh database; its URL.
