@@ -117,10 +117,7 @@ async fn a_database_restart_under_load_refuses_no_session_and_every_replica_come
             let mut statuses = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 for port in &ports {
-                    let url = format!(
-                        "http://127.0.0.1:{port}{}",
-                        routes::API_AUTHZ_FORWARD_AUTH
-                    );
+                    let url = format!("http://127.0.0.1:{port}{}", routes::API_AUTHZ_FORWARD_AUTH);
                     let headers = [
                         ("X-Forwarded-Proto", "https"),
                         ("X-Forwarded-Host", "panel.example.test"),
@@ -157,7 +154,10 @@ async fn a_database_restart_under_load_refuses_no_session_and_every_replica_come
         statuses.extend(t.await.unwrap());
     }
     let refused = statuses.iter().filter(|s| **s != 200).count();
-    println!("{} checks through the restart, {refused} not 200", statuses.len());
+    println!(
+        "{} checks through the restart, {refused} not 200",
+        statuses.len()
+    );
     assert!(statuses.len() > 50, "the load ran");
     assert_eq!(refused, 0, "no session refused: {statuses:?}");
 }

@@ -130,8 +130,8 @@ async fn guesses_spread_over_replicas_ban_as_one() {
 }
 
 #[tokio::test]
-async fn replicas_reach_the_database_over_verified_tls_and_refuse_a_certificate_they_cannot_verify(
-) {
+async fn replicas_reach_the_database_over_verified_tls_and_refuse_a_certificate_they_cannot_verify()
+{
     let Some(cluster) = cluster() else {
         println!("SKIPPED: no PostgreSQL installed (Debian package postgresql)");
         return;

@@ -447,7 +447,10 @@ fn the_readme_walkthrough_shows_a_revocation_and_a_ban_on_all_three() {
     }
     let replicas: Vec<String> = (0..3).map(|_| common::free_port().to_string()).collect();
     let out = std::process::Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/replicas/try.sh"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/replicas/try.sh"
+        ))
         .env("GH", common::BIN)
         .env("NO_WAIT", "1")
         .env("FRONT_PORT", common::free_port().to_string())

@@ -419,7 +419,11 @@ async fn reset_2fa_from_the_cli_switches_everything_off() {
     );
     // The audit line comes from whoever made the change: the server (on sled, the CLI
     // asks it over the admin socket) or the CLI itself (on PostgreSQL).
-    let by = if common::on_postgres() { err } else { s.gate.log() };
+    let by = if common::on_postgres() {
+        err
+    } else {
+        s.gate.log()
+    };
     assert!(by.contains("two_factor_reset"), "the audit line: {by}");
 }
 

@@ -81,13 +81,13 @@ pub trait Factors: Send + Sync {
     async fn factors_of(&self, username: &str) -> Result<Vec<(String, Vec<u8>)>>;
 }
 
+/// A live token: its key, value and the end the store enforces (`None`: none).
+pub type TokenWithEnd = (String, Vec<u8>, Option<Timestamp>);
+
 /// One-time tokens, challenges and unique-value indexes (`phone \0 +380…` → user),
 /// each with an optional end (`expires_at`, seconds since the epoch) after which the
 /// store no longer returns it, and sweeps it.
 #[async_trait]
-/// A live token: its key, value and the end the store enforces (`None`: none).
-pub type TokenWithEnd = (String, Vec<u8>, Option<Timestamp>);
-
 pub trait Tokens: Send + Sync {
     async fn get_token(&self, key: &str) -> Result<Option<Vec<u8>>>;
     async fn put_token(&self, key: &str, value: &[u8], expires_at: Option<Timestamp>)

@@ -241,13 +241,26 @@ chmod 600 server.key
 
     /// How many client connections to the database of `url` use TLS.
     pub fn tls_connections_to(&self, url: &str) -> usize {
-        let database = url.rsplit('/').next().unwrap_or("").split('?').next().unwrap_or("");
+        let database = url
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .split('?')
+            .next()
+            .unwrap_or("");
         let query = format!(
             "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
              WHERE ssl AND datname = '{database}'"
         );
         let out = Command::new(self.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
             .args(["-At", "-c", &query])
             .output()
             .expect("psql runs");
@@ -275,28 +288,10 @@ chmod 600 server.key
         }
     }
 
-    /// Stops the server at once (an outage); [`Cluster::resume`] starts it again.
+    /// Stops the server at once (an outage) until the [`Paused`] goes.
     pub fn pause(&self) -> Paused<'_> {
         assert!(self.ctl("stop"), "pg_ctl stop failed");
         Paused(self)
-    }
-}
-
-/// A stopped cluster, started again when this goes (also when the test fails, so
-/// that the next test of the binary finds it running).
-#[must_use]
-pub struct Paused<'a>(&'a Cluster);
-
-impl Paused<'_> {
-    pub fn resume(self) {}
-}
-
-impl Drop for Paused<'_> {
-    fn drop(&mut self) {
-        let started = self.0.ctl("start");
-        if !std::thread::panicking() {
-            assert!(started, "pg_ctl start failed");
-        }
     }
 
     /// A fresh database; its URL.
@@ -320,7 +315,25 @@ impl Drop for Paused<'_> {
     }
 }
 
-/// The cluster of this test binary, started on first use; `None` without PostgreSQL.
+/// A stopped cluster, started again when this goes (also when the test fails, so
+/// that the next test of the binary finds it running).
+#[must_use]
+pub struct Paused<'a>(&'a Cluster);
+
+impl Paused<'_> {
+    pub fn resume(self) {}
+}
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        let started = self.0.ctl("start");
+        if !std::thread::panicking() {
+            assert!(started, "pg_ctl start failed");
+        }
+    }
+}
+
+/// The cluster of this test process, started on first use; `None` without PostgreSQL.
 pub fn cluster() -> Option<&'static Cluster> {
     CLUSTER.get_or_init(Cluster::start).as_ref()
 }
