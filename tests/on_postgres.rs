@@ -4,6 +4,11 @@
 //! backend from this binary's name (`common::on_postgres`); without PostgreSQL the
 //! suites run on sled and say so.
 
+// Each suite brings its own `mod common;` (it is a test binary of its own too), so the
+// harness is compiled once per suite here. That is meant: what must be one per process
+// (the ports handed out, the PostgreSQL cluster) is claimed process-wide by the harness.
+#![allow(clippy::duplicate_mod)]
+
 #[path = "forward_auth.rs"]
 mod forward_auth;
 

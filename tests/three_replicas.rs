@@ -253,8 +253,8 @@ impl Bot {
                 let log = gate.log();
                 let last = log
                     .lines()
-                    .filter(|l| l.contains("telegram-polling") && l.contains("leads"))
-                    .last();
+                    .rev()
+                    .find(|l| l.contains("telegram-polling") && l.contains("leads"));
                 gate.running() && last.is_some_and(|l| l.contains("now leads"))
             })
             .collect()

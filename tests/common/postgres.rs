@@ -164,7 +164,10 @@ impl Cluster {
             },
             cluster.bin.join("pg_ctl").display()
         );
-        let _ = Command::new("sh")
+        // In a session of its own (setsid), so that killing the test's process group
+        // (a timeout, Ctrl-C) does not take the watchdog down with it.
+        let _ = Command::new("setsid")
+            .arg("sh")
             .arg("-c")
             .arg(format!(
                 "while kill -0 {} 2>/dev/null; do sleep 0.5; done; {stop} >/dev/null 2>&1; rm -rf {}",
