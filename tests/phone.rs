@@ -257,6 +257,40 @@ async fn phone_is_offered_only_when_another_factor_is_on_and_a_number_is_confirm
     );
 }
 
+/// The code a call's TwiML dictates.
+fn dictated_code(call: &Received) -> String {
+    let twiml = call.form("Twiml").unwrap();
+    let first_say = twiml.split("<Say").nth(1).unwrap();
+    digits_in(
+        first_say
+            .split('>')
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn with_three_replicas_delivering_the_hook_reaches_the_panel_once() {
+    if !common::on_postgres() {
+        println!("SKIPPED on sled (one process): tests/on_postgres.rs runs it");
+        return;
+    }
+    let s = Setup::with("").await;
+    // Two more replicas on the same database, whose hook workers claim from the same
+    // queue as the first's.
+    let _others = [s.gate.replica(), s.gate.replica()];
+    let mut b = s.ann_at_second_step(DOMESTIC).await;
+    let call = s.call(&mut b).await;
+    let done = s.verify(&mut b, &dictated_code(&call)).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    s.panel_hook.wait_for(1, 10).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(s.panel_hook.received().len(), 1, "delivered once");
+}
+
 #[tokio::test]
 async fn domestic_number_gets_a_dictated_code_and_success_switches_2fa_off_and_fires_the_hook() {
     let s = Setup::with("").await;

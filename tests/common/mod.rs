@@ -335,6 +335,41 @@ impl Gatehouse {
         cli(&self.config_path, args, None)
     }
 
+    /// Another replica of this server: the same configuration with listeners of its
+    /// own (and a data directory of its own), started. Only meaningful where the state
+    /// is shared (on PostgreSQL).
+    pub fn replica(&self) -> Gatehouse {
+        let dir = tempfile::tempdir().unwrap();
+        let (portal, proxy) = (free_port(), free_port());
+        let text = std::fs::read_to_string(&self.config_path)
+            .unwrap()
+            .replace(
+                &format!("127.0.0.1:{}", self.portal),
+                &format!("127.0.0.1:{portal}"),
+            )
+            .replace(
+                &format!("127.0.0.1:{}", self.proxy),
+                &format!("127.0.0.1:{proxy}"),
+            )
+            .replace(
+                &format!("{:?}", self.dir.path().join("data").display().to_string()),
+                &format!("{:?}", dir.path().join("data").display().to_string()),
+            );
+        let config_path = dir.path().join("gatehouse.toml");
+        std::fs::write(&config_path, text).unwrap();
+        let mut replica = Gatehouse {
+            dir,
+            config_path,
+            portal,
+            proxy,
+            uses_proxy: self.uses_proxy,
+            env: Vec::new(),
+            child: None,
+        };
+        replica.spawn();
+        replica
+    }
+
     /// Whether the server was started and not killed since.
     pub fn running(&self) -> bool {
         self.child.is_some()
