@@ -202,6 +202,44 @@ async fn backup_code_logs_in_once_and_the_count_goes_down() {
 }
 
 #[tokio::test]
+async fn after_a_backup_code_the_codes_left_are_told_and_the_next_sign_in_still_opens_on_the_app() {
+    let mut s = Setup::new().await;
+    let enrolled = s.ann_with_totp().await;
+    let total = enrolled.backup_codes.len();
+    for (used, code) in enrolled.backup_codes.iter().enumerate() {
+        let mut b = Browser::new(&[PANEL]);
+        s.log_in(&mut b, "ann").await;
+        // The strongest method she has, never the backup codes she used last time.
+        let step_url = format!("{}?rd=%2Fhome", s.step());
+        let step = b.get(&step_url).await;
+        assert_eq!(common::field(&step.body, "method"), "totp", "{}", step.body);
+        let done = b.second_step(&step_url, "backup", code).await;
+        assert_eq!(done.status, 303, "{}", done.body);
+        let told = done.location.expect("to the codes-left page");
+        assert!(
+            told.starts_with(&format!("/.gatehouse{}", routes::SECOND_STEP_BACKUP_USED)),
+            "{told}"
+        );
+        let page = b.get(&s.url(&told)).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let left = total - used - 1;
+        assert!(
+            page.body.contains(&format!("data-left=\"{left}\"")),
+            "{left} left: {}",
+            page.body
+        );
+        let warned = page.body.contains("id=\"backup-used-warning\"");
+        assert_eq!(warned, left <= 1, "a warning at one or none: {}", page.body);
+        if warned {
+            assert!(page.body.contains("#backup-title"), "the way to new codes");
+        }
+        // The way on is where she was going.
+        assert!(page.body.contains("href=\"/home\""), "{}", page.body);
+        assert_eq!(b.get(&s.url("/home")).await.status, 200, "signed in");
+    }
+}
+
+#[tokio::test]
 async fn generating_new_backup_codes_invalidates_the_old_ones() {
     let mut s = Setup::new().await;
     let enrolled = s.ann_with_totp().await;

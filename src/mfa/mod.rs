@@ -227,6 +227,21 @@ pub const SECOND_FACTOR_CHECK: crate::auth::session::SecondFactorCheck =
 /// The methods offered at the second step: each enabled factor's whose service is
 /// configured (a factor whose bot or relying party was removed from the config is not
 /// offered), then backup codes while any are left.
+/// The method the second step opens on: the strongest the user has on (a passkey, then
+/// Telegram, then the app, then email). Backup codes only when nothing else is left:
+/// one emergency use must not make them the default for every later sign-in.
+pub fn strongest(methods: &[Method]) -> Option<Method> {
+    [
+        Method::Webauthn,
+        Method::Telegram,
+        Method::Totp,
+        Method::Email,
+        Method::BackupCode,
+    ]
+    .into_iter()
+    .find(|m| methods.contains(m))
+}
+
 pub async fn methods_for(state: &dyn Services, username: &str) -> Result<Vec<Method>> {
     let store = state.store().as_ref();
     let enabled = enabled_factors(store, username).await?;
@@ -416,4 +431,19 @@ pub async fn reset(store: &dyn Store, username: &str, by: &str) -> Result<()> {
     backup::delete(store, username).await?;
     audit!("two_factor_reset", user = username, by = by);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{strongest, Method::*};
+
+    #[test]
+    fn the_second_step_opens_on_the_strongest_method_and_on_backup_codes_only_when_alone() {
+        assert_eq!(strongest(&[BackupCode, Email, Totp]), Some(Totp));
+        assert_eq!(strongest(&[Totp, Telegram, BackupCode]), Some(Telegram));
+        assert_eq!(strongest(&[Email, Telegram, Webauthn]), Some(Webauthn));
+        assert_eq!(strongest(&[BackupCode, Email]), Some(Email));
+        assert_eq!(strongest(&[BackupCode]), Some(BackupCode));
+        assert_eq!(strongest(&[]), None);
+    }
 }

@@ -63,6 +63,9 @@ impl Portal {
                 second_step::page(state, &req, t).await
             }
             (&Method::POST, routes::SECOND_STEP) => second_step::submit(state, &req, t).await,
+            (&Method::GET, routes::SECOND_STEP_BACKUP_USED) => {
+                second_step::backup_used(state, &req, t).await
+            }
             (&Method::GET, routes::SECOND_STEP_PHONE) => phone_step::page(state, &req, t).await,
             (&Method::POST, routes::SECOND_STEP_PHONE_CALL) => {
                 phone_step::call(state, &req, t).await

@@ -58,6 +58,19 @@ pub struct MethodLink {
 }
 
 #[derive(Template)]
+#[template(path = "backup_used.html")]
+pub struct BackupUsedPage<'a> {
+    pub t: &'static Texts,
+    pub title: &'a str,
+    pub mount: &'a str,
+    pub left: usize,
+    pub left_text: String,
+    pub warning: Option<&'static str>,
+    /// Where "Continue" goes: the validated `rd`, else the default.
+    pub onwards: String,
+}
+
+#[derive(Template)]
 #[template(path = "second_step.html")]
 pub struct SecondStepPage<'a> {
     pub t: &'static Texts,

@@ -11,6 +11,7 @@
 pub const LOGIN_PAGE: &str = "/";
 pub const SECOND_STEP: &str = "/2fa";
 pub const SECOND_STEP_EMAIL: &str = "/2fa/email";
+pub const SECOND_STEP_BACKUP_USED: &str = "/2fa/backup-used";
 pub const SECOND_STEP_PHONE: &str = "/2fa/phone";
 pub const SECOND_STEP_PHONE_CALL: &str = "/2fa/phone/call";
 pub const SECOND_STEP_PHONE_VERIFY: &str = "/2fa/phone/verify";
@@ -66,6 +67,7 @@ pub const ALL: &[&str] = &[
     LOGIN_PAGE,
     SECOND_STEP,
     SECOND_STEP_EMAIL,
+    SECOND_STEP_BACKUP_USED,
     SECOND_STEP_PHONE,
     SECOND_STEP_PHONE_CALL,
     SECOND_STEP_PHONE_VERIFY,

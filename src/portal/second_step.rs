@@ -78,7 +78,6 @@ async fn show(
     req: &Request,
     t: &'static Texts,
     identity: &Identity,
-    last: Option<&str>,
     status: StatusCode,
     view: View<'_>,
 ) -> Result<Response> {
@@ -88,8 +87,7 @@ async fn show(
     let current = view
         .method
         .filter(|m| methods.contains(m))
-        .or_else(|| last.and_then(Method::parse).filter(|m| methods.contains(m)))
-        .or_else(|| methods.first().copied())
+        .or_else(|| mfa::strongest(&methods))
         .unwrap_or(Method::BackupCode);
     let csrf = csrf_for(state, req);
     let links: Vec<MethodLink> = methods
@@ -223,7 +221,6 @@ pub async fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<
                 req,
                 t,
                 &i,
-                i.user.last_method.as_deref(),
                 StatusCode::OK,
                 View {
                     rd: &rd,
@@ -263,7 +260,6 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
             req,
             t,
             &identity,
-            None,
             status,
             View {
                 rd,
@@ -321,7 +317,18 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
                 method = method.id(),
                 session = &session.id[..8]
             );
-            let mut response = redirect(StatusCode::SEE_OTHER, &onwards(state, rd));
+            // A backup code used: say how many are left before going on.
+            let next = if method == Method::BackupCode {
+                format!(
+                    "{}{}{}",
+                    req.mount,
+                    routes::SECOND_STEP_BACKUP_USED,
+                    rd_query(rd)
+                )
+            } else {
+                onwards(state, rd)
+            };
+            let mut response = redirect(StatusCode::SEE_OTHER, &next);
             add_cookie(&mut response, &state.sessions.set_cookie(&session));
             Ok(response)
         }
@@ -347,4 +354,32 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
             again(StatusCode::UNAUTHORIZED, text, hint).await
         }
     }
+}
+
+/// `GET /2fa/backup-used`: after a sign-in with a backup code, how many are left, a
+/// warning at one or none with the way to new codes, and the way on.
+pub async fn backup_used(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let rd = req.query_param("rd").unwrap_or_default();
+    let Some(identity) = current_session(state, req).await? else {
+        return Ok(redirect(
+            StatusCode::FOUND,
+            &format!("{}/{}", req.mount, rd_query(&rd)),
+        ));
+    };
+    let left = mfa::backup::remaining(state.store.as_ref(), &identity.user.username).await?;
+    let warning = match left {
+        0 => Some(t.backup_used_none),
+        1 => Some(t.backup_used_one),
+        _ => None,
+    };
+    let page = crate::portal::pages::BackupUsedPage {
+        t,
+        title: t.backup_used_title,
+        mount: req.mount,
+        left,
+        left_text: fill(t.backup_used_left, left),
+        warning,
+        onwards: onwards(state, &rd),
+    };
+    Ok(html(StatusCode::OK, render(&page)))
 }
