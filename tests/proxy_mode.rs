@@ -257,6 +257,123 @@ async fn logout_ends_the_session() {
 }
 
 #[tokio::test]
+async fn a_panels_sign_out_link_asks_first_then_says_so_and_a_new_sign_in_returns_to_the_page() {
+    let mut s = Setup::new().await;
+    s.log_in("ann", PASSWORD).await;
+    let logout = s.url(&format!("/.gatehouse{}", routes::LOGOUT));
+    let asked = s.browser.get(&format!("{logout}?rd=%2Fhome")).await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(asked.body.contains("Sign out?"), "{}", asked.body);
+    assert!(asked.body.contains("Ann Admin"), "who is signing out");
+    assert!(
+        asked.body.contains("id=\"stay-signed-in\"") && asked.body.contains("href=\"/home\""),
+        "a way back: {}",
+        asked.body
+    );
+    assert_eq!(
+        s.browser.get(&s.url("/home")).await.status,
+        200,
+        "opening the link alone signs nobody out"
+    );
+
+    let out = s
+        .browser
+        .post(
+            &logout,
+            &[
+                ("csrf", &common::field(&asked.body, "csrf")),
+                ("rd", "/home"),
+            ],
+        )
+        .await;
+    assert_eq!(out.status, 303);
+    let told = out.location.unwrap();
+    assert_eq!(told, "/.gatehouse/?signed_out=1&rd=%2Fhome");
+    let page = s.browser.get(&s.url(&told)).await;
+    assert!(page.body.contains("You have signed out."), "{}", page.body);
+    assert_eq!(s.browser.get(&s.url("/home")).await.status, 302);
+    let again = s
+        .browser
+        .post(
+            &s.url(&format!("/.gatehouse{}", routes::LOGIN)),
+            &[
+                ("csrf", &common::field(&page.body, "csrf")),
+                ("rd", &common::field(&page.body, "rd")),
+                ("username", "ann"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(again.location.as_deref(), Some("/home"), "{}", again.body);
+
+    // Without a session the link says so at once.
+    let mut stranger = Browser::new(&[PANEL]);
+    let page = stranger.get(&logout).await;
+    assert_eq!(page.status, 302);
+    assert_eq!(page.location.as_deref(), Some("/.gatehouse/?signed_out=1"));
+}
+
+#[tokio::test]
+async fn the_403_page_says_who_is_signed_in_and_offers_another_account_and_the_way_back() {
+    let s = Setup::new().await;
+    let mut bob = Browser::new(&[PANEL]);
+    bob.log_in(
+        &s.url(&format!("/.gatehouse{}", routes::LOGIN_PAGE)),
+        "bob",
+        PASSWORD,
+    )
+    .await;
+    let denied = bob.get(&s.url("/admin")).await;
+    assert_eq!(denied.status, 403);
+    assert!(
+        denied
+            .body
+            .contains("id=\"denied-who\">Signed in as <strong>Bob</strong> (bob)"),
+        "{}",
+        denied.body
+    );
+    assert!(
+        denied.body.contains("id=\"denied-home\""),
+        "{}",
+        denied.body
+    );
+    let switch = denied
+        .body
+        .split("href=\"")
+        .find(|part| part.contains("id=\"switch-account\""))
+        .and_then(|part| part.split('"').next())
+        .expect("a link to sign in as someone else")
+        .replace("&amp;", "&");
+    assert_eq!(switch, "/.gatehouse/logout?rd=%2Fadmin");
+
+    // Switching: bob signs out, ann signs in, and lands on the page bob could not open.
+    let asked = bob.get(&s.url(&switch)).await;
+    let out = bob
+        .post(
+            &s.url(&format!("/.gatehouse{}", routes::LOGOUT)),
+            &[
+                ("csrf", &common::field(&asked.body, "csrf")),
+                ("rd", &common::field(&asked.body, "rd")),
+            ],
+        )
+        .await;
+    let page = bob.get(&s.url(&out.location.unwrap())).await;
+    let ann = bob
+        .post(
+            &s.url(&format!("/.gatehouse{}", routes::LOGIN)),
+            &[
+                ("csrf", &common::field(&page.body, "csrf")),
+                ("rd", &common::field(&page.body, "rd")),
+                ("username", "ann"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(ann.location.as_deref(), Some("/admin"), "{}", ann.body);
+    assert_eq!(bob.get(&s.url("/admin")).await.status, 200);
+}
+
+#[tokio::test]
 async fn revoking_sessions_from_the_cli_takes_effect_on_the_next_request() {
     let mut s = Setup::new().await;
     s.log_in("ann", PASSWORD).await;

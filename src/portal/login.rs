@@ -243,17 +243,47 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     Ok(response)
 }
 
-/// `GET /logout`: the signed-in page carries the (POST) sign-out button.
+/// `GET /logout` (what a panel's "Sign out" link opens): asks "Sign out?" with the
+/// button (a POST, so that no page can sign anyone out by linking here) and a way
+/// back; without a session, says so on the sign-in page.
 pub async fn logout_page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
-    page(
-        state,
-        &Request {
-            query: None,
-            ..req.clone()
-        },
-        t,
+    let rd = req.query_param("rd").unwrap_or_default();
+    let rd = safe_redirect(&rd, &state.config.protected_domains).unwrap_or_default();
+    let Some(identity) = current_session(state, req).await? else {
+        return Ok(redirect(StatusCode::FOUND, &signed_out_target(req, &rd)));
+    };
+    let csrf = csrf_for(state, req);
+    let user = &identity.user;
+    let name = if user.display_name.is_empty() {
+        &user.username
+    } else {
+        &user.display_name
+    };
+    let stay = onwards(state, &rd);
+    let response = html(
+        StatusCode::OK,
+        render(&crate::portal::pages::SignOutPage {
+            t,
+            title: t.sign_out_title,
+            mount: req.mount,
+            csrf: &csrf.token,
+            name,
+            username: &user.username,
+            rd: &rd,
+            stay: &stay,
+        }),
+    );
+    Ok(csrf.attach(response))
+}
+
+/// Where a sign-out ends: the sign-in page saying so, keeping where to go after the
+/// next sign-in.
+fn signed_out_target(req: &Request, rd: &str) -> String {
+    format!(
+        "{}/?signed_out=1{}",
+        req.mount,
+        rd_query(rd).replacen('?', "&", 1)
     )
-    .await
 }
 
 /// `POST /logout`: ends the session and clears the cookie.
@@ -263,10 +293,9 @@ pub async fn logout(state: &AppState, req: &Request, _t: &'static Texts) -> Resu
         state.store.delete_session(&identity.session.id).await?;
         audit!("logout", user = identity.user.username, ip = req.ip_text());
     }
-    let mut response = redirect(
-        StatusCode::SEE_OTHER,
-        &format!("{}/?signed_out=1", req.mount),
-    );
+    let rd = req.form().get("rd").unwrap_or("").to_string();
+    let rd = safe_redirect(&rd, &state.config.protected_domains).unwrap_or_default();
+    let mut response = redirect(StatusCode::SEE_OTHER, &signed_out_target(req, &rd));
     add_cookie(&mut response, &state.sessions.clear_cookie());
     Ok(response)
 }

@@ -242,6 +242,49 @@ pub fn message(
     )
 }
 
+/// The 403 page for a browser: who is signed in (the session read only on this rare
+/// path), a way to sign in as someone else that comes back to `rd`, and the way back
+/// to the start page.
+pub async fn denied_page(
+    state: &AppState,
+    t: &'static Texts,
+    mount: &str,
+    cookies: &str,
+    rd: &str,
+) -> Response {
+    let identity =
+        match crate::auth::session::cookie_value(cookies, &state.sessions.config().cookie_name) {
+            Some(value) => state
+                .sessions
+                .resolve(value, crate::basics::now())
+                .await
+                .ok()
+                .flatten(),
+            None => None,
+        };
+    let who = identity.as_ref().map(|i| {
+        let user = &i.user;
+        let name = if user.display_name.is_empty() {
+            user.username.as_str()
+        } else {
+            user.display_name.as_str()
+        };
+        (name, user.username.as_str())
+    });
+    let home = common::default_target(state);
+    html(
+        StatusCode::FORBIDDEN,
+        render(&pages::DeniedPage {
+            t,
+            title: t.denied_title,
+            mount,
+            who,
+            rd,
+            home: &home,
+        }),
+    )
+}
+
 /// The page for an error; internals are logged, never shown.
 pub fn error_page(e: &Error, t: &'static Texts, mount: &str) -> Response {
     // A store that cannot write was logged once, when it started failing.

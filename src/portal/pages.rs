@@ -35,6 +35,35 @@ pub struct SignedInPage<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "sign_out.html")]
+pub struct SignOutPage<'a> {
+    pub t: &'static Texts,
+    pub title: &'a str,
+    pub mount: &'a str,
+    pub csrf: &'a str,
+    pub name: &'a str,
+    pub username: &'a str,
+    /// Where to go after signing in again (validated; may be empty).
+    pub rd: &'a str,
+    /// "Stay signed in": the validated `rd`, else the default.
+    pub stay: &'a str,
+}
+
+/// The 403 page: who is signed in, another account, and the way back.
+#[derive(Template)]
+#[template(path = "denied.html")]
+pub struct DeniedPage<'a> {
+    pub t: &'static Texts,
+    pub title: &'a str,
+    pub mount: &'a str,
+    /// The signed-in user's name and username, if anyone is signed in.
+    pub who: Option<(&'a str, &'a str)>,
+    /// The refused page, to sign in to as someone else (validated by the sign-in page).
+    pub rd: &'a str,
+    pub home: &'a str,
+}
+
+#[derive(Template)]
 #[template(path = "message.html")]
 pub struct MessagePage<'a> {
     pub t: &'static Texts,

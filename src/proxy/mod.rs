@@ -237,17 +237,19 @@ impl ProxyHttp for Gateway {
                 respond(session, response).await
             }
             Ok(Decision::Deny) => {
-                respond(
-                    session,
+                let rd: String = target.path_and_query().to_string();
+                let page = if accepts_html(&header.headers) {
+                    crate::portal::denied_page(state, t, PROXY_MOUNT, &cookies, &rd).await
+                } else {
                     message(
                         StatusCode::FORBIDDEN,
                         t,
                         PROXY_MOUNT,
                         t.denied_title,
                         t.denied,
-                    ),
-                )
-                .await
+                    )
+                };
+                respond(session, page).await
             }
             Err(e) => respond(session, crate::portal::error_page(&e, t, PROXY_MOUNT)).await,
         }
