@@ -54,6 +54,7 @@ impl AppState {
 
     /// Builds the state around an already open store.
     pub async fn with_store(config: Config, store: Arc<dyn Store>) -> Result<Arc<Self>> {
+        crate::texts::brand::install(config.brand.clone());
         let secret = load_or_create_secret(
             config.session.secret.as_ref().map(|s| s.expose()),
             &config.data_dir,

@@ -37,11 +37,13 @@ fn telegram_texts(lang: Option<&str>) -> &'static TelegramTexts {
 /// The confirmation message of an attempt.
 fn login_text(t: &TelegramTexts, a: &Attempt) -> String {
     let time = crate::texts::format_time(a.created_at);
-    t.bot_login
+    let text = t
+        .bot_login
         .replace("{site}", &a.site)
         .replace("{time}", &time)
         .replace("{ip}", &a.ip)
-        .replace("{browser}", &crate::texts::describe_device(&a.user_agent))
+        .replace("{browser}", &crate::texts::describe_device(&a.user_agent));
+    format!("{}\n{text}", crate::texts::brand().name)
 }
 
 /// Sends the confirmation of a new attempt to every linked account; returns how many

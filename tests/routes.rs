@@ -9,12 +9,16 @@ use gatehouse::portal::routes;
 #[tokio::test]
 async fn every_route_of_the_table_is_served() {
     // Every optional part on (mail, passkeys, Telegram; their servers are closed
-    // ports: nothing is sent here), so every page is offered.
+    // ports: nothing is sent here; a logo and colour), so every page is offered.
+    let logo = tempfile::Builder::new().suffix(".svg").tempfile().unwrap();
+    std::fs::write(logo.path(), "<svg xmlns=\"http://www.w3.org/2000/svg\"/>").unwrap();
     let gate = Gatehouse::start(&format!(
-        "[session]\nsecure = false\n\
+        "[portal]\nlogo = {:?}\naccent = \"#123456\"\n\
+         [session]\nsecure = false\n\
          [smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nfrom = \"gatehouse@example.test\"\n\
          [webauthn]\nrp_id = \"localhost\"\n\
          [telegram]\ntoken = \"123456789:TEST-token-abcdefghijklmnopqrstuv\"\napi_url = \"http://127.0.0.1:{}\"\n",
+        logo.path().display().to_string(),
         common::free_port(),
         common::free_port()
     ));

@@ -112,6 +112,8 @@ pub struct Config {
     pub recovery_hook: Option<RecoveryHook>,
     /// Passkeys and security keys; `None` = not offered.
     pub webauthn: Option<WebauthnConfig>,
+    /// The operator's brand (`[portal] name`, `logo`, `accent`, `support`).
+    pub brand: crate::texts::brand::Brand,
     /// The Telegram bot; `None` = no Telegram.
     pub telegram: Option<TelegramConfig>,
 }
@@ -444,12 +446,26 @@ impl RawConfig {
         self.password.check()?;
         self.regulation.check()?;
         self.second_factor.check()?;
+        let brand = self.portal.brand()?;
+        // Unless set on their own, the apps' issuer and the passkeys' relying party
+        // carry the panel's name.
+        let mut second_factor = self.second_factor.clone();
+        if second_factor.totp_issuer.is_empty() {
+            second_factor.totp_issuer = brand.name.replace(':', " ");
+        }
+        let mut raw_webauthn = self.webauthn.clone();
+        if raw_webauthn.rp_name.is_empty() {
+            raw_webauthn.rp_name = brand.name.clone();
+        }
         self.password.check_min_length()?;
         let encryption_key = self.storage.encryption_key()?;
         let storage = self
             .storage
             .backend(secret.is_some(), encryption_key.is_some())?;
-        let smtp = self.smtp.validate()?;
+        let mut smtp = self.smtp.validate()?;
+        if let Some(smtp) = smtp.as_mut().filter(|s| s.from_name.is_empty()) {
+            smtp.from_name = brand.name.clone();
+        }
         self.proxy.check()?;
         self.second_factor.check_email_limits()?;
         let phone = self.phone.validate()?;
@@ -487,7 +503,7 @@ impl RawConfig {
             .iter()
             .flat_map(|u| u.hosts.iter().cloned())
             .collect();
-        let webauthn = self.webauthn.validate(
+        let webauthn = raw_webauthn.validate(
             domain.as_deref(),
             portal_url.as_ref(),
             &proxy_hosts,
@@ -531,7 +547,8 @@ impl RawConfig {
             access,
             proxy_listen,
             upstreams,
-            second_factor: self.second_factor,
+            second_factor,
+            brand,
             encryption_key,
             smtp,
             password_reset: self.password_reset,
@@ -614,6 +631,46 @@ mod tests {
         from_toml(text)
             .expect_err("config should be refused")
             .to_string()
+    }
+
+    #[test]
+    fn the_panels_name_is_the_default_issuer_relying_party_and_sender() {
+        let config = from_toml(
+            "[portal]\nname = \"Acme: Admin\"\n[webauthn]\nrp_id = \"example.com\"\n\
+             [smtp]\nhost = \"mail.example.com\"\nfrom = \"a@example.com\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.brand.name, "Acme: Admin");
+        assert_eq!(config.second_factor.totp_issuer, "Acme  Admin");
+        assert_eq!(config.webauthn.unwrap().rp_name, "Acme: Admin");
+        assert_eq!(config.smtp.unwrap().from_name, "Acme: Admin");
+        // Set on their own, they stay.
+        let config =
+            from_toml("[portal]\nname = \"Acme\"\n[second_factor]\ntotp_issuer = \"Acme Ops\"\n")
+                .unwrap();
+        assert_eq!(config.second_factor.totp_issuer, "Acme Ops");
+        // Nothing named: gatehouse.
+        assert_eq!(
+            from_toml("").unwrap().second_factor.totp_issuer,
+            "gatehouse"
+        );
+    }
+
+    #[test]
+    fn bad_brand_settings_name_their_key_and_reason() {
+        let e = error_text("[portal]\naccent = \"blue\"\n");
+        assert!(e.contains("portal.accent") && e.contains("#0b5fff"), "{e}");
+        let e = error_text("[portal]\nlogo = \"/nonexistent/logo.png\"\n");
+        assert!(
+            e.contains("portal.logo") && e.contains("cannot be read"),
+            "{e}"
+        );
+        let e = error_text("[portal]\nlogo = \"/etc/hostname\"\n");
+        assert!(e.contains("portal.logo") && e.contains(".png"), "{e}");
+        let e = error_text("[portal]\nname = \"  \"\n");
+        assert!(e.contains("portal.name"), "{e}");
+        let e = error_text("[portal]\nsupport = \"https://\"\n");
+        assert!(e.contains("portal.support"), "{e}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::*;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SecondFactor {
-    /// The issuer shown in authenticator apps.
+    /// The issuer shown in authenticator apps (empty: the panel's name, `portal.name`).
     pub totp_issuer: String,
     /// TOTP steps accepted either side of now (clock drift); 1 = ±30 s.
     pub totp_skew: u64,
@@ -38,7 +38,7 @@ pub struct SecondFactor {
 impl Default for SecondFactor {
     fn default() -> Self {
         SecondFactor {
-            totp_issuer: "gatehouse".into(),
+            totp_issuer: String::new(),
             totp_skew: 1,
             backup_codes: 5,
             enrollment_redirect: true,
@@ -69,11 +69,11 @@ impl SecondFactor {
                 "between 1 and 20",
             ));
         }
-        if sf.totp_issuer.is_empty() || sf.totp_issuer.contains(':') {
+        if sf.totp_issuer.contains(':') {
             return Err(Error::config(
                 "second_factor.totp_issuer",
                 &sf.totp_issuer,
-                "must be non-empty and contain no `:`",
+                "must contain no `:`",
             ));
         }
         Ok(())

@@ -26,7 +26,8 @@ impl Default for RawSmtp {
             password: None,
             password_file: None,
             from: "gatehouse@localhost".into(),
-            from_name: "gatehouse".into(),
+            // Empty: the panel's name (`portal.name`).
+            from_name: String::new(),
         }
     }
 }

@@ -22,7 +22,7 @@ pub struct RawWebauthn {
     pub enabled: bool,
     /// The relying party id (a domain); credentials are bound to it for good.
     pub rp_id: Option<String>,
-    /// The name authenticators show.
+    /// The name authenticators show (empty: the panel's name, `portal.name`).
     pub rp_name: String,
     /// Exact origins (`https://auth.example.com`) allowed to run ceremonies.
     pub origins: Vec<String>,
@@ -36,7 +36,7 @@ impl Default for RawWebauthn {
         RawWebauthn {
             enabled: true,
             rp_id: None,
-            rp_name: "gatehouse".into(),
+            rp_name: String::new(),
             origins: Vec::new(),
             timeout: Duration::from_secs(300),
         }

@@ -182,7 +182,12 @@ pub fn redirect(status: StatusCode, location: &str) -> Response {
 
 /// A static asset that may be cached.
 pub fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
-    let mut r = build(StatusCode::OK, content_type, body.to_vec());
+    owned_asset(content_type, body.to_vec())
+}
+
+/// [`asset`] for bytes made at start (the operator's logo and colours).
+pub fn owned_asset(content_type: &'static str, body: Vec<u8>) -> Response {
+    let mut r = build(StatusCode::OK, content_type, body);
     r.headers_mut().insert(
         CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=3600"),

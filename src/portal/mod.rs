@@ -167,6 +167,20 @@ impl Portal {
             (&Method::POST, routes::SETTINGS_PASSWORD) => {
                 settings::password_change(state, &req, t).await
             }
+            (&Method::GET | &Method::HEAD, routes::ASSETS_BRAND_CSS) => {
+                Ok(crate::http::owned_asset(
+                    "text/css; charset=utf-8",
+                    crate::texts::brand().css().into_bytes(),
+                ))
+            }
+            (&Method::GET | &Method::HEAD, routes::ASSETS_LOGO) => {
+                match &crate::texts::brand().logo {
+                    Some((bytes, content_type)) => {
+                        Ok(crate::http::owned_asset(content_type, bytes.clone()))
+                    }
+                    None => Err(Error::NotFound("no logo is configured".into())),
+                }
+            }
             (&Method::GET | &Method::HEAD, routes::ASSETS_STYLE_CSS) => Ok(asset(
                 "text/css; charset=utf-8",
                 include_bytes!("../../assets/style.css"),

@@ -22,6 +22,8 @@ pub const API_AUTHZ_FORWARD_AUTH: &str = "/api/authz/forward-auth";
 pub const API_HEALTH: &str = "/api/health";
 pub const ASSETS_SETTINGS_JS: &str = "/assets/settings.js";
 pub const ASSETS_STYLE_CSS: &str = "/assets/style.css";
+pub const ASSETS_BRAND_CSS: &str = "/assets/brand.css";
+pub const ASSETS_LOGO: &str = "/assets/logo";
 pub const ASSETS_TELEGRAM_JS: &str = "/assets/telegram.js";
 pub const ASSETS_WEBAUTHN_JS: &str = "/assets/webauthn.js";
 pub const FORGOT: &str = "/forgot";
@@ -78,6 +80,8 @@ pub const ALL: &[&str] = &[
     API_HEALTH,
     ASSETS_SETTINGS_JS,
     ASSETS_STYLE_CSS,
+    ASSETS_BRAND_CSS,
+    ASSETS_LOGO,
     ASSETS_TELEGRAM_JS,
     ASSETS_WEBAUTHN_JS,
     FORGOT,

@@ -2,10 +2,12 @@
 //! Ukrainian, chosen by `Accept-Language`, and the formatting of values inside them.
 //! Below the portal and the notifiers, which both use it.
 
+pub mod brand;
 pub mod format;
 pub mod passkeys;
 pub mod telegram;
 
+pub use brand::brand;
 pub use format::{describe_device, format_time};
 
 /// Every text a page shows.
@@ -30,6 +32,8 @@ pub struct Texts {
     pub sign_out_title: &'static str,
     pub stay_signed_in: &'static str,
     pub switch_account: &'static str,
+    pub support_lost: &'static str,
+    pub support_link: &'static str,
     pub back_to_site: &'static str,
     pub signed_out: &'static str,
     pub denied_title: &'static str,
@@ -238,6 +242,8 @@ pub static EN: Texts = Texts {
     sign_out_title: "Sign out?",
     stay_signed_in: "Stay signed in",
     switch_account: "Sign in as someone else",
+    support_lost: "Lost access to your sign-in methods?",
+    support_link: "Get help",
     back_to_site: "Back to the start page",
     signed_out: "You have signed out.",
     denied_title: "Access denied",
@@ -445,6 +451,8 @@ pub static UK: Texts = Texts {
     sign_out_title: "Вийти?",
     stay_signed_in: "Залишитися в системі",
     switch_account: "Увійти як інший користувач",
+    support_lost: "Втратили доступ до своїх способів входу?",
+    support_link: "Отримати допомогу",
     back_to_site: "Назад на початкову сторінку",
     denied_title: "Доступ заборонено",
     denied: "Вам не дозволено відкривати цю сторінку.",
