@@ -214,6 +214,14 @@ impl Portal {
                 crate::forward_auth::answer(state, &req, crate::forward_auth::Kind::ForwardAuth)
                     .await,
             ),
+            // Reloading the address a form posted to (the browser asks it with GET):
+            // back to the page the form was on, never a 404.
+            (&Method::GET | &Method::HEAD, path) if routes::ALL.contains(&path) => {
+                Ok(crate::http::redirect(
+                    StatusCode::SEE_OTHER,
+                    &format!("{}{}", req.mount, routes::page_of_form(path)),
+                ))
+            }
             _ => Ok(message(
                 StatusCode::NOT_FOUND,
                 t,
