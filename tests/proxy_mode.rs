@@ -374,6 +374,80 @@ async fn the_403_page_says_who_is_signed_in_and_offers_another_account_and_the_w
 }
 
 #[tokio::test]
+async fn a_form_sent_after_the_session_ended_says_so_and_signing_in_returns_to_its_page() {
+    let mut s = Setup::new().await;
+    s.log_in("ann", PASSWORD).await;
+    let settings = s.url(&format!("/.gatehouse{}", routes::SETTINGS));
+    let page = s.browser.get(&settings).await;
+    assert!(
+        page.body.contains("id=\"back-to-panel\"") && page.body.contains(">Back to gatehouse<"),
+        "a way back to the panel: {}",
+        page.body
+    );
+    let (ok, _, err) = s.gate.cli(&["sessions", "revoke", "--user", "ann"]);
+    assert!(ok, "{err}");
+    let sent = s
+        .browser
+        .post(
+            &s.url(&format!("/.gatehouse{}", routes::SETTINGS_PASSWORD)),
+            &[
+                ("csrf", &common::field(&page.body, "csrf")),
+                ("current_password", PASSWORD),
+                ("new_password", "a brand new passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(sent.status, 303);
+    let to = sent.location.unwrap();
+    assert!(to.contains("expired=1"), "{to}");
+    let login = s.browser.get(&s.url(&to)).await;
+    assert!(
+        login.body.contains("Your session expired."),
+        "{}",
+        login.body
+    );
+    let again = s
+        .browser
+        .post(
+            &s.url(&format!("/.gatehouse{}", routes::LOGIN)),
+            &[
+                ("csrf", &common::field(&login.body, "csrf")),
+                ("rd", &common::field(&login.body, "rd")),
+                ("username", "ann"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(
+        again.location.as_deref(),
+        Some("/.gatehouse/settings"),
+        "back to the page: {}",
+        again.body
+    );
+}
+
+#[tokio::test]
+async fn a_form_refused_for_its_token_offers_to_reload_it() {
+    let mut s = Setup::new().await;
+    s.log_in("ann", PASSWORD).await;
+    let refused = s
+        .browser
+        .post(
+            &s.url(&format!("/.gatehouse{}", routes::SETTINGS_PASSWORD)),
+            &[("csrf", "stale"), ("current_password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused
+            .body
+            .contains("href=\"/.gatehouse/settings\" id=\"message-link\">Reload the form<"),
+        "{}",
+        refused.body
+    );
+}
+
+#[tokio::test]
 async fn revoking_sessions_from_the_cli_takes_effect_on_the_next_request() {
     let mut s = Setup::new().await;
     s.log_in("ann", PASSWORD).await;

@@ -202,10 +202,24 @@ pub async fn established(state: &AppState, req: &Request, back: &str) -> Result<
             StatusCode::SEE_OTHER,
             &format!("{}{}{}", req.mount, routes::SECOND_STEP, rd_query(&back)),
         )),
-        None => Gate::Elsewhere(redirect(
-            StatusCode::SEE_OTHER,
-            &format!("{}/{}", req.mount, rd_query(&back)),
-        )),
+        // The browser still carries a session cookie that no longer works: the session
+        // expired (or was ended) while a page was open; say so on the sign-in page.
+        None => {
+            let expired = req
+                .header("cookie")
+                .and_then(|h| cookie_value(h, &state.sessions.config().cookie_name))
+                .is_some();
+            let query = rd_query(&back);
+            let query = if expired {
+                format!("?expired=1{}", query.replacen('?', "&", 1))
+            } else {
+                query
+            };
+            Gate::Elsewhere(redirect(
+                StatusCode::SEE_OTHER,
+                &format!("{}/{query}", req.mount),
+            ))
+        }
     })
 }
 

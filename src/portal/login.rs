@@ -103,7 +103,11 @@ pub async fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<
             Ok(csrf.attach(response))
         }
         None => {
-            let info = req.query_param("signed_out").map(|_| t.signed_out);
+            let info = if req.query_param("signed_out").is_some() {
+                Some(t.signed_out)
+            } else {
+                req.query_param("expired").map(|_| t.session_expired)
+            };
             Ok(login_page(
                 state,
                 req,

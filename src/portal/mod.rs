@@ -230,7 +230,7 @@ impl Portal {
                 t.not_found,
             )),
         };
-        result.unwrap_or_else(|e| error_page(&e, t, req.mount))
+        result.unwrap_or_else(|e| error_page_at(&e, t, req.mount, &req.path))
     }
 
     /// 200 while the store reads and writes; 503 with the reason otherwise.
@@ -260,6 +260,7 @@ pub fn message(
             title,
             mount,
             text,
+            link: None,
         }),
     )
 }
@@ -309,6 +310,25 @@ pub async fn denied_page(
 
 /// The page for an error; internals are logged, never shown.
 pub fn error_page(e: &Error, t: &'static Texts, mount: &str) -> Response {
+    error_page_at(e, t, mount, routes::LOGIN_PAGE)
+}
+
+/// [`error_page`] for a request to `path`: a form refused for its CSRF token (a page
+/// open too long, another tab signed out) offers to reload the page the form is on.
+pub fn error_page_at(e: &Error, t: &'static Texts, mount: &str, path: &str) -> Response {
+    if matches!(e, Error::Csrf) {
+        let reload = format!("{mount}{}", routes::page_of_form(path));
+        return html(
+            e.status(),
+            render(&MessagePage {
+                t,
+                title: t.error_title,
+                mount,
+                text: t.csrf_failed,
+                link: Some((reload.as_str(), t.reload_form)),
+            }),
+        );
+    }
     // A store that cannot write was logged once, when it started failing.
     if e.status().is_server_error() && !matches!(e, Error::Busy | Error::StoreUnavailable(_)) {
         tracing::error!(error = %e, "request failed");

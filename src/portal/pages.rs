@@ -70,6 +70,8 @@ pub struct MessagePage<'a> {
     pub title: &'a str,
     pub mount: &'a str,
     pub text: &'a str,
+    /// The way on (address, label); `None`: back to sign-in.
+    pub link: Option<(&'a str, &'a str)>,
 }
 
 /// Renders a template; a rendering failure becomes a plain error line.
@@ -182,6 +184,9 @@ pub struct SettingsPage<'a> {
     pub notice: Option<&'static str>,
     pub error: Option<String>,
     pub continue_to: Option<String>,
+    /// "Back to ⟨panel⟩": the validated `rd`, else the default.
+    pub back: String,
+    pub back_label: String,
     /// Whether a Telegram bot is configured.
     pub telegram_available: bool,
     /// A link just made, to show and wait on.

@@ -170,6 +170,8 @@ pub(crate) async fn settings_page_with(
         notice,
         error,
         continue_to,
+        back: onwards(state, &rd),
+        back_label: fill(t.back_to_panel, &crate::texts::brand().name),
         telegram_available: state.telegram.is_some(),
         telegram_link,
         telegram_on: factors.contains(&Factor::Telegram),
