@@ -384,12 +384,37 @@ async fn user_without_2fa_on_a_two_factor_resource_is_sent_to_settings() {
         )))
         .await;
     assert!(
-        settings.body.contains("needs two-step verification"),
+        settings
+            .body
+            .contains("<p class=\"warning\" role=\"alert\">This page needs two-step verification"),
+        "asked for as a warning, not reported as a success: {}",
+        settings.body
+    );
+    assert!(
+        settings
+            .body
+            .contains("<strong>Two-step verification: off</strong>"),
         "{}",
+        settings.body
+    );
+    assert!(
+        settings.body.contains("id=\"two-step-next\">Recommended:"),
+        "one next step: {}",
         settings.body
     );
     b.enable_totp(&s.base()).await;
     assert_eq!(b.get(&s.url("/admin?x=1")).await.status, 200);
+    let settings = b
+        .get(&s.url(&format!("/.gatehouse{}", routes::SETTINGS)))
+        .await;
+    assert!(
+        settings
+            .body
+            .contains("<strong>Two-step verification: on (Authenticator app)</strong>"),
+        "{}",
+        settings.body
+    );
+    assert!(!settings.body.contains("id=\"two-step-next\""));
 }
 
 #[tokio::test]

@@ -186,6 +186,10 @@ pub struct SettingsPage<'a> {
     pub continue_to: Option<String>,
     /// "Back to ⟨panel⟩": the validated `rd`, else the default.
     pub back: String,
+    /// The notice asks for something (a second factor), rather than reporting success.
+    pub notice_is_warning: bool,
+    /// The two-step verification line, and the next step recommended when it is off.
+    pub summary: (String, Option<&'static str>),
     pub back_label: String,
     /// Whether a Telegram bot is configured.
     pub telegram_available: bool,

@@ -141,6 +141,7 @@ pub(crate) async fn settings_page_with(
     let devices = webauthn::devices(state.store.as_ref(), username).await?;
     let telegram_accounts = crate::mfa::telegram::accounts(state.store.as_ref(), username).await?;
     let device_is_last = devices.len() == 1 && factors == [Factor::Webauthn];
+    let summary = two_step_summary(state, t, &factors, devices.len());
     let device_rows = devices
         .into_iter()
         .map(|d| DeviceRow {
@@ -171,6 +172,8 @@ pub(crate) async fn settings_page_with(
         error,
         continue_to,
         back: onwards(state, &rd),
+        notice_is_warning: notice == Some(t.two_factor_needed),
+        summary,
         back_label: fill(t.back_to_panel, &crate::texts::brand().name),
         telegram_available: state.telegram.is_some(),
         telegram_link,
@@ -227,6 +230,35 @@ pub async fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<
             settings_page(state, req, t, &identity, StatusCode::OK, None).await
         }
     }
+}
+
+/// The page's header line: "Two-step verification: on (Authenticator app, Passkey ×2)",
+/// or off with the one next step recommended (a passkey where offered, else the app).
+fn two_step_summary(
+    state: &AppState,
+    t: &'static Texts,
+    factors: &[Factor],
+    passkeys: usize,
+) -> (String, Option<&'static str>) {
+    if factors.is_empty() {
+        let next = if state.webauthn.is_some() {
+            t.summary_recommend_passkey
+        } else {
+            t.summary_recommend_app
+        };
+        return (t.summary_off.to_string(), Some(next));
+    }
+    let names: Vec<String> = factors
+        .iter()
+        .map(|f| match f {
+            Factor::Webauthn if passkeys > 1 => format!("{} ×{passkeys}", t.passkeys.method),
+            Factor::Webauthn => t.passkeys.method.to_string(),
+            Factor::Totp => t.method_totp.to_string(),
+            Factor::Email => t.method_email.to_string(),
+            Factor::Telegram => t.telegram.method.to_string(),
+        })
+        .collect();
+    (fill(t.summary_on, names.join(", ")), None)
 }
 
 /// Sends the user a security notice (see [`mfa::security_notice`]).
