@@ -87,6 +87,7 @@ fn gatehouse_store(dir: &std::path::Path, writers: usize) -> (String, f64) {
                 password_at: 1,
                 identity_at: 0,
                 generation: 0,
+                method: String::new(),
             }))
             .unwrap();
     })

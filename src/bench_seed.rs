@@ -51,6 +51,7 @@ pub async fn run(config: Config, users: usize, sessions: usize, out: &Path) -> R
                 password_at: t,
                 identity_at: 0,
                 generation: 0,
+                method: "password+totp".into(),
             })
             .collect();
         state.store.put_sessions(&chunk).await?;

@@ -114,7 +114,7 @@ async fn a_disable_between_a_second_steps_check_and_its_upgrade_wins() {
     disable(&state).await;
     let upgraded = state
         .sessions
-        .upgrade(&pending, AuthLevel::TwoFactor, now)
+        .upgrade(&pending, AuthLevel::TwoFactor, "totp", now)
         .await;
     assert!(matches!(upgraded, Err(crate::error::Error::SessionEnded)));
     assert!(state.store.sessions_of("ann").await.unwrap().is_empty());
@@ -127,7 +127,7 @@ async fn a_disable_right_after_an_upgrade_ends_the_upgraded_session() {
     let pending = pending_session(&state).await;
     let upgraded = state
         .sessions
-        .upgrade(&pending, AuthLevel::TwoFactor, now)
+        .upgrade(&pending, AuthLevel::TwoFactor, "totp", now)
         .await
         .unwrap();
     assert!(signed_in(&state, &upgraded.id).await.is_some());
@@ -144,7 +144,7 @@ async fn a_revoked_pending_session_cannot_be_upgraded() {
     state.store.delete_session(&pending.id).await.unwrap();
     assert!(state
         .sessions
-        .upgrade(&pending, AuthLevel::TwoFactor, now)
+        .upgrade(&pending, AuthLevel::TwoFactor, "totp", now)
         .await
         .is_err());
     assert!(state.store.sessions_of("ann").await.unwrap().is_empty());

@@ -58,6 +58,11 @@ impl Setup {
         self.url("/.gatehouse")
     }
 
+    async fn settings(&self, b: &mut Browser) -> common::Page {
+        b.get(&self.url(&format!("/.gatehouse{}", routes::SETTINGS)))
+            .await
+    }
+
     fn step(&self) -> String {
         self.url(&format!("/.gatehouse{}", routes::SECOND_STEP))
     }
@@ -124,6 +129,14 @@ async fn after_enabling_totp_login_needs_password_and_code() {
         200,
         "two factors open two_factor resources"
     );
+    let settings = s.settings(&mut b).await;
+    assert!(
+        settings
+            .body
+            .contains("Signed in with: Password + Authenticator app"),
+        "the sessions list says how each signed in: {}",
+        settings.body
+    );
     assert!(
         s.gate.log().contains("level=\"two_factor\"") || s.gate.log().contains("level=two_factor"),
         "{}",
@@ -185,9 +198,7 @@ async fn backup_code_logs_in_once_and_the_count_goes_down() {
         "codes are accepted in any case: {}",
         done.body
     );
-    let settings = b
-        .get(&s.url(&format!("/.gatehouse{}", routes::SETTINGS)))
-        .await;
+    let settings = s.settings(&mut b).await;
     assert_eq!(common::element_text(&settings.body, "backup-left"), "4");
 
     let mut again = Browser::new(&[PANEL]);
@@ -404,9 +415,7 @@ async fn user_without_2fa_on_a_two_factor_resource_is_sent_to_settings() {
     );
     b.enable_totp(&s.base()).await;
     assert_eq!(b.get(&s.url("/admin?x=1")).await.status, 200);
-    let settings = b
-        .get(&s.url(&format!("/.gatehouse{}", routes::SETTINGS)))
-        .await;
+    let settings = s.settings(&mut b).await;
     assert!(
         settings
             .body
@@ -704,9 +713,7 @@ async fn sessions_are_listed_and_can_be_ended_from_settings() {
 
     let mut b = Browser::new(&[PANEL]);
     s.log_in(&mut b, "bob").await;
-    let settings = b
-        .get(&s.url(&format!("/.gatehouse{}", routes::SETTINGS)))
-        .await;
+    let settings = s.settings(&mut b).await;
     assert!(
         settings.body.contains("Chrome 120 on Android"),
         "{}",

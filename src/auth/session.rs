@@ -238,6 +238,7 @@ impl Sessions {
     ) -> Result<SessionRecord> {
         let record = SessionRecord {
             password_at: PASSWORD_NEVER_ENTERED,
+            method: "webauthn".into(),
             ..self.new_record(user, AuthLevel::TwoFactor, false, ip, user_agent, now)
         };
         self.store.put_session(&record).await?;
@@ -269,6 +270,7 @@ impl Sessions {
             remember_me: remember,
             ip: ip.to_string(),
             user_agent: user_agent.chars().take(256).collect(),
+            method: "password".into(),
             password_at: now,
             identity_at: 0,
             generation: user.session_generation,
@@ -285,12 +287,14 @@ impl Sessions {
         &self,
         old: &SessionRecord,
         level: AuthLevel,
+        method: &str,
         now: Timestamp,
     ) -> Result<SessionRecord> {
         let record = SessionRecord {
             id: random_token(32),
             level,
             last_seen: now,
+            method: old.method_then(method),
             ..old.clone()
         };
         // One transaction: the old session must still exist and the user be active, of
@@ -622,7 +626,7 @@ mod tests {
         assert!(s.resolve(&s.sign(&other.id), 11).await.unwrap().is_none());
         assert!(s.resolve(&s.sign(&kept.id), 11).await.unwrap().is_none());
         assert!(matches!(
-            s.upgrade(&pending, AuthLevel::TwoFactor, 11).await,
+            s.upgrade(&pending, AuthLevel::TwoFactor, "totp", 11).await,
             Err(Error::SessionEnded)
         ));
 

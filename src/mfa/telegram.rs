@@ -272,6 +272,7 @@ pub async fn link_finish(
                 .await?
                 .map(|session| crate::store::SessionRecord {
                     level: crate::store::AuthLevel::TwoFactor,
+                    method: session.method_then("telegram"),
                     ..session
                 });
         let codes = crate::mfa::factor_enabled(

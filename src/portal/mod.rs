@@ -10,6 +10,7 @@ mod passkeys;
 mod phone_step;
 pub(crate) mod reset;
 pub mod routes;
+pub(crate) use second_step::label as method_label;
 mod second_step;
 mod settings;
 mod telegram;

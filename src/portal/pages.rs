@@ -170,6 +170,8 @@ pub struct SessionRow {
     pub created: String,
     pub last_seen: String,
     pub current: bool,
+    /// How it signed in ("Password + Authenticator app"); empty when not recorded.
+    pub signed_in_with: String,
 }
 
 #[derive(Template)]

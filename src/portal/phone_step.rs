@@ -217,7 +217,7 @@ pub async fn verify(state: &AppState, req: &Request, t: &'static Texts) -> Resul
             state.metrics.second_factor_success.inc();
             let session = state
                 .sessions
-                .upgrade(&identity.session, AuthLevel::TwoFactor, now())
+                .upgrade(&identity.session, AuthLevel::TwoFactor, "phone", now())
                 .await?;
             crate::mfa::reset(state.store.as_ref(), &username, "phone_login").await?;
             crate::notify::hook::enqueue(

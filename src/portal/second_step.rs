@@ -21,7 +21,7 @@ use crate::state::AppState;
 use crate::store::AuthLevel;
 use crate::texts::{banned_message, fill, texts_for, Texts};
 
-fn label(t: &'static Texts, method: Method) -> &'static str {
+pub(crate) fn label(t: &'static Texts, method: Method) -> &'static str {
     match method {
         Method::Totp => t.method_totp,
         Method::Email => t.method_email,
@@ -307,7 +307,7 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
                 .await?;
             let session = state
                 .sessions
-                .upgrade(&identity.session, AuthLevel::TwoFactor, now())
+                .upgrade(&identity.session, AuthLevel::TwoFactor, method.id(), now())
                 .await?;
             audit!(
                 "login",

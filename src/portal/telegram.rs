@@ -104,7 +104,7 @@ pub async fn linked(state: &AppState, req: &Request, t: &'static Texts) -> Resul
         Some(codes) => {
             let session = state
                 .sessions
-                .upgrade(&identity.session, AuthLevel::TwoFactor, now())
+                .upgrade(&identity.session, AuthLevel::TwoFactor, "telegram", now())
                 .await?;
             notice(state, &identity.user, t, t.notice_2fa_on).await;
             let mut response =

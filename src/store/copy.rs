@@ -96,6 +96,7 @@ mod tests {
             password_at: 1,
             identity_at: 0,
             generation: 3,
+            method: "password".into(),
         })
         .await
         .unwrap();

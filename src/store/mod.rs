@@ -103,6 +103,22 @@ pub struct SessionRecord {
     /// The user's [`User::session_generation`] when this session was made valid.
     #[serde(default)]
     pub generation: u64,
+    /// How it signed in: method ids joined by `+` ("password+totp", "webauthn");
+    /// empty for sessions from before it was recorded.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub method: String,
+}
+
+impl SessionRecord {
+    /// How this session signed in, with `method` after it ("password" then "totp":
+    /// "password+totp").
+    pub fn method_then(&self, method: &str) -> String {
+        if self.method.is_empty() {
+            method.to_string()
+        } else {
+            format!("{}+{method}", self.method)
+        }
+    }
 }
 
 /// The key of a user's record among [`Factors`]: `username \0 name`, so everything of a

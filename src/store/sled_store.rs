@@ -624,6 +624,7 @@ mod tests {
             password_at: 1,
             identity_at: 0,
             generation: 0,
+            method: String::new(),
         }
     }
 

@@ -108,6 +108,7 @@ pub struct Texts {
     pub sessions_ip: &'static str,
     pub sessions_created: &'static str,
     pub sessions_last_seen: &'static str,
+    pub sessions_signed_in_with: &'static str,
     pub this_session: &'static str,
     pub end_session: &'static str,
     pub end_others: &'static str,
@@ -328,6 +329,7 @@ pub static EN: Texts = Texts {
     sessions_ip: "IP address",
     sessions_created: "Signed in",
     sessions_last_seen: "Last seen",
+    sessions_signed_in_with: "Signed in with",
     this_session: "This session",
     end_session: "Sign this session out",
     end_others: "End all other sessions",
@@ -546,6 +548,7 @@ pub static UK: Texts = Texts {
     sessions_ip: "IP-адреса",
     sessions_created: "Вхід",
     sessions_last_seen: "Остання активність",
+    sessions_signed_in_with: "Вхід через",
     this_session: "Цей сеанс",
     end_session: "Завершити цей сеанс",
     end_others: "Завершити всі інші сеанси",
@@ -724,7 +727,7 @@ mod tests {
 
     #[test]
     fn ban_message_rounds_minutes_up() {
-        assert!(banned_message(&EN, 61).contains("2 more minute"));
-        assert!(banned_message(&EN, 1).contains("1 more minute"));
+        assert!(banned_message(&EN, 61).contains("try again in 2 min"));
+        assert!(banned_message(&EN, 1).contains("try again in 1 min"));
     }
 }

@@ -78,7 +78,12 @@ pub(crate) async fn enabled(
     crate::crash::point("factor-saved");
     let session = state
         .sessions
-        .upgrade(&identity.session, AuthLevel::TwoFactor, now())
+        .upgrade(
+            &identity.session,
+            AuthLevel::TwoFactor,
+            factor.method().id(),
+            now(),
+        )
         .await?;
     let codes = mfa::factor_enabled(
         state,

@@ -134,6 +134,7 @@ pub(crate) async fn settings_page_with(
             ip: s.ip.clone(),
             created: format_time(s.created_at),
             last_seen: format_time(s.last_seen),
+            signed_in_with: method_names(t, &s.method),
             current: s.id == identity.session.id,
         })
         .collect();
@@ -230,6 +231,20 @@ pub async fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<
             settings_page(state, req, t, &identity, StatusCode::OK, None).await
         }
     }
+}
+
+/// How a session signed in, in words: "Password + Authenticator app".
+fn method_names(t: &'static Texts, method: &str) -> String {
+    method
+        .split('+')
+        .filter(|m| !m.is_empty())
+        .map(|m| match m {
+            "password" => t.password,
+            "phone" => t.phone_title,
+            other => mfa::Method::parse(other).map_or(other, |m| crate::portal::method_label(t, m)),
+        })
+        .collect::<Vec<_>>()
+        .join(" + ")
 }
 
 /// The page's header line: "Two-step verification: on (Authenticator app, Passkey ×2)",
