@@ -64,6 +64,13 @@ from = "gatehouse@example.test"
     .await
     .unwrap();
     assert_eq!(served.headers()["content-type"], "image/svg+xml");
+    assert!(
+        served.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("sandbox"),
+        "an SVG logo runs no script"
+    );
     assert_eq!(served.text().await.unwrap(), LOGO);
     let css = reqwest::get(format!(
         "http://127.0.0.1:{}{}",

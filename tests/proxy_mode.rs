@@ -306,11 +306,11 @@ async fn a_panels_sign_out_link_asks_first_then_says_so_and_a_new_sign_in_return
         .await;
     assert_eq!(again.location.as_deref(), Some("/home"), "{}", again.body);
 
-    // Without a session the link says so at once.
+    // Without a session the link leads to the sign-in page.
     let mut stranger = Browser::new(&[PANEL]);
     let page = stranger.get(&logout).await;
     assert_eq!(page.status, 302);
-    assert_eq!(page.location.as_deref(), Some("/.gatehouse/?signed_out=1"));
+    assert_eq!(page.location.as_deref(), Some("/.gatehouse/"));
 }
 
 #[tokio::test]

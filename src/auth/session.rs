@@ -294,7 +294,13 @@ impl Sessions {
             id: random_token(32),
             level,
             last_seen: now,
-            method: old.method_then(method),
+            // A session that already has two factors keeps how it signed in (turning
+            // on another factor is not signing in with it).
+            method: if old.level >= AuthLevel::TwoFactor {
+                old.method.clone()
+            } else {
+                old.method_then(method)
+            },
             ..old.clone()
         };
         // One transaction: the old session must still exist and the user be active, of

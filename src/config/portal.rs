@@ -86,6 +86,13 @@ impl RawPortal {
         }
         if let Some(support) = &self.support {
             let support = support.trim();
+            if support.chars().any(char::is_control) {
+                return Err(Error::config(
+                    "portal.support",
+                    support,
+                    "one line, with no control characters",
+                ));
+            }
             brand.support = if support.starts_with("https://") || support.starts_with("http://") {
                 url::Url::parse(support).map_err(|e| {
                     Error::config("portal.support", support, format!("not a URL: {e}"))

@@ -224,9 +224,6 @@ pub const SECOND_FACTOR_CHECK: crate::auth::session::SecondFactorCheck =
         later: |factors, username| Box::pin(has_second_factor(factors, username)),
     };
 
-/// The methods offered at the second step: each enabled factor's whose service is
-/// configured (a factor whose bot or relying party was removed from the config is not
-/// offered), then backup codes while any are left.
 /// The method the second step opens on: the strongest the user has on (a passkey, then
 /// Telegram, then the app, then email). Backup codes only when nothing else is left:
 /// one emergency use must not make them the default for every later sign-in.
@@ -242,6 +239,9 @@ pub fn strongest(methods: &[Method]) -> Option<Method> {
     .find(|m| methods.contains(m))
 }
 
+/// The methods offered at the second step: each enabled factor's whose service is
+/// configured (a factor whose bot or relying party was removed from the config is not
+/// offered), then backup codes while any are left.
 pub async fn methods_for(state: &dyn Services, username: &str) -> Result<Vec<Method>> {
     let store = state.store().as_ref();
     let enabled = enabled_factors(store, username).await?;

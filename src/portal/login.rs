@@ -254,7 +254,11 @@ pub async fn logout_page(state: &AppState, req: &Request, t: &'static Texts) -> 
     let rd = req.query_param("rd").unwrap_or_default();
     let rd = safe_redirect(&rd, &state.config.protected_domains).unwrap_or_default();
     let Some(identity) = current_session(state, req).await? else {
-        return Ok(redirect(StatusCode::FOUND, &signed_out_target(req, &rd)));
+        // Nobody to sign out: the sign-in page, without claiming a sign-out.
+        return Ok(redirect(
+            StatusCode::FOUND,
+            &format!("{}/{}", req.mount, rd_query(&rd)),
+        ));
     };
     let csrf = csrf_for(state, req);
     let user = &identity.user;

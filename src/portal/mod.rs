@@ -177,7 +177,15 @@ impl Portal {
             (&Method::GET | &Method::HEAD, routes::ASSETS_LOGO) => {
                 match &crate::texts::brand().logo {
                     Some((bytes, content_type)) => {
-                        Ok(crate::http::owned_asset(content_type, bytes.clone()))
+                        // An SVG is a document: sandboxed, with no script of any origin.
+                        let mut logo = crate::http::owned_asset(content_type, bytes.clone());
+                        logo.headers_mut().insert(
+                            http::header::CONTENT_SECURITY_POLICY,
+                            http::HeaderValue::from_static(
+                                "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+                            ),
+                        );
+                        Ok(logo)
                     }
                     None => Err(Error::NotFound("no logo is configured".into())),
                 }
@@ -283,7 +291,9 @@ pub async fn denied_page(
                 .resolve(value, crate::basics::now())
                 .await
                 .ok()
-                .flatten(),
+                .flatten()
+                // Only a signed-in session is named: the password alone says nothing.
+                .filter(|i| i.session.level >= crate::store::AuthLevel::OneFactor),
             None => None,
         };
     let who = identity.as_ref().map(|i| {

@@ -64,19 +64,21 @@ pub const SETTINGS_WEBAUTHN_FINISH: &str = "/settings/webauthn/finish";
 pub const SETTINGS_WEBAUTHN_PASSWORDLESS: &str = "/settings/webauthn/passwordless";
 pub const TELEGRAM_WEBHOOK: &str = "/telegram/webhook";
 
-/// Every route, for the tests that check the table against the router and templates.
 /// The page a form that posts to `path` is on: where a reload of the post's address
-/// (a GET) goes.
+/// (a GET) goes, and where "Reload the form" leads.
 pub fn page_of_form(path: &str) -> &'static str {
     if path.starts_with("/settings") {
         SETTINGS
     } else if path.starts_with("/2fa") {
         SECOND_STEP
+    } else if path.starts_with(FORGOT) {
+        FORGOT
     } else {
         LOGIN_PAGE
     }
 }
 
+/// Every route, for the tests that check the table against the router and templates.
 pub const ALL: &[&str] = &[
     LOGIN_PAGE,
     SECOND_STEP,

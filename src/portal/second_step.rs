@@ -360,11 +360,21 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
 /// warning at one or none with the way to new codes, and the way on.
 pub async fn backup_used(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let rd = req.query_param("rd").unwrap_or_default();
-    let Some(identity) = current_session(state, req).await? else {
-        return Ok(redirect(
-            StatusCode::FOUND,
-            &format!("{}/{}", req.mount, rd_query(&rd)),
-        ));
+    let identity = match current_session(state, req).await? {
+        Some(i) if i.session.level >= AuthLevel::OneFactor => i,
+        // The password alone shows nothing of the account: the second step first.
+        Some(_) => {
+            return Ok(redirect(
+                StatusCode::FOUND,
+                &format!("{}{}{}", req.mount, routes::SECOND_STEP, rd_query(&rd)),
+            ))
+        }
+        None => {
+            return Ok(redirect(
+                StatusCode::FOUND,
+                &format!("{}/{}", req.mount, rd_query(&rd)),
+            ))
+        }
     };
     let left = mfa::backup::remaining(state.store.as_ref(), &identity.user.username).await?;
     let warning = match left {

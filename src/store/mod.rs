@@ -113,7 +113,9 @@ impl SessionRecord {
     /// How this session signed in, with `method` after it ("password" then "totp":
     /// "password+totp").
     pub fn method_then(&self, method: &str) -> String {
-        if self.method.is_empty() {
+        if self.method.split('+').any(|m| m == method) {
+            self.method.clone()
+        } else if self.method.is_empty() {
             method.to_string()
         } else {
             format!("{}+{method}", self.method)
@@ -286,4 +288,24 @@ where
     R: Send,
 {
     swap_loop(Records::Tokens(tokens, expires_at), key, || None, change).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sessions_methods_are_listed_once_each_in_order() {
+        let mut session: SessionRecord = serde_json::from_str(
+            r#"{"id":"s","username":"ann","level":"one_factor","created_at":1,"last_seen":1,
+                "expires_at":9,"remember_me":false,"ip":"","user_agent":""}"#,
+        )
+        .unwrap();
+        assert_eq!(session.method, "", "records from before it was kept");
+        assert_eq!(session.method_then("password"), "password");
+        session.method = "password".into();
+        assert_eq!(session.method_then("totp"), "password+totp");
+        session.method = "password+telegram".into();
+        assert_eq!(session.method_then("telegram"), "password+telegram");
+    }
 }
