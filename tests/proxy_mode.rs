@@ -457,7 +457,21 @@ async fn revoking_sessions_from_the_cli_takes_effect_on_the_next_request() {
     assert_eq!(list.lines().count(), 2, "header and one session: {list}");
     let (ok, out, err) = s.gate.cli(&["sessions", "revoke", "--user", "ann"]);
     assert!(ok && out.contains("1 session"), "{out} {err}");
-    assert_eq!(s.browser.get(&s.url("/home")).await.status, 302);
+    let refused = s.browser.get(&s.url("/home")).await;
+    assert_eq!(refused.status, 302);
+    // The panel's next page says why: the session ended, sign in again.
+    let to = refused.location.unwrap();
+    assert_eq!(to, "/.gatehouse/?expired=1&rd=%2Fhome");
+    let login = s.browser.get(&s.url(&to)).await;
+    assert!(
+        login.body.contains("Your session expired."),
+        "{}",
+        login.body
+    );
+    // Someone who never signed in is not told that.
+    let mut stranger = Browser::new(&[PANEL]);
+    let first = stranger.get(&s.url("/home")).await;
+    assert_eq!(first.location.as_deref(), Some("/.gatehouse/?rd=%2Fhome"));
 }
 
 #[tokio::test]

@@ -230,7 +230,25 @@ impl ProxyHttp for Gateway {
                     } else {
                         ""
                     };
-                    redirect(StatusCode::FOUND, &format!("{PROXY_MOUNT}/{page}?rd={rd}"))
+                    // A session cookie that no longer resolves: the session expired or
+                    // was ended while the panel was open; the sign-in page says so. (A
+                    // lookup on this path only, never on a request that passes.)
+                    let expired = matches!(decision, Decision::Login)
+                        && crate::auth::session::cookie_value(
+                            &cookies,
+                            &state.sessions.config().cookie_name,
+                        )
+                        .is_some_and(|value| {
+                            state
+                                .sessions
+                                .resolve_now(value, now())
+                                .is_some_and(|found| matches!(found, Ok(None)))
+                        });
+                    let expired = if expired { "expired=1&" } else { "" };
+                    redirect(
+                        StatusCode::FOUND,
+                        &format!("{PROXY_MOUNT}/{page}?{expired}rd={rd}"),
+                    )
                 } else {
                     text(StatusCode::UNAUTHORIZED, "login required")
                 };

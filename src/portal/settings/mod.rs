@@ -265,6 +265,12 @@ fn two_step_summary(
     }
     let names: Vec<String> = factors
         .iter()
+        // A factor whose service was removed from the configuration is not offered.
+        .filter(|f| match f {
+            Factor::Webauthn => state.webauthn.is_some(),
+            Factor::Telegram => state.telegram.is_some(),
+            Factor::Totp | Factor::Email => true,
+        })
         .map(|f| match f {
             Factor::Webauthn if passkeys > 1 => format!("{} ×{passkeys}", t.passkeys.method),
             Factor::Webauthn => t.passkeys.method.to_string(),
