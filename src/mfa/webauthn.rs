@@ -383,11 +383,7 @@ pub async fn register_start(
     let handle = B64
         .decode(&handle)
         .map_err(|e| Error::Internal(format!("webauthn user handle: {e}")))?;
-    let display = if user.display_name.is_empty() {
-        username
-    } else {
-        &user.display_name
-    };
+    let display = user.shown_name();
     let builder = relying
         .core
         .new_challenge_register_builder(&handle, username, display)

@@ -78,11 +78,7 @@ pub async fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<
             }
             let csrf = csrf_for(state, req);
             let user = &identity.user;
-            let name = if user.display_name.is_empty() {
-                &user.username
-            } else {
-                &user.display_name
-            };
+            let name = user.shown_name();
             let default = state
                 .config
                 .default_redirect
@@ -262,11 +258,7 @@ pub async fn logout_page(state: &AppState, req: &Request, t: &'static Texts) -> 
     };
     let csrf = csrf_for(state, req);
     let user = &identity.user;
-    let name = if user.display_name.is_empty() {
-        &user.username
-    } else {
-        &user.display_name
-    };
+    let name = user.shown_name();
     let stay = onwards(state, &rd);
     let response = html(
         StatusCode::OK,

@@ -296,15 +296,9 @@ pub async fn denied_page(
                 .filter(|i| i.session.level >= crate::store::AuthLevel::OneFactor),
             None => None,
         };
-    let who = identity.as_ref().map(|i| {
-        let user = &i.user;
-        let name = if user.display_name.is_empty() {
-            user.username.as_str()
-        } else {
-            user.display_name.as_str()
-        };
-        (name, user.username.as_str())
-    });
+    let who = identity
+        .as_ref()
+        .map(|i| (i.user.shown_name(), i.user.username.as_str()));
     let home = common::default_target(state);
     html(
         StatusCode::FORBIDDEN,

@@ -109,6 +109,17 @@ pub struct SessionRecord {
     pub method: String,
 }
 
+impl User {
+    /// The name to show: the display name, else the username.
+    pub fn shown_name(&self) -> &str {
+        if self.display_name.is_empty() {
+            &self.username
+        } else {
+            &self.display_name
+        }
+    }
+}
+
 impl SessionRecord {
     /// How this session signed in, with `method` after it ("password" then "totp":
     /// "password+totp").
