@@ -728,19 +728,6 @@ impl<E: Engine> Tokens for KvStore<E> {
         })
     }
 
-    async fn tokens_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        let now = now();
-        Ok(self
-            .engine
-            .scan(Tree::Tokens, prefix.as_bytes())?
-            .into_iter()
-            .filter_map(|(k, v)| {
-                let live = live_token(&v, now)?.to_vec();
-                Some((String::from_utf8_lossy(&k).into_owned(), live))
-            })
-            .collect())
-    }
-
     async fn tokens_with_ends(&self, prefix: &str) -> Result<Vec<TokenWithEnd>> {
         let now = now();
         Ok(self

@@ -104,11 +104,18 @@ pub trait Tokens: Send + Sync {
     /// Removes and returns the token in one atomic step: of two takers, one gets it.
     async fn take_token(&self, key: &str) -> Result<Option<Vec<u8>>>;
     async fn delete_token(&self, key: &str) -> Result<bool>;
-    /// The live tokens whose key starts with `prefix`, in key order.
-    async fn tokens_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
-    /// [`Tokens::tokens_with_prefix`] with the end the store keeps for each (what
-    /// `gatehouse storage copy` carries over).
+    /// The live tokens whose key starts with `prefix`, in key order, with the end the
+    /// store keeps for each (what `gatehouse storage copy` carries over).
     async fn tokens_with_ends(&self, prefix: &str) -> Result<Vec<TokenWithEnd>>;
+    /// [`Tokens::tokens_with_ends`] without the ends.
+    async fn tokens_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        Ok(self
+            .tokens_with_ends(prefix)
+            .await?
+            .into_iter()
+            .map(|(key, value, _)| (key, value))
+            .collect())
+    }
     /// Removes expired tokens; returns how many.
     async fn sweep_tokens(&self, now: Timestamp) -> Result<usize>;
 }

@@ -329,9 +329,9 @@ impl PgStore {
     }
 
     /// Starts listening for other replicas' events, once, on the runtime that asks.
-    /// A serving replica calls it at start ([`PgStore::listen_now`]); anything else
-    /// that needs the events starts it on first use. Until the first connection is up,
-    /// the cache is not trusted and health says so.
+    /// A serving replica calls it at start ([`PgStore::listen_now`]); subscribers and
+    /// health start it on first use. The synchronous peeks (the forward-auth path) do
+    /// not: until a listener is up the cache is not trusted and they answer `None`.
     fn listen(&self) {
         self.listening.get_or_init(|| {
             let (pool, events, cache) = (self.pool.clone(), self.events.clone(), self.cache.clone());
@@ -388,6 +388,16 @@ impl PgStore {
     pub fn listen_now(self) -> Self {
         self.listen();
         self
+    }
+
+    /// The first (bytes) column of the row `sql` finds for `key` (text or bytes, as the
+    /// table's key column is), if any.
+    async fn fetch_bytes<K>(&self, sql: &str, key: K) -> Result<Option<Vec<u8>>>
+    where
+        K: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
+    {
+        let row = sqlx::query(sql).bind(key).fetch_optional(&self.pool).await;
+        Ok(self.noted(row)?.map(|r| r.get::<Vec<u8>, _>(0)))
     }
 
     async fn notify(tx: &mut Tx<'static>, event: &Event) -> Result<()> {
@@ -458,7 +468,6 @@ async fn migrate(conn: &mut sqlx::PgConnection) -> Result<()> {
 #[async_trait]
 impl Users for PgStore {
     fn peek_user(&self, username: &str) -> Peek<Option<User>> {
-        self.listen();
         if !self.cache.usable() {
             return None;
         }
@@ -467,13 +476,10 @@ impl Users for PgStore {
 
     async fn get_user(&self, username: &str) -> Result<Option<User>> {
         let epoch = self.cache.epoch();
-        let row = sqlx::query("SELECT record FROM gh_users WHERE username = $1")
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await;
         let user: Option<User> = self
-            .noted(row)?
-            .map(|r| decode(&r.get::<Vec<u8>, _>(0)))
+            .fetch_bytes("SELECT record FROM gh_users WHERE username = $1", username)
+            .await?
+            .map(|record| decode(&record))
             .transpose()?;
         if let Some(user) = &user {
             self.cache.keep_user(epoch, user);
@@ -585,7 +591,6 @@ impl Users for PgStore {
 #[async_trait]
 impl Sessions for PgStore {
     fn peek_session(&self, id: &str) -> Peek<Option<SessionRecord>> {
-        self.listen();
         if !self.cache.usable() {
             return None;
         }
@@ -594,13 +599,10 @@ impl Sessions for PgStore {
 
     async fn get_session(&self, id: &str) -> Result<Option<SessionRecord>> {
         let epoch = self.cache.epoch();
-        let row = sqlx::query("SELECT record FROM gh_sessions WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await;
         let session: Option<SessionRecord> = self
-            .noted(row)?
-            .map(|r| decode(&r.get::<Vec<u8>, _>(0)))
+            .fetch_bytes("SELECT record FROM gh_sessions WHERE id = $1", id)
+            .await?
+            .map(|record| decode(&record))
             .transpose()?;
         if let Some(session) = &session {
             self.cache.keep_session(epoch, session);
@@ -715,7 +717,6 @@ impl Sessions for PgStore {
 #[async_trait]
 impl Factors for PgStore {
     fn peek_factor(&self, key: &str) -> Peek<Option<Vec<u8>>> {
-        self.listen();
         if !self.cache.usable() {
             return None;
         }
@@ -724,11 +725,12 @@ impl Factors for PgStore {
 
     async fn get_factor(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let epoch = self.cache.epoch();
-        let row = sqlx::query("SELECT value FROM gh_factors WHERE key = $1")
-            .bind(key.as_bytes())
-            .fetch_optional(&self.pool)
-            .await;
-        let value = self.noted(row)?.map(|r| r.get::<Vec<u8>, _>(0));
+        let value = self
+            .fetch_bytes(
+                "SELECT value FROM gh_factors WHERE key = $1",
+                key.as_bytes(),
+            )
+            .await?;
         self.cache.keep_factor(epoch, key, &value);
         Ok(value)
     }
@@ -913,26 +915,6 @@ impl Tokens for PgStore {
             .execute(&self.pool)
             .await;
         Ok(self.noted(done)?.rows_affected() > 0)
-    }
-
-    async fn tokens_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        let rows = sqlx::query(
-            "SELECT key, value FROM gh_tokens
-             WHERE substring(key FROM 1 FOR length($1)) = $1
-               AND (expires_at IS NULL OR expires_at > $2) ORDER BY key",
-        )
-        .bind(prefix.as_bytes())
-        .bind(now() as i64)
-        .fetch_all(&self.pool)
-        .await;
-        Ok(self
-            .noted(rows)?
-            .iter()
-            .map(|r| {
-                let key: Vec<u8> = r.get(0);
-                (String::from_utf8_lossy(&key).into_owned(), r.get(1))
-            })
-            .collect())
     }
 
     async fn tokens_with_ends(&self, prefix: &str) -> Result<Vec<TokenWithEnd>> {
