@@ -292,18 +292,7 @@ async fn a_panels_sign_out_link_asks_first_then_says_so_and_a_new_sign_in_return
     let page = s.browser.get(&s.url(&told)).await;
     assert!(page.body.contains("You have signed out."), "{}", page.body);
     assert_eq!(s.browser.get(&s.url("/home")).await.status, 302);
-    let again = s
-        .browser
-        .post(
-            &s.url(&format!("/.gatehouse{}", routes::LOGIN)),
-            &[
-                ("csrf", &common::field(&page.body, "csrf")),
-                ("rd", &common::field(&page.body, "rd")),
-                ("username", "ann"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
+    let again = s.browser.log_in(&s.url(&told), "ann", PASSWORD).await;
     assert_eq!(again.location.as_deref(), Some("/home"), "{}", again.body);
 
     // Without a session the link leads to the sign-in page.
@@ -357,17 +346,8 @@ async fn the_403_page_says_who_is_signed_in_and_offers_another_account_and_the_w
             ],
         )
         .await;
-    let page = bob.get(&s.url(&out.location.unwrap())).await;
     let ann = bob
-        .post(
-            &s.url(&format!("/.gatehouse{}", routes::LOGIN)),
-            &[
-                ("csrf", &common::field(&page.body, "csrf")),
-                ("rd", &common::field(&page.body, "rd")),
-                ("username", "ann"),
-                ("password", PASSWORD),
-            ],
-        )
+        .log_in(&s.url(&out.location.unwrap()), "ann", PASSWORD)
         .await;
     assert_eq!(ann.location.as_deref(), Some("/admin"), "{}", ann.body);
     assert_eq!(bob.get(&s.url("/admin")).await.status, 200);
@@ -406,18 +386,7 @@ async fn a_form_sent_after_the_session_ended_says_so_and_signing_in_returns_to_i
         "{}",
         login.body
     );
-    let again = s
-        .browser
-        .post(
-            &s.url(&format!("/.gatehouse{}", routes::LOGIN)),
-            &[
-                ("csrf", &common::field(&login.body, "csrf")),
-                ("rd", &common::field(&login.body, "rd")),
-                ("username", "ann"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
+    let again = s.browser.log_in(&s.url(&to), "ann", PASSWORD).await;
     assert_eq!(
         again.location.as_deref(),
         Some("/.gatehouse/settings"),

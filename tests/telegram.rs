@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::telegram::{FakeTelegram, TgUser, BOT_USERNAME};
+use common::telegram::{attempt_of, FakeTelegram, TgUser, BOT_USERNAME};
 use common::{field, start_upstream, Browser, Gatehouse, Page, PASSWORD};
 use gatehouse::portal::routes;
 
@@ -156,29 +156,9 @@ default_policy = "one_factor"
                 ),
             )
             .await;
-        let number = page
-            .body
-            .split("id=\"telegram-number\" aria-live=\"polite\">")
-            .nth(1)
-            .expect("the number on the page")
-            .split('<')
-            .next()
-            .unwrap()
-            .to_string();
+        let number = common::telegram::number_on(&page);
         (b, page, number)
     }
-}
-
-/// The attempt id the waiting page polls for.
-fn attempt_of(page: &Page) -> String {
-    page.body
-        .split("/2fa/telegram/wait?attempt=")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 /// The callback data of the button labelled `label`.

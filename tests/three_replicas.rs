@@ -12,9 +12,9 @@ mod common;
 
 use common::fronts::start_nginx_before;
 use common::postgres::{cluster, forward_auth, shared_behind};
-use common::telegram::{FakeTelegram, TgUser};
+use common::telegram::{attempt_of, FakeTelegram, TgUser};
 use common::{
-    field, start_upstream, Browser, ChildGuard, Gatehouse, Page, Recorded, SmtpServer, PASSWORD,
+    field, start_upstream, Browser, ChildGuard, Gatehouse, Recorded, SmtpServer, PASSWORD,
 };
 use gatehouse::portal::routes;
 use std::time::{Duration, Instant};
@@ -315,15 +315,7 @@ impl Bot {
         let page = b
             .get(&gates[step].portal_url(sent.location.as_deref().unwrap()))
             .await;
-        let number = page
-            .body
-            .split("id=\"telegram-number\" aria-live=\"polite\">")
-            .nth(1)
-            .expect("the number on the page")
-            .split('<')
-            .next()
-            .unwrap()
-            .to_string();
+        let number = common::telegram::number_on(&page);
         let attempt = attempt_of(&page);
 
         // The page long-polls on `wait`; the tap reaches whichever replica polls.
@@ -383,18 +375,6 @@ impl Bot {
             .filter(|m| m.chat_id == ANN_PHONE.id && m.text.contains("Sign-in to"))
             .count()
     }
-}
-
-/// The attempt id the waiting page polls for.
-fn attempt_of(page: &Page) -> String {
-    page.body
-        .split("/2fa/telegram/wait?attempt=")
-        .nth(1)
-        .expect("the waiting page")
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 #[tokio::test]

@@ -389,3 +389,27 @@ impl FakeTelegram {
         ("200 OK", json!({"ok": true, "result": result}).to_string())
     }
 }
+
+/// The attempt id a waiting second-step page polls for.
+pub fn attempt_of(page: &super::Page) -> String {
+    page.body
+        .split("/2fa/telegram/wait?attempt=")
+        .nth(1)
+        .expect("the waiting page")
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The number a waiting second-step page shows, to be tapped in Telegram.
+pub fn number_on(page: &super::Page) -> String {
+    page.body
+        .split("id=\"telegram-number\" aria-live=\"polite\">")
+        .nth(1)
+        .expect("the number on the page")
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string()
+}
