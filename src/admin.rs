@@ -135,6 +135,7 @@ pub async fn execute(store: &dyn Store, command: Command) -> Result<String> {
                     // Random, so no session left from an earlier account of the same name
                     // can ever match it.
                     session_generation: rand::random::<u64>() >> 1,
+                    trust_generation: 0,
                 })
                 .await?;
             audit!("user_added", user = username, by = "cli");
@@ -145,7 +146,8 @@ pub async fn execute(store: &dyn Store, command: Command) -> Result<String> {
             password_hash,
         } => {
             let (user, _, ended) = end_sessions(store, &username.to_lowercase(), None, &mut |u| {
-                u.password_hash = password_hash.clone()
+                u.password_hash = password_hash.clone();
+                u.trust_generation += 1;
             })
             .await?
             .ok_or_else(|| Error::NotFound(format!("user {username}")))?;

@@ -31,6 +31,7 @@ pub async fn run(config: Config, users: usize, sessions: usize, out: &Path) -> R
                 created_at: t,
                 last_method: None,
                 session_generation: 0,
+                trust_generation: 0,
             })
             .await?;
     }

@@ -28,6 +28,10 @@ pub enum Policy {
     OneFactor,
     /// A password and a second factor.
     TwoFactor,
+    /// A password and a second factor proved at this sign-in: a trusted device does
+    /// not stand in for it (`two_factor` with `ask_every_time = true`).
+    #[serde(skip)]
+    TwoFactorEveryTime,
 }
 
 /// A rule as written in the configuration.
@@ -48,6 +52,10 @@ pub struct RawRule {
     #[serde(default)]
     pub subject: Vec<String>,
     pub policy: Policy,
+    /// With `policy = "two_factor"`: ask for the second factor even on a device the
+    /// user trusts.
+    #[serde(default)]
+    pub ask_every_time: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -201,7 +209,17 @@ impl AccessRules {
                 methods,
                 networks,
                 subjects,
-                policy: r.policy,
+                policy: match (r.policy, r.ask_every_time) {
+                    (Policy::TwoFactor, true) => Policy::TwoFactorEveryTime,
+                    (_, true) => {
+                        return Err(Error::config(
+                            format!("access_control.rules[{i}].ask_every_time"),
+                            true,
+                            "only a two_factor rule can ask every time",
+                        ))
+                    }
+                    (policy, false) => policy,
+                },
             });
         }
         Ok(AccessRules {
@@ -295,7 +313,24 @@ mod tests {
             networks: vec![],
             subject: vec![],
             policy,
+            ask_every_time: false,
         }
+    }
+
+    #[test]
+    fn only_a_two_factor_rule_can_ask_every_time() {
+        let mut every_time = rule(Policy::TwoFactor);
+        every_time.ask_every_time = true;
+        let rules = AccessRules::compile(Policy::Deny, &[every_time.clone()]).unwrap();
+        assert_eq!(
+            rules.evaluate(&facts("a.test", "/", "GET", "10.0.0.1"), None),
+            Verdict::Apply(Policy::TwoFactorEveryTime)
+        );
+        every_time.policy = Policy::OneFactor;
+        let refused = AccessRules::compile(Policy::Deny, &[every_time]).unwrap_err();
+        assert!(refused
+            .to_string()
+            .contains("access_control.rules[0].ask_every_time"));
     }
 
     fn facts<'a>(host: &'a str, path: &'a str, method: &'a str, ip: &str) -> RequestFacts<'a> {

@@ -191,6 +191,13 @@ pub async fn handle_update(state: &dyn Services, bot: &TelegramBot, update: Upda
         }
         UpdateKind::CallbackQuery(query) => {
             let t = telegram_texts(query.from.language_code.as_deref());
+            if let Some(token) = query.data.as_deref().and_then(|d| {
+                d.strip_prefix(crate::auth::devices::NOT_ME_PREFIX)?
+                    .strip_prefix(':')
+            }) {
+                not_me(state, bot, &query, token, t).await;
+                return;
+            }
             let Some((attempt_id, button)) = query.data.as_deref().and_then(|d| d.split_once(':'))
             else {
                 return;
@@ -238,6 +245,57 @@ pub async fn handle_update(state: &dyn Services, bot: &TelegramBot, update: Upda
             }
         }
         _ => {}
+    }
+}
+
+/// "This was not me" under a new-device alert: ends the session it was about, when the
+/// account that tapped it is linked to that session's user.
+async fn not_me(
+    state: &dyn Services,
+    bot: &TelegramBot,
+    query: &teloxide::types::CallbackQuery,
+    token: &str,
+    t: &'static TelegramTexts,
+) {
+    let store = state.store();
+    let telegram_id = query.from.id.0 as i64;
+    let (username, session) = match crate::auth::devices::not_me(store.as_ref(), token).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return bot.answer(query.id.clone(), t.bot_stale).await,
+        Err(e) => return tracing::error!(error = %e, "telegram not-me failed"),
+    };
+    if tg::owner_of(store.as_ref(), telegram_id)
+        .await
+        .ok()
+        .flatten()
+        .as_deref()
+        != Some(username.as_str())
+    {
+        tracing::warn!(
+            telegram_id,
+            "a not-me tap from an account not linked to the user ignored"
+        );
+        return;
+    }
+    let ended = match store.delete_session(&session).await {
+        Ok(ended) => ended,
+        Err(e) => return tracing::error!(error = %e, "telegram not-me failed"),
+    };
+    audit!(
+        "session_ended",
+        user = username,
+        session = session.get(..8).unwrap_or(""),
+        by = "telegram_not_me",
+        telegram_id = telegram_id
+    );
+    let answer = if ended {
+        t.not_me_ended
+    } else {
+        t.not_me_already
+    };
+    bot.answer(query.id.clone(), answer).await;
+    if let Some(message) = &query.message {
+        bot.edit(message.chat().id.0, message.id().0, answer).await;
     }
 }
 

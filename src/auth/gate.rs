@@ -30,7 +30,7 @@ fn required_level(policy: Policy) -> Option<AuthLevel> {
     match policy {
         Policy::Bypass | Policy::Deny => None,
         Policy::OneFactor => Some(AuthLevel::OneFactor),
-        Policy::TwoFactor => Some(AuthLevel::TwoFactor),
+        Policy::TwoFactor | Policy::TwoFactorEveryTime => Some(AuthLevel::TwoFactor),
     }
 }
 
@@ -64,6 +64,11 @@ pub async fn decide(
         (Policy::Deny, _) => Decision::Deny,
         (_, None) => Decision::Allow(identity.map(Box::new)),
         (_, Some(level)) => match identity {
+            // A second factor a trusted device stood in for does not count where the
+            // rule asks every time: the second step again (see `devices`).
+            Some(i) if policy == Policy::TwoFactorEveryTime && i.session.by_trusted_device() => {
+                Decision::Login
+            }
             Some(i) if i.session.level >= level => Decision::Allow(Some(Box::new(i))),
             // One factor reached by a user who has no second factor at all (turning one
             // on ends every other session, so a user with 2FA has no such session).

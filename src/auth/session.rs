@@ -245,6 +245,24 @@ impl Sessions {
         Ok(record)
     }
 
+    /// Starts a two-factor session on a device the user trusts: the password was
+    /// entered, and the trusted device stood in for the second step.
+    pub async fn create_on_trusted_device(
+        &self,
+        user: &User,
+        remember_me: bool,
+        ip: &str,
+        user_agent: &str,
+        now: Timestamp,
+    ) -> Result<SessionRecord> {
+        let record = SessionRecord {
+            method: format!("password+{}", crate::store::TRUSTED_DEVICE),
+            ..self.new_record(user, AuthLevel::TwoFactor, remember_me, ip, user_agent, now)
+        };
+        self.store.put_session(&record).await?;
+        Ok(record)
+    }
+
     fn new_record(
         &self,
         user: &User,
@@ -296,7 +314,20 @@ impl Sessions {
             last_seen: now,
             // A session that already has two factors keeps how it signed in (turning
             // on another factor is not signing in with it).
-            method: if old.level >= AuthLevel::TwoFactor {
+            method: if old.by_trusted_device() {
+                // The second step asked again (a rule that asks every time): the factor
+                // proved now replaces the device's stand-in.
+                SessionRecord {
+                    method: old
+                        .method
+                        .split('+')
+                        .filter(|m| *m != crate::store::TRUSTED_DEVICE)
+                        .collect::<Vec<_>>()
+                        .join("+"),
+                    ..old.clone()
+                }
+                .method_then(method)
+            } else if old.level >= AuthLevel::TwoFactor {
                 old.method.clone()
             } else {
                 old.method_then(method)
@@ -523,6 +554,30 @@ impl Sessions {
         c.to_string()
     }
 
+    /// Name of this browser's device cookie (see [`crate::auth::devices`]): host-only,
+    /// with the `__Host-` prefix under secure cookies, like the CSRF cookie.
+    pub fn device_cookie_name(&self) -> String {
+        if self.config.secure {
+            format!("__Host-{}_device", self.config.cookie_name)
+        } else {
+            format!("{}_device", self.config.cookie_name)
+        }
+    }
+
+    /// `Set-Cookie` for a signed device id, lasting as long as browsers allow.
+    pub fn device_cookie(&self, signed_id: &str) -> String {
+        cookie::Cookie::build((self.device_cookie_name(), signed_id.to_string()))
+            .path("/")
+            .http_only(true)
+            .secure(self.config.secure)
+            .same_site(cookie::SameSite::Lax)
+            .max_age(cookie::time::Duration::days(
+                crate::auth::devices::DEVICE_COOKIE_DAYS as i64,
+            ))
+            .build()
+            .to_string()
+    }
+
     fn cookie(&self, name: &str, value: &str, max_age: Option<u64>, same_site: SameSite) -> String {
         let mut builder = cookie::Cookie::build((name.to_string(), value.to_string()))
             .path("/")
@@ -595,6 +650,7 @@ mod tests {
             created_at: 0,
             last_method: None,
             session_generation: 0,
+            trust_generation: 0,
         }
     }
 

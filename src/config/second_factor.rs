@@ -33,6 +33,11 @@ pub struct SecondFactor {
     /// (with `[smtp]` configured), ask for a code mailed there: the password alone must
     /// not let a thief enrol their own authenticator.
     pub verify_identity_by_email: bool,
+    /// Days a browser the user trusts at the second step skips it ("don't ask again on
+    /// this device"); 0 turns the offer off. Rules with `ask_every_time` ignore it.
+    pub trusted_device_days: u64,
+    /// Mail and Telegram the user when they sign in from a browser not seen before.
+    pub new_device_alerts: bool,
 }
 
 impl Default for SecondFactor {
@@ -48,6 +53,8 @@ impl Default for SecondFactor {
             email_resend_cooldown: Duration::from_secs(60),
             email_codes_per_hour: 6,
             verify_identity_by_email: true,
+            trusted_device_days: 30,
+            new_device_alerts: true,
         }
     }
 }
@@ -67,6 +74,13 @@ impl SecondFactor {
                 "second_factor.backup_codes",
                 sf.backup_codes,
                 "between 1 and 20",
+            ));
+        }
+        if sf.trusted_device_days > 365 {
+            return Err(Error::config(
+                "second_factor.trusted_device_days",
+                sf.trusted_device_days,
+                "at most 365 (0 turns trusted devices off)",
             ));
         }
         if sf.totp_issuer.contains(':') {

@@ -343,6 +343,7 @@ pub async fn factor_enabled(
     if !was_first {
         return Ok(None);
     }
+    crate::auth::devices::revoke_all(state.store().as_ref(), username, "two_factor_on").await?;
     // Other sessions were made with one factor. They are refused from the moment the
     // factor was saved (see `Sessions::with_second_factor_check`); this ends them for
     // good, in one write.
@@ -419,6 +420,7 @@ pub async fn disable_factor(
     if !has_second_factor(store, username).await? {
         backup::delete(store, username).await?;
         audit!("two_factor_off", user = username, by = by);
+        crate::auth::devices::revoke_all(store, username, "two_factor_off").await?;
     }
     Ok(())
 }
@@ -430,6 +432,7 @@ pub async fn reset(store: &dyn Store, username: &str, by: &str) -> Result<()> {
     }
     backup::delete(store, username).await?;
     audit!("two_factor_reset", user = username, by = by);
+    crate::auth::devices::revoke_all(store, username, "two_factor_reset").await?;
     Ok(())
 }
 

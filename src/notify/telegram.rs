@@ -67,6 +67,9 @@ const NOTICE_QUEUE: &str = "telegram";
 struct Notice {
     chat_id: i64,
     text: String,
+    /// One inline button (label, callback data), when the notice offers an action.
+    #[serde(default)]
+    button: Option<(String, String)>,
 }
 
 /// The bot: the Bot API client and what gatehouse knows about it.
@@ -118,7 +121,25 @@ impl TelegramBot {
     /// Queues a security notice for a chat, durably (sent in the background, never
     /// waited for).
     pub async fn notice_later(&self, chat_id: i64, text: String) {
-        let notice = Notice { chat_id, text };
+        self.queue_notice(Notice {
+            chat_id,
+            text,
+            button: None,
+        })
+        .await
+    }
+
+    /// Queues a security notice with one inline button (label, callback data).
+    pub async fn notice_with_button(&self, chat_id: i64, text: String, button: (&str, String)) {
+        self.queue_notice(Notice {
+            chat_id,
+            text,
+            button: Some((button.0.to_string(), button.1)),
+        })
+        .await
+    }
+
+    async fn queue_notice(&self, notice: Notice) {
         let queued = match serde_json::to_vec(&notice) {
             Ok(bytes) => self.notices.enqueue(NOTICE_QUEUE, &bytes).await.map(drop),
             Err(e) => Err(e.into()),
@@ -154,7 +175,12 @@ impl TelegramBot {
                 let _ = self.notices.ack(NOTICE_QUEUE, &item.id).await;
                 continue;
             };
-            let sent = self.send(notice.chat_id, &notice.text, Vec::new()).await;
+            let buttons = notice
+                .button
+                .clone()
+                .map(|b| vec![vec![b]])
+                .unwrap_or_default();
+            let sent = self.send(notice.chat_id, &notice.text, buttons).await;
             let done = sent.is_ok() || item.attempts >= 5;
             let _ = if done {
                 self.notices.ack(NOTICE_QUEUE, &item.id).await

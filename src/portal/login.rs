@@ -74,7 +74,14 @@ pub async fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<
         )),
         Some(identity) => {
             if let Some(target) = &target {
-                return Ok(redirect(StatusCode::FOUND, target));
+                // Sent back here with a session whose second factor a trusted device
+                // stood in for: the target asks every time, so the second step again.
+                let next = if identity.session.by_trusted_device() {
+                    format!("{}{}{}", req.mount, routes::SECOND_STEP, rd_query(target))
+                } else {
+                    target.clone()
+                };
+                return Ok(redirect(StatusCode::FOUND, &next));
             }
             let csrf = csrf_for(state, req);
             let user = &identity.user;
@@ -189,7 +196,11 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     }
     let user = user.ok_or_else(|| Error::Internal("verified a password without a user".into()))?;
     let remember = form.get("remember").is_some();
-    let second_step = mfa::has_second_factor(state.store.as_ref(), &user.username).await?;
+    let has_second_factor = mfa::has_second_factor(state.store.as_ref(), &user.username).await?;
+    // A device the user trusts stands in for the second step.
+    let trusted =
+        has_second_factor && crate::portal::devices::is_trusted(state, req, &user).await?;
+    let second_step = has_second_factor && !trusted;
     // Failures are forgiven only when the login is complete: a right password must not
     // wipe the count of wrong second-step answers (or signing in again would reset it).
     // A success forgets the user's failures, never the address's (a sprayer would clear
@@ -208,17 +219,18 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     } else {
         AuthLevel::OneFactor
     };
-    let session = state
-        .sessions
-        .create(
-            &user,
-            level,
-            remember,
-            &ip,
-            req.header("user-agent").unwrap_or(""),
-            now(),
-        )
-        .await?;
+    let user_agent = req.header("user-agent").unwrap_or("");
+    let session = if trusted {
+        state
+            .sessions
+            .create_on_trusted_device(&user, remember, &ip, user_agent, now())
+            .await?
+    } else {
+        state
+            .sessions
+            .create(&user, level, remember, &ip, user_agent, now())
+            .await?
+    };
     let target = if second_step {
         audit!(
             "login_password_ok",
@@ -228,6 +240,16 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
         );
         let rd = safe_redirect(rd, &state.config.protected_domains).unwrap_or_default();
         format!("{}{}{}", req.mount, routes::SECOND_STEP, rd_query(&rd))
+    } else if trusted {
+        audit!(
+            "login",
+            user = user.username,
+            ip = ip,
+            level = "two_factor",
+            method = crate::store::TRUSTED_DEVICE,
+            session = &session.id[..8]
+        );
+        onwards(state, rd)
     } else {
         audit!(
             "login",
@@ -240,6 +262,11 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     };
     let mut response = redirect(StatusCode::SEE_OTHER, &target);
     add_cookie(&mut response, &state.sessions.set_cookie(&session));
+    if !second_step {
+        let browser = crate::portal::devices::browser(state, req);
+        crate::portal::devices::signed_in(state, req, t, &user, &session, browser, &mut response)
+            .await;
+    }
     Ok(response)
 }
 

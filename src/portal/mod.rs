@@ -4,6 +4,7 @@
 //! the proxy's `request_filter` under the reserved prefix `/.gatehouse/`.
 
 pub mod common;
+mod devices;
 mod login;
 pub mod pages;
 mod passkeys;
@@ -149,6 +150,12 @@ impl Portal {
             }
             (&Method::POST, routes::SETTINGS_SESSIONS_END_OTHERS) => {
                 settings::sessions_end_others(state, &req, t).await
+            }
+            (&Method::POST, routes::SETTINGS_DEVICES_FORGET) => {
+                settings::device_forget(state, &req, t).await
+            }
+            (&Method::POST, routes::SETTINGS_DEVICES_FORGET_ALL) => {
+                settings::devices_forget_all(state, &req, t).await
             }
             (&Method::POST, routes::SETTINGS_ADDRESS_START) => {
                 settings::address_start(state, &req, t).await

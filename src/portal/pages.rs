@@ -123,6 +123,8 @@ pub struct SecondStepPage<'a> {
     pub info: Option<String>,
     /// Offer the phone reserve method.
     pub phone: bool,
+    /// "Do not ask again on this device for N days", when trusted devices are on.
+    pub trust_label: Option<String>,
     /// `?rd=...` or empty.
     pub rd_query: String,
     /// For the passkey method: the options for `navigator.credentials.get` (JSON) and
@@ -140,6 +142,18 @@ pub struct TelegramLink {
     pub qr: String,
     /// Accounts linked before this link was made.
     pub before: usize,
+}
+
+/// One trusted device on the settings page.
+pub struct TrustedRow {
+    /// Its [`crate::auth::devices::TrustedDevice::id`], for "Forget".
+    pub id: String,
+    pub device: String,
+    pub ip: String,
+    pub trusted: String,
+    pub until: String,
+    /// This browser.
+    pub current: bool,
 }
 
 /// One linked Telegram account.
@@ -223,6 +237,9 @@ pub struct SettingsPage<'a> {
     pub mail_enabled: bool,
     pub two_factor_on: bool,
     pub backup_left: usize,
+    /// Trusted devices are offered at the second step.
+    pub trust_offered: bool,
+    pub trusted: Vec<TrustedRow>,
     pub sessions: Vec<SessionRow>,
     pub min_length: usize,
 }

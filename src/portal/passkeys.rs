@@ -365,5 +365,7 @@ pub async fn login(state: &AppState, req: &Request, t: &'static Texts) -> Result
     );
     let mut response = redirect(StatusCode::SEE_OTHER, &onwards(state, rd));
     add_cookie(&mut response, &state.sessions.set_cookie(&session));
+    let browser = crate::portal::devices::browser(state, req);
+    crate::portal::devices::signed_in(state, req, t, &user, &session, browser, &mut response).await;
     Ok(response)
 }

@@ -93,7 +93,7 @@ async fn pending_user(
 ) -> Result<Option<crate::auth::session::Identity>> {
     Ok(current_session(state, req)
         .await?
-        .filter(|i| i.session.level == AuthLevel::SecondFactorPending))
+        .filter(|i| i.session.second_step_open()))
 }
 
 /// `GET /2fa/phone`.
@@ -245,6 +245,17 @@ pub async fn verify(state: &AppState, req: &Request, t: &'static Texts) -> Resul
             };
             let mut response = csrf.attach(html(StatusCode::OK, render(&page)));
             add_cookie(&mut response, &state.sessions.set_cookie(&session));
+            let browser = crate::portal::devices::browser(state, req);
+            crate::portal::devices::signed_in(
+                state,
+                req,
+                t,
+                &identity.user,
+                &session,
+                browser,
+                &mut response,
+            )
+            .await;
             Ok(response)
         }
         result => {

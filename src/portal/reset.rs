@@ -313,7 +313,8 @@ pub async fn reset_submit(state: &AppState, req: &Request, t: &'static Texts) ->
     // the same write.
     let Some((updated, _, ended)) =
         crate::auth::session::end_sessions(state.store.as_ref(), &user.username, None, &mut |u| {
-            u.password_hash = hash.clone()
+            u.password_hash = hash.clone();
+            u.trust_generation += 1;
         })
         .await?
     else {

@@ -37,6 +37,8 @@ pub const SETTINGS_ADDRESS_CONFIRM: &str = "/settings/address/confirm";
 pub const SETTINGS_ADDRESS_START: &str = "/settings/address/start";
 pub const SETTINGS_BACKUP_REGENERATE: &str = "/settings/backup/regenerate";
 pub const SETTINGS_CONFIRM: &str = "/settings/confirm";
+pub const SETTINGS_DEVICES_FORGET: &str = "/settings/devices/forget";
+pub const SETTINGS_DEVICES_FORGET_ALL: &str = "/settings/devices/forget-all";
 pub const SETTINGS_EMAIL_CONFIRM: &str = "/settings/email/confirm";
 pub const SETTINGS_EMAIL_DISABLE: &str = "/settings/email/disable";
 pub const SETTINGS_EMAIL_START: &str = "/settings/email/start";
@@ -109,6 +111,8 @@ pub const ALL: &[&str] = &[
     SETTINGS_ADDRESS_START,
     SETTINGS_BACKUP_REGENERATE,
     SETTINGS_CONFIRM,
+    SETTINGS_DEVICES_FORGET,
+    SETTINGS_DEVICES_FORGET_ALL,
     SETTINGS_EMAIL_CONFIRM,
     SETTINGS_EMAIL_DISABLE,
     SETTINGS_EMAIL_START,

@@ -118,6 +118,10 @@ async fn show(
             t.email_send_code
         },
         phone: crate::portal::phone_step::offered(state, username).await?,
+        trust_label: match crate::portal::devices::trust_days(state) {
+            0 => None,
+            days => Some(fill(t.trust_device, days)),
+        },
         rd_query: rd_query(view.rd),
         webauthn_options: if current == Method::Webauthn && state.webauthn.is_some() {
             mfa::webauthn::second_step_start(state, username, session_id, now())
@@ -173,7 +177,7 @@ pub async fn send_email(state: &AppState, req: &Request, _t: &'static Texts) -> 
     let rd = form.get("rd").unwrap_or("");
     let Some(identity) = current_session(state, req)
         .await?
-        .filter(|i| i.session.level == AuthLevel::SecondFactorPending)
+        .filter(|i| i.session.second_step_open())
     else {
         return Ok(redirect(
             StatusCode::SEE_OTHER,
@@ -214,7 +218,7 @@ pub async fn send_email(state: &AppState, req: &Request, _t: &'static Texts) -> 
 pub async fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
     let rd = req.query_param("rd").unwrap_or_default();
     match current_session(state, req).await? {
-        Some(i) if i.session.level == AuthLevel::SecondFactorPending => {
+        Some(i) if i.session.second_step_open() => {
             let method = req.query_param("method").as_deref().and_then(Method::parse);
             show(
                 state,
@@ -245,7 +249,7 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
     let rd = form.get("rd").unwrap_or("");
     let Some(identity) = current_session(state, req)
         .await?
-        .filter(|i| i.session.level == AuthLevel::SecondFactorPending)
+        .filter(|i| i.session.second_step_open())
     else {
         return Ok(redirect(
             StatusCode::SEE_OTHER,
@@ -297,6 +301,10 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
                 return again(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left), None).await;
             }
             state.metrics.second_factor_success.inc();
+            let browser = crate::portal::devices::browser(state, req);
+            if form.get("trust").is_some() {
+                crate::portal::devices::trust(state, req, &identity.user, &browser).await?;
+            }
             // Only this field, atomically: a stale copy of the user must never be
             // written back over a change made meanwhile (a disable, a new password).
             state
@@ -330,6 +338,16 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
             };
             let mut response = redirect(StatusCode::SEE_OTHER, &next);
             add_cookie(&mut response, &state.sessions.set_cookie(&session));
+            crate::portal::devices::signed_in(
+                state,
+                req,
+                t,
+                &identity.user,
+                &session,
+                browser,
+                &mut response,
+            )
+            .await;
             Ok(response)
         }
         Err(rejection @ Rejection::Telegram(mfa::telegram::Status::Pending)) => {

@@ -195,7 +195,7 @@ pub async fn remove(state: &AppState, req: &Request, t: &'static Texts) -> Resul
 async fn pending(state: &AppState, req: &Request) -> Result<Option<Box<Identity>>> {
     Ok(current_session(state, req)
         .await?
-        .filter(|i| i.session.level == AuthLevel::SecondFactorPending)
+        .filter(|i| i.session.second_step_open())
         .map(Box::new))
 }
 

@@ -75,6 +75,7 @@ mod tests {
             created_at: 1,
             last_method: None,
             session_generation: 3,
+            trust_generation: 1,
         };
         from.put_user(&user).await.unwrap();
         from.put_factor("ann\0totp", b"{}").await.unwrap();

@@ -66,6 +66,10 @@ pub struct User {
     /// change), so no crash can leave one behind.
     #[serde(default)]
     pub session_generation: u64,
+    /// Only trusted devices of this generation skip the second step: raising it
+    /// revokes them all at once (see [`crate::auth::devices`]).
+    #[serde(default)]
+    pub trust_generation: u64,
 }
 
 /// How far a session got through the login (ordered: more is stronger).
@@ -121,6 +125,18 @@ impl User {
 }
 
 impl SessionRecord {
+    /// Whether the second step is open to this session: it owes it, or a trusted device
+    /// stood in for it and a rule that asks every time wants it proved now.
+    pub fn second_step_open(&self) -> bool {
+        self.level == AuthLevel::SecondFactorPending
+            || (self.level == AuthLevel::TwoFactor && self.by_trusted_device())
+    }
+
+    /// Whether a trusted device stood in for this session's second factor.
+    pub fn by_trusted_device(&self) -> bool {
+        self.method.split('+').any(|m| m == TRUSTED_DEVICE)
+    }
+
     /// How this session signed in, with `method` after it ("password" then "totp":
     /// "password+totp").
     pub fn method_then(&self, method: &str) -> String {
@@ -133,6 +149,9 @@ impl SessionRecord {
         }
     }
 }
+
+/// The sign-in method of a second factor a trusted device stood in for.
+pub const TRUSTED_DEVICE: &str = "trusted_device";
 
 /// The key of a user's record among [`Factors`]: `username \0 name`, so everything of a
 /// user can be found and removed together.

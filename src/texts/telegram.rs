@@ -53,6 +53,10 @@ pub struct TelegramTexts {
     pub bot_bad_token: &'static str,
     pub bot_hello: &'static str,
     pub bot_stale: &'static str,
+    pub not_me_hint: &'static str,
+    pub not_me_button: &'static str,
+    pub not_me_ended: &'static str,
+    pub not_me_already: &'static str,
 }
 
 pub static EN: TelegramTexts = TelegramTexts {
@@ -100,6 +104,10 @@ pub static EN: TelegramTexts = TelegramTexts {
     bot_bad_token: "This link is invalid or has expired. Open the security settings and link again.",
     bot_hello: "Hello! I confirm sign-ins. To link your account, use the link on the security settings page.",
     bot_stale: "This request is no longer valid.",
+    not_me_hint: "Not you? Tap below to end that session at once, then change your password.",
+    not_me_button: "This was not me: end that session",
+    not_me_ended: "That session has ended. Change your password now.",
+    not_me_already: "That session had already ended.",
 };
 
 pub static UK: TelegramTexts = TelegramTexts {
@@ -147,4 +155,8 @@ pub static UK: TelegramTexts = TelegramTexts {
     bot_bad_token: "Посилання недійсне або застаріло. Відкрийте налаштування безпеки й прив’яжіть знову.",
     bot_hello: "Вітаю! Я підтверджую входи. Щоб прив’язати обліковий запис, скористайтеся посиланням на сторінці налаштувань безпеки.",
     bot_stale: "Цей запит уже недійсний.",
+    not_me_hint: "Це не ви? Натисніть нижче, щоб одразу завершити той сеанс, а потім змініть пароль.",
+    not_me_button: "Це був не я: завершити той сеанс",
+    not_me_ended: "Той сеанс завершено. Змініть пароль зараз.",
+    not_me_already: "Той сеанс уже завершився.",
 };

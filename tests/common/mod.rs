@@ -804,6 +804,17 @@ impl Browser {
     /// Answers the second step at `step_url` (the `/2fa` URL the login redirected to,
     /// with its `rd`) with a method and code.
     pub async fn second_step(&mut self, step_url: &str, method: &str, code: &str) -> Page {
+        self.second_step_with(step_url, method, code, &[]).await
+    }
+
+    /// [`Browser::second_step`] with more fields (`("trust", "1")`: trust this device).
+    pub async fn second_step_with(
+        &mut self,
+        step_url: &str,
+        method: &str,
+        code: &str,
+        extra: &[(&str, &str)],
+    ) -> Page {
         let joiner = if step_url.contains('?') { '&' } else { '?' };
         let page = self
             .get(&format!("{step_url}{joiner}method={method}"))
@@ -812,16 +823,14 @@ impl Browser {
         let csrf = field(&page.body, "csrf");
         let rd = field(&page.body, "rd");
         let action = step_url.split('?').next().unwrap();
-        self.post(
-            action,
-            &[
-                ("csrf", &csrf),
-                ("rd", &rd),
-                ("method", method),
-                ("code", code),
-            ],
-        )
-        .await
+        let mut fields = vec![
+            ("csrf", csrf.as_str()),
+            ("rd", rd.as_str()),
+            ("method", method),
+            ("code", code),
+        ];
+        fields.extend_from_slice(extra);
+        self.post(action, &fields).await
     }
 }
 

@@ -29,7 +29,7 @@ use crate::portal::common::{
 };
 use crate::portal::pages::{
     render, BackupCodesPage, ConfirmIdentityPage, ConfirmPasswordPage, DeviceRow, EmailConfirmPage,
-    SessionRow, SettingsPage, TelegramLink, TelegramRow, TotpEnrollPage,
+    SessionRow, SettingsPage, TelegramLink, TelegramRow, TotpEnrollPage, TrustedRow,
 };
 use crate::portal::routes;
 use crate::state::AppState;
@@ -79,6 +79,8 @@ fn notice_text(t: &'static Texts, key: &str) -> Option<&'static str> {
         "2fa_off" => t.done_2fa_off,
         "session_ended" => t.done_session_ended,
         "others_ended" => t.done_others_ended,
+        "device_forgotten" => t.done_trusted_forgotten,
+        "devices_forgotten" => t.done_trusted_all_forgotten,
         "two_factor_needed" => t.two_factor_needed,
         "webauthn_added" => t.passkeys.done_added,
         "webauthn_deleted" => t.passkeys.done_deleted,
@@ -138,6 +140,20 @@ pub(crate) async fn settings_page_with(
             current: s.id == identity.session.id,
         })
         .collect();
+    let this_browser = crate::auth::devices::device_id(&state.sessions, req.header("cookie"));
+    let trusted =
+        crate::auth::devices::trusted_devices(state.store.as_ref(), &identity.user, now())
+            .await?
+            .into_iter()
+            .map(|d| TrustedRow {
+                current: this_browser.as_deref().is_some_and(|id| d.is(id)),
+                device: describe_device(&d.user_agent),
+                ip: d.ip,
+                trusted: format_time(d.created_at),
+                until: format_time(d.expires_at),
+                id: d.id,
+            })
+            .collect::<Vec<_>>();
     let continue_to = (!rd.is_empty() && !factors.is_empty()).then(|| onwards(state, &rd));
     let devices = webauthn::devices(state.store.as_ref(), username).await?;
     let telegram_accounts = crate::mfa::telegram::accounts(state.store.as_ref(), username).await?;
@@ -211,6 +227,8 @@ pub(crate) async fn settings_page_with(
         two_factor_on: !factors.is_empty(),
         backup_left: backup::remaining(state.store.as_ref(), username).await?,
         sessions: rows,
+        trust_offered: state.config.second_factor.trusted_device_days > 0,
+        trusted,
         min_length: state.config.password.min_length,
     };
     Ok(csrf.attach(html(status, render(&page))))
@@ -241,6 +259,7 @@ fn method_names(t: &'static Texts, method: &str) -> String {
         .map(|m| match m {
             "password" => t.password,
             "phone" => t.phone_title,
+            crate::store::TRUSTED_DEVICE => t.method_trusted_device,
             other => mfa::Method::parse(other).map_or(other, |m| crate::portal::method_label(t, m)),
         })
         .collect::<Vec<_>>()

@@ -166,7 +166,11 @@ pub async fn password_change(
         state.store.as_ref(),
         &identity.user.username,
         Some(&identity.session),
-        &mut |u| u.password_hash = hash.clone(),
+        // Trusted devices are revoked in the same write.
+        &mut |u| {
+            u.password_hash = hash.clone();
+            u.trust_generation += 1;
+        },
     )
     .await?
     .ok_or(Error::SessionEnded)?;

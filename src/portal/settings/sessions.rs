@@ -1,4 +1,4 @@
-//! Ending one of the user's sessions, or all the others.
+//! Ending one of the user's sessions, or all the others; forgetting trusted devices.
 
 use super::*;
 
@@ -46,4 +46,29 @@ pub async fn sessions_end_others(
         by = "user"
     );
     Ok(done(req, "others_ended"))
+}
+
+/// `POST /settings/devices/forget`: one trusted device asks for the second step again.
+pub async fn device_forget(state: &AppState, req: &Request, t: &'static Texts) -> Result<Response> {
+    let identity = change!(state, req, t, routes::SETTINGS_DEVICES_FORGET);
+    let id = req.form().get("id").unwrap_or("").to_string();
+    if crate::auth::devices::forget(state.store.as_ref(), &identity.user.username, &id).await? {
+        audit!(
+            "trusted_device_forgotten",
+            user = identity.user.username,
+            by = "user"
+        );
+    }
+    Ok(done(req, "device_forgotten"))
+}
+
+/// `POST /settings/devices/forget-all`: every trusted device asks again.
+pub async fn devices_forget_all(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+) -> Result<Response> {
+    let identity = change!(state, req, t, routes::SETTINGS_DEVICES_FORGET_ALL);
+    crate::auth::devices::revoke_all(state.store.as_ref(), &identity.user.username, "user").await?;
+    Ok(done(req, "devices_forgotten"))
 }

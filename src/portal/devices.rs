@@ -1,0 +1,178 @@
+//! What a completed sign-in does in this browser, beyond the session: the device
+//! cookie, the trust the user asked for at the second step ("don't ask again on this
+//! device"), and the alert for a sign-in from a browser the user never signed in from
+//! (by mail and to linked Telegram accounts, with "This was not me").
+//!
+//! The records are in [`crate::auth::devices`]; this is the portal's side.
+
+use crate::audit;
+use crate::auth::devices::{self, Seen};
+use crate::basics::{now, random_token};
+use crate::error::Result;
+use crate::http::{add_cookie, Request, Response};
+use crate::state::AppState;
+use crate::store::{SessionRecord, User};
+use crate::texts::{describe_device, format_time, Texts};
+
+/// New-device alerts per user per hour, at most (a flood of sign-ins is one story).
+const ALERTS_PER_HOUR: usize = 6;
+const ALERTED: &str = "alerted\0";
+/// How long "This was not me" in Telegram can end the session.
+const NOT_ME_DAYS: u64 = 7;
+
+/// This browser as the device records know it.
+pub(crate) struct Browser {
+    pub id: String,
+    /// `Set-Cookie` to send when the browser had no device cookie yet.
+    new_cookie: Option<String>,
+}
+
+pub(crate) fn browser(state: &AppState, req: &Request) -> Browser {
+    let (id, new_cookie) = devices::device_id_or_new(&state.sessions, req.header("cookie"));
+    Browser { id, new_cookie }
+}
+
+/// Days a trusted device skips the second step; 0 when the offer is off.
+pub(crate) fn trust_days(state: &AppState) -> u64 {
+    state.config.second_factor.trusted_device_days
+}
+
+/// Whether this browser is a device the user trusts now.
+pub(crate) async fn is_trusted(state: &AppState, req: &Request, user: &User) -> Result<bool> {
+    if trust_days(state) == 0 {
+        return Ok(false);
+    }
+    match devices::device_id(&state.sessions, req.header("cookie")) {
+        Some(id) => devices::is_trusted(state.store.as_ref(), user, &id, now()).await,
+        None => Ok(false),
+    }
+}
+
+/// Trusts this browser for the user (asked for at the second step).
+pub(crate) async fn trust(
+    state: &AppState,
+    req: &Request,
+    user: &User,
+    browser: &Browser,
+) -> Result<()> {
+    let days = trust_days(state);
+    if days == 0 {
+        return Ok(());
+    }
+    let ip = req.ip_text();
+    devices::trust(
+        state.store.as_ref(),
+        user,
+        &browser.id,
+        days,
+        &ip,
+        req.header("user-agent").unwrap_or(""),
+        now(),
+    )
+    .await?;
+    audit!("device_trusted", user = user.username, ip = ip, days = days);
+    Ok(())
+}
+
+/// After a sign-in completed in this browser: gives it its device cookie, and alerts
+/// the user when they never signed in from it before (not on an account's first
+/// sign-in). A failure here is logged: the sign-in itself stands.
+pub(crate) async fn signed_in(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    user: &User,
+    session: &SessionRecord,
+    browser: Browser,
+    response: &mut Response,
+) {
+    if let Some(cookie) = &browser.new_cookie {
+        add_cookie(response, cookie);
+    }
+    let seen = devices::note_seen(state.store.as_ref(), &user.username, &browser.id, now()).await;
+    match seen {
+        Ok(Seen::New) if state.config.second_factor.new_device_alerts => {
+            if let Err(e) = alert(state, req, t, user, session).await {
+                tracing::error!(error = %e, user = user.username, "new-device alert not sent");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, user = user.username, "device not recorded"),
+    }
+}
+
+async fn alert(
+    state: &AppState,
+    req: &Request,
+    t: &'static Texts,
+    user: &User,
+    session: &SessionRecord,
+) -> Result<()> {
+    let store = state.store.as_ref();
+    let at = now();
+    let recent = store
+        .tokens_with_ends(&format!("{ALERTED}{}\0", user.username))
+        .await?
+        .into_iter()
+        .filter(|(_, _, end)| end.is_some_and(|end| end > at))
+        .count();
+    if recent >= ALERTS_PER_HOUR {
+        audit!("new_device_alert_limited", user = user.username);
+        return Ok(());
+    }
+    store
+        .put_token(
+            &format!("{ALERTED}{}\0{}", user.username, random_token(8)),
+            b"",
+            Some(at + 3600),
+        )
+        .await?;
+    let site = &crate::texts::brand().name;
+    let line = t
+        .new_device_line
+        .replace("{site}", site)
+        .replace("{time}", &format_time(session.created_at))
+        .replace("{device}", &describe_device(&session.user_agent))
+        .replace("{ip}", &session.ip);
+    let settings = crate::portal::reset::public_base(state, req)
+        .map(|base| format!("{base}{}#sessions-title", crate::portal::routes::SETTINGS));
+    let mut lines = vec![line.clone(), t.new_device_not_you.to_string()];
+    if settings.is_none() {
+        lines.push(t.new_device_open_settings.to_string());
+    }
+    state
+        .mailer
+        .send_later(
+            &user.email,
+            crate::notify::email::Letter {
+                t,
+                subject: t.new_device_subject.replace("{site}", site),
+                lines,
+                code: None,
+                link: settings.as_deref(),
+            },
+        )
+        .await;
+    if let Some(bot) = &state.telegram {
+        let token =
+            devices::not_me_token(store, &user.username, &session.id, NOT_ME_DAYS, at).await?;
+        for account in crate::mfa::telegram::accounts(store, &user.username).await? {
+            bot.notice_with_button(
+                account.chat_id,
+                format!("{line}\n\n{}", t.telegram.not_me_hint),
+                (
+                    t.telegram.not_me_button,
+                    format!("{}:{token}", devices::NOT_ME_PREFIX),
+                ),
+            )
+            .await;
+        }
+    }
+    audit!(
+        "new_device_alert",
+        user = user.username,
+        ip = session.ip,
+        session = &session.id[..8]
+    );
+    Ok(())
+}
