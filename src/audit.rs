@@ -4,17 +4,25 @@
 //! Every value is recorded as a string, which both log formats quote and escape
 //! (`user="a\nevent=login"`): a value a client chose (a username, a user agent) can
 //! never start a new line or fake a key.
+//!
+//! The events about a user's own security are also kept for them to see
+//! ([`crate::activity`]).
 
 /// Writes one audit line: `event` names what happened; the rest are its facts.
 #[macro_export]
 macro_rules! audit {
-    ($event:expr $(, $key:ident = $value:expr)* $(,)?) => {
+    ($event:expr $(, $key:ident = $value:expr)* $(,)?) => {{
         tracing::info!(
             target: "audit",
             event = $event
             $(, $key = $crate::audit::text(&$value).as_str())*
-        )
-    };
+        );
+        // The events about a user's security also go to their activity list.
+        $crate::activity::note(
+            &$crate::audit::text(&$event),
+            &[$((stringify!($key), $crate::audit::text(&$value))),*],
+        );
+    }};
 }
 
 /// A value's text, for recording as a quoted string.

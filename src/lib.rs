@@ -25,12 +25,14 @@
 //!    of one-time codes; [`store`]: the store's async parts (users, sessions, factors,
 //!    tokens, counters, queues, events, transactions, leadership), implemented by
 //!    [`store::KvStore`] over sled or memory and by [`store::PgStore`] on PostgreSQL;
-//!    [`texts`]: every text in English and Ukrainian.
+//!    [`texts`]: every text in English and Ukrainian; [`activity`]: the audit events
+//!    about each user's security, kept in the store for their settings page.
 //! 8. Foundations: [`http`] (request/response types, security headers, client IP, `rd`
 //!    validation, the canonical request target and host, host patterns, the connection
 //!    guard), [`phone_number`], [`basics`] (clock, random tokens, private files),
 //!    [`error`] (the one error type and its HTTP status), [`mod@audit`], [`crash`].
 
+pub mod activity;
 pub mod admin;
 pub mod audit;
 pub mod auth;

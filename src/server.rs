@@ -205,6 +205,11 @@ pub fn build(state: Arc<AppState>, extra: Option<ExtraService>) -> Server {
             state: state.clone(),
         },
     ));
+    if let Some(writer) =
+        crate::activity::ActivityWriter::install(state.store.clone(), config.activity_days)
+    {
+        server.add_service(background_service("activity", writer));
+    }
     if let Some(addr) = config.metrics_listen {
         let mut metrics = Service::new(
             "gatehouse metrics".to_string(),

@@ -276,7 +276,7 @@ async fn forgot_password_end_to_end_switches_two_factor_off() {
     let mut old = Browser::new(&[PANEL]);
     s.log_in(&mut old, "ann", PASSWORD).await;
     let base = s.url("/.gatehouse");
-    let mut b = Browser::new(&[PANEL]);
+    let mut b = Browser::window_of(&[PANEL], &old);
     s.log_in(&mut b, "ann", PASSWORD).await;
     s.prove_identity(&mut b, 1).await;
     b.enable_totp(&base).await;
@@ -705,4 +705,70 @@ async fn mail_queued_while_the_mail_server_was_down_is_sent_after_a_restart() {
     );
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     assert_eq!(s.smtp.messages().len(), 1, "sent once");
+}
+
+/// Drops the session cookie, as a browser closed and opened again would; the device
+/// cookie stays.
+fn session_dropped(b: &mut Browser) {
+    b.cookies.retain(|name, _| name.ends_with("_device"));
+}
+
+#[tokio::test]
+async fn a_sign_in_from_a_new_browser_is_mailed_but_not_the_first_nor_a_known_one() {
+    let s = Setup::new().await;
+    let mut first = Browser::new(&[PANEL]);
+    assert_eq!(s.log_in(&mut first, "ann", PASSWORD).await.status, 303);
+    session_dropped(&mut first);
+    assert_eq!(s.log_in(&mut first, "ann", PASSWORD).await.status, 303);
+
+    let mut stranger = Browser::with_agent(
+        &[PANEL],
+        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+    );
+    assert_eq!(s.log_in(&mut stranger, "ann", PASSWORD).await.status, 303);
+
+    let mail = s.smtp.wait_for(1, 10).await;
+    assert_eq!(mail.subject, "New sign-in to gatehouse");
+    assert!(
+        mail.text.contains("Firefox 128 on Linux") && mail.text.contains("127.0.0.1"),
+        "the browser, the system and the address: {}",
+        mail.text
+    );
+    assert!(mail.text.contains("UTC"), "the time: {}", mail.text);
+    assert_eq!(
+        mail.link(),
+        s.url(&format!("/.gatehouse{}#sessions-title", routes::SETTINGS)),
+        "'this was not me' leads to the sessions list"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        s.smtp.messages().len(),
+        1,
+        "neither the account's first browser nor that browser again was news"
+    );
+
+    // A flood of new browsers: at most six alerts an hour.
+    for _ in 0..8 {
+        let mut b = Browser::new(&[PANEL]);
+        assert_eq!(s.log_in(&mut b, "ann", PASSWORD).await.status, 303);
+    }
+    s.smtp.wait_for(6, 10).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(s.smtp.messages().len(), 6);
+    assert!(s.gate.log().contains("new_device_alert_limited"));
+}
+
+#[tokio::test]
+async fn new_device_alerts_can_be_turned_off() {
+    let s = Setup::with(
+        SmtpServer::start(),
+        "[second_factor]\nnew_device_alerts = false\n",
+    )
+    .await;
+    for _ in 0..2 {
+        let mut b = Browser::new(&[PANEL]);
+        assert_eq!(s.log_in(&mut b, "ann", PASSWORD).await.status, 303);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(s.smtp.messages().is_empty());
 }

@@ -124,6 +124,10 @@ async fn session_and_csrf_cookies_never_reach_the_panel_but_its_own_cookies_do()
     let seen = s.upstream.last();
     assert!(seen.contains("panel_pref=dark"), "{seen}");
     assert!(!seen.contains("gatehouse_session"), "{seen}");
+    assert!(
+        s.browser.cookies.contains_key("gatehouse_session_device"),
+        "the browser has a device cookie, and the panel never sees it"
+    );
 }
 
 #[tokio::test]

@@ -673,3 +673,49 @@ async fn without_the_bot_configured_the_second_step_offers_the_backup_codes() {
         "a method that is not offered is refused"
     );
 }
+
+#[tokio::test]
+async fn a_sign_in_from_a_new_browser_is_told_to_telegram_and_this_was_not_me_ends_it() {
+    let mut s = Setup::new().await;
+    s.ann_linked().await;
+    // The linking browser was ann's first: no alert for it.
+    let (mut b, page, number) = s.ann_waiting().await;
+    let asked = s.fake.message_to(ANN_PHONE.id, "Sign-in to").await;
+    s.fake.push_tap(&ANN_PHONE, &asked, button(&asked, &number));
+    s.fake
+        .wait_for("the confirmation", |f| {
+            f.edits().into_iter().find(|e| e.2.contains("confirmed"))
+        })
+        .await;
+    let done = finish(&s, &mut b, &page).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let home = format!("http://{PANEL}:{}/home", s.gate.proxy);
+    assert_eq!(b.get(&home).await.status, 200);
+
+    let alert = s.fake.message_to(ANN_PHONE.id, "Someone signed in").await;
+    assert!(
+        alert.text.contains("127.0.0.1") && alert.text.contains("UTC"),
+        "{}",
+        alert.text
+    );
+    let not_me = button(&alert, "This was not me: end that session").to_string();
+    // A tap from an account not linked to ann ends nothing.
+    s.fake.push_tap(&STRANGER, &alert, &not_me);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(b.get(&home).await.status, 200);
+
+    s.fake.push_tap(&ANN_PHONE, &alert, &not_me);
+    s.fake
+        .wait_for("the answer to the tap", |f| {
+            f.answers()
+                .into_iter()
+                .find(|(_, text)| text.contains("That session has ended"))
+        })
+        .await;
+    assert_eq!(
+        b.get(&home).await.status,
+        302,
+        "the session the alert was about is over"
+    );
+    assert!(s.gate.log().contains("telegram_not_me"), "{}", s.gate.log());
+}

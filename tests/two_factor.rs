@@ -762,3 +762,56 @@ async fn codes_from_oathtool_are_accepted() {
         enrolled.final_page.body
     );
 }
+
+#[tokio::test]
+async fn the_settings_page_lists_what_happened_on_the_account_newest_first() {
+    let mut s = Setup::new().await;
+    let mut guesser = Browser::new(&[PANEL]);
+    let wrong = guesser
+        .log_in(
+            &s.url(&format!("/.gatehouse{}", routes::LOGIN_PAGE)),
+            "ann",
+            "not her password",
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    let enrolled = s.ann_with_totp().await;
+    let mut b = Browser::new(&[PANEL]);
+    s.log_in(&mut b, "ann").await;
+    let done = b
+        .second_step(&s.step(), "backup", &enrolled.backup_codes[0])
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+
+    // Kept in the background: the list catches up within moments.
+    let mut listed = Vec::new();
+    for _ in 0..40 {
+        let page = s.settings(&mut b).await;
+        let list = page
+            .body
+            .split("id=\"activity\"")
+            .nth(1)
+            .unwrap_or("")
+            .to_string();
+        listed = list
+            .split("<strong>")
+            .skip(1)
+            .map(|item| item.split("</strong>").next().unwrap().to_string())
+            .collect();
+        if listed.len() >= 5 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        listed,
+        [
+            "Signed in: Password + Backup code",
+            "New backup codes made",
+            "Turned on: Authenticator app",
+            "Signed in: Password",
+            "Wrong password entered",
+        ],
+        "newest first"
+    );
+}

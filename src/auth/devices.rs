@@ -185,10 +185,10 @@ pub async fn forget_all(store: &dyn Store, username: &str) -> Result<Option<usiz
     Ok(Some(valid))
 }
 
-/// [`forget_all`] for a change that calls for it (`why`: "password_changed", …),
-/// with its audit line.
+/// [`forget_all`] for a change that calls for it (`why`: "two_factor_off", …), with
+/// an audit line when there was a device to forget.
 pub async fn revoke_all(store: &dyn Store, username: &str, why: &str) -> Result<()> {
-    if let Some(count) = forget_all(store, username).await? {
+    if let Some(count) = forget_all(store, username).await?.filter(|n| *n > 0) {
         crate::audit!(
             "trusted_devices_revoked",
             user = username,

@@ -114,6 +114,8 @@ pub struct Config {
     pub webauthn: Option<WebauthnConfig>,
     /// The operator's brand (`[portal] name`, `logo`, `accent`, `support`).
     pub brand: crate::texts::brand::Brand,
+    /// Days each user's recent activity is kept (`[portal] activity_days`; 0: not kept).
+    pub activity_days: u64,
     /// The Telegram bot; `None` = no Telegram.
     pub telegram: Option<TelegramConfig>,
 }
@@ -447,6 +449,13 @@ impl RawConfig {
         self.regulation.check()?;
         self.second_factor.check()?;
         let brand = self.portal.brand()?;
+        if self.portal.activity_days > 365 {
+            return Err(Error::config(
+                "portal.activity_days",
+                self.portal.activity_days,
+                "at most 365 (0 keeps no activity)",
+            ));
+        }
         // Unless set on their own, the apps' issuer and the passkeys' relying party
         // carry the panel's name.
         let mut second_factor = self.second_factor.clone();
@@ -549,6 +558,7 @@ impl RawConfig {
             upstreams,
             second_factor,
             brand,
+            activity_days: self.portal.activity_days,
             encryption_key,
             smtp,
             password_reset: self.password_reset,

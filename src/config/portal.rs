@@ -2,7 +2,7 @@
 
 use super::*;
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawPortal {
     /// The portal's external URL, e.g. `https://auth.example.com`.
@@ -20,6 +20,23 @@ pub struct RawPortal {
     pub accent: Option<String>,
     /// Where users who lost their methods get help: a URL or a line of text.
     pub support: Option<String>,
+    /// Days the settings page's "Recent activity" reaches back (0: not kept).
+    pub activity_days: u64,
+}
+
+impl Default for RawPortal {
+    fn default() -> Self {
+        RawPortal {
+            url: None,
+            default_redirect: None,
+            protected_domains: Vec::new(),
+            name: None,
+            logo: None,
+            accent: None,
+            support: None,
+            activity_days: 30,
+        }
+    }
 }
 
 impl RawPortal {

@@ -109,6 +109,14 @@ async fn alert(
     session: &SessionRecord,
 ) -> Result<()> {
     let store = state.store.as_ref();
+    let by_mail = state.mailer.enabled() && !user.email.is_empty();
+    let chats = match &state.telegram {
+        Some(_) => crate::mfa::telegram::accounts(store, &user.username).await?,
+        None => Vec::new(),
+    };
+    if !by_mail && chats.is_empty() {
+        return Ok(());
+    }
     let at = now();
     let recent = store
         .tokens_with_ends(&format!("{ALERTED}{}\0", user.username))
@@ -140,23 +148,25 @@ async fn alert(
     if settings.is_none() {
         lines.push(t.new_device_open_settings.to_string());
     }
-    state
-        .mailer
-        .send_later(
-            &user.email,
-            crate::notify::email::Letter {
-                t,
-                subject: t.new_device_subject.replace("{site}", site),
-                lines,
-                code: None,
-                link: settings.as_deref(),
-            },
-        )
-        .await;
-    if let Some(bot) = &state.telegram {
+    if by_mail {
+        state
+            .mailer
+            .send_later(
+                &user.email,
+                crate::notify::email::Letter {
+                    t,
+                    subject: t.new_device_subject.replace("{site}", site),
+                    lines,
+                    code: None,
+                    link: settings.as_deref(),
+                },
+            )
+            .await;
+    }
+    if let (Some(bot), false) = (&state.telegram, chats.is_empty()) {
         let token =
             devices::not_me_token(store, &user.username, &session.id, NOT_ME_DAYS, at).await?;
-        for account in crate::mfa::telegram::accounts(store, &user.username).await? {
+        for account in chats {
             bot.notice_with_button(
                 account.chat_id,
                 format!("{line}\n\n{}", t.telegram.not_me_hint),

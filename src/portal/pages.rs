@@ -144,6 +144,13 @@ pub struct TelegramLink {
     pub before: usize,
 }
 
+/// One event of the user's recent activity.
+pub struct ActivityRow {
+    pub when: String,
+    pub what: String,
+    pub ip: String,
+}
+
 /// One trusted device on the settings page.
 pub struct TrustedRow {
     /// Its [`crate::auth::devices::TrustedDevice::id`], for "Forget".
@@ -238,6 +245,10 @@ pub struct SettingsPage<'a> {
     pub two_factor_on: bool,
     pub backup_left: usize,
     /// Trusted devices are offered at the second step.
+    /// The user's kept events are shown (`portal.activity_days` > 0).
+    pub activity_on: bool,
+    pub activity_intro: String,
+    pub activity: Vec<ActivityRow>,
     pub trust_offered: bool,
     pub trusted: Vec<TrustedRow>,
     pub sessions: Vec<SessionRow>,

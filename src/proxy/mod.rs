@@ -382,6 +382,7 @@ impl ProxyHttp for Gateway {
         let state = self.state();
         let session_cookie = state.sessions.config().cookie_name.as_str();
         let csrf_cookie = state.sessions.csrf_cookie_name();
+        let device_cookie = state.sessions.device_cookie_name();
         let cookies: Vec<String> = request
             .headers
             .get_all(http::header::COOKIE)
@@ -390,7 +391,10 @@ impl ProxyHttp for Gateway {
             .map(str::to_string)
             .collect();
         request.remove_header(&http::header::COOKIE);
-        if let Some(kept) = strip_cookies(&cookies.join("; "), &[session_cookie, &csrf_cookie]) {
+        if let Some(kept) = strip_cookies(
+            &cookies.join("; "),
+            &[session_cookie, &csrf_cookie, &device_cookie],
+        ) {
             request.insert_header(http::header::COOKIE, kept)?;
         }
         if let Some(identity) = &ctx.identity {

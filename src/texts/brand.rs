@@ -61,8 +61,15 @@ impl Brand {
         } else {
             "#000"
         };
+        // Links take the accent only where it reads as text on the white card (4.5:1);
+        // a light accent leaves them the default blue.
+        let link = if contrast(luminance(colour), 1.0) >= 4.5 {
+            format!(" --link: {colour};")
+        } else {
+            String::new()
+        };
         format!(
-            ":root {{ --accent: {colour}; --on-accent: {on}; --link: {colour}; }}\n\
+            ":root {{ --accent: {colour}; --on-accent: {on};{link} }}\n\
              @media (prefers-color-scheme: dark) {{ :root {{ --accent: {colour}; --on-accent: {on}; --link: #58a6ff; }} }}\n"
         )
     }

@@ -485,7 +485,28 @@ pub struct Page {
 impl Browser {
     /// A browser where `hosts` resolve to 127.0.0.1.
     pub fn new(hosts: &[&str]) -> Self {
+        Self::with_agent(hosts, "")
+    }
+
+    /// Another window of the browser `other`: its device cookie, no session (so a
+    /// sign-in here is no new device).
+    pub fn window_of(hosts: &[&str], other: &Browser) -> Self {
+        let mut b = Self::new(hosts);
+        b.cookies = other
+            .cookies
+            .iter()
+            .filter(|(name, _)| name.ends_with("_device"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        b
+    }
+
+    /// [`Browser::new`] that sends `user_agent` (none when empty).
+    pub fn with_agent(hosts: &[&str], user_agent: &str) -> Self {
         let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        if !user_agent.is_empty() {
+            builder = builder.user_agent(user_agent.to_string());
+        }
         for h in hosts {
             builder = builder.resolve(h, SocketAddr::from(([127, 0, 0, 1], 0)));
         }

@@ -28,8 +28,9 @@ use crate::portal::common::{
     attempt_failed, begin_attempt, check_csrf, csrf_for, established, onwards, rd_query, Gate,
 };
 use crate::portal::pages::{
-    render, BackupCodesPage, ConfirmIdentityPage, ConfirmPasswordPage, DeviceRow, EmailConfirmPage,
-    SessionRow, SettingsPage, TelegramLink, TelegramRow, TotpEnrollPage, TrustedRow,
+    render, ActivityRow, BackupCodesPage, ConfirmIdentityPage, ConfirmPasswordPage, DeviceRow,
+    EmailConfirmPage, SessionRow, SettingsPage, TelegramLink, TelegramRow, TotpEnrollPage,
+    TrustedRow,
 };
 use crate::portal::routes;
 use crate::state::AppState;
@@ -154,6 +155,19 @@ pub(crate) async fn settings_page_with(
                 id: d.id,
             })
             .collect::<Vec<_>>();
+    let activity = if state.config.activity_days > 0 {
+        crate::activity::recent(state.store.as_ref(), username, ACTIVITY_SHOWN)
+            .await?
+            .iter()
+            .map(|e| ActivityRow {
+                when: format_time(e.at),
+                what: activity_text(t, e),
+                ip: e.ip.clone(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let continue_to = (!rd.is_empty() && !factors.is_empty()).then(|| onwards(state, &rd));
     let devices = webauthn::devices(state.store.as_ref(), username).await?;
     let telegram_accounts = crate::mfa::telegram::accounts(state.store.as_ref(), username).await?;
@@ -228,6 +242,9 @@ pub(crate) async fn settings_page_with(
         backup_left: backup::remaining(state.store.as_ref(), username).await?,
         sessions: rows,
         trust_offered: state.config.second_factor.trusted_device_days > 0,
+        activity_on: state.config.activity_days > 0,
+        activity_intro: fill(t.activity_intro, state.config.activity_days),
+        activity,
         trusted,
         min_length: state.config.password.min_length,
     };
@@ -248,6 +265,46 @@ pub async fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<
         Gate::Established(identity) => {
             settings_page(state, req, t, &identity, StatusCode::OK, None).await
         }
+    }
+}
+
+/// How many recent events the settings page lists.
+const ACTIVITY_SHOWN: usize = 30;
+
+/// One kept event in words: "Signed in: Password + Authenticator app".
+fn activity_text(t: &'static Texts, entry: &crate::activity::Entry) -> String {
+    let what = match entry.event.as_str() {
+        "login" => t.activity_login,
+        "login_failed" => t.activity_login_failed,
+        "login_refused_banned" | "second_factor_refused_banned" => t.activity_banned,
+        "second_factor_failed" => t.activity_second_factor_failed,
+        "telegram_refused_not_me" => t.activity_telegram_not_me,
+        "factor_enabled" => t.activity_factor_on,
+        "factor_disabled" => t.activity_factor_off,
+        "two_factor_reset" => t.activity_two_factor_reset,
+        "password_changed" => t.activity_password_changed,
+        "password_reset_used" => t.activity_password_reset,
+        "session_ended" | "sessions_ended" | "sessions_revoked" => t.activity_sessions_ended,
+        "backup_codes_generated" => t.activity_backup_codes,
+        "device_trusted" => t.activity_device_trusted,
+        "trusted_devices_revoked" | "trusted_device_forgotten" => t.activity_devices_forgotten,
+        "new_device_alert" => t.activity_new_device_alert,
+        other => other,
+    };
+    let detail = match entry.event.as_str() {
+        // A sign-in without a named method was the password alone.
+        "login" if entry.detail.is_empty() => t.password.to_string(),
+        "login" if entry.detail == "passkey" => t.passkeys.method.to_string(),
+        "login" => method_names(t, &format!("password+{}", entry.detail)),
+        "second_factor_failed" | "factor_enabled" | "factor_disabled" => {
+            method_names(t, &entry.detail)
+        }
+        _ => String::new(),
+    };
+    if detail.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what}: {detail}")
     }
 }
 
