@@ -16,7 +16,7 @@ use pingora::services::background::BackgroundService;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::basics::{now, random_token, Timestamp};
+use crate::basics::{random_token, Timestamp};
 use crate::error::Result;
 use crate::store::Store;
 
@@ -185,6 +185,7 @@ impl BackgroundService for ActivityWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::basics::now;
     use crate::store::{MemoryEngine, User, Users as _};
 
     #[tokio::test]
