@@ -1,5 +1,26 @@
-// gatehouse settings: copy buttons and confirmation prompts. No inline scripts (CSP).
+// gatehouse settings: copy buttons, confirmation prompts, and times in the reader's own
+// time zone. No inline scripts (CSP).
 "use strict";
+// The server writes times in UTC, saying so; here they become the reader's local time,
+// in the page's language (the ISO form stays in the title).
+(function () {
+  if (!window.Intl || !Intl.DateTimeFormat) return;
+  var format;
+  try {
+    format = new Intl.DateTimeFormat(document.documentElement.lang || undefined, {
+      dateStyle: "medium",
+      timeStyle: "short"
+    });
+  } catch (e) {
+    return;
+  }
+  document.querySelectorAll("time[data-local]").forEach(function (el) {
+    var when = new Date(el.getAttribute("datetime"));
+    if (isNaN(when.getTime())) return;
+    el.title = el.textContent;
+    el.textContent = format.format(when);
+  });
+})();
 document.addEventListener("click", function (event) {
   var button = event.target.closest("[data-copy]");
   if (!button) return;

@@ -36,13 +36,16 @@ fn telegram_texts(lang: Option<&str>) -> &'static TelegramTexts {
 
 /// The confirmation message of an attempt.
 fn login_text(t: &TelegramTexts, a: &Attempt) -> String {
-    let time = crate::texts::format_time(a.created_at);
+    let time = crate::texts::moment(t.lang, a.created_at).text;
     let text = t
         .bot_login
         .replace("{site}", &a.site)
         .replace("{time}", &time)
         .replace("{ip}", &a.ip)
-        .replace("{browser}", &crate::texts::describe_device(&a.user_agent));
+        .replace(
+            "{browser}",
+            &crate::texts::describe_device(t.lang, &a.user_agent),
+        );
     format!("{}\n{text}", crate::texts::brand().name)
 }
 

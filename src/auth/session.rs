@@ -564,6 +564,23 @@ impl Sessions {
         }
     }
 
+    /// Name of the cookie that keeps the language picked on the portal.
+    pub fn language_cookie_name(&self) -> String {
+        format!("{}_lang", self.config.cookie_name)
+    }
+
+    /// `Set-Cookie` for the language picked on the portal (a year; not secret).
+    pub fn language_cookie(&self, lang: &str) -> String {
+        cookie::Cookie::build((self.language_cookie_name(), lang.to_string()))
+            .path("/")
+            .http_only(true)
+            .secure(self.config.secure)
+            .same_site(cookie::SameSite::Lax)
+            .max_age(cookie::time::Duration::days(365))
+            .build()
+            .to_string()
+    }
+
     /// `Set-Cookie` for a signed device id, lasting as long as browsers allow.
     pub fn device_cookie(&self, signed_id: &str) -> String {
         cookie::Cookie::build((self.device_cookie_name(), signed_id.to_string()))

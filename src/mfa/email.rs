@@ -14,7 +14,7 @@ use super::Services;
 use crate::error::Result;
 use crate::notify::email::{mask, Delivery, Letter};
 use crate::store::{user_key, Store, Timestamp, User};
-use crate::texts::{fill, Texts};
+use crate::texts::Texts;
 
 /// Why a code is being sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,27 +164,21 @@ pub async fn send_code_to(
         Purpose::Login => Letter {
             t,
             subject: t.email_code_subject.into(),
-            lines: vec![
-                fill(t.email_code_line, minutes),
-                t.email_code_not_you.into(),
-            ],
+            lines: vec![t.email_code_line(minutes), t.email_code_not_you.into()],
             code: Some(&code),
             link: None,
         },
         Purpose::Identity => Letter {
             t,
             subject: t.email_identity_subject.into(),
-            lines: vec![
-                fill(t.email_identity_line, minutes),
-                t.email_code_not_you.into(),
-            ],
+            lines: vec![t.email_identity_line(minutes), t.email_code_not_you.into()],
             code: Some(&code),
             link: None,
         },
         Purpose::Confirm | Purpose::NewAddress => Letter {
             t,
             subject: t.email_confirm_subject.into(),
-            lines: vec![fill(t.email_confirm_line, minutes)],
+            lines: vec![t.email_confirm_line(minutes)],
             code: Some(&code),
             link: None,
         },

@@ -154,10 +154,8 @@ struct TwilioCall {
 
 /// TwiML that reads `code` digit by digit with pauses, twice, in `lang`.
 pub fn dictation_twiml(code: &str, lang: &str) -> String {
-    let (voice_lang, intro, again) = match lang {
-        "uk" => ("uk-UA", "Ваш код для входу", "Повторюю"),
-        _ => ("en-US", "Your sign-in code is", "Again"),
-    };
+    let t = crate::texts::for_lang(lang);
+    let (voice_lang, intro, again) = (t.call_voice_language, t.call_intro, t.call_again);
     let digits = code
         .chars()
         .map(String::from)

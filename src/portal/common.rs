@@ -278,3 +278,13 @@ fn audit_ban(state: &AppState, key: &str, ip: &str) {
         );
     }
 }
+
+/// The texts for a request: the language picked with the portal's switcher, else the
+/// browser's (`Accept-Language`).
+pub fn texts_of(state: &AppState, headers: &http::HeaderMap) -> &'static crate::texts::Texts {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let picked = header("cookie").and_then(|h| {
+        crate::auth::session::cookie_value(h, &state.sessions.language_cookie_name())
+    });
+    crate::texts::texts_chosen(picked, header("accept-language"))
+}

@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::http::{add_cookie, Request, Response};
 use crate::state::AppState;
 use crate::store::{SessionRecord, User};
-use crate::texts::{describe_device, format_time, Texts};
+use crate::texts::{describe_device, moment, Texts};
 
 /// New-device alerts per user per hour, at most (a flood of sign-ins is one story).
 const ALERTS_PER_HOUR: usize = 6;
@@ -139,8 +139,8 @@ async fn alert(
     let line = t
         .new_device_line
         .replace("{site}", site)
-        .replace("{time}", &format_time(session.created_at))
-        .replace("{device}", &describe_device(&session.user_agent))
+        .replace("{time}", &moment(t.lang, session.created_at).text)
+        .replace("{device}", &describe_device(t.lang, &session.user_agent))
         .replace("{ip}", &session.ip);
     let settings = crate::portal::reset::public_base(state, req)
         .map(|base| format!("{base}{}#sessions-title", crate::portal::routes::SETTINGS));

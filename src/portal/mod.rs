@@ -24,7 +24,7 @@ use crate::error::Error;
 use crate::http::{asset, html, json, Request, Response};
 use crate::portal::pages::{render, MessagePage};
 use crate::state::AppState;
-use crate::texts::{texts_for, Texts};
+use crate::texts::Texts;
 
 /// The reserved path prefix of the portal in proxy mode.
 pub const PROXY_MOUNT: &str = "/.gatehouse";
@@ -46,7 +46,7 @@ impl Portal {
 
     /// Answers one request.
     pub async fn handle(&self, req: Request) -> Response {
-        let t = texts_for(req.header("accept-language"));
+        let t = common::texts_of(&self.state, &req.headers);
         let state = &self.state;
         let result = match (&req.method, req.path.as_str()) {
             (&Method::GET | &Method::HEAD, routes::LOGIN_PAGE) => login::page(state, &req, t).await,
@@ -56,6 +56,7 @@ impl Portal {
                 passkeys::login_options(state, &req, t).await
             }
             (&Method::GET, routes::LOGOUT) => login::logout_page(state, &req, t).await,
+            (&Method::GET, routes::LANGUAGE) => Ok(switch_language(state, &req)),
             (&Method::POST, routes::LOGOUT) => login::logout(state, &req, t).await,
             (&Method::GET, routes::FORGOT) => reset::forgot(state, &req, t).await,
             (&Method::POST, routes::FORGOT) => reset::request(state, &req, t).await,
@@ -350,4 +351,30 @@ pub fn error_page_at(e: &Error, t: &'static Texts, mount: &str, path: &str) -> R
         other => other.public_message(),
     };
     message(e.status(), t, mount, t.error_title, &text)
+}
+
+/// `GET /lang?to=uk`: keeps the language picked with the switcher (a cookie) and goes
+/// back to the portal page it was picked on. Only a page of the portal, by its path: the
+/// `Referer` never sends anyone to another site.
+fn switch_language(state: &AppState, req: &Request) -> Response {
+    let back = req
+        .header("referer")
+        .and_then(|r| url::Url::parse(r).ok())
+        .map(|u| match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        })
+        .filter(|path| {
+            let below = &path[req.mount.len().min(path.len())..];
+            path.starts_with(req.mount) && below.starts_with('/') && !below.starts_with("//")
+        })
+        .unwrap_or_else(|| format!("{}{}", req.mount, routes::LOGIN_PAGE));
+    let mut response = crate::http::redirect(StatusCode::SEE_OTHER, &back);
+    if let Some(lang) = req
+        .query_param("to")
+        .filter(|l| crate::texts::is_language(l))
+    {
+        crate::http::add_cookie(&mut response, &state.sessions.language_cookie(&lang));
+    }
+    response
 }

@@ -146,7 +146,7 @@ pub struct TelegramLink {
 
 /// One event of the user's recent activity.
 pub struct ActivityRow {
-    pub when: String,
+    pub when: crate::texts::Moment,
     pub what: String,
     pub ip: String,
 }
@@ -157,8 +157,8 @@ pub struct TrustedRow {
     pub id: String,
     pub device: String,
     pub ip: String,
-    pub trusted: String,
-    pub until: String,
+    pub trusted: crate::texts::Moment,
+    pub until: crate::texts::Moment,
     /// This browser.
     pub current: bool,
 }
@@ -167,7 +167,7 @@ pub struct TrustedRow {
 pub struct TelegramRow {
     pub id: i64,
     pub label: String,
-    pub linked: String,
+    pub linked: crate::texts::Moment,
     pub remove_confirm: String,
 }
 
@@ -175,8 +175,8 @@ pub struct TelegramRow {
 pub struct DeviceRow {
     pub key: String,
     pub name: String,
-    pub added: String,
-    pub last_used: Option<String>,
+    pub added: crate::texts::Moment,
+    pub last_used: Option<crate::texts::Moment>,
     pub passwordless: bool,
     /// The browser said the device stored no passkey, so passwordless cannot work.
     pub not_discoverable: bool,
@@ -188,8 +188,8 @@ pub struct SessionRow {
     pub id: String,
     pub device: String,
     pub ip: String,
-    pub created: String,
-    pub last_seen: String,
+    pub created: crate::texts::Moment,
+    pub last_seen: crate::texts::Moment,
     pub current: bool,
     /// How it signed in ("Password + Authenticator app"); empty when not recorded.
     pub signed_in_with: String,

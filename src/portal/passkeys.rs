@@ -67,7 +67,7 @@ pub async fn add(state: &AppState, req: &Request, t: &'static Texts) -> Result<R
         Err(problem) => {
             let text = match problem {
                 NameProblem::Empty => t.passkeys.name_empty.to_string(),
-                NameProblem::TooLong => fill(t.passkeys.name_too_long, webauthn::NAME_MAX),
+                NameProblem::TooLong => t.passkeys.name_too_long(webauthn::NAME_MAX as u64),
                 NameProblem::Taken => t.passkeys.name_taken.to_string(),
             };
             return settings_page(

@@ -22,7 +22,7 @@ use crate::portal::routes;
 use crate::portal::settings::{new_password_problem, notice};
 use crate::state::AppState;
 use crate::store::{Timestamp, User};
-use crate::texts::{fill, Texts};
+use crate::texts::Texts;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ResetToken {
@@ -130,7 +130,7 @@ pub async fn request(state: &AppState, req: &Request, t: &'static Texts) -> Resu
         .link_lifetime
         .as_secs()
         .div_ceil(60);
-    let answer = fill(t.forgot_sent, minutes);
+    let answer = t.forgot_sent(minutes);
     let user = find_account(state, &who)
         .await?
         .filter(|u| !u.disabled && !u.email.is_empty());
@@ -180,7 +180,7 @@ pub async fn request(state: &AppState, req: &Request, t: &'static Texts) -> Resu
         return Ok(forgot_page(state, req, t, StatusCode::OK, Some(answer)));
     };
     let link = format!("{base}{}?token={token}", routes::RESET);
-    let mut lines = vec![fill(t.email_reset_line, minutes)];
+    let mut lines = vec![t.email_reset_line(minutes)];
     if state.config.password_reset.disables_second_factors
         && mfa::has_second_factor(state.store.as_ref(), &user.username).await?
     {

@@ -27,6 +27,7 @@ pub const ASSETS_LOGO: &str = "/assets/logo";
 pub const ASSETS_TELEGRAM_JS: &str = "/assets/telegram.js";
 pub const ASSETS_WEBAUTHN_JS: &str = "/assets/webauthn.js";
 pub const FORGOT: &str = "/forgot";
+pub const LANGUAGE: &str = "/lang";
 pub const LOGIN: &str = "/login";
 pub const LOGIN_PASSKEY: &str = "/login/passkey";
 pub const LOGIN_PASSKEY_OPTIONS: &str = "/login/passkey/options";
@@ -101,6 +102,7 @@ pub const ALL: &[&str] = &[
     ASSETS_TELEGRAM_JS,
     ASSETS_WEBAUTHN_JS,
     FORGOT,
+    LANGUAGE,
     LOGIN,
     LOGIN_PASSKEY,
     LOGIN_PASSKEY_OPTIONS,

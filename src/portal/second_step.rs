@@ -19,7 +19,7 @@ use crate::portal::pages::{render, MethodLink, SecondStepPage};
 use crate::portal::routes;
 use crate::state::AppState;
 use crate::store::AuthLevel;
-use crate::texts::{banned_message, fill, texts_for, Texts};
+use crate::texts::{banned_message, fill, Texts};
 
 pub(crate) fn label(t: &'static Texts, method: Method) -> &'static str {
     match method {
@@ -57,11 +57,11 @@ fn rejection_text(t: &'static Texts, rejection: Rejection) -> (String, Option<&'
         Rejection::ClockOff { seconds } => {
             let minutes = (seconds.unsigned_abs()).div_ceil(60).max(1);
             let text = if seconds > 0 {
-                t.clock_ahead
+                t.clock_ahead(minutes)
             } else {
-                t.clock_behind
+                t.clock_behind(minutes)
             };
-            (fill(text, minutes), Some(t.clock_fix))
+            (text, Some(t.clock_fix))
         }
     }
 }
@@ -120,7 +120,7 @@ async fn show(
         phone: crate::portal::phone_step::offered(state, username).await?,
         trust_label: match crate::portal::devices::trust_days(state) {
             0 => None,
-            days => Some(fill(t.trust_device, days)),
+            days => Some(t.trust_device(days)),
         },
         rd_query: rd_query(view.rd),
         webauthn_options: if current == Method::Webauthn && state.webauthn.is_some() {
@@ -161,10 +161,9 @@ async fn email_status(
     Ok(match req.query_param("email").as_deref() {
         Some("sent") => Some(fill(t.email_sent_to, address)),
         Some("failed") => Some(t.email_not_sent.to_string()),
-        Some("cooldown") => Some(fill(
-            t.email_cooldown,
-            email::cooldown_left(state, username, now()).await?.max(1),
-        )),
+        Some("cooldown") => {
+            Some(t.email_cooldown(email::cooldown_left(state, username, now()).await?.max(1)))
+        }
         Some("cap") => Some(t.email_hourly_cap.to_string()),
         Some("no_address") => Some(t.email_no_address.to_string()),
         _ => None,
@@ -191,7 +190,7 @@ pub async fn send_email(state: &AppState, req: &Request, _t: &'static Texts) -> 
             &format!("{}{}{}", req.mount, routes::SECOND_STEP, rd_query(rd)),
         ));
     }
-    let t = texts_for(req.header("accept-language"));
+    let t = crate::portal::common::texts_of(state, &req.headers);
     let status =
         match email::send_code(state, &identity.user, email::Purpose::Login, t, now()).await? {
             email::SendOutcome::Sent {

@@ -22,7 +22,6 @@ use crate::http::{accepts_html, client_ip, is_identity_header, redirect, text, R
 use crate::policy::RequestFacts;
 use crate::portal::{message, Portal, PROXY_MOUNT};
 use crate::state::AppState;
-use crate::texts::texts_for;
 
 /// The proxy service.
 pub struct Gateway {
@@ -157,12 +156,7 @@ impl ProxyHttp for Gateway {
             return respond(session, response).await;
         }
         let header = session.req_header();
-        let t = texts_for(
-            header
-                .headers
-                .get("accept-language")
-                .and_then(|v| v.to_str().ok()),
-        );
+        let t = crate::portal::common::texts_of(state, &header.headers);
         let host = authority.host();
         let Some(upstream) = state.config.upstreams.iter().position(|u| u.serves(host)) else {
             return respond(
@@ -306,13 +300,7 @@ impl ProxyHttp for Gateway {
         _ctx: &mut Self::CTX,
     ) -> FailToProxy {
         use pingora::{ErrorSource, ErrorType};
-        let t = texts_for(
-            session
-                .req_header()
-                .headers
-                .get("accept-language")
-                .and_then(|v| v.to_str().ok()),
-        );
+        let t = crate::portal::common::texts_of(self.state(), &session.req_header().headers);
         let (status, title, text) = match (e.esource(), e.etype()) {
             (_, ErrorType::HTTPStatus(code)) => {
                 let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::BAD_GATEWAY);

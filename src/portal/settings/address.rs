@@ -26,7 +26,7 @@ pub async fn email_start(state: &AppState, req: &Request, t: &'static Texts) -> 
                 ..
             } => (None, Some(t.email_not_sent.to_string())),
             email::SendOutcome::Sent { to, .. } => (Some(fill(t.email_sent_to, to)), None),
-            email::SendOutcome::Cooldown(secs) => (None, Some(fill(t.email_cooldown, secs))),
+            email::SendOutcome::Cooldown(secs) => (None, Some(t.email_cooldown(secs))),
             email::SendOutcome::HourlyCap => (None, Some(t.email_hourly_cap.to_string())),
         };
     Ok(code_page(
@@ -192,7 +192,7 @@ pub async fn address_start(state: &AppState, req: &Request, t: &'static Texts) -
         }
         | email::SendOutcome::NoAddress => (None, Some(t.email_not_sent.to_string())),
         email::SendOutcome::Sent { to, .. } => (Some(fill(t.email_sent_to, to)), None),
-        email::SendOutcome::Cooldown(secs) => (None, Some(fill(t.email_cooldown, secs))),
+        email::SendOutcome::Cooldown(secs) => (None, Some(t.email_cooldown(secs))),
         email::SendOutcome::HourlyCap => (None, Some(t.email_hourly_cap.to_string())),
     };
     Ok(code_page(

@@ -106,14 +106,11 @@ pub async fn totp_confirm(state: &AppState, req: &Request, t: &'static Texts) ->
         totp::CodeCheck::ClockOff { steps } => {
             let minutes = (steps.unsigned_abs() * totp::STEP).div_ceil(60).max(1);
             (
-                fill(
-                    if steps > 0 {
-                        t.clock_ahead
-                    } else {
-                        t.clock_behind
-                    },
-                    minutes,
-                ),
+                if steps > 0 {
+                    t.clock_ahead(minutes)
+                } else {
+                    t.clock_behind(minutes)
+                },
                 Some(t.clock_fix),
             )
         }

@@ -36,7 +36,7 @@ use crate::portal::routes;
 use crate::state::AppState;
 use crate::store::AuthLevel;
 use crate::texts::{banned_message, fill, Texts};
-use crate::texts::{describe_device, format_time};
+use crate::texts::{describe_device, moment};
 
 /// The identity for a settings change, or an early return with the response to send.
 macro_rules! change {
@@ -133,10 +133,10 @@ pub(crate) async fn settings_page_with(
         .filter(|s| s.level >= AuthLevel::OneFactor || s.id == identity.session.id)
         .map(|s| SessionRow {
             id: s.id.clone(),
-            device: describe_device(&s.user_agent),
+            device: describe_device(t.lang, &s.user_agent),
             ip: s.ip.clone(),
-            created: format_time(s.created_at),
-            last_seen: format_time(s.last_seen),
+            created: moment(t.lang, s.created_at),
+            last_seen: moment(t.lang, s.last_seen),
             signed_in_with: method_names(t, &s.method),
             current: s.id == identity.session.id,
         })
@@ -148,10 +148,10 @@ pub(crate) async fn settings_page_with(
             .into_iter()
             .map(|d| TrustedRow {
                 current: this_browser.as_deref().is_some_and(|id| d.is(id)),
-                device: describe_device(&d.user_agent),
+                device: describe_device(t.lang, &d.user_agent),
                 ip: d.ip,
-                trusted: format_time(d.created_at),
-                until: format_time(d.expires_at),
+                trusted: moment(t.lang, d.created_at),
+                until: moment(t.lang, d.expires_at),
                 id: d.id,
             })
             .collect::<Vec<_>>();
@@ -160,7 +160,7 @@ pub(crate) async fn settings_page_with(
             .await?
             .iter()
             .map(|e| ActivityRow {
-                when: format_time(e.at),
+                when: moment(t.lang, e.at),
                 what: activity_text(t, e),
                 ip: e.ip.clone(),
             })
@@ -177,8 +177,8 @@ pub(crate) async fn settings_page_with(
         .into_iter()
         .map(|d| DeviceRow {
             key: d.key,
-            added: format_time(d.added_at),
-            last_used: d.last_used.map(format_time),
+            added: moment(t.lang, d.added_at),
+            last_used: d.last_used.map(|ts| moment(t.lang, ts)),
             passwordless: d.passwordless,
             not_discoverable: d.discoverable == Some(false),
             delete_confirm: fill(t.passkeys.delete_confirm, &d.name),
@@ -215,7 +215,7 @@ pub(crate) async fn settings_page_with(
             .into_iter()
             .map(|a| TelegramRow {
                 id: a.telegram_id,
-                linked: format_time(a.linked_at),
+                linked: moment(t.lang, a.linked_at),
                 remove_confirm: fill(t.telegram.remove_confirm, a.label()),
                 label: a.label(),
             })
@@ -243,7 +243,7 @@ pub(crate) async fn settings_page_with(
         sessions: rows,
         trust_offered: state.config.second_factor.trusted_device_days > 0,
         activity_on: state.config.activity_days > 0,
-        activity_intro: fill(t.activity_intro, state.config.activity_days),
+        activity_intro: t.activity_intro(state.config.activity_days),
         activity,
         trusted,
         min_length: state.config.password.min_length,
@@ -385,12 +385,20 @@ mod tests {
     #[test]
     fn devices_are_described_from_user_agents() {
         let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
-        assert_eq!(describe_device(firefox), "Firefox 120 on Linux");
-        assert_eq!(describe_device(""), "Unknown device");
+        assert_eq!(describe_device("en", firefox), "Firefox 120 on Linux");
+        assert_eq!(describe_device("uk", firefox), "Firefox 120 на Linux");
+        assert_eq!(describe_device("en", ""), "Unknown device");
+        assert_eq!(describe_device("uk", ""), "Невідомий пристрій");
     }
 
     #[test]
-    fn times_are_shown_to_the_minute_in_utc() {
-        assert_eq!(format_time(1_700_000_000), "2023-11-14 22:13 UTC");
+    fn times_are_shown_to_the_minute_in_utc_in_the_readers_language() {
+        let en = moment("en", 1_700_000_000);
+        assert_eq!(en.text, "14 November 2023, 22:13 UTC");
+        assert_eq!(en.iso, "2023-11-14T22:13:20Z");
+        assert_eq!(
+            moment("uk", 1_700_000_000).text,
+            "14 листопада 2023, 22:13 UTC"
+        );
     }
 }

@@ -18,7 +18,7 @@ pub fn new_password_problem(
     if new != repeat {
         Some(t.password_mismatch.to_string())
     } else if new.chars().count() < min {
-        Some(fill(t.password_too_short, min))
+        Some(t.password_too_short(min as u64))
     } else if is_common_password(new) || new.eq_ignore_ascii_case(username) {
         Some(t.password_common.to_string())
     } else {
