@@ -1,6 +1,16 @@
 // gatehouse settings: copy buttons, confirmation prompts, and times in the reader's own
 // time zone. No inline scripts (CSP).
 "use strict";
+// A link to a section (settings#backup-title) opens it.
+(function () {
+  var openTarget = function () {
+    var target = location.hash && document.getElementById(location.hash.slice(1));
+    var section = target && target.closest("details");
+    if (section) section.open = true;
+  };
+  openTarget();
+  window.addEventListener("hashchange", openTarget);
+})();
 // The server writes times in UTC, saying so; here they become the reader's local time,
 // in the page's language (the ISO form stays in the title).
 (function () {

@@ -201,7 +201,11 @@ async fn three_failures_ban_the_user_and_the_ban_is_shown_even_for_the_right_pas
         right.status, 429,
         "banned users cannot log in with the right password"
     );
-    assert!(right.body.contains("try again in 5 min"), "{}", right.body);
+    assert!(
+        right.body.contains("try again in 5 minutes"),
+        "{}",
+        right.body
+    );
     assert!(
         s.gate.log().contains("event=\"ban\""),
         "bans are audited: {}",

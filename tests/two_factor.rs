@@ -173,7 +173,7 @@ async fn code_from_a_wrong_clock_is_explained_not_accepted() {
         .second_step(&s.step(), "totp", &common::totp_code(&enrolled.secret, 10))
         .await;
     assert_eq!(page.status, 401);
-    assert!(page.body.contains("about 5 min ahead"), "{}", page.body);
+    assert!(page.body.contains("about 5 minutes ahead"), "{}", page.body);
     assert!(
         page.body.contains("automatic date and time"),
         "{}",

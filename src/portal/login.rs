@@ -18,7 +18,7 @@ use crate::portal::pages::{render, LoginPage, SignedInPage};
 use crate::portal::routes;
 use crate::state::AppState;
 use crate::store::AuthLevel;
-use crate::texts::{banned_message, Texts};
+use crate::texts::{banned_message, fill, Texts};
 
 /// Longest username read from a login form.
 const MAX_USERNAME: usize = 128;
@@ -101,6 +101,8 @@ pub async fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<
                     name,
                     username: &user.username,
                     continue_to: default.as_deref(),
+                    back: (default.is_none() && !req.mount.is_empty())
+                        .then(|| fill(t.back_to_panel, &crate::texts::brand().name)),
                 }),
             );
             Ok(csrf.attach(response))

@@ -32,6 +32,8 @@ pub struct SignedInPage<'a> {
     pub name: &'a str,
     pub username: &'a str,
     pub continue_to: Option<&'a str>,
+    /// "Back to ⟨panel⟩" when there is no "Continue" (proxy mode: the panel's root).
+    pub back: Option<String>,
 }
 
 #[derive(Template)]
@@ -245,6 +247,8 @@ pub struct SettingsPage<'a> {
     pub two_factor_on: bool,
     pub backup_left: usize,
     /// Trusted devices are offered at the second step.
+    /// The section shown open, with the error beside its form ("" for none).
+    pub open: &'static str,
     /// The user's kept events are shown (`portal.activity_days` > 0).
     pub activity_on: bool,
     pub activity_intro: String,

@@ -266,6 +266,55 @@ impl Chromium {
         path
     }
 
+    /// Shows pages as a screen `width` px wide (a phone below 600) in the light or dark
+    /// colour scheme, asking for `language` first.
+    pub fn emulate(&mut self, width: u32, dark: bool, language: &str) {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600}),
+        );
+        self.call(
+            "Emulation.setEmulatedMedia",
+            json!({"features": [{"name": "prefers-color-scheme", "value": if dark { "dark" } else { "light" }}]}),
+        );
+        self.call("Network.enable", json!({}));
+        self.call(
+            "Network.setExtraHTTPHeaders",
+            json!({"headers": {"Accept-Language": language}}),
+        );
+    }
+
+    /// Removes the browser's cookies named `name` (as closing a browser drops a session
+    /// cookie).
+    pub fn delete_cookie(&mut self, name: &str, url: &str) {
+        self.call("Network.enable", json!({}));
+        self.call("Network.deleteCookies", json!({"name": name, "url": url}));
+    }
+
+    /// Runs axe-core (`source`: its `axe.min.js`) on the page; the violations, each as
+    /// "rule (impact): selectors".
+    pub fn axe(&mut self, source: &str) -> Vec<String> {
+        self.eval(&format!("if (!window.axe) {{ {source} }}; true"));
+        let found = self.eval(
+            "axe.run(document, {resultTypes: ['violations']}).then(r => r.violations.map(v =>              v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 4).map(n => n.target.join(' ')).join(', ')))",
+        );
+        found
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|v| v.as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether the page is wider than the screen (a phone must not scroll sideways).
+    pub fn overflows(&mut self) -> bool {
+        self.eval("document.documentElement.scrollWidth > window.innerWidth + 1")
+            .as_bool()
+            .unwrap_or(false)
+    }
+
     /// Adds a virtual platform authenticator with resident keys and user verification;
     /// returns its id. It answers only while "presence" is on ([`Self::presence`]):
     /// Chromium's virtual authenticator would otherwise also answer the login page's

@@ -191,8 +191,15 @@ pub(crate) async fn settings_page_with(
     } else {
         ""
     };
+    // The section whose form was just sent opens, with its error beside it.
+    let open = if error.is_some() || telegram_link.is_some() {
+        section_of(&req.path)
+    } else {
+        ""
+    };
     let csrf = csrf_for(state, req);
     let page = SettingsPage {
+        open,
         t,
         title: t.settings_title,
         mount: req.mount,
@@ -265,6 +272,26 @@ pub async fn page(state: &AppState, req: &Request, t: &'static Texts) -> Result<
         Gate::Established(identity) => {
             settings_page(state, req, t, &identity, StatusCode::OK, None).await
         }
+    }
+}
+
+/// The settings section (its element id) a settings form posts from.
+fn section_of(path: &str) -> &'static str {
+    match path
+        .strip_prefix("/settings/")
+        .and_then(|rest| rest.split('/').next())
+    {
+        Some("totp") => "totp",
+        Some("backup") => "backup",
+        Some("sessions") => "sessions",
+        Some("password") => "password",
+        Some("address") => "address",
+        Some("email") => "email",
+        Some("phone") => "numbers",
+        Some("webauthn") => "passkeys",
+        Some("telegram") => "telegram",
+        Some("devices") => "trusted",
+        _ => "",
     }
 }
 
