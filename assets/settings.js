@@ -1,6 +1,43 @@
 // gatehouse settings: copy buttons, confirmation prompts, and times in the reader's own
 // time zone. No inline scripts (CSP).
 "use strict";
+// What was typed into a form is kept for this tab until the form is answered: when the
+// session ended meanwhile, signing in again brings the user back to a form that still
+// holds it. Passwords and codes are never kept.
+(function () {
+  var KEY = "gatehouse-typed";
+  var keepable = function (input) {
+    return input.name && !input.readOnly &&
+      ["text", "email", "tel", "url", ""].indexOf(input.getAttribute("type") || "") >= 0 &&
+      input.autocomplete !== "one-time-code";
+  };
+  document.addEventListener("submit", function (event) {
+    var form = event.target, typed = {};
+    form.querySelectorAll("input").forEach(function (input) {
+      if (keepable(input) && input.value) typed[input.name] = input.value;
+    });
+    try {
+      sessionStorage.setItem(KEY, JSON.stringify({ action: form.getAttribute("action"), typed: typed }));
+    } catch (e) { /* storage off: nothing kept */ }
+  });
+  var kept;
+  try {
+    kept = JSON.parse(sessionStorage.getItem(KEY) || "null");
+    sessionStorage.removeItem(KEY);
+  } catch (e) {
+    return;
+  }
+  // A form answered (done=…) needs nothing back.
+  if (!kept || location.search.indexOf("done=") >= 0) return;
+  var form = document.querySelector('form[action="' + kept.action + '"]');
+  if (!form) return;
+  Object.keys(kept.typed).forEach(function (name) {
+    var input = form.querySelector('input[name="' + name + '"]');
+    if (input && keepable(input) && !input.value) input.value = kept.typed[name];
+  });
+  var section = form.closest("details");
+  if (section) section.open = true;
+})();
 // A link to a section (settings#backup-title) opens it.
 (function () {
   var openTarget = function () {

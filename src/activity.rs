@@ -43,6 +43,16 @@ pub const KEPT: &[&str] = &[
     "new_device_alert",
 ];
 
+/// Events anyone can cause by naming a user (a wrong password, a refusal): kept once
+/// per user, event and address a minute, and never given more than half the backlog,
+/// so a flood of them neither fills the store nor crowds out the other events.
+const NOISY: &[&str] = &[
+    "login_failed",
+    "login_refused_banned",
+    "second_factor_failed",
+    "second_factor_refused_banned",
+];
+
 const PREFIX: &str = "activity\0";
 /// Events waiting for the writer, at most.
 const BACKLOG: usize = 4096;
@@ -95,6 +105,9 @@ pub fn note(event: &str, fields: &[(&str, String)]) {
         ip: field("ip").unwrap_or_default(),
         detail,
     };
+    if NOISY.contains(&event) && sink.capacity() < BACKLOG / 2 {
+        return;
+    }
     if sink.try_send((user, entry)).is_err() {
         tracing::warn!(
             event,
@@ -115,14 +128,34 @@ pub async fn recent(store: &dyn Store, username: &str, limit: usize) -> Result<V
     Ok(entries.into_iter().take(limit).map(|(_, e)| e).collect())
 }
 
+/// Removes a user's list (an account being deleted).
+pub async fn forget_user(store: &dyn Store, username: &str) -> Result<()> {
+    for (key, _) in store
+        .tokens_with_prefix(&format!("{PREFIX}{username}\0"))
+        .await?
+    {
+        store.delete_token(&key).await?;
+    }
+    Ok(())
+}
+
 /// Writes one event to its user's list, kept `days`.
 pub async fn keep(store: &dyn Store, username: &str, entry: &Entry, days: u64) -> Result<()> {
     if store.get_user(username).await?.is_none() {
         return Ok(());
     }
-    // Sortable by time: the key carries it in fixed-width hex, then a tie-breaker.
+    // Sortable by time: the key carries it in fixed-width hex, then a tie-breaker. A
+    // noisy event's key is the same all minute for its address: one record, rewritten.
     let order = entry.nanos.max(entry.at.saturating_mul(1_000_000_000));
-    let key = format!("{PREFIX}{username}\0{order:016x}{}", random_token(6));
+    let key = if NOISY.contains(&entry.event.as_str()) {
+        let minute = entry.at / 60 * 60 * 1_000_000_000;
+        format!(
+            "{PREFIX}{username}\0{minute:016x}{}-{}",
+            entry.event, entry.ip
+        )
+    } else {
+        format!("{PREFIX}{username}\0{order:016x}{}", random_token(6))
+    };
     store
         .put_token(
             &key,
@@ -230,5 +263,18 @@ mod tests {
         assert_eq!(events, ["factor_enabled", "login", "login_failed"]);
         assert_eq!(recent(&store, "ann", 2).await.unwrap().len(), 2);
         assert!(recent(&store, "nobody", 10).await.unwrap().is_empty());
+
+        // A flood of wrong passwords from one address is one line a minute.
+        for i in 0..50 {
+            let entry = Entry {
+                at: t0 - t0 % 60,
+                nanos: (t0 - t0 % 60) * 1_000_000_000 + i,
+                event: "login_failed".into(),
+                ip: "203.0.113.9".into(),
+                detail: String::new(),
+            };
+            keep(&store, "ann", &entry, 30).await.unwrap();
+        }
+        assert_eq!(recent(&store, "ann", 100).await.unwrap().len(), 4);
     }
 }

@@ -135,7 +135,7 @@ pub async fn execute(store: &dyn Store, command: Command) -> Result<String> {
                     // Random, so no session left from an earlier account of the same name
                     // can ever match it.
                     session_generation: rand::random::<u64>() >> 1,
-                    trust_generation: 0,
+                    trust_generation: rand::random::<u64>() >> 1,
                 })
                 .await?;
             audit!("user_added", user = username, by = "cli");
@@ -207,6 +207,10 @@ pub async fn execute(store: &dyn Store, command: Command) -> Result<String> {
             if !store.delete_user(&username).await? {
                 return Err(Error::NotFound(format!("user {username}")));
             }
+            // A later account of the same name inherits nothing of this one's devices
+            // or activity.
+            crate::auth::devices::forget_user(store, &username).await?;
+            crate::activity::forget_user(store, &username).await?;
             audit!("user_deleted", user = username, by = "cli");
             Ok(format!("user {username} deleted"))
         }

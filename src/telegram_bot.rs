@@ -251,8 +251,8 @@ pub async fn handle_update(state: &dyn Services, bot: &TelegramBot, update: Upda
     }
 }
 
-/// "This was not me" under a new-device alert: ends the session it was about, when the
-/// account that tapped it is linked to that session's user.
+/// "This was not me" under a new-device alert, tapped by an account linked to the
+/// alert's user: signs the user out everywhere and forgets their trusted devices.
 async fn not_me(
     state: &dyn Services,
     bot: &TelegramBot,
@@ -262,43 +262,35 @@ async fn not_me(
 ) {
     let store = state.store();
     let telegram_id = query.from.id.0 as i64;
-    let (username, session) = match crate::auth::devices::not_me(store.as_ref(), token).await {
+    // Only an account linked to the alert's user may end its sessions: the token is
+    // looked at before anything ends.
+    let Ok(Some(owner)) = tg::owner_of(store.as_ref(), telegram_id).await else {
+        tracing::warn!(
+            telegram_id,
+            "a not-me tap from an account linked to no user ignored"
+        );
+        return;
+    };
+    if !crate::auth::devices::not_me_is_for(store.as_ref(), token, &owner).await {
+        tracing::warn!(telegram_id, "a not-me tap for another user's alert ignored");
+        return bot.answer(query.id.clone(), t.bot_stale).await;
+    }
+    let (username, ended) = match crate::auth::devices::not_me(store.as_ref(), token).await {
         Ok(Some(found)) => found,
         Ok(None) => return bot.answer(query.id.clone(), t.bot_stale).await,
         Err(e) => return tracing::error!(error = %e, "telegram not-me failed"),
     };
-    if tg::owner_of(store.as_ref(), telegram_id)
-        .await
-        .ok()
-        .flatten()
-        .as_deref()
-        != Some(username.as_str())
-    {
-        tracing::warn!(
-            telegram_id,
-            "a not-me tap from an account not linked to the user ignored"
-        );
-        return;
-    }
-    let ended = match store.delete_session(&session).await {
-        Ok(ended) => ended,
-        Err(e) => return tracing::error!(error = %e, "telegram not-me failed"),
-    };
     audit!(
-        "session_ended",
+        "sessions_ended",
         user = username,
-        session = session.get(..8).unwrap_or(""),
+        count = ended,
         by = "telegram_not_me",
         telegram_id = telegram_id
     );
-    let answer = if ended {
-        t.not_me_ended
-    } else {
-        t.not_me_already
-    };
-    bot.answer(query.id.clone(), answer).await;
+    bot.answer(query.id.clone(), t.not_me_ended).await;
     if let Some(message) = &query.message {
-        bot.edit(message.chat().id.0, message.id().0, answer).await;
+        bot.edit(message.chat().id.0, message.id().0, t.not_me_ended)
+            .await;
     }
 }
 

@@ -98,6 +98,7 @@ policy = "two_factor"
             "document.querySelector('#passkey-devices')",
             "the device list",
         );
+        b.click("#section-passkeys > summary");
         assert!(b.text().contains("Test laptop"));
         b.fill("#device-name", "Same laptop");
         b.click("form[action$='/settings/webauthn/add'] button[type=submit]");

@@ -456,3 +456,45 @@ async fn every_page_passes_axe_in_both_languages_and_schemes_at_desktop_and_phon
         found.join("\n")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_sent_after_the_session_ended_comes_back_with_what_was_typed() {
+    let site = std::sync::Arc::new(Site::start().await);
+    let shots = output_dir("portal_in_browser_lost_session");
+    let s = site.clone();
+    tokio::task::spawn_blocking(move || {
+        let site = s;
+        let mut b = Chromium::launch(&shots);
+        b.open(&site.url("/.gatehouse/settings"));
+        sign_in(&mut b, "bob", PASSWORD);
+        b.wait_for("document.querySelector('#two-step-summary')", "settings");
+        b.click("#section-address > summary");
+        b.fill("#new_address", "bob.new@example.test");
+        b.fill("#address-password", PASSWORD);
+        // The session ends (revoked, or it expired) before the send.
+        let (ok, out, err) = site.gate.cli(&["sessions", "revoke", "--user", "bob"]);
+        assert!(ok, "{out}{err}");
+        b.click("form[action$='/settings/address/start'] button[type=submit]");
+        b.wait_for("document.querySelector('#password')", "the sign-in page");
+        assert!(b.text().contains("Your session expired"), "{}", b.text());
+        b.screenshot("session-expired");
+        sign_in(&mut b, "bob", PASSWORD);
+        b.wait_for(
+            "document.querySelector('#two-step-summary')",
+            "settings again",
+        );
+        let kept = b.eval("document.querySelector('#new_address').value");
+        assert_eq!(
+            kept.as_str(),
+            Some("bob.new@example.test"),
+            "the typed address is back"
+        );
+        let password = b.eval("document.querySelector('#address-password').value");
+        assert_eq!(password.as_str(), Some(""), "a password is never kept");
+        let open = b.eval("document.querySelector('#section-address').open");
+        assert_eq!(open.as_bool(), Some(true), "its section is open");
+        b.screenshot("typed-input-back");
+    })
+    .await
+    .unwrap();
+}

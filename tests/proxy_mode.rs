@@ -131,6 +131,27 @@ async fn session_and_csrf_cookies_never_reach_the_panel_but_its_own_cookies_do()
 }
 
 #[tokio::test]
+async fn a_panel_cannot_set_gatehouses_cookies_but_sets_its_own() {
+    let mut s = Setup::new().await;
+    s.log_in("ann", PASSWORD).await;
+    let session = s.browser.cookies["gatehouse_session"].clone();
+    let page = s.browser.get(&s.url("/set-cookies")).await;
+    assert_eq!(page.status, 200);
+    let set: Vec<&str> = page
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(
+        set,
+        ["panel_pref=dark; Path=/"],
+        "only the panel's own cookie"
+    );
+    assert_eq!(s.browser.cookies["gatehouse_session"], session);
+}
+
+#[tokio::test]
 async fn client_sent_identity_headers_never_reach_the_panel() {
     let mut s = Setup::new().await;
     // Anonymous, on a bypass path: no identity at all may arrive.

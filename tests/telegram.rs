@@ -698,7 +698,7 @@ async fn a_sign_in_from_a_new_browser_is_told_to_telegram_and_this_was_not_me_en
         "{}",
         alert.text
     );
-    let not_me = button(&alert, "This was not me: end that session").to_string();
+    let not_me = button(&alert, "This was not me: sign out everywhere").to_string();
     // A tap from an account not linked to ann ends nothing.
     s.fake.push_tap(&STRANGER, &alert, &not_me);
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -709,13 +709,9 @@ async fn a_sign_in_from_a_new_browser_is_told_to_telegram_and_this_was_not_me_en
         .wait_for("the answer to the tap", |f| {
             f.answers()
                 .into_iter()
-                .find(|(_, text)| text.contains("That session has ended"))
+                .find(|(_, text)| text.contains("signed out everywhere"))
         })
         .await;
-    assert_eq!(
-        b.get(&home).await.status,
-        302,
-        "the session the alert was about is over"
-    );
+    assert_eq!(b.get(&home).await.status, 302, "every session is over");
     assert!(s.gate.log().contains("telegram_not_me"), "{}", s.gate.log());
 }

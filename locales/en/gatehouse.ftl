@@ -399,10 +399,9 @@ telegram-bot-other-user = This Telegram account is linked to another account. Un
 telegram-bot-bad-token = This link is invalid or has expired. Open the security settings and link again.
 telegram-bot-hello = Hello! I confirm sign-ins. To link your account, use the link on the security settings page.
 telegram-bot-stale = This request is no longer valid.
-telegram-not-me-hint = Not you? Tap below to end that session at once, then change your password.
-telegram-not-me-button = This was not me: end that session
-telegram-not-me-ended = That session has ended. Change your password now.
-telegram-not-me-already = That session had already ended.
+telegram-not-me-hint = Not you? Tap below to sign your account out everywhere at once, then change your password.
+telegram-not-me-button = This was not me: sign out everywhere
+telegram-not-me-ended = Your account is signed out everywhere and its trusted devices are forgotten. Change your password now.
 
 ## Values inside texts: devices and times
 

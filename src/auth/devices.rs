@@ -32,7 +32,7 @@ const SEEN: &str = "seen\0";
 /// that is not ours).
 pub fn device_id(sessions: &Sessions, cookie_header: Option<&str>) -> Option<String> {
     let value = cookie_value(cookie_header?, &sessions.device_cookie_name())?;
-    sessions.verify(value).map(str::to_string)
+    sessions.verify_device(value).map(str::to_string)
 }
 
 /// The browser's device id, or a new one; with the `Set-Cookie` to send when it is new.
@@ -42,12 +42,17 @@ pub fn device_id_or_new(
 ) -> (String, Option<String>) {
     match device_id(sessions, cookie_header) {
         Some(id) => (id, None),
-        None => {
-            let id = random_token(32);
-            let cookie = sessions.device_cookie(&sessions.sign(&id));
-            (id, Some(cookie))
-        }
+        None => new_device_id(sessions),
     }
+}
+
+/// A new device id, with its `Set-Cookie`. Trust is always granted to a new one: a
+/// device id someone planted in the browser beforehand (the panel can set cookies on
+/// its host in proxy mode) is then worth nothing.
+pub fn new_device_id(sessions: &Sessions) -> (String, Option<String>) {
+    let id = random_token(32);
+    let cookie = sessions.device_cookie(&id);
+    (id, Some(cookie))
 }
 
 fn digest(device_id: &str) -> String {
@@ -199,18 +204,25 @@ pub async fn revoke_all(store: &dyn Store, username: &str, why: &str) -> Result<
     Ok(())
 }
 
+/// How long an account counts as new: its first device within this is no news.
+const NEW_ACCOUNT_DAYS: u64 = 14;
+
 /// Notes that the user signed in from this device; returns whether it had been seen
-/// before, and whether the user had signed in from any device before (the first
-/// sign-in of an account is no news).
+/// before, and whether this is a new account's first device (no news). An older
+/// account with no device on record (as every account right after the upgrade that
+/// brought these records) is told of its first one: an intruder who signs in first
+/// must not go unnoticed.
 pub async fn note_seen(
     store: &dyn Store,
-    username: &str,
+    user: &User,
     device_id: &str,
     now: Timestamp,
 ) -> Result<Seen> {
+    let username = &user.username;
     let key = seen_key(username, device_id);
     let known = store.get_token(&key).await?.is_some();
     let first = !known
+        && now.saturating_sub(user.created_at) < NEW_ACCOUNT_DAYS * 86_400
         && store
             .tokens_with_ends(&format!("{SEEN}{username}\0"))
             .await?
@@ -249,6 +261,9 @@ fn not_me_key(token: &str) -> String {
 struct NotMe {
     user: String,
     session: String,
+    /// The digest of the device the alert was about.
+    #[serde(default)]
+    device: String,
 }
 
 /// A token that ends the session a new-device alert was about, for "This was not me"
@@ -257,6 +272,7 @@ pub async fn not_me_token(
     store: &dyn Store,
     username: &str,
     session_id: &str,
+    device_id: &str,
     days: u64,
     now: Timestamp,
 ) -> Result<String> {
@@ -264,6 +280,7 @@ pub async fn not_me_token(
     let record = NotMe {
         user: username.to_string(),
         session: session_id.to_string(),
+        device: digest(device_id),
     };
     store
         .put_token(
@@ -275,14 +292,49 @@ pub async fn not_me_token(
     Ok(token)
 }
 
-/// The user and the session a "This was not me" token names; `None` for a token that
-/// is unknown or too old. (The caller checks who tapped it before ending anything.)
-pub async fn not_me(store: &dyn Store, token: &str) -> Result<Option<(String, String)>> {
-    let Some(raw) = store.get_token(&not_me_key(token)).await? else {
+/// "This was not me", tapped by an account linked to the token's user (the caller
+/// checks that): the intruder may have upgraded or added sessions since the alert, and
+/// trusted their device, so every session of the user ends and every trusted device is
+/// forgotten, in one write; the device is forgotten as seen, so it alerts again.
+/// Returns the user and how many sessions ended; `None` for a token unknown or too old.
+pub async fn not_me(store: &dyn Store, token: &str) -> Result<Option<(String, usize)>> {
+    let Some(raw) = store.take_token(&not_me_key(token)).await? else {
         return Ok(None);
     };
     let record: NotMe = serde_json::from_slice(&raw)?;
-    Ok(Some((record.user, record.session)))
+    let ended = crate::auth::session::end_sessions(store, &record.user, None, &mut |u| {
+        u.trust_generation += 1
+    })
+    .await?
+    .map_or(0, |(_, _, ended)| ended);
+    if !record.device.is_empty() {
+        store
+            .delete_token(&format!("{SEEN}{}\0{}", record.user, record.device))
+            .await?;
+    }
+    Ok(Some((record.user, ended)))
+}
+
+/// Whether a "This was not me" token is one of `username`'s alerts.
+pub async fn not_me_is_for(store: &dyn Store, token: &str, username: &str) -> bool {
+    match store.get_token(&not_me_key(token)).await {
+        Ok(Some(raw)) => serde_json::from_slice::<NotMe>(&raw).is_ok_and(|r| r.user == username),
+        _ => false,
+    }
+}
+
+/// Everything kept about a user's devices, for an account being deleted (a later
+/// account of the same name starts with none of it).
+pub async fn forget_user(store: &dyn Store, username: &str) -> Result<()> {
+    for prefix in [TRUSTED, SEEN] {
+        for (key, _) in store
+            .tokens_with_prefix(&format!("{prefix}{username}\0"))
+            .await?
+        {
+            store.delete_token(&key).await?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -337,24 +389,34 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_accounts_first_device_is_no_news_and_a_second_one_is() {
+    async fn a_new_accounts_first_device_is_no_news_but_an_old_accounts_is() {
         let store = MemoryEngine::store();
         let t0 = crate::basics::now();
+        let ann = User {
+            created_at: t0,
+            ..ann()
+        };
         assert_eq!(
-            note_seen(&store, "ann", "phone", t0).await.unwrap(),
+            note_seen(&store, &ann, "phone", t0).await.unwrap(),
             Seen::FirstEver
         );
         assert_eq!(
-            note_seen(&store, "ann", "phone", t0 + 2).await.unwrap(),
+            note_seen(&store, &ann, "phone", t0 + 2).await.unwrap(),
             Seen::Known
         );
         assert_eq!(
-            note_seen(&store, "ann", "laptop", t0 + 3).await.unwrap(),
+            note_seen(&store, &ann, "laptop", t0 + 3).await.unwrap(),
             Seen::New
         );
+        // An account from before these records: its first device on record is news.
+        let bob = User {
+            username: "bob".into(),
+            created_at: t0 - 400 * 86_400,
+            ..ann.clone()
+        };
         assert_eq!(
-            note_seen(&store, "bob", "laptop", t0 + 3).await.unwrap(),
-            Seen::FirstEver
+            note_seen(&store, &bob, "laptop", t0).await.unwrap(),
+            Seen::New
         );
     }
 }

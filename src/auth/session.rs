@@ -308,13 +308,37 @@ impl Sessions {
         method: &str,
         now: Timestamp,
     ) -> Result<SessionRecord> {
+        self.upgrade_with(old, level, method, false, now).await
+    }
+
+    /// [`Sessions::upgrade`] for a second step passed now (the sign-in's, or asked again
+    /// by a rule that asks every time): the factor proved replaces a trusted device's
+    /// stand-in. Only here: turning on a factor proves none of the existing ones.
+    pub async fn second_step_passed(
+        &self,
+        old: &SessionRecord,
+        method: &str,
+        now: Timestamp,
+    ) -> Result<SessionRecord> {
+        self.upgrade_with(old, AuthLevel::TwoFactor, method, true, now)
+            .await
+    }
+
+    async fn upgrade_with(
+        &self,
+        old: &SessionRecord,
+        level: AuthLevel,
+        method: &str,
+        proved_now: bool,
+        now: Timestamp,
+    ) -> Result<SessionRecord> {
         let record = SessionRecord {
             id: random_token(32),
             level,
             last_seen: now,
             // A session that already has two factors keeps how it signed in (turning
             // on another factor is not signing in with it).
-            method: if old.by_trusted_device() {
+            method: if proved_now && old.by_trusted_device() {
                 // The second step asked again (a rule that asks every time): the factor
                 // proved now replaces the device's stand-in.
                 SessionRecord {
@@ -564,6 +588,22 @@ impl Sessions {
         }
     }
 
+    /// The device id in a device cookie's value, if the signature is ours and made
+    /// for a device.
+    pub fn verify_device<'a>(&self, value: &'a str) -> Option<&'a str> {
+        self.verify(value)?.strip_prefix(DEVICE_CONTEXT)
+    }
+
+    /// Every cookie gatehouse sets: never passed to a panel, and never set by one.
+    pub fn our_cookie_names(&self) -> [String; 4] {
+        [
+            self.config.cookie_name.clone(),
+            self.csrf_cookie_name(),
+            self.device_cookie_name(),
+            self.language_cookie_name(),
+        ]
+    }
+
     /// Name of the cookie that keeps the language picked on the portal.
     pub fn language_cookie_name(&self) -> String {
         format!("{}_lang", self.config.cookie_name)
@@ -581,9 +621,11 @@ impl Sessions {
             .to_string()
     }
 
-    /// `Set-Cookie` for a signed device id, lasting as long as browsers allow.
-    pub fn device_cookie(&self, signed_id: &str) -> String {
-        cookie::Cookie::build((self.device_cookie_name(), signed_id.to_string()))
+    /// `Set-Cookie` for a device id (signed in its own context: no session cookie
+    /// value passes for a device's), lasting as long as browsers allow.
+    pub fn device_cookie(&self, device_id: &str) -> String {
+        let signed = self.sign(&format!("{DEVICE_CONTEXT}{device_id}"));
+        cookie::Cookie::build((self.device_cookie_name(), signed))
             .path("/")
             .http_only(true)
             .secure(self.config.secure)
@@ -616,6 +658,9 @@ impl Sessions {
         builder.build().to_string()
     }
 }
+
+/// What a device id is signed with, before it (see [`Sessions::device_cookie`]).
+const DEVICE_CONTEXT: &str = "device:";
 
 /// The value of cookie `name` in a `Cookie` request header, if present.
 /// The value of the cookie `name`, when the header holds exactly one of that name: two
@@ -669,6 +714,39 @@ mod tests {
             session_generation: 0,
             trust_generation: 0,
         }
+    }
+
+    #[tokio::test]
+    async fn only_a_second_step_passed_now_replaces_a_trusted_devices_stand_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, store) = sessions(dir.path());
+        store.put_user(&user()).await.unwrap();
+        let trusted = s
+            .create_on_trusted_device(&user(), false, "ip", "ua", 10)
+            .await
+            .unwrap();
+        assert!(trusted.by_trusted_device() && trusted.second_step_open());
+        // Turning on a factor proves none: the stand-in stays, and rules that ask every
+        // time still ask.
+        let enrolled = s
+            .upgrade(&trusted, AuthLevel::TwoFactor, "webauthn", 11)
+            .await
+            .unwrap();
+        assert!(enrolled.by_trusted_device(), "{}", enrolled.method);
+        let proved = s.second_step_passed(&enrolled, "totp", 12).await.unwrap();
+        assert_eq!(proved.method, "password+totp");
+        assert!(!proved.by_trusted_device() && !proved.second_step_open());
+    }
+
+    #[test]
+    fn a_session_cookie_value_is_no_device_cookie() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = sessions(dir.path());
+        let session_cookie = s.sign("some-session-id");
+        assert_eq!(s.verify_device(&session_cookie), None);
+        let device = s.device_cookie("some-device-id");
+        let value = device.split(';').next().unwrap().split_once('=').unwrap().1;
+        assert_eq!(s.verify_device(value), Some("some-device-id"));
     }
 
     #[tokio::test]

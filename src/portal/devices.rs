@@ -23,13 +23,19 @@ const NOT_ME_DAYS: u64 = 7;
 /// This browser as the device records know it.
 pub(crate) struct Browser {
     pub id: String,
-    /// `Set-Cookie` to send when the browser had no device cookie yet.
+    /// `Set-Cookie` to send when the browser gets a new device id.
     new_cookie: Option<String>,
+    /// The id it had before, when trust just gave it a new one (the same browser).
+    previous: Option<String>,
 }
 
 pub(crate) fn browser(state: &AppState, req: &Request) -> Browser {
     let (id, new_cookie) = devices::device_id_or_new(&state.sessions, req.header("cookie"));
-    Browser { id, new_cookie }
+    Browser {
+        id,
+        new_cookie,
+        previous: None,
+    }
 }
 
 /// Days a trusted device skips the second step; 0 when the offer is off.
@@ -48,17 +54,20 @@ pub(crate) async fn is_trusted(state: &AppState, req: &Request, user: &User) -> 
     }
 }
 
-/// Trusts this browser for the user (asked for at the second step).
-pub(crate) async fn trust(
-    state: &AppState,
-    req: &Request,
-    user: &User,
-    browser: &Browser,
-) -> Result<()> {
+/// Trusts this browser for the user (asked for at the second step, and called once
+/// the second step's session is made): always under a new device id, given to the
+/// browser with the returned [`Browser`], never one the browser brought.
+pub(crate) async fn trust(state: &AppState, req: &Request, user: &User) -> Result<Browser> {
     let days = trust_days(state);
     if days == 0 {
-        return Ok(());
+        return Ok(browser(state, req));
     }
+    let (id, new_cookie) = devices::new_device_id(&state.sessions);
+    let browser = Browser {
+        id,
+        new_cookie,
+        previous: devices::device_id(&state.sessions, req.header("cookie")),
+    };
     let ip = req.ip_text();
     devices::trust(
         state.store.as_ref(),
@@ -71,7 +80,7 @@ pub(crate) async fn trust(
     )
     .await?;
     audit!("device_trusted", user = user.username, ip = ip, days = days);
-    Ok(())
+    Ok(browser)
 }
 
 /// After a sign-in completed in this browser: gives it its device cookie, and alerts
@@ -89,10 +98,21 @@ pub(crate) async fn signed_in(
     if let Some(cookie) = &browser.new_cookie {
         add_cookie(response, cookie);
     }
-    let seen = devices::note_seen(state.store.as_ref(), &user.username, &browser.id, now()).await;
+    let store = state.store.as_ref();
+    // A browser that just got a new id (trust) is the one it was: judged by its old id.
+    let seen = match &browser.previous {
+        Some(previous) => {
+            let seen = devices::note_seen(store, user, previous, now()).await;
+            if let Err(e) = devices::note_seen(store, user, &browser.id, now()).await {
+                tracing::error!(error = %e, user = user.username, "device not recorded");
+            }
+            seen
+        }
+        None => devices::note_seen(store, user, &browser.id, now()).await,
+    };
     match seen {
         Ok(Seen::New) if state.config.second_factor.new_device_alerts => {
-            if let Err(e) = alert(state, req, t, user, session).await {
+            if let Err(e) = alert(state, req, t, user, session, &browser.id).await {
                 tracing::error!(error = %e, user = user.username, "new-device alert not sent");
             }
         }
@@ -107,6 +127,7 @@ async fn alert(
     t: &'static Texts,
     user: &User,
     session: &SessionRecord,
+    device_id: &str,
 ) -> Result<()> {
     let store = state.store.as_ref();
     let by_mail = state.mailer.enabled() && !user.email.is_empty();
@@ -136,17 +157,19 @@ async fn alert(
         )
         .await?;
     let site = &crate::texts::brand().name;
+    // The device text (from the client's user agent) goes in last: nothing in it is
+    // read as a placeholder.
     let line = t
         .new_device_line
         .replace("{site}", site)
         .replace("{time}", &moment(t.lang, session.created_at).text)
-        .replace("{device}", &describe_device(t.lang, &session.user_agent))
-        .replace("{ip}", &session.ip);
+        .replace("{ip}", &session.ip)
+        .replace("{device}", &describe_device(t.lang, &session.user_agent));
     let settings = crate::portal::reset::public_base(state, req)
         .map(|base| format!("{base}{}#sessions-title", crate::portal::routes::SETTINGS));
     let mut lines = vec![line.clone(), t.new_device_not_you.to_string()];
     if settings.is_none() {
-        lines.push(t.new_device_open_settings.to_string());
+        lines.push(t.new_device_open_settings.replace("{site}", site));
     }
     if by_mail {
         state
@@ -164,8 +187,15 @@ async fn alert(
             .await;
     }
     if let (Some(bot), false) = (&state.telegram, chats.is_empty()) {
-        let token =
-            devices::not_me_token(store, &user.username, &session.id, NOT_ME_DAYS, at).await?;
+        let token = devices::not_me_token(
+            store,
+            &user.username,
+            &session.id,
+            device_id,
+            NOT_ME_DAYS,
+            at,
+        )
+        .await?;
         for account in chats {
             bot.notice_with_button(
                 account.chat_id,

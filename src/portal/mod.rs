@@ -360,13 +360,17 @@ fn switch_language(state: &AppState, req: &Request) -> Response {
     let back = req
         .header("referer")
         .and_then(|r| url::Url::parse(r).ok())
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
         .map(|u| match u.query() {
             Some(q) => format!("{}?{q}", u.path()),
             None => u.path().to_string(),
         })
         .filter(|path| {
             let below = &path[req.mount.len().min(path.len())..];
-            path.starts_with(req.mount) && below.starts_with('/') && !below.starts_with("//")
+            path.starts_with(req.mount)
+                && below.starts_with('/')
+                && !below.starts_with("//")
+                && !path.contains('\\')
         })
         .unwrap_or_else(|| format!("{}{}", req.mount, routes::LOGIN_PAGE));
     let mut response = crate::http::redirect(StatusCode::SEE_OTHER, &back);

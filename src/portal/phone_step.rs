@@ -21,7 +21,6 @@ use crate::portal::pages::{render, PhoneDonePage, PhoneStepPage};
 use crate::portal::routes;
 use crate::portal::settings::notice;
 use crate::state::AppState;
-use crate::store::AuthLevel;
 use crate::texts::{banned_message, fill, Texts};
 
 /// Whether the phone way is on offer for this user.
@@ -217,7 +216,7 @@ pub async fn verify(state: &AppState, req: &Request, t: &'static Texts) -> Resul
             state.metrics.second_factor_success.inc();
             let session = state
                 .sessions
-                .upgrade(&identity.session, AuthLevel::TwoFactor, "phone", now())
+                .second_step_passed(&identity.session, "phone", now())
                 .await?;
             crate::mfa::reset(state.store.as_ref(), &username, "phone_login").await?;
             crate::notify::hook::enqueue(

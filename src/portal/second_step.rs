@@ -300,10 +300,7 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
                 return again(StatusCode::TOO_MANY_REQUESTS, banned_message(t, left), None).await;
             }
             state.metrics.second_factor_success.inc();
-            let browser = crate::portal::devices::browser(state, req);
-            if form.get("trust").is_some() {
-                crate::portal::devices::trust(state, req, &identity.user, &browser).await?;
-            }
+
             // Only this field, atomically: a stale copy of the user must never be
             // written back over a change made meanwhile (a disable, a new password).
             state
@@ -314,8 +311,14 @@ pub async fn submit(state: &AppState, req: &Request, t: &'static Texts) -> Resul
                 .await?;
             let session = state
                 .sessions
-                .upgrade(&identity.session, AuthLevel::TwoFactor, method.id(), now())
+                .second_step_passed(&identity.session, method.id(), now())
                 .await?;
+            // Trusted only once the session is made (a revocation meanwhile wins).
+            let browser = if form.get("trust").is_some() {
+                crate::portal::devices::trust(state, req, &identity.user).await?
+            } else {
+                crate::portal::devices::browser(state, req)
+            };
             audit!(
                 "login",
                 user = username,

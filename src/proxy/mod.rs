@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use http::StatusCode;
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
@@ -338,6 +338,46 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// A panel never sets our cookies (a planted session or device id would be fixed
+    /// on the browser): its `Set-Cookie` lines that name one are dropped.
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        _ctx: &mut Self::CTX,
+    ) -> pingora::Result<()> {
+        if !response.headers.contains_key(http::header::SET_COOKIE) {
+            return Ok(());
+        }
+        let ours = self.state().sessions.our_cookie_names();
+        let all: Vec<http::HeaderValue> = response
+            .headers
+            .get_all(http::header::SET_COOKIE)
+            .iter()
+            .cloned()
+            .collect();
+        let kept: Vec<http::HeaderValue> = all
+            .iter()
+            .filter(|v| {
+                let name = v
+                    .to_str()
+                    .ok()
+                    .and_then(|c| c.split_once('='))
+                    .map(|(name, _)| name.trim());
+                !name.is_some_and(|n| ours.iter().any(|o| o == n))
+            })
+            .cloned()
+            .collect();
+        if kept.len() != all.len() {
+            tracing::warn!("a panel tried to set one of gatehouse's cookies; dropped");
+            response.remove_header(&http::header::SET_COOKIE);
+            for value in kept {
+                response.append_header(http::header::SET_COOKIE, value)?;
+            }
+        }
+        Ok(())
+    }
+
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
@@ -368,9 +408,7 @@ impl ProxyHttp for Gateway {
             request.remove_header(&name);
         }
         let state = self.state();
-        let session_cookie = state.sessions.config().cookie_name.as_str();
-        let csrf_cookie = state.sessions.csrf_cookie_name();
-        let device_cookie = state.sessions.device_cookie_name();
+        let ours = state.sessions.our_cookie_names();
         let cookies: Vec<String> = request
             .headers
             .get_all(http::header::COOKIE)
@@ -381,7 +419,7 @@ impl ProxyHttp for Gateway {
         request.remove_header(&http::header::COOKIE);
         if let Some(kept) = strip_cookies(
             &cookies.join("; "),
-            &[session_cookie, &csrf_cookie, &device_cookie],
+            &ours.iter().map(String::as_str).collect::<Vec<_>>(),
         ) {
             request.insert_header(http::header::COOKIE, kept)?;
         }

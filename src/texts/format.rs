@@ -28,6 +28,9 @@ pub const MESSAGES: &[&str] = &[
     "month-12",
 ];
 
+/// 9999-12-31T23:59:59Z, the last moment RFC 3339 can write.
+const LAST_SECOND: Timestamp = 253_402_300_799;
+
 /// A moment as a page shows it: the text, and ISO 8601 for the browser.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Moment {
@@ -43,6 +46,9 @@ impl std::fmt::Display for Moment {
 
 /// `ts` in `lang`, in UTC: "23 November 2026, 22:13 UTC", "23 листопада 2026, 22:13 UTC".
 pub fn moment(lang: &str, ts: Timestamp) -> Moment {
+    // RFC 3339 ends with year 9999: a later time (only a damaged record has one) is
+    // shown as that.
+    let ts = ts.min(LAST_SECOND);
     let iso = humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts),
     )
@@ -68,6 +74,7 @@ pub fn moment(lang: &str, ts: Timestamp) -> Moment {
 
 /// `2026-11-22 06:02 UTC`.
 pub fn format_time(ts: Timestamp) -> String {
+    let ts = ts.min(LAST_SECOND);
     let text = humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts),
     )

@@ -61,7 +61,6 @@ fluent_texts! {
         not_me_hint,
         not_me_button,
         not_me_ended,
-        not_me_already,
     }
     counted {
     }

@@ -210,7 +210,14 @@ pub async fn start_upstream() -> (SocketAddr, Recorded) {
                         }
                         return;
                     }
-                    let response = format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{}", text.len(), text);
+                    // `/set-cookies`: a panel that tries to set gatehouse's cookies
+                    // beside its own.
+                    let cookies = if lower.starts_with("get /set-cookies") {
+                        "Set-Cookie: gatehouse_session=planted; Path=/\r\nSet-Cookie: panel_pref=dark; Path=/\r\nSet-Cookie: gatehouse_session_device=planted.x; Path=/\r\n"
+                    } else {
+                        ""
+                    };
+                    let response = format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n{cookies}Content-Length: {}\r\n\r\n{}", text.len(), text);
                     if stream.write_all(response.as_bytes()).await.is_err() {
                         return;
                     }

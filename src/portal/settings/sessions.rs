@@ -69,6 +69,14 @@ pub async fn devices_forget_all(
     t: &'static Texts,
 ) -> Result<Response> {
     let identity = change!(state, req, t, routes::SETTINGS_DEVICES_FORGET_ALL);
-    crate::auth::devices::revoke_all(state.store.as_ref(), &identity.user.username, "user").await?;
+    let username = &identity.user.username;
+    crate::auth::devices::revoke_all(state.store.as_ref(), username, "user").await?;
+    // The sessions those devices let in without a second factor end with them (a
+    // stolen laptop's among them); this one stays.
+    for session in state.store.sessions_of(username).await? {
+        if session.by_trusted_device() && session.id != identity.session.id {
+            state.store.delete_session(&session.id).await?;
+        }
+    }
     Ok(done(req, "devices_forgotten"))
 }
