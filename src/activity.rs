@@ -224,21 +224,7 @@ mod tests {
     #[tokio::test]
     async fn kept_events_are_listed_newest_first_and_only_for_accounts_that_exist() {
         let store = MemoryEngine::store();
-        store
-            .put_user(&User {
-                username: "ann".into(),
-                display_name: String::new(),
-                email: String::new(),
-                groups: vec![],
-                password_hash: String::new(),
-                disabled: false,
-                created_at: 0,
-                last_method: None,
-                session_generation: 0,
-                trust_generation: 0,
-            })
-            .await
-            .unwrap();
+        store.put_user(&User::for_tests("ann")).await.unwrap();
         let t0 = now();
         for (i, event) in ["login_failed", "login", "factor_enabled"]
             .iter()

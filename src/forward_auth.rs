@@ -247,7 +247,21 @@ pub async fn answer(state: &AppState, req: &Request, kind: Kind) -> Response {
     state.metrics.decision(&decision);
     match decision {
         Decision::Allow(identity) => with_identity(empty(StatusCode::OK), identity.as_deref()),
-        Decision::Deny => empty(StatusCode::FORBIDDEN),
+        // A browser is shown the portal's 403 page (who is signed in, how to switch):
+        // Traefik and Caddy pass the redirect on; nginx's auth_request only knows 401
+        // and 403, so the 403 carries the address for `error_page 403`.
+        Decision::Deny => {
+            let location = portal_url(state, "denied", &target.url());
+            let status = match kind {
+                Kind::ForwardAuth if accepts_html(&req.headers) => StatusCode::FOUND,
+                _ => StatusCode::FORBIDDEN,
+            };
+            let mut r = empty(status);
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                r.headers_mut().insert(LOCATION, v);
+            }
+            r
+        }
         Decision::Login | Decision::Enroll => {
             let page = if matches!(decision, Decision::Enroll) {
                 "settings"

@@ -100,11 +100,17 @@ async fn auth_request_reads_forwarded_headers_without_original_url() {
 #[tokio::test]
 async fn deny_rule_answers_403_and_bypass_answers_200_with_empty_identity_headers() {
     let mut s = Setup::logged_in().await;
-    assert_eq!(
-        s.auth_request("https://panel.example.test/forbidden", "GET")
-            .await
-            .status,
-        403
+    let refused = s
+        .auth_request("https://panel.example.test/forbidden", "GET")
+        .await;
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused
+            .location
+            .as_deref()
+            .is_some_and(|l| l.ends_with("/denied?rd=https%3A%2F%2Fpanel.example.test%2Fforbidden")),
+        "the 403 names the portal's page for nginx's error_page: {:?}",
+        refused.location
     );
     let mut anonymous = Setup::new().await;
     let page = anonymous

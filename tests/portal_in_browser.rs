@@ -135,6 +135,41 @@ fn turn_on_app(b: &mut Chromium, site: &Site) -> (String, Vec<String>) {
     (secret, codes_on_page(b))
 }
 
+/// Turns on email codes from the settings page, with the code from the real mail.
+fn turn_on_email_codes(b: &mut Chromium, site: &Site) {
+    b.open(&site.url("/.gatehouse/settings"));
+    b.wait_for(
+        "document.querySelector('#two-step-summary')",
+        "the settings page",
+    );
+    b.eval("document.querySelector('form[action$=\"/settings/email/start\"]').submit(); true");
+    b.wait_for(
+        "document.querySelector('#code')",
+        "the email confirmation page",
+    );
+    b.screenshot("email-confirm");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let code = loop {
+        let mail = site
+            .smtp
+            .messages()
+            .into_iter()
+            .rev()
+            .find(|m| m.text.contains("confirm this address"));
+        if let Some(mail) = mail {
+            break mail.code();
+        }
+        assert!(std::time::Instant::now() < deadline, "no confirmation mail");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    b.fill("#code", &code);
+    b.click("form[action$='/settings/email/confirm'] button[type=submit]");
+    b.wait_for(
+        "location.search.includes('done=email_on')",
+        "email codes on",
+    );
+}
+
 fn codes_on_page(b: &mut Chromium) -> Vec<String> {
     b.eval("[...document.querySelectorAll('#backup-codes code')].map(c => c.innerText)")
         .as_array()
@@ -225,7 +260,12 @@ async fn a_user_goes_through_sign_out_backup_codes_trusted_devices_and_alerts_in
             "the panel without a second step",
         );
 
-        // Settings: the trusted device, the activity, then a password change.
+        // Settings: the trusted device, the activity (its times in the browser's own
+        // time zone), then a password change.
+        b.call(
+            "Emulation.setTimezoneOverride",
+            serde_json::json!({"timezoneId": "Europe/Kyiv"}),
+        );
         b.open(&site.url("/.gatehouse/settings"));
         b.wait_for(
             "document.querySelector('#trusted-devices li')",
@@ -240,6 +280,12 @@ async fn a_user_goes_through_sign_out_backup_codes_trusted_devices_and_alerts_in
             "the activity list",
         );
         b.click("#section-activity > summary");
+        let shown = b.eval("document.querySelector('#activity time').innerText");
+        let title = b.eval("document.querySelector('#activity time').title");
+        assert!(
+            !shown.as_str().unwrap().contains("UTC") && title.as_str().unwrap().ends_with("UTC"),
+            "local time shown, UTC kept in the title: {shown} / {title}"
+        );
         b.click("#section-password > summary");
         assert!(
             text_has(&mut b, "Signed in: Password + Trusted device"),
@@ -266,6 +312,12 @@ async fn a_user_goes_through_sign_out_backup_codes_trusted_devices_and_alerts_in
         b.wait_for(
             "document.querySelector('.methods')",
             "the second step again: the password change forgot the device",
+        );
+        let current = b.eval("document.querySelector('.methods [aria-current]').innerText");
+        assert_eq!(
+            current.as_str(),
+            Some("Authenticator app"),
+            "after a backup-code sign-in the app is still preselected"
         );
         b.click(".methods a[href*='method=backup']");
         b.wait_for(
@@ -374,6 +426,7 @@ async fn every_page_passes_axe_in_both_languages_and_schemes_at_desktop_and_phon
         sign_in(&mut b, "ann", PASSWORD);
         b.wait_for("location.pathname === '/dashboard'", "the panel");
         turn_on_app(&mut b, &site);
+        turn_on_email_codes(&mut b, &site);
         let mut codes;
         let mut problems = Vec::new();
         for language in ["en", "uk"] {
@@ -439,6 +492,14 @@ async fn every_page_passes_axe_in_both_languages_and_schemes_at_desktop_and_phon
                     b.click(".methods a[href*='method=backup']");
                     b.wait_for("location.search.includes('method=backup')", "backup");
                     check(&mut b, "second-step-backup");
+                    b.click(".methods a[href*='method=email']");
+                    b.wait_for("location.search.includes('method=email')", "email codes");
+                    check(&mut b, "second-step-email");
+                    b.click("form[action$='/2fa/email'] button[type=submit]");
+                    b.wait_for("document.querySelector('.info')", "the code sent");
+                    check(&mut b, "second-step-email-sent");
+                    b.click(".methods a[href*='method=backup']");
+                    b.wait_for("location.search.includes('method=backup')", "backup");
                     b.fill("#code", &codes[0]);
                     b.click("form[action$='/2fa'] button[type=submit]");
                     b.wait_for("document.querySelector('#backup-used-left')", "codes left");

@@ -343,18 +343,7 @@ mod tests {
     use crate::store::{MemoryEngine, Users as _};
 
     fn ann() -> User {
-        User {
-            username: "ann".into(),
-            display_name: String::new(),
-            email: String::new(),
-            groups: vec![],
-            password_hash: String::new(),
-            disabled: false,
-            created_at: 0,
-            last_method: None,
-            session_generation: 0,
-            trust_generation: 0,
-        }
+        User::for_tests("ann")
     }
 
     #[tokio::test]

@@ -703,16 +703,8 @@ mod tests {
 
     fn user() -> User {
         User {
-            username: "ann".into(),
             display_name: "Ann".into(),
-            email: String::new(),
-            groups: vec![],
-            password_hash: String::new(),
-            disabled: false,
-            created_at: 0,
-            last_method: None,
-            session_generation: 0,
-            trust_generation: 0,
+            ..User::for_tests("ann")
         }
     }
 

@@ -57,6 +57,17 @@ impl Portal {
             }
             (&Method::GET, routes::LOGOUT) => login::logout_page(state, &req, t).await,
             (&Method::GET, routes::LANGUAGE) => Ok(switch_language(state, &req)),
+            (&Method::GET, routes::DENIED) => {
+                // Where a front proxy sends a browser the rules refused (forward-auth
+                // mode): the refused address only if it is one of ours.
+                let rd = req
+                    .query_param("rd")
+                    .and_then(|rd| {
+                        crate::http::redirect::safe_redirect(&rd, &state.config.protected_domains)
+                    })
+                    .unwrap_or_default();
+                Ok(denied_page(state, t, req.mount, req.header("cookie").unwrap_or(""), &rd).await)
+            }
             (&Method::POST, routes::LOGOUT) => login::logout(state, &req, t).await,
             (&Method::GET, routes::FORGOT) => reset::forgot(state, &req, t).await,
             (&Method::POST, routes::FORGOT) => reset::request(state, &req, t).await,

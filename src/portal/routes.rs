@@ -26,6 +26,7 @@ pub const ASSETS_BRAND_CSS: &str = "/assets/brand.css";
 pub const ASSETS_LOGO: &str = "/assets/logo";
 pub const ASSETS_TELEGRAM_JS: &str = "/assets/telegram.js";
 pub const ASSETS_WEBAUTHN_JS: &str = "/assets/webauthn.js";
+pub const DENIED: &str = "/denied";
 pub const FORGOT: &str = "/forgot";
 pub const LANGUAGE: &str = "/lang";
 pub const LOGIN: &str = "/login";
@@ -101,6 +102,7 @@ pub const ALL: &[&str] = &[
     ASSETS_LOGO,
     ASSETS_TELEGRAM_JS,
     ASSETS_WEBAUTHN_JS,
+    DENIED,
     FORGOT,
     LANGUAGE,
     LOGIN,

@@ -72,6 +72,25 @@ pub struct User {
     pub trust_generation: u64,
 }
 
+impl User {
+    /// A plain active user named `username`, for tests.
+    #[cfg(test)]
+    pub fn for_tests(username: &str) -> User {
+        User {
+            username: username.to_string(),
+            display_name: String::new(),
+            email: String::new(),
+            groups: vec![],
+            password_hash: String::new(),
+            disabled: false,
+            created_at: 0,
+            last_method: None,
+            session_generation: 0,
+            trust_generation: 0,
+        }
+    }
+}
+
 /// How far a session got through the login (ordered: more is stronger).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

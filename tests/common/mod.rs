@@ -720,7 +720,23 @@ pub async fn browser_journey_through_front_proxy(front_port: u16, upstream: &Rec
     );
     assert!(!seen.contains("mallory"), "{seen}");
 
-    assert_eq!(browser.get(&panel("/forbidden")).await.status, 403);
+    // A refused page sends the browser to the portal's 403 page, which says who is
+    // signed in and offers to switch account.
+    let refused = browser.get(&panel("/forbidden")).await;
+    assert_eq!(refused.status, 302, "{}", refused.body);
+    let denied_page = refused.location.unwrap();
+    assert!(
+        denied_page.starts_with(&format!("http://auth.example.test:{front_port}/denied?rd=")),
+        "{denied_page}"
+    );
+    let denied = browser.get(&denied_page).await;
+    assert_eq!(denied.status, 403);
+    assert!(denied.body.contains("id=\"denied-who\""), "{}", denied.body);
+    assert!(
+        denied.body.contains("id=\"switch-account\""),
+        "{}",
+        denied.body
+    );
 
     let mut anonymous = Browser::new(&["panel.example.test"]);
     let page = anonymous
