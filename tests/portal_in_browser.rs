@@ -104,7 +104,19 @@ fn sign_in(b: &mut Chromium, user: &str, password: &str) {
     b.wait_for("document.querySelector('#password')", "the login form");
     b.fill("#username", user);
     b.fill("#password", password);
-    b.click("form[action$='/login'] button[type=submit]");
+    submit(b, "form[action$='/login'] button[type=submit]");
+}
+
+/// Clicks a button that sends a form, marking the page it leaves: [`arrived`] then
+/// waits for the next one, not for something still on this one.
+fn submit(b: &mut Chromium, button: &str) {
+    b.eval("document.documentElement.dataset.left = '1'; true");
+    b.click(button);
+}
+
+/// A condition on the page a form led to.
+fn arrived(condition: &str) -> String {
+    format!("!document.documentElement.dataset.left && ({condition})")
 }
 
 /// Turns on the authenticator app from the settings page; returns its secret and the
@@ -478,11 +490,11 @@ async fn every_page_passes_axe_in_both_languages_and_schemes_at_desktop_and_phon
                     // A wrong password, a form that lost its CSRF token.
                     b.open(&site.url("/.gatehouse/"));
                     sign_in(&mut b, "ann", "not the password");
-                    b.wait_for("document.querySelector('.alert')", "the error");
+                    b.wait_for(&arrived("document.querySelector('.alert')"), "the error");
                     check(&mut b, "login-error");
                     b.eval("document.querySelector('input[name=csrf]').value = 'forged'; true");
                     sign_in(&mut b, "ann", PASSWORD);
-                    b.wait_for("document.querySelector('.alert')", "the CSRF refusal");
+                    b.wait_for(&arrived("document.querySelector('.alert')"), "the CSRF refusal");
                     check(&mut b, "csrf-error");
                     // The second step, each method, then the codes-left page.
                     b.open(&site.url("/.gatehouse/"));
@@ -495,8 +507,8 @@ async fn every_page_passes_axe_in_both_languages_and_schemes_at_desktop_and_phon
                     b.click(".methods a[href*='method=email']");
                     b.wait_for("location.search.includes('method=email')", "email codes");
                     check(&mut b, "second-step-email");
-                    b.click("form[action$='/2fa/email'] button[type=submit]");
-                    b.wait_for("document.querySelector('.info')", "the code sent");
+                    submit(&mut b, "form[action$='/2fa/email'] button[type=submit]");
+                    b.wait_for(&arrived("document.querySelector('.info')"), "the code sent");
                     check(&mut b, "second-step-email-sent");
                     b.click(".methods a[href*='method=backup']");
                     b.wait_for("location.search.includes('method=backup')", "backup");

@@ -252,10 +252,23 @@ impl Chromium {
     pub fn screenshot(&mut self, name: &str) -> PathBuf {
         use base64::Engine;
         self.shot_count += 1;
-        let shot = self.call(
-            "Page.captureScreenshot",
-            json!({"format": "png", "captureBeyondViewport": true}),
-        );
+        // Retried briefly while the page is between two documents.
+        let session = self.session.clone();
+        let mut tries = 0;
+        let shot = loop {
+            match self.try_send(
+                Some(&session),
+                "Page.captureScreenshot",
+                json!({"format": "png", "captureBeyondViewport": true}),
+            ) {
+                Ok(shot) => break shot,
+                Err(_) if tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(error) => panic!("CDP Page.captureScreenshot failed: {error}"),
+            }
+        };
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(shot["data"].as_str().unwrap())
             .unwrap();
