@@ -142,6 +142,9 @@ pub struct Sessions {
     store: Arc<dyn Store>,
     /// Checks that a one-factor session's user still has no second factor.
     second_factor_check: Option<SecondFactorCheck>,
+    /// Every cookie name gatehouse sets (session, CSRF, device, language), worked out
+    /// once: the proxy strips them from each request.
+    cookie_names: Arc<[String; 4]>,
 }
 
 impl Sessions {
@@ -149,9 +152,10 @@ impl Sessions {
         Sessions {
             cookie_key: derive(secret, "gatehouse session cookie v1"),
             csrf_key: derive(secret, "gatehouse csrf v1"),
-            config: Arc::new(config),
             store,
             second_factor_check: None,
+            cookie_names: Arc::new(cookie_names(&config.cookie_name, config.secure)),
+            config: Arc::new(config),
         }
     }
 
@@ -558,12 +562,8 @@ impl Sessions {
 
     /// Name of the CSRF cookie (host-only, SameSite=Strict). With secure cookies it
     /// carries the `__Host-` prefix, so a sibling subdomain cannot plant one.
-    pub fn csrf_cookie_name(&self) -> String {
-        if self.config.secure {
-            format!("__Host-{}_csrf", self.config.cookie_name)
-        } else {
-            format!("{}_csrf", self.config.cookie_name)
-        }
+    pub fn csrf_cookie_name(&self) -> &str {
+        &self.cookie_names[1]
     }
 
     /// `Set-Cookie` for a new CSRF cookie value.
@@ -580,12 +580,8 @@ impl Sessions {
 
     /// Name of this browser's device cookie (see [`crate::auth::devices`]): host-only,
     /// with the `__Host-` prefix under secure cookies, like the CSRF cookie.
-    pub fn device_cookie_name(&self) -> String {
-        if self.config.secure {
-            format!("__Host-{}_device", self.config.cookie_name)
-        } else {
-            format!("{}_device", self.config.cookie_name)
-        }
+    pub fn device_cookie_name(&self) -> &str {
+        &self.cookie_names[2]
     }
 
     /// The device id in a device cookie's value, if the signature is ours and made
@@ -595,18 +591,13 @@ impl Sessions {
     }
 
     /// Every cookie gatehouse sets: never passed to a panel, and never set by one.
-    pub fn our_cookie_names(&self) -> [String; 4] {
-        [
-            self.config.cookie_name.clone(),
-            self.csrf_cookie_name(),
-            self.device_cookie_name(),
-            self.language_cookie_name(),
-        ]
+    pub fn our_cookie_names(&self) -> &[String; 4] {
+        &self.cookie_names
     }
 
     /// Name of the cookie that keeps the language picked on the portal.
-    pub fn language_cookie_name(&self) -> String {
-        format!("{}_lang", self.config.cookie_name)
+    pub fn language_cookie_name(&self) -> &str {
+        &self.cookie_names[3]
     }
 
     /// `Set-Cookie` for the language picked on the portal (a year; not secret).
@@ -657,6 +648,19 @@ impl Sessions {
         }
         builder.build().to_string()
     }
+}
+
+/// The names of gatehouse's cookies for a configuration: session, CSRF, device, language.
+/// The CSRF and device cookies are host-only, with the `__Host-` prefix under secure
+/// cookies.
+fn cookie_names(name: &str, secure: bool) -> [String; 4] {
+    let host_only = if secure { "__Host-" } else { "" };
+    [
+        name.to_string(),
+        format!("{host_only}{name}_csrf"),
+        format!("{host_only}{name}_device"),
+        format!("{name}_lang"),
+    ]
 }
 
 /// What a device id is signed with, before it (see [`Sessions::device_cookie`]).

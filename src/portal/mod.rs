@@ -46,8 +46,31 @@ impl Portal {
 
     /// Answers one request.
     pub async fn handle(&self, req: Request) -> Response {
-        let t = common::texts_of(&self.state, &req.headers);
         let state = &self.state;
+        // The forward-auth checks (the hot path) and health show no page: no texts.
+        match (&req.method, req.path.as_str()) {
+            (&Method::GET | &Method::HEAD, routes::API_HEALTH) => return self.health(),
+            (&Method::GET | &Method::HEAD, routes::API_AUTHZ_AUTH_REQUEST)
+                if req.mount.is_empty() =>
+            {
+                return crate::forward_auth::answer(
+                    state,
+                    &req,
+                    crate::forward_auth::Kind::AuthRequest,
+                )
+                .await
+            }
+            (_, routes::API_AUTHZ_FORWARD_AUTH) if req.mount.is_empty() => {
+                return crate::forward_auth::answer(
+                    state,
+                    &req,
+                    crate::forward_auth::Kind::ForwardAuth,
+                )
+                .await
+            }
+            _ => {}
+        }
+        let t = common::texts_of(state, &req.headers);
         let result = match (&req.method, req.path.as_str()) {
             (&Method::GET | &Method::HEAD, routes::LOGIN_PAGE) => login::page(state, &req, t).await,
             (&Method::POST, routes::LOGIN) => login::submit(state, &req, t).await,
@@ -225,23 +248,6 @@ impl Portal {
                 "text/javascript; charset=utf-8",
                 include_bytes!("../../assets/telegram.js"),
             )),
-            (&Method::GET | &Method::HEAD, routes::API_HEALTH) => Ok(self.health()),
-            (&Method::GET | &Method::HEAD, routes::API_AUTHZ_AUTH_REQUEST)
-                if req.mount.is_empty() =>
-            {
-                Ok(
-                    crate::forward_auth::answer(
-                        state,
-                        &req,
-                        crate::forward_auth::Kind::AuthRequest,
-                    )
-                    .await,
-                )
-            }
-            (_, routes::API_AUTHZ_FORWARD_AUTH) if req.mount.is_empty() => Ok(
-                crate::forward_auth::answer(state, &req, crate::forward_auth::Kind::ForwardAuth)
-                    .await,
-            ),
             // Reloading the address a form posted to (the browser asks it with GET):
             // back to the page the form was on, never a 404.
             (&Method::GET | &Method::HEAD, path) if routes::ALL.contains(&path) => {

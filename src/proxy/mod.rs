@@ -156,9 +156,11 @@ impl ProxyHttp for Gateway {
             return respond(session, response).await;
         }
         let header = session.req_header();
-        let t = crate::portal::common::texts_of(state, &header.headers);
+        // Texts only for a page shown here, never for a request that passes.
+        let texts = || crate::portal::common::texts_of(state, &header.headers);
         let host = authority.host();
         let Some(upstream) = state.config.upstreams.iter().position(|u| u.serves(host)) else {
+            let t = texts();
             return respond(
                 session,
                 message(
@@ -250,6 +252,7 @@ impl ProxyHttp for Gateway {
             }
             Ok(Decision::Deny) => {
                 let rd: String = target.path_and_query().to_string();
+                let t = texts();
                 let page = if accepts_html(&header.headers) {
                     crate::portal::denied_page(state, t, PROXY_MOUNT, &cookies, &rd).await
                 } else {
@@ -263,7 +266,10 @@ impl ProxyHttp for Gateway {
                 };
                 respond(session, page).await
             }
-            Err(e) => respond(session, crate::portal::error_page(&e, t, PROXY_MOUNT)).await,
+            Err(e) => {
+                let page = crate::portal::error_page(&e, texts(), PROXY_MOUNT);
+                respond(session, page).await
+            }
         }
     }
 
