@@ -109,21 +109,22 @@ pub async fn trust(
         .await
 }
 
-/// Whether this device is trusted for the user now.
+/// Whether this device is trusted for the user now, judged against the user's record
+/// as it is now (not a copy read before a password check: a revocation meanwhile wins).
 pub async fn is_trusted(
     store: &dyn Store,
-    user: &User,
+    username: &str,
     device_id: &str,
     now: Timestamp,
 ) -> Result<bool> {
-    let Some(raw) = store
-        .get_token(&trusted_key(&user.username, device_id))
-        .await?
-    else {
+    let Some(raw) = store.get_token(&trusted_key(username, device_id)).await? else {
         return Ok(false);
     };
-    Ok(serde_json::from_slice::<TrustedDevice>(&raw)
-        .is_ok_and(|d| d.generation == user.trust_generation && d.expires_at > now))
+    let Ok(device) = serde_json::from_slice::<TrustedDevice>(&raw) else {
+        return Ok(false);
+    };
+    let generation = store.get_user(username).await?.map(|u| u.trust_generation);
+    Ok(generation == Some(device.generation) && device.expires_at > now)
 }
 
 /// The user's trusted devices that are still valid, newest first.
@@ -355,12 +356,29 @@ mod tests {
         trust(&store, &before, "phone", 30, "", "", t0)
             .await
             .unwrap();
-        assert!(is_trusted(&store, &before, "phone", t0 + 1).await.unwrap());
-        assert!(!is_trusted(&store, &before, "laptop", t0 + 1).await.unwrap());
-        assert!(!is_trusted(&store, &before, "phone", t0 + 30 * 86_400)
+        assert!(is_trusted(&store, &before.username, "phone", t0 + 1)
             .await
             .unwrap());
+        assert!(!is_trusted(&store, &before.username, "laptop", t0 + 1)
+            .await
+            .unwrap());
+        assert!(
+            !is_trusted(&store, &before.username, "phone", t0 + 30 * 86_400)
+                .await
+                .unwrap()
+        );
 
+        // A revocation that raised the generation but has not yet removed the record:
+        // the record counts for nothing already.
+        store
+            .update_user("ann", &mut |u| u.trust_generation += 1)
+            .await
+            .unwrap();
+        assert!(!is_trusted(&store, "ann", "phone", t0 + 1).await.unwrap());
+        store
+            .update_user("ann", &mut |u| u.trust_generation -= 1)
+            .await
+            .unwrap();
         assert_eq!(forget_all(&store, "ann").await.unwrap(), Some(1));
         // A second step that read the user before the revocation trusts its device
         // after it: under the old generation, so it counts for nothing.
@@ -368,7 +386,7 @@ mod tests {
             .await
             .unwrap();
         let now_ann = store.get_user("ann").await.unwrap().unwrap();
-        assert!(!is_trusted(&store, &now_ann, "laptop", t0 + 3)
+        assert!(!is_trusted(&store, &now_ann.username, "laptop", t0 + 3)
             .await
             .unwrap());
         assert!(trusted_devices(&store, &now_ann, t0 + 3)

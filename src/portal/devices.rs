@@ -49,7 +49,7 @@ pub(crate) async fn is_trusted(state: &AppState, req: &Request, user: &User) -> 
         return Ok(false);
     }
     match devices::device_id(&state.sessions, req.header("cookie")) {
-        Some(id) => devices::is_trusted(state.store.as_ref(), user, &id, now()).await,
+        Some(id) => devices::is_trusted(state.store.as_ref(), &user.username, &id, now()).await,
         None => Ok(false),
     }
 }
