@@ -60,9 +60,7 @@ const BACKLOG: usize = 4096;
 /// One kept event.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Entry {
-    pub at: Timestamp,
-    /// When, in nanoseconds: orders the events of one second.
-    #[serde(default)]
+    /// When, in nanoseconds since the epoch (orders the events of one second).
     pub nanos: u64,
     pub event: String,
     #[serde(default)]
@@ -70,6 +68,13 @@ pub struct Entry {
     /// The method, factor or reason the event names ("totp", "cli"), or empty.
     #[serde(default)]
     pub detail: String,
+}
+
+impl Entry {
+    /// When, in seconds.
+    pub fn at(&self) -> Timestamp {
+        self.nanos / 1_000_000_000
+    }
 }
 
 static SINK: OnceLock<mpsc::Sender<(String, Entry)>> = OnceLock::new();
@@ -99,7 +104,6 @@ pub fn note(event: &str, fields: &[(&str, String)]) {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     let entry = Entry {
-        at: nanos / 1_000_000_000,
         nanos,
         event: event.to_string(),
         ip: field("ip").unwrap_or_default(),
@@ -146,21 +150,24 @@ pub async fn keep(store: &dyn Store, username: &str, entry: &Entry, days: u64) -
     }
     // Sortable by time: the key carries it in fixed-width hex, then a tie-breaker. A
     // noisy event's key is the same all minute for its address: one record, rewritten.
-    let order = entry.nanos.max(entry.at.saturating_mul(1_000_000_000));
     let key = if NOISY.contains(&entry.event.as_str()) {
-        let minute = entry.at / 60 * 60 * 1_000_000_000;
+        let minute = entry.at() / 60 * 60 * 1_000_000_000;
         format!(
             "{PREFIX}{username}\0{minute:016x}{}-{}",
             entry.event, entry.ip
         )
     } else {
-        format!("{PREFIX}{username}\0{order:016x}{}", random_token(6))
+        format!(
+            "{PREFIX}{username}\0{:016x}{}",
+            entry.nanos,
+            random_token(6)
+        )
     };
     store
         .put_token(
             &key,
             &serde_json::to_vec(entry)?,
-            Some(entry.at + days * 86_400),
+            Some(entry.at() + days * 86_400),
         )
         .await
 }
@@ -231,7 +238,6 @@ mod tests {
             .enumerate()
         {
             let entry = Entry {
-                at: t0,
                 nanos: t0 * 1_000_000_000 + i as u64,
                 event: event.to_string(),
                 ip: "10.0.0.1".into(),
@@ -253,7 +259,6 @@ mod tests {
         // A flood of wrong passwords from one address is one line a minute.
         for i in 0..50 {
             let entry = Entry {
-                at: t0 - t0 % 60,
                 nanos: (t0 - t0 % 60) * 1_000_000_000 + i,
                 event: "login_failed".into(),
                 ip: "203.0.113.9".into(),

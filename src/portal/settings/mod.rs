@@ -160,7 +160,7 @@ pub(crate) async fn settings_page_with(
             .await?
             .iter()
             .map(|e| ActivityRow {
-                when: moment(t.lang, e.at),
+                when: moment(t.lang, e.at()),
                 what: activity_text(t, e),
                 ip: e.ip.clone(),
             })
