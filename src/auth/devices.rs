@@ -31,7 +31,7 @@ const SEEN: &str = "seen\0";
 /// This browser's device id, from its signed cookie (`None` when it has none, or one
 /// that is not ours).
 pub fn device_id(sessions: &Sessions, cookie_header: Option<&str>) -> Option<String> {
-    let value = cookie_value(cookie_header?, &sessions.device_cookie_name())?;
+    let value = cookie_value(cookie_header?, sessions.device_cookie_name())?;
     sessions.verify_device(value).map(str::to_string)
 }
 

@@ -54,7 +54,7 @@ fn browser_binding(cookie: &str) -> String {
 fn csrf_cookie(state: &AppState, req: &Request) -> Option<String> {
     let name = state.sessions.csrf_cookie_name();
     req.header("cookie")
-        .and_then(|h| cookie_value(h, &name))
+        .and_then(|h| cookie_value(h, name))
         .filter(|v| v.len() >= 32)
         .map(str::to_string)
 }
@@ -283,8 +283,7 @@ fn audit_ban(state: &AppState, key: &str, ip: &str) {
 /// browser's (`Accept-Language`).
 pub fn texts_of(state: &AppState, headers: &http::HeaderMap) -> &'static crate::texts::Texts {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let picked = header("cookie").and_then(|h| {
-        crate::auth::session::cookie_value(h, &state.sessions.language_cookie_name())
-    });
+    let picked = header("cookie")
+        .and_then(|h| crate::auth::session::cookie_value(h, state.sessions.language_cookie_name()));
     crate::texts::texts_chosen(picked, header("accept-language"))
 }

@@ -231,7 +231,7 @@ pub async fn delete(state: &AppState, req: &Request, t: &'static Texts) -> Resul
 fn browser_owner<'r>(state: &AppState, req: &'r Request) -> Result<&'r str> {
     let name = state.sessions.csrf_cookie_name();
     req.header("cookie")
-        .and_then(|h| cookie_value(h, &name))
+        .and_then(|h| cookie_value(h, name))
         .ok_or(Error::Csrf)
 }
 
