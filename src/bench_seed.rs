@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::basics::{now, random_token};
 use crate::config::Config;
@@ -13,6 +14,40 @@ use crate::store::{AuthLevel, SessionRecord, User};
 
 /// Creates `users` users (`bench-0`, …) and `sessions` sessions spread over them.
 pub async fn run(config: Config, users: usize, sessions: usize, out: &Path) -> Result<()> {
+    let (_state, cookies) = seed_state(config, users, sessions).await?;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
+    for cookie in &cookies {
+        writeln!(file, "{cookie}")?;
+    }
+    file.flush()?;
+    println!(
+        "{users} users and {sessions} sessions written; cookies in {}",
+        out.display()
+    );
+    Ok(())
+}
+
+/// The configuration of the benchmarks: a sled store in `dir`, every panel two-factor.
+pub fn bench_config(dir: &Path) -> Config {
+    let file = dir.join("gatehouse.toml");
+    let text = format!(
+        "[server]\ndata_dir = \"{}\"\nlog_level = \"warn\"\n\
+         [portal]\nurl = \"http://auth.bench.test/\"\n\
+         [session]\ndomain = \"bench.test\"\nsecure = false\n\
+         [access_control]\ndefault_policy = \"two_factor\"\n",
+        dir.join("data").display()
+    );
+    std::fs::write(&file, text).expect("the benchmark's configuration is written");
+    crate::config::load(Some(&file)).expect("the benchmark's configuration is valid")
+}
+
+/// Opens the store of `config`, fills it as [`run`] does, and returns the state with
+/// the signed cookie values.
+pub async fn seed_state(
+    config: Config,
+    users: usize,
+    sessions: usize,
+) -> Result<(Arc<AppState>, Vec<String>)> {
     let state = AppState::open(config).await?;
     let hash = state
         .passwords
@@ -35,7 +70,7 @@ pub async fn run(config: Config, users: usize, sessions: usize, out: &Path) -> R
             })
             .await?;
     }
-    let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
+    let mut cookies = Vec::with_capacity(sessions);
     let lifetime = state.config.session.expiration.as_secs();
     for chunk_start in (0..sessions).step_by(10_000) {
         let chunk: Vec<SessionRecord> = (chunk_start..(chunk_start + 10_000).min(sessions))
@@ -56,14 +91,7 @@ pub async fn run(config: Config, users: usize, sessions: usize, out: &Path) -> R
             })
             .collect();
         state.store.put_sessions(&chunk).await?;
-        for s in &chunk {
-            writeln!(file, "{}", state.sessions.sign(&s.id))?;
-        }
+        cookies.extend(chunk.iter().map(|s| state.sessions.sign(&s.id)));
     }
-    file.flush()?;
-    println!(
-        "{users} users and {sessions} sessions written; cookies in {}",
-        out.display()
-    );
-    Ok(())
+    Ok((state, cookies))
 }

@@ -57,13 +57,11 @@ impl Housekeeping {
             tracing::debug!(error = %e, "expired sessions not swept yet");
         }
         // Sessions idle past the inactivity limit (their users' choice, not the store's).
-        if let Ok(sessions) = store.all_sessions().await {
-            for s in sessions {
-                if !s.remember_me && now.saturating_sub(s.last_seen) >= config.inactivity.as_secs()
-                {
-                    let _ = store.delete_session(&s.id).await;
-                }
-            }
+        if let Err(e) = store
+            .delete_idle_sessions(now, config.inactivity.as_secs())
+            .await
+        {
+            tracing::debug!(error = %e, "idle sessions not swept yet");
         }
         let _ = store.sweep_tokens(now).await;
         // The longest window of any limiter or budget: a day, or the login limiter's.

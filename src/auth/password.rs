@@ -3,10 +3,13 @@
 //! Why a pool of its own: a login flood must slow logins, not the forward-auth check.
 //! The hashing threads run at the lowest normal priority (SCHED_BATCH, nice 19), so
 //! under load the request workers always win the CPU. There are few of them
-//! (`password.hashing_threads`, default one fewer than the cores), which also bounds
-//! memory: each keeps one 19 MiB argon2 buffer in its allocator arena, instead of one
-//! per blocking-pool thread. The queue is bounded; when it is full the caller is told
-//! the service is busy rather than waiting without limit.
+//! (`password.hashing_threads`, default one fewer than the cores). Each allocates its
+//! argon2 working memory (19 MiB by default) once, at its first job, and reuses it:
+//! argon2's own calls allocate and free it per hash, which glibc serves from the
+//! thread's arena after the first few and never gives back (100 MiB after ten logins),
+//! and every fresh mapping costs page faults on the request cores. The queue is
+//! bounded; when it is full the caller is told the service is busy rather than waiting
+//! without limit.
 //!
 //! An unknown or disabled user is checked against a dummy hash made with the same
 //! parameters, so both cases take the same time as a wrong password.
@@ -14,9 +17,9 @@
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
 use crate::config::PasswordParams;
@@ -41,6 +44,7 @@ enum Job {
 #[derive(Clone)]
 pub struct Passwords {
     argon: Argon2<'static>,
+    params: Params,
     dummy_hash: Arc<str>,
     queue: SyncSender<Job>,
 }
@@ -57,6 +61,82 @@ fn lower_this_threads_priority() {
     }
 }
 
+/// A hashing thread's argon2 working memory, allocated at its first job and kept.
+#[derive(Default)]
+struct Scratch(Vec<Block>);
+
+impl Scratch {
+    /// The first `blocks` blocks (grown for a hash made with more memory).
+    fn blocks(&mut self, blocks: usize) -> &mut [Block] {
+        if self.0.len() < blocks {
+            self.0 = vec![Block::default(); blocks];
+        }
+        &mut self.0[..blocks]
+    }
+}
+
+fn argon_error(e: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("argon2: {e}"))
+}
+
+/// A new PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) for `password`.
+fn hash_in(
+    argon: &Argon2<'_>,
+    params: &Params,
+    scratch: &mut Scratch,
+    password: &str,
+) -> Result<String> {
+    let mut salt = [0u8; 16];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut salt[..]);
+    let mut out = [0u8; 32];
+    argon
+        .hash_password_into_with_memory(
+            password.as_bytes(),
+            &salt,
+            &mut out,
+            scratch.blocks(params.block_count()),
+        )
+        .map_err(argon_error)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(argon_error)?,
+        salt: Some(Salt::new(&salt).map_err(argon_error)?),
+        hash: Some(Output::new(&out).map_err(argon_error)?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches the PHC string `hash`, under the parameters the hash was
+/// made with (constant-time comparison).
+fn verify_in(scratch: &mut Scratch, password: &str, hash: &str) -> bool {
+    let checked = (|| -> std::result::Result<bool, String> {
+        let parsed = PasswordHash::new(hash).map_err(|e| e.to_string())?;
+        let algorithm =
+            Algorithm::try_from(parsed.algorithm.as_str()).map_err(|e| e.to_string())?;
+        let version =
+            Version::try_from(parsed.version.unwrap_or(0x13)).map_err(|e| e.to_string())?;
+        let params = Params::try_from(&parsed).map_err(|e| e.to_string())?;
+        let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+            return Err("no salt or no hash".into());
+        };
+        let mut out = vec![0u8; expected.len()];
+        Argon2::new(algorithm, version, params.clone())
+            .hash_password_into_with_memory(
+                password.as_bytes(),
+                salt,
+                &mut out,
+                scratch.blocks(params.block_count()),
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(bool::from(out.ct_eq(expected.as_bytes())))
+    })();
+    checked.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "a stored password hash cannot be checked");
+        false
+    })
+}
+
 impl Passwords {
     /// Builds the hasher and starts its threads; the dummy hash costs one hash.
     pub fn new(params: &PasswordParams) -> Result<Self> {
@@ -67,12 +147,14 @@ impl Passwords {
             None,
         )
         .map_err(|e| Error::config("password", format!("{params:?}"), e.to_string()))?;
-        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, p);
-        let dummy_hash: Arc<str> = argon
-            .hash_password(crate::basics::random_token(16).as_bytes())
-            .map_err(|e| Error::Internal(format!("argon2: {e}")))?
-            .to_string()
-            .into();
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, p.clone());
+        let dummy_hash: Arc<str> = hash_in(
+            &argon,
+            &p,
+            &mut Scratch::default(),
+            &crate::basics::random_token(16),
+        )?
+        .into();
         let (queue, jobs) = sync_channel::<Job>(QUEUE);
         let jobs = Arc::new(Mutex::new(jobs));
         let threads = if params.hashing_threads == 0 {
@@ -86,6 +168,7 @@ impl Passwords {
         };
         let this = Passwords {
             argon,
+            params: p,
             dummy_hash,
             queue,
         };
@@ -101,6 +184,7 @@ impl Passwords {
 
     fn serve(&self, jobs: &Mutex<Receiver<Job>>) {
         lower_this_threads_priority();
+        let mut scratch = Scratch::default();
         loop {
             let job = match jobs.lock().unwrap_or_else(|e| e.into_inner()).recv() {
                 Ok(job) => job,
@@ -108,14 +192,14 @@ impl Passwords {
             };
             match job {
                 Job::Hash { password, reply } => {
-                    let _ = reply.send(self.hash_now(&password));
+                    let _ = reply.send(hash_in(&self.argon, &self.params, &mut scratch, &password));
                 }
                 Job::Verify {
                     password,
                     hash,
                     reply,
                 } => {
-                    let _ = reply.send(self.verify_now(&password, hash.as_deref()));
+                    let _ = reply.send(self.verify_with(&mut scratch, &password, hash.as_deref()));
                 }
             }
         }
@@ -132,10 +216,7 @@ impl Passwords {
 
     /// Hashes synchronously on the calling thread (CLI use).
     pub fn hash_now(&self, password: &str) -> Result<String> {
-        self.argon
-            .hash_password(password.as_bytes())
-            .map(|h| h.to_string())
-            .map_err(|e| Error::Internal(format!("argon2: {e}")))
+        hash_in(&self.argon, &self.params, &mut Scratch::default(), password)
     }
 
     /// Hashes on the hashing threads.
@@ -163,18 +244,12 @@ impl Passwords {
 
     /// Verifies synchronously.
     pub fn verify_now(&self, password: &str, hash: Option<&str>) -> bool {
+        self.verify_with(&mut Scratch::default(), password, hash)
+    }
+
+    fn verify_with(&self, scratch: &mut Scratch, password: &str, hash: Option<&str>) -> bool {
         let known = hash.is_some();
-        let hash = hash.unwrap_or(&self.dummy_hash);
-        let ok = match PasswordHash::new(hash) {
-            Ok(parsed) => self
-                .argon
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
-            Err(_) => {
-                tracing::error!("a stored password hash cannot be parsed");
-                false
-            }
-        };
+        let ok = verify_in(scratch, password, hash.unwrap_or(&self.dummy_hash));
         ok && known
     }
 }
@@ -201,6 +276,29 @@ mod tests {
         assert!(h.starts_with("$argon2id$"), "{h}");
         assert!(p.verify_now("correct horse", Some(&h)));
         assert!(!p.verify_now("wrong horse", Some(&h)));
+    }
+
+    #[test]
+    fn hashes_made_by_the_argon2_crate_itself_verify_and_ours_parse_there() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let p = fast();
+        let theirs = p.argon.hash_password(b"their horse").unwrap().to_string();
+        assert!(p.verify_now("their horse", Some(&theirs)));
+        assert!(!p.verify_now("our horse", Some(&theirs)));
+        // A hash made with other parameters (an older configuration) still verifies.
+        let older = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(9216, 2, 1, None).unwrap(),
+        )
+        .hash_password(b"older horse")
+        .unwrap()
+        .to_string();
+        assert!(p.verify_now("older horse", Some(&older)));
+        let ours = p.hash_now("our horse").unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(p.argon.verify_password(b"our horse", &parsed).is_ok());
+        assert!(!p.verify_now("our horse", Some("$argon2id$v=19$garbage")));
     }
 
     #[test]

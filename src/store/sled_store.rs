@@ -550,6 +550,19 @@ impl Engine for SledStore {
         })
     }
 
+    fn keys_where(&self, tree: Tree, pick: impl Fn(&[u8]) -> bool) -> Result<Vec<Vec<u8>>> {
+        self.with(|h| {
+            let mut keys = Vec::new();
+            for kv in h.tree(tree).iter() {
+                let (k, v) = kv?;
+                if pick(&v) {
+                    keys.push(k.to_vec());
+                }
+            }
+            Ok(keys)
+        })
+    }
+
     fn apply(&self, writes: &[Write]) -> Result<()> {
         self.with(|h| {
             if let [one] = writes {
