@@ -51,6 +51,10 @@ pub fn load_or_create_secret(configured: Option<&str>, data_dir: &Path) -> Resul
     Ok(secret.into_bytes())
 }
 
+fn keyed(key: &[u8; 32]) -> HmacSha256 {
+    HmacSha256::new_from_slice(key).expect("HMAC takes any key length")
+}
+
 fn derive(secret: &[u8], purpose: &str) -> [u8; 32] {
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(purpose.as_bytes());
@@ -136,8 +140,9 @@ pub type SecondFactorFuture<'a> =
 
 #[derive(Clone)]
 pub struct Sessions {
-    cookie_key: [u8; 32],
-    csrf_key: [u8; 32],
+    /// HMAC states keyed once (the key's two blocks hashed at start, not per check).
+    cookie_key: HmacSha256,
+    csrf_key: HmacSha256,
     config: Arc<SessionConfig>,
     store: Arc<dyn Store>,
     /// Checks that a one-factor session's user still has no second factor.
@@ -150,8 +155,8 @@ pub struct Sessions {
 impl Sessions {
     pub fn new(secret: &[u8], config: SessionConfig, store: Arc<dyn Store>) -> Self {
         Sessions {
-            cookie_key: derive(secret, "gatehouse session cookie v1"),
-            csrf_key: derive(secret, "gatehouse csrf v1"),
+            cookie_key: keyed(&derive(secret, "gatehouse session cookie v1")),
+            csrf_key: keyed(&derive(secret, "gatehouse csrf v1")),
             store,
             second_factor_check: None,
             cookie_names: Arc::new(cookie_names(&config.cookie_name, config.secure)),
@@ -171,8 +176,8 @@ impl Sessions {
         &self.config
     }
 
-    fn mac(&self, key: &[u8; 32], data: &[u8]) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    fn mac(&self, key: &HmacSha256, data: &[u8]) -> HmacSha256 {
+        let mut mac = key.clone();
         mac.update(data);
         mac
     }

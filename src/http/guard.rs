@@ -214,8 +214,6 @@ pub struct Guarded {
     /// Whether a byte other than CR/LF was seen in the current head (parsers skip
     /// empty lines before a request line, so they must not end the head).
     head_started: bool,
-    /// Bytes of the blank line ending the head seen so far ("\r\n\r\n" or "\n\n").
-    blank: u8,
     /// The last request asked to switch protocols: watch for `101`.
     upgrade_asked: bool,
 }
@@ -238,7 +236,6 @@ impl Guarded {
             header_timeout: limits.header_timeout,
             head: Vec::new(),
             head_started: false,
-            blank: 0,
             upgrade_asked: false,
         }
     }
@@ -258,31 +255,43 @@ impl Guarded {
                     self.phase = Phase::Head;
                     self.head.clear();
                     self.head_started = false;
-                    self.blank = 0;
                     self.deadline
                         .as_mut()
                         .reset(Instant::now() + self.header_timeout);
                     continue;
                 }
                 Phase::Head => {
-                    bytes = rest;
-                    if !self.head_started && (b == b'\r' || b == b'\n') {
-                        continue;
+                    // Taken a read at a time (this runs on every request): empty lines
+                    // before the request line skipped, the rest appended and searched
+                    // for the blank line, from just before where this read starts.
+                    if !self.head_started {
+                        let skip = bytes
+                            .iter()
+                            .take_while(|b| matches!(b, b'\r' | b'\n'))
+                            .count();
+                        bytes = &bytes[skip..];
+                        if bytes.is_empty() {
+                            continue;
+                        }
+                        self.head_started = true;
                     }
-                    self.head_started = true;
-                    if self.head.len() < MAX_HEAD {
-                        self.head.push(b);
-                    }
-                    self.blank = match (self.blank, b) {
-                        (1 | 3, b'\n') => self.blank + 1,
-                        (2, b'\n') => 4,
-                        (0, b'\n') => 2,
-                        (0 | 2, b'\r') => self.blank + 1,
-                        (_, b'\r') => 1,
-                        _ => 0,
-                    };
-                    if self.blank >= 4 {
-                        self.phase = self.after_head();
+                    let before = self.head.len();
+                    self.head.extend_from_slice(bytes);
+                    match head_end(&self.head, before.saturating_sub(2)) {
+                        Some(end) => {
+                            bytes = &bytes[end.saturating_sub(before)..];
+                            self.head.truncate(end);
+                            self.phase = self.after_head();
+                        }
+                        None => {
+                            bytes = &[];
+                            // Past the longest head remembered: keep its start (for the
+                            // framing headers) and the last two bytes (for the search).
+                            if self.head.len() > MAX_HEAD + 2 {
+                                let keep_from = self.head.len() - 2;
+                                self.head.drain(MAX_HEAD..keep_from);
+                            }
+                        }
                     }
                 }
                 Phase::Body(left) => {
@@ -351,6 +360,21 @@ impl Guarded {
             self.phase = Phase::Upgraded;
         }
     }
+}
+
+/// Where a request head ends in `head` (just past its blank line: `\n\n`, or `\n\r\n`),
+/// searching from `from`.
+fn head_end(head: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    while let Some(i) = head[at..].iter().position(|b| *b == b'\n') {
+        let lf = at + i;
+        match head.get(lf + 1..) {
+            Some([b'\n', ..]) => return Some(lf + 2),
+            Some([b'\r', b'\n', ..]) => return Some(lf + 3),
+            _ => at = lf + 1,
+        }
+    }
+    None
 }
 
 /// The chunked-body state after one more byte (data bytes are taken in bulk elsewhere).

@@ -27,6 +27,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use super::decoded::Decoded;
 use super::parts::*;
 use super::{SessionRecord, Timestamp, User};
 use crate::basics::now;
@@ -129,6 +130,9 @@ pub struct KvStore<E: Engine> {
     /// Serialises the read-check-apply of writers (see the module header).
     writer: Mutex<()>,
     events: broadcast::Sender<Event>,
+    /// Users and sessions as decoded, forgotten by the write that changes them.
+    users: Decoded<User>,
+    sessions: Decoded<SessionRecord>,
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
@@ -239,6 +243,8 @@ impl<E: Engine> KvStore<E> {
             engine,
             writer: Mutex::new(()),
             events: broadcast::channel(4096).0,
+            users: Decoded::new(10_000),
+            sessions: Decoded::new(20_000),
         };
         store.adopt_old_outbox()?;
         Ok(store)
@@ -272,6 +278,13 @@ impl<E: Engine> KvStore<E> {
             let (writes, out, events) = f(&self.engine)?;
             if !writes.is_empty() {
                 self.engine.apply(&writes)?;
+                for write in &writes {
+                    match write.tree {
+                        Tree::Users => self.users.changed(&write.key),
+                        Tree::Sessions => self.sessions.changed(&write.key),
+                        _ => {}
+                    }
+                }
             }
             for event in events {
                 self.announce(event);
@@ -421,11 +434,15 @@ impl<E: Engine> KvStore<E> {
 #[async_trait]
 impl<E: Engine> Users for KvStore<E> {
     fn peek_user(&self, username: &str) -> Peek<Option<User>> {
-        Some(self.get_json(Tree::Users, username))
+        Some(
+            self.users
+                .get(username, || self.get_json(Tree::Users, username)),
+        )
     }
 
     async fn get_user(&self, username: &str) -> Result<Option<User>> {
-        self.get_json(Tree::Users, username)
+        self.users
+            .get(username, || self.get_json(Tree::Users, username))
     }
 
     async fn put_user(&self, user: &User) -> Result<()> {
@@ -496,11 +513,11 @@ impl<E: Engine> Users for KvStore<E> {
 #[async_trait]
 impl<E: Engine> Sessions for KvStore<E> {
     fn peek_session(&self, id: &str) -> Peek<Option<SessionRecord>> {
-        Some(self.get_json(Tree::Sessions, id))
+        Some(self.sessions.get(id, || self.get_json(Tree::Sessions, id)))
     }
 
     async fn get_session(&self, id: &str) -> Result<Option<SessionRecord>> {
-        self.get_json(Tree::Sessions, id)
+        self.sessions.get(id, || self.get_json(Tree::Sessions, id))
     }
 
     async fn put_session(&self, session: &SessionRecord) -> Result<()> {

@@ -24,6 +24,7 @@
 //! reports why through [`Store::health`].
 
 mod copy;
+mod decoded;
 mod kv;
 mod memory;
 mod parts;
