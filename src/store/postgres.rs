@@ -130,19 +130,28 @@ impl Cache {
     }
 
     fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Acquire)
+        self.epoch.load(Ordering::SeqCst)
     }
 
-    /// Keeps a session read at `epoch`, unless something was evicted since.
+    /// Keeps a session read at `epoch`, unless something was evicted since. The epoch
+    /// is looked at again after keeping: an eviction that ran between the first look
+    /// and the insert would otherwise leave the stale record behind (an eviction
+    /// raises the epoch before it removes).
     fn keep_session(&self, epoch: u64, session: &SessionRecord) {
         if self.trusted() && self.epoch() == epoch {
             self.sessions.insert(session.id.clone(), session.clone());
+            if self.epoch() != epoch {
+                self.sessions.invalidate(&session.id);
+            }
         }
     }
 
     fn keep_factor(&self, epoch: u64, key: &str, value: &Option<Vec<u8>>) {
         if self.trusted() && self.epoch() == epoch {
             self.factors.insert(key.to_string(), value.clone());
+            if self.epoch() != epoch {
+                self.factors.invalidate(key);
+            }
         }
     }
 
@@ -163,6 +172,9 @@ impl Cache {
     fn keep_user(&self, epoch: u64, user: &User) {
         if self.trusted() && self.epoch() == epoch {
             self.users.insert(user.username.clone(), user.clone());
+            if self.epoch() != epoch {
+                self.users.invalidate(&user.username);
+            }
         }
     }
 
@@ -171,7 +183,7 @@ impl Cache {
     }
 
     fn trust(&self) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         self.sessions.invalidate_all();
         self.users.invalidate_all();
         self.factors.invalidate_all();
@@ -181,7 +193,7 @@ impl Cache {
 
     /// What an event makes stale.
     fn evict(&self, event: &Event) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         match event {
             Event::SessionEnded { id } => self.sessions.invalidate(id),
             Event::SessionsEnded { username } => {
@@ -288,7 +300,7 @@ impl PgStore {
     /// This replica changed a factor record: no cached copy of it stays (a read that
     /// raced the write is not kept either).
     fn forget_factor(&self, key: &str) {
-        self.cache.epoch.fetch_add(1, Ordering::AcqRel);
+        self.cache.epoch.fetch_add(1, Ordering::SeqCst);
         self.cache.factors.invalidate(key);
     }
 
