@@ -16,7 +16,7 @@ use gatehouse::forward_auth::{target_of, Kind};
 use gatehouse::http::redirect::safe_redirect;
 use gatehouse::http::target::{canonical_target, parse_authority};
 use gatehouse::http::{client_ip, Request};
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, HeaderValue};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -133,15 +133,7 @@ fn run(
 }
 
 fn request_with(headers: HeaderMap) -> Request {
-    Request {
-        method: Method::GET,
-        path: "/api/authz/auth-request".into(),
-        query: None,
-        headers,
-        body: Default::default(),
-        client_ip: None,
-        mount: "",
-    }
+    Request::auth_request(headers, None)
 }
 
 fn header(value: &str) -> Option<HeaderValue> {

@@ -36,6 +36,20 @@ pub struct Request {
 }
 
 impl Request {
+    /// `GET /api/authz/auth-request` with `headers`, as nginx's `auth_request` sends it
+    /// (built by the fuzzers and the benchmarks).
+    pub fn auth_request(headers: HeaderMap, client_ip: Option<IpAddr>) -> Request {
+        Request {
+            method: Method::GET,
+            path: "/api/authz/auth-request".into(),
+            query: None,
+            headers,
+            body: Bytes::new(),
+            client_ip,
+            mount: "",
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
