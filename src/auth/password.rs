@@ -44,7 +44,6 @@ enum Job {
 #[derive(Clone)]
 pub struct Passwords {
     argon: Argon2<'static>,
-    params: Params,
     dummy_hash: Arc<str>,
     queue: SyncSender<Job>,
 }
@@ -80,12 +79,8 @@ fn argon_error(e: impl std::fmt::Display) -> Error {
 }
 
 /// A new PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) for `password`.
-fn hash_in(
-    argon: &Argon2<'_>,
-    params: &Params,
-    scratch: &mut Scratch,
-    password: &str,
-) -> Result<String> {
+fn hash_in(argon: &Argon2<'_>, scratch: &mut Scratch, password: &str) -> Result<String> {
+    let params = argon.params();
     let mut salt = [0u8; 16];
     rand::Rng::fill(&mut rand::thread_rng(), &mut salt[..]);
     let mut out = [0u8; 32];
@@ -147,10 +142,9 @@ impl Passwords {
             None,
         )
         .map_err(|e| Error::config("password", format!("{params:?}"), e.to_string()))?;
-        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, p.clone());
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, p);
         let dummy_hash: Arc<str> = hash_in(
             &argon,
-            &p,
             &mut Scratch::default(),
             &crate::basics::random_token(16),
         )?
@@ -168,7 +162,6 @@ impl Passwords {
         };
         let this = Passwords {
             argon,
-            params: p,
             dummy_hash,
             queue,
         };
@@ -192,7 +185,7 @@ impl Passwords {
             };
             match job {
                 Job::Hash { password, reply } => {
-                    let _ = reply.send(hash_in(&self.argon, &self.params, &mut scratch, &password));
+                    let _ = reply.send(hash_in(&self.argon, &mut scratch, &password));
                 }
                 Job::Verify {
                     password,
@@ -216,7 +209,7 @@ impl Passwords {
 
     /// Hashes synchronously on the calling thread (CLI use).
     pub fn hash_now(&self, password: &str) -> Result<String> {
-        hash_in(&self.argon, &self.params, &mut Scratch::default(), password)
+        hash_in(&self.argon, &mut Scratch::default(), password)
     }
 
     /// Hashes on the hashing threads.

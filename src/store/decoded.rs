@@ -49,8 +49,10 @@ impl<T: Clone + Send + Sync + 'static> Decoded<T> {
     /// `key` was just changed or removed in the engine: forget it.
     pub fn changed(&self, key: &[u8]) {
         self.changes.fetch_add(1, Ordering::SeqCst);
-        if let Ok(key) = std::str::from_utf8(key) {
-            self.records.invalidate(key);
+        match std::str::from_utf8(key) {
+            Ok(key) => self.records.invalidate(key),
+            // Not a key this cache could hold; forget everything rather than guess.
+            Err(_) => self.records.invalidate_all(),
         }
     }
 }

@@ -277,7 +277,9 @@ impl<E: Engine> KvStore<E> {
             let _only_writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
             let (writes, out, events) = f(&self.engine)?;
             if !writes.is_empty() {
-                self.engine.apply(&writes)?;
+                let applied = self.engine.apply(&writes);
+                // Forgotten whatever the outcome: a failed apply may still have changed
+                // what the engine holds, and a forgotten record is only read again.
                 for write in &writes {
                     match write.tree {
                         Tree::Users => self.users.changed(&write.key),
@@ -285,6 +287,7 @@ impl<E: Engine> KvStore<E> {
                         _ => {}
                     }
                 }
+                applied?;
             }
             for event in events {
                 self.announce(event);
@@ -337,6 +340,15 @@ impl<E: Engine> KvStore<E> {
     fn get_bytes(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>> {
         self.engine
             .read(tree, key.as_bytes(), |v| Ok(v.map(<[u8]>::to_vec)))
+    }
+
+    /// The writes and the event that end the session stored as `value`.
+    fn session_ended(&self, value: &[u8]) -> Result<(Vec<Write>, Vec<Event>)> {
+        let session: SessionRecord = decode(value)?;
+        let event = Event::SessionEnded {
+            id: session.id.clone(),
+        };
+        Ok((self.session_removals(&[session]), vec![event]))
     }
 
     /// Writes for removing the given sessions (and their index entries).
@@ -624,11 +636,7 @@ impl<E: Engine> Sessions for KvStore<E> {
         let expired =
             |v: &[u8]| serde_json::from_slice::<End>(v).is_ok_and(|s| s.expires_at <= now);
         self.sweep(Tree::Sessions, expired, |_, value| {
-            let session: SessionRecord = decode(value)?;
-            let event = Event::SessionEnded {
-                id: session.id.clone(),
-            };
-            Ok((self.session_removals(&[session]), vec![event]))
+            self.session_ended(value)
         })
     }
 
@@ -646,11 +654,7 @@ impl<E: Engine> Sessions for KvStore<E> {
                 .is_ok_and(|s| !s.remember_me && now.saturating_sub(s.last_seen) >= idle)
         };
         self.sweep(Tree::Sessions, idle_now, |_, value| {
-            let session: SessionRecord = decode(value)?;
-            let event = Event::SessionEnded {
-                id: session.id.clone(),
-            };
-            Ok((self.session_removals(&[session]), vec![event]))
+            self.session_ended(value)
         })
     }
 }

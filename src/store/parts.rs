@@ -67,20 +67,9 @@ pub trait Sessions: Send + Sync {
     /// Removes the sessions whose absolute end (`expires_at`) is past; returns how many.
     async fn delete_expired_sessions(&self, now: Timestamp) -> Result<usize>;
     /// Removes the sessions not remembered ("remember me" off) and not seen for `idle`
-    /// seconds; returns how many. The default reads every session at once; a store
-    /// that can judge them one by one should.
-    async fn delete_idle_sessions(&self, now: Timestamp, idle: u64) -> Result<usize> {
-        let mut removed = 0;
-        for s in self.all_sessions().await? {
-            if !s.remember_me
-                && now.saturating_sub(s.last_seen) >= idle
-                && self.delete_session(&s.id).await?
-            {
-                removed += 1;
-            }
-        }
-        Ok(removed)
-    }
+    /// seconds; returns how many. Each is judged as it is when removed: a session a
+    /// request touched meanwhile stays.
+    async fn delete_idle_sessions(&self, now: Timestamp, idle: u64) -> Result<usize>;
 }
 
 /// Second-factor records, keyed `username \0 factor` (see [`super::user_key`]).

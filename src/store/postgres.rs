@@ -687,6 +687,42 @@ impl Sessions for PgStore {
         records(&self.noted(rows)?)
     }
 
+    async fn delete_idle_sessions(&self, now: Timestamp, idle: u64) -> Result<usize> {
+        let rows = sqlx::query("SELECT id, record FROM gh_sessions WHERE expires_at > $1")
+            .bind(now as i64)
+            .fetch_all(&self.pool)
+            .await;
+        let mut removed = 0;
+        for row in self.noted(rows)? {
+            let (id, record): (String, Vec<u8>) = (row.get(0), row.get(1));
+            let idle_now = decode::<SessionRecord>(&record)
+                .is_ok_and(|s| !s.remember_me && now.saturating_sub(s.last_seen) >= idle);
+            if !idle_now {
+                continue;
+            }
+            // Removed only as it was read: a request that touched it since keeps it.
+            let mut tx = self.begin().await?;
+            let gone = sqlx::query("DELETE FROM gh_sessions WHERE id = $1 AND record = $2")
+                .bind(&id)
+                .bind(&record)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected()
+                > 0;
+            let event = Event::SessionEnded { id };
+            if gone {
+                Self::notify(&mut tx, &event).await?;
+            }
+            self.commit(tx).await?;
+            if gone {
+                self.cache.evict(&event);
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     async fn delete_sessions_of(&self, username: &str, keep: Option<&str>) -> Result<usize> {
         let mut tx = self.begin().await?;
         let removed = sqlx::query(
