@@ -362,6 +362,33 @@ if [ -n "$CHECK_BENCH" ]; then
         CALLGRIND=$(( collected / 2000 ))
     fi
 fi
+# The same, over HTTP: gatehouse itself under callgrind, a fixed load on one connection
+# pair, counting only inside our handlers (pingora's own work and the kernel's are left
+# out): the per-request figure that repeats where CPU time on a shared machine does not.
+HTTP_COUNTS=""
+if command -v valgrind >/dev/null; then
+    echo "counting the handlers' instructions over HTTP (callgrind)..." >&2
+    stop_gatehouse
+    count_handler() {
+        local toggle=$1 url=$2
+        valgrind --tool=callgrind --toggle-collect="$toggle" --callgrind-out-file=/dev/null \
+            "$GH" --config "$WORK/gatehouse.toml" serve >/dev/null 2>"$WORK/callgrind.log" &
+        local vg=$!
+        for _ in $(seq 600); do
+            curl -fs "http://127.0.0.1:$PORTAL/api/health" >/dev/null 2>&1 && break
+            sleep 0.2
+        done
+        local n
+        n=$(wrk -t1 -c2 -d10s -H "Cookie: $COOKIE" -H "Host: panel.bench.test" "$url" |
+            awk '/requests in/ {print $1}')
+        kill "$vg"; wait "$vg" 2>/dev/null || true
+        local collected
+        collected=$(awk '/Collected/ {print $NF}' "$WORK/callgrind.log")
+        echo $(( collected / (n + 1) ))
+    }
+    HTTP_COUNTS="$(count_handler '*PortalApp*response*' "http://127.0.0.1:$FRONT_GH/") $(count_handler '*Gateway*request_filter*' "http://127.0.0.1:$PROXY/")"
+    start_gatehouse
+fi
 
 # --- the table ---------------------------------------------------------------------------
 python3 - "$WORK" "$RUNS" <<EOF
@@ -431,6 +458,10 @@ for entry in """$CHECK_TIMES""".strip().splitlines():
     print("  %-44s %s" % (name, time))
 if "$CALLGRIND":
     print("  instructions per forward-auth answer (callgrind): $CALLGRIND")
+if "$HTTP_COUNTS":
+    fa_ir, proxy_ir = "$HTTP_COUNTS".split()
+    print("  over HTTP, instructions per request in gatehouse's own handlers (callgrind, sha2 without")
+    print("  SHA-NI under valgrind): forward-auth %s; proxy mode's two request filters %s" % (fa_ir, proxy_ir))
 EOF
 
 # --- PostgreSQL: three replicas on one database --------------------------------------

@@ -92,12 +92,12 @@ fn check(c: &mut Criterion) {
     let request = auth_request(&cookie);
     assert_eq!(
         runtime
-            .block_on(answer(&state, &request, Kind::AuthRequest))
+            .block_on(answer(&state, (&request).into(), Kind::AuthRequest))
             .status(),
         200
     );
     c.bench_function("forward-auth answer, valid session", |b| {
-        b.iter(|| runtime.block_on(answer(&state, &request, Kind::AuthRequest)))
+        b.iter(|| runtime.block_on(answer(&state, (&request).into(), Kind::AuthRequest)))
     });
 }
 
@@ -122,7 +122,7 @@ fn count_only(iterations: usize) {
 #[inline(never)]
 fn one_answer(runtime: &tokio::runtime::Runtime, state: &AppState, request: &Request) -> u16 {
     runtime
-        .block_on(answer(state, request, Kind::AuthRequest))
+        .block_on(answer(state, request.into(), Kind::AuthRequest))
         .status()
         .as_u16()
 }

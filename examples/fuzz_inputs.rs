@@ -223,7 +223,7 @@ fn main() {
                 }
             }
         }
-        let Ok(t) = target_of(&request_with(headers), kind) else {
+        let Ok(t) = target_of(&headers, kind) else {
             return Ok(false);
         };
         if !t.url().starts_with("http")

@@ -6,8 +6,10 @@
 //! On 200 the identity headers `Remote-User`, `Remote-Groups`, `Remote-Email` and
 //! `Remote-Name` are set for the proxy to copy to the panel.
 
+use std::net::IpAddr;
+
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, LOCATION};
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 
 use crate::auth::gate::{decide, Decision};
 use crate::auth::session::Identity;
@@ -28,6 +30,24 @@ pub enum Kind {
     AuthRequest,
     /// Traefik / Caddy.
     ForwardAuth,
+}
+
+/// An authorization request as it reached us: read where it lies (pingora's request
+/// header on the hot path, a portal [`Request`] elsewhere), never copied.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    pub headers: &'a HeaderMap,
+    /// The client, after trusted-proxy resolution.
+    pub client_ip: Option<IpAddr>,
+}
+
+impl<'a> From<&'a Request> for Asked<'a> {
+    fn from(req: &'a Request) -> Self {
+        Asked {
+            headers: &req.headers,
+            client_ip: req.client_ip,
+        }
+    }
 }
 
 /// The original request as the front proxy describes it, in canonical form.
@@ -80,8 +100,8 @@ impl std::fmt::Display for Unusable {
 }
 
 /// The one value of a header the front proxy sets; refused when sent more than once.
-fn single<'a>(req: &'a Request, name: &'static str) -> Result<Option<&'a str>, Unusable> {
-    let mut values = req.headers.get_all(name).iter();
+fn single<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, Unusable> {
+    let mut values = headers.get_all(name).iter();
     let first = values.next();
     if values.next().is_some() {
         return Err(Unusable::Repeated(name));
@@ -103,13 +123,13 @@ fn scheme_of(raw: &str) -> Result<&'static str, Unusable> {
 /// which must be exact: `host[:port]` with nothing else, and an origin-form path that
 /// canonicalises without ambiguity. These headers are set by the front proxy itself
 /// (the examples overwrite whatever a client sent under those names).
-pub fn target_of(req: &Request, kind: Kind) -> Result<Target, Unusable> {
+pub fn target_of(headers: &HeaderMap, kind: Kind) -> Result<Target, Unusable> {
     let method = match kind {
-        Kind::AuthRequest => match single(req, "x-original-method")? {
+        Kind::AuthRequest => match single(headers, "x-original-method")? {
             Some(m) => Some(m),
-            None => single(req, "x-forwarded-method")?,
+            None => single(headers, "x-forwarded-method")?,
         },
-        Kind::ForwardAuth => single(req, "x-forwarded-method")?,
+        Kind::ForwardAuth => single(headers, "x-forwarded-method")?,
     }
     .unwrap_or("GET")
     .to_ascii_uppercase();
@@ -118,13 +138,13 @@ pub fn target_of(req: &Request, kind: Kind) -> Result<Target, Unusable> {
     }
     // An upgrade the front proxy would tunnel to the panel (`h2c` smuggling): only
     // WebSocket is a protocol a panel behind a login gateway speaks.
-    if let Some(upgrade) = single(req, "upgrade")? {
+    if let Some(upgrade) = single(headers, "upgrade")? {
         if !upgrade.trim().eq_ignore_ascii_case("websocket") {
             return Err(Unusable::Upgrade);
         }
     }
     let original = match kind {
-        Kind::AuthRequest => single(req, "x-original-url")?,
+        Kind::AuthRequest => single(headers, "x-original-url")?,
         Kind::ForwardAuth => None,
     };
     let (scheme, authority, raw_target) = match original {
@@ -139,10 +159,10 @@ pub fn target_of(req: &Request, kind: Kind) -> Result<Target, Unusable> {
             (scheme, &rest[..slash], &rest[slash..])
         }
         None => {
-            let scheme = scheme_of(single(req, "x-forwarded-proto")?.unwrap_or("https"))?;
-            let authority =
-                single(req, "x-forwarded-host")?.ok_or(Unusable::Missing("X-Forwarded-Host"))?;
-            let uri = single(req, "x-forwarded-uri")?.unwrap_or("/");
+            let scheme = scheme_of(single(headers, "x-forwarded-proto")?.unwrap_or("https"))?;
+            let authority = single(headers, "x-forwarded-host")?
+                .ok_or(Unusable::Missing("X-Forwarded-Host"))?;
+            let uri = single(headers, "x-forwarded-uri")?.unwrap_or("/");
             (scheme, authority, uri)
         }
     };
@@ -212,8 +232,8 @@ fn portal_url(state: &AppState, page: &str, target: &str) -> String {
 }
 
 /// Answers one authorization request.
-pub async fn answer(state: &AppState, req: &Request, kind: Kind) -> Response {
-    let target = match target_of(req, kind) {
+pub async fn answer(state: &AppState, asked: Asked<'_>, kind: Kind) -> Response {
+    let target = match target_of(asked.headers, kind) {
         Ok(target) => target,
         Err(why) => {
             tracing::warn!(?kind, reason = %why, "forward-auth request refused: its target is missing or ambiguous (X-Original-URL or X-Forwarded-Proto/Host/Uri)");
@@ -226,13 +246,16 @@ pub async fn answer(state: &AppState, req: &Request, kind: Kind) -> Response {
         path: target.target.path(),
         query: target.target.query(),
         method: &target.method,
-        client_ip: req.client_ip,
+        client_ip: asked.client_ip,
     };
     let decision = match decide(
         &state.sessions,
         &state.config.access,
         &facts,
-        req.header("cookie"),
+        asked
+            .headers
+            .get(http::header::COOKIE)
+            .and_then(|v| v.to_str().ok()),
         state.config.second_factor.enrollment_redirect,
         now(),
     )
@@ -253,7 +276,7 @@ pub async fn answer(state: &AppState, req: &Request, kind: Kind) -> Response {
         Decision::Deny => {
             let location = portal_url(state, "denied", &target.url());
             let status = match kind {
-                Kind::ForwardAuth if accepts_html(&req.headers) => StatusCode::FOUND,
+                Kind::ForwardAuth if accepts_html(asked.headers) => StatusCode::FOUND,
                 _ => StatusCode::FORBIDDEN,
             };
             let mut r = empty(status);
@@ -271,7 +294,7 @@ pub async fn answer(state: &AppState, req: &Request, kind: Kind) -> Response {
             let location = portal_url(state, page, &target.url());
             let status = match kind {
                 Kind::AuthRequest => StatusCode::UNAUTHORIZED,
-                Kind::ForwardAuth if !accepts_html(&req.headers) => StatusCode::UNAUTHORIZED,
+                Kind::ForwardAuth if !accepts_html(asked.headers) => StatusCode::UNAUTHORIZED,
                 Kind::ForwardAuth if matches!(target.method.as_str(), "GET" | "HEAD") => {
                     StatusCode::FOUND
                 }

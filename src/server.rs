@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::apps::http_app::ServeHttp;
+use pingora::http::RequestHeader;
 use pingora::protocols::http::ServerSession;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownWatch};
@@ -14,9 +15,11 @@ use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
 use crate::basics::now;
+use crate::forward_auth::{answer, Asked, Kind};
+use crate::http::client_ip;
 use crate::http::guard::GuardedApp;
-use crate::http::pingora_io::read_request;
-use crate::portal::Portal;
+use crate::http::pingora_io::{peer_ip, read_request};
+use crate::portal::{routes, Portal};
 use crate::proxy::Gateway;
 use crate::state::AppState;
 
@@ -31,10 +34,40 @@ impl ServeHttp for PortalApp {
         let config = &self.portal.state().config;
         // The wait for the next request on this connection (pingora's default is 60 s).
         session.set_keepalive(Some(config.limits.keepalive_timeout.as_secs().max(1)));
+        if let Some(kind) = direct_check(session.req_header()) {
+            let header = session.req_header();
+            let asked = Asked {
+                headers: &header.headers,
+                client_ip: client_ip(peer_ip(session), &header.headers, &config.trusted_proxies),
+            };
+            return answer(self.portal.state(), asked, kind).await;
+        }
         match read_request(session, "", &config.trusted_proxies).await {
             Ok(request) => self.portal.handle(request).await,
             Err(response) => response,
         }
+    }
+}
+
+/// A forward-auth check answered straight from pingora's request header, the hot path
+/// (no copy of the headers into a portal request, no body to read): the target spelled
+/// exactly as one of the two routes, and no body. Anything else takes the portal's way,
+/// which routes those targets to the same answer.
+fn direct_check(header: &RequestHeader) -> Option<Kind> {
+    let bodiless = !header.headers.contains_key(http::header::TRANSFER_ENCODING)
+        && header
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_none_or(|length| length.as_bytes() == b"0");
+    if !bodiless {
+        return None;
+    }
+    match (&header.method, header.uri.path_and_query()?.as_str()) {
+        (&http::Method::GET | &http::Method::HEAD, routes::API_AUTHZ_AUTH_REQUEST) => {
+            Some(Kind::AuthRequest)
+        }
+        (_, routes::API_AUTHZ_FORWARD_AUTH) => Some(Kind::ForwardAuth),
+        _ => None,
     }
 }
 

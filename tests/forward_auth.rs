@@ -292,3 +292,78 @@ async fn metrics_listener_counts_decisions_and_logins() {
         assert!(body.contains(line), "{line} missing from:\n{body}");
     }
 }
+
+/// A check nginx and Traefik send (no body, the route spelled exactly) is answered
+/// straight from the request's header; any other spelling goes the portal's way. Both
+/// must judge alike.
+#[tokio::test]
+async fn a_check_with_a_body_or_a_query_is_judged_like_a_plain_one() {
+    let s = Setup::logged_in().await;
+    let session = format!(
+        "Cookie: gatehouse_session={}\r\n",
+        s.browser.cookies["gatehouse_session"]
+    );
+    let ask = |line: &str, cookie: &str, body: &str| {
+        format!(
+            "{line} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-Proto: https\r\n\
+             X-Forwarded-Host: panel.example.test\r\nX-Forwarded-Uri: /x\r\n{cookie}\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let route = routes::API_AUTHZ_FORWARD_AUTH;
+    for (line, body) in [
+        (format!("GET {route}"), ""),
+        (format!("POST {route}"), "a body the check ignores"),
+        (format!("GET {route}?x=1"), ""),
+    ] {
+        let (status, text) =
+            common::fronts::raw_request(s.gate.portal, &ask(&line, &session, body)).await;
+        assert_eq!(status, 200, "{line}: {text}");
+        assert!(
+            text.to_ascii_lowercase().contains("remote-user: ann\r\n"),
+            "{line}: {text}"
+        );
+        // Without the session, every spelling is refused alike.
+        let (status, text) =
+            common::fronts::raw_request(s.gate.portal, &ask(&line, "", body)).await;
+        assert_eq!(status, 401, "{line}: {text}");
+    }
+}
+
+/// The client a network rule judges is the one a trusted front proxy names, on the
+/// direct path as on the portal's: never an address a client wrote itself.
+#[tokio::test]
+async fn a_network_rule_sees_the_client_a_trusted_proxy_names_and_no_other() {
+    let rule = r#"
+[[access_control.rules]]
+domain = ["panel.example.test"]
+resources = ["^/lan/"]
+networks = ["10.0.0.0/8"]
+policy = "bypass"
+"#;
+    let ask = |gate: &Gatehouse, forwarded_for: &'static str| {
+        let endpoint = gate.portal_url(routes::API_AUTHZ_AUTH_REQUEST);
+        async move {
+            reqwest::Client::new()
+                .get(endpoint)
+                .header("X-Original-URL", "https://panel.example.test/lan/x")
+                .header("X-Forwarded-For", forwarded_for)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // Loopback is a trusted proxy by default: the address it names is the client.
+    let gate = Gatehouse::start(&format!("{}{rule}", forward_auth_config(FRONT)));
+    assert_eq!(ask(&gate, "10.1.2.3").await, 200);
+    assert_eq!(ask(&gate, "192.0.2.1").await, 401);
+    // From a peer that is not trusted, the header is the client's own word.
+    let untrusted = Gatehouse::start(&format!(
+        "[server]\ntrusted_proxies = []\n{}{rule}",
+        forward_auth_config(FRONT)
+    ));
+    assert_eq!(ask(&untrusted, "10.1.2.3").await, 401);
+}

@@ -246,18 +246,30 @@ impl Guarded {
     }
 
     /// Follows the bytes the client sent, through heads and bodies.
-    fn saw(&mut self, mut bytes: &[u8]) {
+    fn saw(&mut self, bytes: &[u8]) {
+        let head_began = self.follow(bytes);
+        // A head begun in this read and not yet complete is due within the header
+        // timeout of now. (Most heads arrive whole in one read: they never touch the
+        // timer, which costs a lock on tokio's timer wheel.)
+        if head_began && self.phase == Phase::Head {
+            self.deadline
+                .as_mut()
+                .reset(Instant::now() + self.header_timeout);
+        }
+    }
+
+    /// [`Self::saw`]'s walk through the bytes; whether a new request's head began.
+    fn follow(&mut self, mut bytes: &[u8]) -> bool {
+        let mut head_began = false;
         while let Some((&b, rest)) = bytes.split_first() {
             match self.phase {
-                Phase::Upgraded => return,
+                Phase::Upgraded => return false,
                 Phase::Idle | Phase::Between => {
                     // The first byte of a request: its head is due within the deadline.
                     self.phase = Phase::Head;
                     self.head.clear();
                     self.head_started = false;
-                    self.deadline
-                        .as_mut()
-                        .reset(Instant::now() + self.header_timeout);
+                    head_began = true;
                     continue;
                 }
                 Phase::Head => {
@@ -320,6 +332,7 @@ impl Guarded {
                 }
             }
         }
+        head_began
     }
 
     /// The head is complete: what follows is its body, if it has one.

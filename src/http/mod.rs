@@ -281,9 +281,25 @@ pub const FOREIGN_IDENTITY_HEADERS: [&str; 20] = [
 /// and the common ones of other gateways, in any case, and `_` for `-` (CGI maps both
 /// to `HTTP_REMOTE_USER`).
 pub fn is_identity_header(name: &str) -> bool {
-    let normalised = name.to_ascii_lowercase().replace('_', "-");
-    IDENTITY_HEADERS.contains(&normalised.as_str())
-        || FOREIGN_IDENTITY_HEADERS.contains(&normalised.as_str())
+    IDENTITY_HEADERS
+        .iter()
+        .chain(FOREIGN_IDENTITY_HEADERS.iter())
+        .any(|known| same_header_name(name, known))
+}
+
+/// `name` spells `known` (lower case, `-`) in any case and with `_` for `-`, as some
+/// servers (CGI, PHP) read them. Without allocating: it runs for every header of every
+/// proxied request.
+fn same_header_name(name: &str, known: &str) -> bool {
+    name.len() == known.len()
+        && name.bytes().zip(known.bytes()).all(|(a, b)| {
+            let a = if a == b'_' {
+                b'-'
+            } else {
+                a.to_ascii_lowercase()
+            };
+            a == b
+        })
 }
 
 #[cfg(test)]

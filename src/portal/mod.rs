@@ -55,7 +55,7 @@ impl Portal {
             {
                 return crate::forward_auth::answer(
                     state,
-                    &req,
+                    (&req).into(),
                     crate::forward_auth::Kind::AuthRequest,
                 )
                 .await
@@ -63,7 +63,7 @@ impl Portal {
             (_, routes::API_AUTHZ_FORWARD_AUTH) if req.mount.is_empty() => {
                 return crate::forward_auth::answer(
                     state,
-                    &req,
+                    (&req).into(),
                     crate::forward_auth::Kind::ForwardAuth,
                 )
                 .await

@@ -105,7 +105,7 @@ fn is_portal_path(path: &str) -> bool {
 }
 
 /// Removes our cookies from a `Cookie` header value; `None` when nothing is left.
-fn strip_cookies(value: &str, ours: &[&str]) -> Option<String> {
+fn strip_cookies(value: &str, ours: &[impl AsRef<str>]) -> Option<String> {
     let kept: Vec<&str> = value
         .split(';')
         .map(str::trim)
@@ -113,7 +113,7 @@ fn strip_cookies(value: &str, ours: &[&str]) -> Option<String> {
         .filter(|pair| {
             !ours
                 .iter()
-                .any(|name| pair.split_once('=').map_or(*pair, |(k, _)| k) == *name)
+                .any(|name| pair.split_once('=').map_or(*pair, |(k, _)| k) == name.as_ref())
         })
         .collect();
     (!kept.is_empty()).then(|| kept.join("; "))
@@ -404,29 +404,26 @@ impl ProxyHttp for Gateway {
                 request.set_uri(uri);
             }
         }
-        let spoofed: Vec<String> = request
+        let spoofed: Vec<http::HeaderName> = request
             .headers
             .keys()
-            .map(|k| k.as_str().to_string())
-            .filter(|k| is_identity_header(k))
+            .filter(|k| is_identity_header(k.as_str()))
+            .cloned()
             .collect();
         for name in spoofed {
             request.remove_header(&name);
         }
         let state = self.state();
         let ours = state.sessions.our_cookie_names();
-        let cookies: Vec<String> = request
+        let cookies = request
             .headers
             .get_all(http::header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .map(str::to_string)
-            .collect();
+            .collect::<Vec<_>>()
+            .join("; ");
         request.remove_header(&http::header::COOKIE);
-        if let Some(kept) = strip_cookies(
-            &cookies.join("; "),
-            &ours.iter().map(String::as_str).collect::<Vec<_>>(),
-        ) {
+        if let Some(kept) = strip_cookies(&cookies, ours) {
             request.insert_header(http::header::COOKIE, kept)?;
         }
         if let Some(identity) = &ctx.identity {
