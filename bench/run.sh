@@ -181,6 +181,16 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$FRONT_GH/")
 cat > "$WORK/logins.py" <<'EOF'
 import http.client, re, sys, time, random
 port, count, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+# "out": each signed-in session is signed out again (POST /logout), so that the store
+# keeps its size and memory that grows is not data.
+sign_out = len(sys.argv) > 4 and sys.argv[4] == "out"
+def cookies_of(response, into):
+    for line in response.msg.get_all("Set-Cookie") or []:
+        name, _, value = line.split(";")[0].partition("=")
+        into[name] = value
+    return into
+def header(jar):
+    return "; ".join("%s=%s" % kv for kv in jar.items() if kv[1])
 done = busy = failed = 0
 worst = 0.0
 end = time.monotonic() + seconds
@@ -203,9 +213,20 @@ while (count and i < count) or (not count and time.monotonic() < end):
             "Cookie": cookie, "X-Forwarded-For": ip,
             "Content-Type": "application/x-www-form-urlencoded"})
         r = c.getresponse(); r.read()
+        signed_in = r.status in (302, 303) and not wrong
+        if signed_in and sign_out:
+            jar = cookies_of(r, dict([cookie.split("=", 1)]))
+            c.request("GET", "/logout", headers={"Cookie": header(jar), "X-Forwarded-For": ip})
+            out = c.getresponse(); page = out.read().decode(); cookies_of(out, jar)
+            token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+            c.request("POST", "/logout", body="csrf=" + token, headers={
+                "Cookie": header(jar), "X-Forwarded-For": ip,
+                "Content-Type": "application/x-www-form-urlencoded"})
+            out = c.getresponse(); out.read()
+            signed_in = out.status == 303
         if r.status == 503:
             busy += 1
-        elif r.status in (302, 303) or (wrong and r.status == 401):
+        elif (r.status in (302, 303) and (signed_in or not sign_out)) or (wrong and r.status == 401):
             done += 1
         else:
             failed += 1
@@ -338,7 +359,7 @@ echo "soaking for $SOAK s (logins and checks)..." >&2
 : > "$WORK/soak.rss"
 wrk -t1 -c8 -d"${SOAK}s" -s "$WORK/rotate.lua" "http://127.0.0.1:$FRONT_GH/" > /dev/null &
 SOAK_LOAD=$!
-python3 "$WORK/logins.py" "$PORTAL" 0 "$SOAK" > "$WORK/soak-logins.out" &
+python3 "$WORK/logins.py" "$PORTAL" 0 "$SOAK" out > "$WORK/soak-logins.out" &
 SOAK_LOGINS=$!
 for _ in $(seq $(( SOAK / 10 ))); do
     sleep 10
@@ -369,8 +390,9 @@ HTTP_COUNTS=""
 if command -v valgrind >/dev/null; then
     echo "counting the handlers' instructions over HTTP (callgrind)..." >&2
     stop_gatehouse
+    # Leaves its figure in COUNTED; dies rather than print a figure it did not measure.
     count_handler() {
-        local toggle=$1 url=$2
+        local toggle=$1 url=$2 code n collected
         valgrind --tool=callgrind --toggle-collect="$toggle" --callgrind-out-file=/dev/null \
             "$GH" --config "$WORK/gatehouse.toml" serve >/dev/null 2>"$WORK/callgrind.log" &
         local vg=$!
@@ -378,15 +400,21 @@ if command -v valgrind >/dev/null; then
             curl -fs "http://127.0.0.1:$PORTAL/api/health" >/dev/null 2>&1 && break
             sleep 0.2
         done
-        local n
+        code=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" -H "Host: panel.bench.test" "$url")
+        [ "$code" = 200 ] || die "callgrind: $url answered $code under valgrind, not 200"
         n=$(wrk -t1 -c2 -d10s -H "Cookie: $COOKIE" -H "Host: panel.bench.test" "$url" |
             awk '/requests in/ {print $1}')
         kill "$vg"; wait "$vg" 2>/dev/null || true
-        local collected
         collected=$(awk '/Collected/ {print $NF}' "$WORK/callgrind.log")
-        echo $(( collected / (n + 1) ))
+        [ -n "$n" ] && [ "$n" -gt 0 ] && [ -n "$collected" ] && [ "$collected" -gt 0 ] ||
+            die "callgrind: no count for $toggle ($n requests, $collected instructions)"
+        # The checked request above counts too.
+        COUNTED=$(( collected / (n + 1) ))
     }
-    HTTP_COUNTS="$(count_handler '*PortalApp*response*' "http://127.0.0.1:$FRONT_GH/") $(count_handler '*Gateway*request_filter*' "http://127.0.0.1:$PROXY/")"
+    count_handler '*PortalApp*response*' "http://127.0.0.1:$FRONT_GH/"
+    FA_COUNT=$COUNTED
+    count_handler '*Gateway*request_filter*' "http://127.0.0.1:$PROXY/"
+    HTTP_COUNTS="$FA_COUNT $COUNTED"
     start_gatehouse
 fi
 
@@ -449,8 +477,8 @@ if len(soak) >= 4:
     drift = (soak[-1] - settled) / 1024
     soak_logins = open(os.path.join(work, "soak-logins.out")).read().split()
     print("  soak of ${SOAK} s, every 10 s: %s" % " ".join("%.0f" % (k / 1024) for k in soak))
-    print("  soak: %s logins (%s busy), end %s, %+.1f MiB after the first quarter (flat, <= 5 MiB: %s)"
-          % (soak_logins[0], soak_logins[1], mib(soak[-1]), drift, verdict(drift <= 5)))
+    print("  soak: %s logins, each signed out again (%s busy, %s failed), end %s, %+.1f MiB after the first quarter (flat, <= 5 MiB: %s)"
+          % (soak_logins[0], soak_logins[1], soak_logins[2], mib(soak[-1]), drift, verdict(drift <= 5)))
 print()
 print("the check without the network (criterion, benches/check.rs, warm sled store)")
 for entry in """$CHECK_TIMES""".strip().splitlines():

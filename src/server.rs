@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pingora::apps::http_app::ServeHttp;
-use pingora::http::RequestHeader;
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::ServerSession;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownWatch};
@@ -18,7 +18,7 @@ use crate::basics::now;
 use crate::forward_auth::{answer, Asked, Kind};
 use crate::http::client_ip;
 use crate::http::guard::GuardedApp;
-use crate::http::pingora_io::{peer_ip, read_request};
+use crate::http::pingora_io::{limit_keepalive, peer_ip, read_request};
 use crate::portal::{routes, Portal};
 use crate::proxy::Gateway;
 use crate::state::AppState;
@@ -28,12 +28,10 @@ pub struct PortalApp {
     portal: Portal,
 }
 
-#[async_trait]
-impl ServeHttp for PortalApp {
+impl PortalApp {
+    /// The response to one request whose header is read.
     async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
         let config = &self.portal.state().config;
-        // The wait for the next request on this connection (pingora's default is 60 s).
-        session.set_keepalive(Some(config.limits.keepalive_timeout.as_secs().max(1)));
         if let Some(kind) = direct_check(session.req_header()) {
             let header = session.req_header();
             let asked = Asked {
@@ -45,6 +43,58 @@ impl ServeHttp for PortalApp {
         match read_request(session, "", &config.trusted_proxies).await {
             Ok(request) => self.portal.handle(request).await,
             Err(response) => response,
+        }
+    }
+}
+
+/// pingora's `ServeHttp` would do the same, but it turns keep-alive back on after
+/// reading each request, overriding pingora's own decision to close (a request framed
+/// by both `Transfer-Encoding` and `Content-Length`, RFC 9112 §6.1; an HTTP/1.0 client
+/// that did not ask to keep the connection).
+#[async_trait]
+impl HttpServerApp for PortalApp {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        match session.read_request().await {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                tracing::debug!(error = %e, "reading a request header failed");
+                return None;
+            }
+        }
+        if *shutdown.borrow() {
+            session.set_keepalive(None);
+        } else {
+            limit_keepalive(
+                &mut session,
+                self.portal.state().config.limits.keepalive_timeout,
+            );
+        }
+        let (parts, body) = self.response(&mut session).await.into_parts();
+        let written: pingora::Result<()> = async {
+            let header: ResponseHeader = parts.into();
+            session.write_response_header(Box::new(header)).await?;
+            if !body.is_empty() {
+                session.write_response_body(body.into(), true).await?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = written {
+            tracing::debug!(error = %e, "writing a response failed");
+            return None;
+        }
+        let settings = HttpPersistentSettings::for_session(&session);
+        match session.finish().await {
+            Ok(stream) => stream.map(|s| ReusedHttpStream::from_reusable_stream(s, settings)),
+            Err(e) => {
+                tracing::debug!(error = %e, "finishing a request failed");
+                None
+            }
         }
     }
 }

@@ -273,3 +273,42 @@ async fn hostile_targets_in_proxy_mode_never_reach_what_the_rules_refuse_and_the
         assert_eq!(status, 400, "{target}: {r}");
     }
 }
+
+/// A request framed both by `Transfer-Encoding` and by `Content-Length` is a smuggling
+/// attempt (RFC 9112 §6.1): whatever is answered, the connection ends with it, on both
+/// listeners; so does that of an HTTP/1.0 client that did not ask to keep it.
+#[tokio::test]
+async fn a_request_framed_twice_or_from_http_1_0_ends_its_connection() {
+    let (panel, _panel) = start_panel(PanelKind::Literal);
+    let gate = Gatehouse::start(&format!(
+        "[proxy]\nlisten = \"127.0.0.1:{{proxy}}\"\n[[proxy.upstreams]]\nhosts = [\"panel.example.test\"]\naddress = \"{panel}\"\n[session]\nsecure = false\n{RULES}"
+    ));
+    let twice = |host: &str| {
+        format!(
+            "POST /static/x HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\
+             Content-Length: 5\r\n\r\n0\r\n\r\n"
+        )
+    };
+    let old = |host: &str| format!("GET /static/x HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    let proxy_host = format!("panel.example.test:{}", gate.proxy);
+    for (port, head) in [
+        (gate.portal, twice("127.0.0.1")),
+        (gate.portal, old("127.0.0.1")),
+        (gate.proxy, twice(&proxy_host)),
+        (gate.proxy, old(&proxy_host)),
+    ] {
+        let started = std::time::Instant::now();
+        let (status, r) = raw_request(port, &head).await;
+        // raw_request reads until the server closes (or gives up after 10 s); a kept
+        // connection would wait for the keep-alive timeout.
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the connection was kept after {head:?}: {r}"
+        );
+        assert_ne!(status, 0, "{head:?}: {r}");
+        assert!(
+            !r.to_ascii_lowercase().contains("connection: keep-alive"),
+            "{head:?}: {r}"
+        );
+    }
+}

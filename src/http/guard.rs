@@ -584,6 +584,54 @@ mod tests {
         })
     }
 
+    /// How long from now each head's deadline lies after each piece is seen (header
+    /// timeout 1 s, keep-alive timeout 100 s).
+    fn deadlines(chunks: &[&[u8]]) -> Vec<Duration> {
+        let (a, _b) = tokio::io::duplex(64);
+        let limits = Limits {
+            header_timeout: Duration::from_secs(1),
+            keepalive_timeout: Duration::from_secs(100),
+            max_connections: 1,
+            max_connections_per_ip: 1,
+            trusted_proxies: vec![],
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut g = Guarded::new(Box::new(a), &limits);
+            chunks
+                .iter()
+                .map(|c| {
+                    g.saw(c);
+                    g.deadline.deadline() - Instant::now()
+                })
+                .collect()
+        })
+    }
+
+    #[test]
+    fn a_head_that_does_not_arrive_whole_is_due_within_the_header_timeout() {
+        let whole: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        let due = |d: &Duration| d.as_secs_f64();
+        // A head in one read leaves the connection's first deadline alone (no timer
+        // touched); one in pieces is due within the header timeout of its first byte.
+        let d = deadlines(&[whole, b"GET / HT", b"TP/1.1\r\n"]);
+        assert!(due(&d[0]) > 99.0, "{d:?}");
+        assert!(due(&d[1]) <= 1.0, "{d:?}");
+        assert!(
+            d[2] <= d[1],
+            "a later piece of the same head must not extend it: {d:?}"
+        );
+        // A whole head followed, in the same read, by the start of the next one.
+        let d = deadlines(&[b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /next"]);
+        assert!(due(&d[0]) <= 1.0, "{d:?}");
+        // Empty lines before a request line start its head's clock.
+        let d = deadlines(&[b"\r\n", b"\r\n"]);
+        assert!(due(&d[0]) <= 1.0 && d[1] <= d[0], "{d:?}");
+    }
+
     #[test]
     fn a_head_ends_at_its_blank_line_however_the_bytes_are_split() {
         assert_eq!(

@@ -16,6 +16,17 @@ pub fn peer_ip(session: &ServerSession) -> Option<std::net::IpAddr> {
         .map(|a| a.ip().to_canonical())
 }
 
+/// Limits how long a kept-alive connection waits for its next request (pingora's own
+/// default is 60 s), where pingora keeps it alive at all: never turns keep-alive back
+/// on for a connection pingora has decided to close (a request framed by both
+/// `Transfer-Encoding` and `Content-Length`, an HTTP/1.0 client that did not ask for
+/// it, a server shutting down).
+pub fn limit_keepalive(session: &mut ServerSession, timeout: std::time::Duration) {
+    if session.get_keepalive().is_some() {
+        session.set_keepalive(Some(timeout.as_secs().max(1)));
+    }
+}
+
 /// Reads the request (and its body, up to [`MAX_BODY`]) for the portal mounted at `mount`.
 /// `Err` carries the response to send instead (body too large).
 pub async fn read_request(

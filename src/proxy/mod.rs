@@ -16,7 +16,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use crate::auth::gate::{decide, Decision};
 use crate::auth::session::Identity;
 use crate::basics::now;
-use crate::http::pingora_io::{into_pingora, peer_ip, read_request};
+use crate::http::pingora_io::{into_pingora, limit_keepalive, peer_ip, read_request};
 use crate::http::target::{canonical_target, parse_authority, Authority, Target};
 use crate::http::{accepts_html, client_ip, is_identity_header, redirect, text, Response};
 use crate::policy::RequestFacts;
@@ -133,8 +133,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut Self::CTX,
     ) -> pingora::Result<bool> {
         let state = self.state();
-        // The wait for the next request on this connection (pingora's default is 60 s).
-        session.set_keepalive(Some(state.config.limits.keepalive_timeout.as_secs().max(1)));
+        limit_keepalive(session, state.config.limits.keepalive_timeout);
         let (authority, target) = match host_and_target(session.req_header()) {
             Ok(found) => found,
             Err(why) => {
