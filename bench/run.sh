@@ -384,8 +384,9 @@ if [ -n "$CHECK_BENCH" ]; then
     fi
 fi
 # The same, over HTTP: gatehouse itself under callgrind, a fixed load on one connection
-# pair, counting only inside our handlers (pingora's own work and the kernel's are left
-# out): the per-request figure that repeats where CPU time on a shared machine does not.
+# pair, counting inside the portal's whole handling of a check (pingora's reading and
+# writing included) and inside proxy mode's two request filters (the kernel is never
+# counted): per-request figures that repeat where CPU time on a shared machine does not.
 HTTP_COUNTS=""
 if command -v valgrind >/dev/null; then
     echo "counting the handlers' instructions over HTTP (callgrind)..." >&2
@@ -411,7 +412,7 @@ if command -v valgrind >/dev/null; then
         # The checked request above counts too.
         COUNTED=$(( collected / (n + 1) ))
     }
-    count_handler '*PortalApp*response*' "http://127.0.0.1:$FRONT_GH/"
+    count_handler '*PortalApp*process_new_http*' "http://127.0.0.1:$FRONT_GH/"
     FA_COUNT=$COUNTED
     count_handler '*Gateway*request_filter*' "http://127.0.0.1:$PROXY/"
     HTTP_COUNTS="$FA_COUNT $COUNTED"
@@ -488,8 +489,9 @@ if "$CALLGRIND":
     print("  instructions per forward-auth answer (callgrind): $CALLGRIND")
 if "$HTTP_COUNTS":
     fa_ir, proxy_ir = "$HTTP_COUNTS".split()
-    print("  over HTTP, instructions per request in gatehouse's own handlers (callgrind, sha2 without")
-    print("  SHA-NI under valgrind): forward-auth %s; proxy mode's two request filters %s" % (fa_ir, proxy_ir))
+    print("  over HTTP (callgrind, sha2 without SHA-NI under valgrind, the kernel not counted):")
+    print("    instructions per check, pingora's reading and writing included  %s" % fa_ir)
+    print("    instructions per proxied request in our two request filters     %s" % proxy_ir)
 EOF
 
 # --- PostgreSQL: three replicas on one database --------------------------------------
