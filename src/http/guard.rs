@@ -558,35 +558,9 @@ impl Peek for Guarded {
 mod tests {
     use super::*;
 
-    /// The phases a client's bytes go through, fed in the given pieces.
-    fn phases(chunks: &[&[u8]]) -> Vec<Phase> {
-        let (a, _b) = tokio::io::duplex(64);
-        let limits = Limits {
-            header_timeout: Duration::from_secs(1),
-            keepalive_timeout: Duration::from_secs(1),
-            max_connections: 1,
-            max_connections_per_ip: 1,
-            trusted_proxies: vec![],
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let mut g = Guarded::new(Box::new(a), &limits);
-            chunks
-                .iter()
-                .map(|c| {
-                    g.saw(c);
-                    g.phase
-                })
-                .collect()
-        })
-    }
-
-    /// How long from now each head's deadline lies after each piece is seen (header
-    /// timeout 1 s, keep-alive timeout 100 s).
-    fn deadlines(chunks: &[&[u8]]) -> Vec<Duration> {
+    /// What `look` sees of a guarded connection (header timeout 1 s, keep-alive
+    /// timeout 100 s) after each of the given pieces of a client's bytes.
+    fn after_each<T>(chunks: &[&[u8]], look: impl Fn(&Guarded) -> T) -> Vec<T> {
         let (a, _b) = tokio::io::duplex(64);
         let limits = Limits {
             header_timeout: Duration::from_secs(1),
@@ -605,10 +579,20 @@ mod tests {
                 .iter()
                 .map(|c| {
                     g.saw(c);
-                    g.deadline.deadline() - Instant::now()
+                    look(&g)
                 })
                 .collect()
         })
+    }
+
+    /// The phases a client's bytes go through, fed in the given pieces.
+    fn phases(chunks: &[&[u8]]) -> Vec<Phase> {
+        after_each(chunks, |g| g.phase)
+    }
+
+    /// How long from now each head's deadline lies after each piece is seen.
+    fn deadlines(chunks: &[&[u8]]) -> Vec<Duration> {
+        after_each(chunks, |g| g.deadline.deadline() - Instant::now())
     }
 
     #[test]
